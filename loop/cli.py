@@ -1,0 +1,314 @@
+"""The ``loop`` command line: thin commands over the library.
+
+Each command parses its options, calls one library function and renders the result. Human
+output goes to stdout as rich tables; ``--json`` output goes alone to stdout; progress bars,
+logs and skipped-file lines go to stderr. A :class:`~loop.errors.LoopError` becomes
+``error: <message>`` on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from loop.errors import LoopError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class LoopGroup(TyperGroup):
+    """Turns library errors into a clean message and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LoopError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(code=1) from None
+
+
+app = typer.Typer(
+    name="loop",
+    cls=LoopGroup,
+    help="Active-learning annotation loop for scientific images.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print locals: they can hold tokens
+    add_completion=False,
+)
+
+StudyArg = Annotated[Path, typer.Argument(help="The study folder (holds loop.toml and loop.db).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr (never stdout, which may carry --json)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@app.command()
+def init(
+    study: StudyArg,
+    task: Annotated[
+        str,
+        typer.Option(help="segmentation (instance masks) or classification (whole-image classes)."),
+    ] = "segmentation",
+) -> None:
+    """Create a study folder with a commented loop.toml and an empty loop.db."""
+    from loop.study import init_study
+
+    with init_study(study, task=task) as s:
+        out.print(
+            f"created study {s.path} ({task}): edit {s.path / 'loop.toml'} to change defaults"
+        )
+
+
+@app.command()
+def ingest(
+    study: StudyArg,
+    folder: Annotated[
+        Path, typer.Argument(help="Data root: image files under it are ingested (recursive).")
+    ],
+    masks: Annotated[
+        Path | None,
+        typer.Option(help="Folder of instance label images, <stem>.tif per image (segmentation)."),
+    ] = None,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(help="CSV/JSON table of metadata, one row per image (key: id/filename/path)."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV/JSON table of classes (classification): key + class/label column."),
+    ] = None,
+    classes_from_folders: Annotated[
+        bool, typer.Option("--classes-from-folders", help="Class = first folder under the root.")
+    ] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="Task of a new study (default: classification with classes, else segmentation)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a folder of images with masks or classes and metadata (idempotent: re-run to
+    resume or to pick up changes)."""
+    from loop.ingest import ingest as run_ingest
+    from loop.study import init_study, open_study
+
+    if (study / "loop.toml").exists():
+        s = open_study(study)
+    else:
+        task = task or ("classification" if (classes_from_folders or labels) else "segmentation")
+        s = init_study(study, task=task)
+        err.print(f"created study {study} ({task})")
+    with s, progress_bar() as bar:
+        job = bar.add_task("ingest", total=None)
+        report = run_ingest(
+            s,
+            folder,
+            masks=masks,
+            metadata=metadata,
+            labels=labels,
+            classes_from_folders=classes_from_folders,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+    for skip in report.skipped:
+        print(f"skipped {skip.path}: [{skip.reason}] {skip.message}", file=sys.stderr)
+    if report.unmatched_rows:
+        print(
+            f"warning: {len(report.unmatched_rows)} metadata rows matched no image "
+            f"(first: {report.unmatched_rows[0]})",
+            file=sys.stderr,
+        )
+    summary = {
+        "root": report.root,
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "with_truth": report.with_truth,
+        "skipped": len(report.skipped),
+    }
+    if as_json:
+        emit_json({**summary, "skipped_files": [vars(s) for s in report.skipped]})
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items() if k != "root"))
+
+
+@app.command()
+def split(
+    study: StudyArg,
+    test: Annotated[
+        float | None, typer.Option(help="Held-out test set: fraction (< 1) or count.")
+    ] = None,
+    initial: Annotated[
+        float | None, typer.Option(help="Initial labeled set: fraction (< 1) or count.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of the draw.")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE or KEY!=VALUE; images that fail are excluded. Repeatable."),
+    ] = None,
+    stratify: Annotated[
+        list[str] | None, typer.Option(help="Metadata key (or 'class') to stratify by. Repeatable.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Re-split a study whose annotation has begun.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hold out a test split (never annotated) and an initial labeled set; the rest is the pool."""
+    from loop.split import split_study
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        cfg = s.config.split
+        result = split_study(
+            s,
+            test=cfg.test if test is None else test,
+            initial=cfg.initial if initial is None else initial,
+            seed=cfg.seed if seed is None else seed,
+            where=where or (),
+            stratify=tuple(stratify) if stratify else None,
+            force=force,
+        )
+    if as_json:
+        emit_json(
+            {
+                "counts": result.counts,
+                "stratify": list(result.stratify),
+                "by_stratum": result.by_stratum,
+            }
+        )
+        return
+    table = Table(
+        "stratum",
+        "pool",
+        "labeled",
+        "test",
+        title=f"split (stratified by {', '.join(result.stratify) or 'nothing'})",
+    )
+    for key, c in result.by_stratum.items():
+        table.add_row(key, str(c["pool"]), str(c["labeled"]), str(c["test"]))
+    out.print(table)
+    out.print(", ".join(f"{k}: {v}" for k, v in result.counts.items()))
+
+
+@app.command()
+def status(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """Images by split and by group, ground truth, skipped files and rounds so far."""
+    from loop.status import study_status
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        st = study_status(s)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    splits = ("pool", "labeled", "test", "excluded")
+    table = Table("", *splits, "total", title=f"{study} ({st.task}): {st.n_images} images")
+    table.add_row("images", *(str(st.by_split.get(k, 0)) for k in splits), str(st.n_images))
+    table.add_row(
+        "with truth",
+        *(str(st.with_truth.get(k, 0)) for k in splits),
+        str(sum(st.with_truth.values())),
+    )
+    for key, values in st.groups.items():
+        for value, counts in values.items():
+            table.add_row(
+                f"{key}={value}",
+                *(str(counts.get(k, 0)) for k in splits),
+                str(sum(counts.values())),
+            )
+    out.print(table)
+    if st.skipped:
+        out.print(
+            "skipped files: "
+            + ", ".join(f"{r} {n}" for r, n in st.skipped.items())
+            + " (SELECT * FROM skipped)"
+        )
+    if st.rounds:
+        rounds = Table("arm", "round", "labeled", "metrics", "status", title="rounds")
+        for r in st.rounds:
+            metrics = ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in r["metrics"].items()
+                if not isinstance(v, dict)
+            )
+            rounds.add_row(r["arm"], str(r["round"]), str(r["n_labeled"]), metrics, r["status"])
+        out.print(rounds)
+    else:
+        out.print("rounds: none yet")
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Study folder for the demo (created; git-ignored demo/ by default)."),
+    ] = Path("demo"),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="DSB2018-layout folder (images/, masks/, manifest.json); default: "
+            "shared/data/dsb2018_train if found, else synthetic nuclei."
+        ),
+    ] = None,
+) -> None:
+    """Run the demo on sample data: ingest, split (fluorescence, 30% test, 40 initial), status."""
+    from loop.demo import find_dsb, write_synthetic
+    from loop.ingest import ingest as run_ingest
+    from loop.split import split_study
+    from loop.study import init_study, open_study
+
+    source = data or find_dsb()
+    if source is None:
+        source = write_synthetic(folder / "synthetic-data")
+        err.print(f"no DSB2018 data found: using {source} (synthetic nuclei, generated now)")
+        metadata, n_initial = source / "metadata.csv", 10
+    else:
+        err.print(f"sample data: {source}")
+        metadata, n_initial = source / "manifest.json", 40
+    s = open_study(folder) if (folder / "loop.toml").exists() else init_study(folder)
+    with s, progress_bar() as bar:
+        job = bar.add_task("ingest", total=None)
+        report = run_ingest(
+            s,
+            source / "images",
+            masks=source / "masks",
+            metadata=metadata,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+        if not s.store.db["splits"].count:  # a re-run keeps the study's split
+            split_study(s, test=0.3, initial=n_initial, seed=0, where=["modality=fluorescence"])
+    out.print(f"ingested {report.valid} images ({report.added} new)")
+    status(folder)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Named errors. Each message says what went wrong and how to fix it.
+
+The CLI turns any :class:`LoopError` into a one-line message and a non-zero exit code;
+anything else is a bug and keeps its traceback (with locals hidden).
+"""
+
+from __future__ import annotations
+
+
+class LoopError(Exception):
+    """Base class of every error the loop raises on purpose."""
+
+
+class ConfigError(LoopError):
+    """A config file is malformed, has an unknown key or a value out of range."""
+
+
+class StudyNotFound(LoopError):
+    """The study folder or its database does not exist."""
+
+
+class StudyExists(LoopError):
+    """`loop init` was asked to create a study that already exists."""
+
+
+class SchemaTooNew(LoopError):
+    """The study database was written by a newer version of loop."""
+
+
+class ImageError(LoopError):
+    """Base class of the per-file problems found while reading images and masks.
+
+    Ingest records these as skipped files and goes on with the next file.
+    """
+
+    reason = "unreadable"
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{self.path}: {message}")
+
+
+class EmptyFile(ImageError):
+    """A zero-byte file."""
+
+    reason = "empty"
+
+
+class UnreadableImage(ImageError):
+    """A file that is not an image, or a truncated/corrupt one."""
+
+    reason = "unreadable"
+
+
+class UnsupportedImage(ImageError):
+    """An image whose layout (e.g. a 3-D stack) the loop does not handle yet."""
+
+    reason = "unsupported"
+
+
+class BadMask(ImageError):
+    """A mask that is not an integer label image, or whose shape differs from its image."""
+
+    reason = "bad-mask"
+
+
+class DuplicateImage(ImageError):
+    """A file with the same content (sha256) as an image already in the study."""
+
+    reason = "duplicate"
+
+
+class OutsideRoot(ImageError):
+    """A path that resolves outside the data root being ingested."""
+
+    reason = "outside-root"
+
+
+class MissingClass(ImageError):
+    """Classification from folders: an image that is not inside a class folder."""
+
+    reason = "no-class"
+
+
+class BadSidecar(ImageError):
+    """An image whose metadata sidecar cannot be read."""
+
+    reason = "bad-metadata"
+
+
+class MetadataError(LoopError):
+    """A metadata or labels table (CSV/JSON) that cannot be read or has no usable key column."""
+
+
+class NothingIngested(LoopError):
+    """An ingest found no valid image at all."""
+
+
+class SplitError(LoopError):
+    """A split cannot be made as asked (too few images, unknown column, labels would be lost)."""
+
+
+class DataRootNotFound(LoopError):
+    """The folder given to ingest does not exist or is not a folder."""
+
+
+class TaskMismatch(LoopError):
+    """An option that does not fit the study's task (masks for classification, ...)."""

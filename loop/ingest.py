@@ -1,0 +1,433 @@
+"""Ingest a folder of images (with masks, classes and metadata) into a study.
+
+Semantics
+---------
+- Every new image starts in the ``pool`` split.
+- Masks or classes given at ingest are stored as ground truth (``labels.source = 'truth'``):
+  used for evaluation and simulated annotators, and for training only once the image is in
+  the ``labeled`` split.
+- Each file is written in its own transaction, so a killed ingest leaves whole files only,
+  and a re-run finishes the job: unchanged files add nothing; a changed image, mask, class
+  or metadata updates the row, bumps its ``version`` and records the change.
+- A bad file (empty, truncated, not an image, a bad mask, a duplicate, a path outside the data
+  root) is skipped with a named reason, recorded in ``skipped``, and ingest goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loop.errors import (
+    BadSidecar,
+    DataRootNotFound,
+    DuplicateImage,
+    ImageError,
+    MetadataError,
+    MissingClass,
+    NothingIngested,
+    OutsideRoot,
+    TaskMismatch,
+)
+from loop.faults import crash_points
+from loop.images import (
+    class_of,
+    count_objects,
+    file_sha256,
+    image_info,
+    index_table,
+    lookup,
+    read_image,
+    read_mask,
+    read_sidecar,
+    read_table,
+)
+from loop.store import dumps, meta_column, utcnow
+from loop.study import Study
+
+MASK_EXTENSIONS = (".tif", ".tiff", ".png")
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file ingest could not use."""
+
+    path: str
+    reason: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did. ``valid`` counts every usable image found, changed or not."""
+
+    root: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    with_truth: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    unmatched_rows: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> int:
+        return self.added + self.updated + self.unchanged
+
+
+def find_images(root: Path, extensions, exclude: Path | None = None) -> list[Path]:
+    """Image files under ``root`` (recursive, sorted, hidden files and ``exclude`` skipped)."""
+    suffixes = {e.lower() for e in extensions}
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
+        )
+        found.extend(
+            here / name
+            for name in filenames
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes
+        )
+    return sorted(found)
+
+
+def _find_mask(masks: Path, rel: Path, suffixes) -> Path | None:
+    stem = rel.stem
+    for folder in dict.fromkeys((masks / rel.parent, masks)):
+        for suffix in suffixes:
+            for ext in MASK_EXTENSIONS:
+                candidate = folder / f"{stem}{suffix}{ext}"
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def _clean_metadata(row: dict | None) -> dict:
+    if not row:
+        return {}
+    out = {}
+    for key, value in row.items():
+        if key is None or str(key).strip().lower() == "id" or not str(key).strip():
+            continue
+        if isinstance(value, (list, dict)):
+            value = dumps(value)
+        out[str(key).strip()] = value
+    return out
+
+
+@dataclass(frozen=True)
+class _Found:
+    """Everything read from disk for one image, before touching the database."""
+
+    rel: str
+    info: object
+    metadata: dict
+    mask_path: str | None
+    mask_sha: str | None
+    n_objects: int | None
+    klass: str | None
+
+
+class _Ingest:
+    def __init__(
+        self,
+        study: Study,
+        root: Path,
+        *,
+        masks,
+        metadata_index,
+        labels_index,
+        classes_from_folders: bool,
+        sidecars: bool,
+    ):
+        self.study = study
+        self.store = study.store
+        self.root = root
+        self.masks = masks
+        self.metadata_index = metadata_index
+        self.labels_index = labels_index
+        self.classes_from_folders = classes_from_folders
+        self.sidecars = sidecars
+        self.crash = crash_points()
+        self.report = IngestReport(root=str(root))
+        self.seen_meta_keys: set[str] = set()
+
+    # reading -----------------------------------------------------------------------------
+
+    def read(self, path: Path) -> _Found:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise OutsideRoot(path, f"resolves to {resolved}, outside the data root {self.root}")
+        rel = path.relative_to(self.root)
+        array = read_image(path)
+        info = image_info(path, array)
+
+        meta = {}
+        if self.sidecars:
+            meta.update(_clean_metadata(read_sidecar(path)))
+        if self.metadata_index is not None:
+            meta.update(_clean_metadata(lookup(self.metadata_index, rel.as_posix())))
+
+        mask_path = mask_sha = n_objects = None
+        if self.masks is not None:
+            found = _find_mask(self.masks, rel, self.study.config.ingest.mask_suffixes)
+            if found is not None:
+                mask = read_mask(found, (info.height, info.width))
+                mask_path, mask_sha = str(found.resolve()), file_sha256(found)
+                n_objects = count_objects(mask)
+
+        klass = None
+        if self.classes_from_folders:
+            if rel.parent == Path("."):
+                raise MissingClass(
+                    path,
+                    "is not inside a class folder (--classes-from-folders expects "
+                    "<root>/<class>/<image>)",
+                )
+            klass = rel.parts[0]
+        elif self.labels_index is not None:
+            row = lookup(self.labels_index, rel.as_posix())
+            if row is not None:
+                klass = class_of(row, "labels table")
+        return _Found(rel.as_posix(), info, meta, mask_path, mask_sha, n_objects, klass)
+
+    # writing -----------------------------------------------------------------------------
+
+    def write(self, found: _Found) -> str:
+        """Write one image in one transaction; returns added / updated / unchanged."""
+        store, info = self.store, found.info
+        other = store.image_by_sha(info.sha256)
+        root = str(self.root)
+        if other is not None and (other["root"], other["path"]) != (root, found.rel):
+            raise DuplicateImage(
+                self.root / found.rel,
+                f"same content (sha256 {info.sha256[:12]}…) as {other['root']}/{other['path']}, "
+                f"already image {other['id']}; remove one copy",
+            )
+        new_keys = set(found.metadata) - self.seen_meta_keys
+        if new_keys:
+            store.ensure_meta_columns(new_keys)
+            self.seen_meta_keys |= new_keys
+        now = utcnow()
+        row = {
+            "root": root,
+            "path": found.rel,
+            "name": Path(found.rel).stem,
+            "sha256": info.sha256,
+            "height": info.height,
+            "width": info.width,
+            "channels": info.channels,
+            "dtype": info.dtype,
+            "nbytes": info.nbytes,
+            "metadata": dumps(found.metadata),
+            **{meta_column(k): None for k in self.seen_meta_keys},
+            **{meta_column(k): v for k, v in found.metadata.items()},
+        }
+        existing = store.image_by_path(root, found.rel)
+        with store.atomic():
+            if existing is None:
+                image_id = (
+                    store.db["images"]
+                    .insert(
+                        {
+                            **row,
+                            "split": "pool",
+                            "version": 1,
+                            "ingested_at": now,
+                            "updated_at": now,
+                        }
+                    )
+                    .last_pk
+                )
+                self.crash.hit("ingest.image")
+                self._write_truth(image_id, found, now, old=None)
+                outcome = "added"
+            else:
+                image_id = existing["id"]
+                changed = False
+                for fld, old, new in (
+                    ("content", existing["sha256"], info.sha256),
+                    ("metadata", existing["metadata"], row["metadata"]),
+                ):
+                    if old != new:
+                        store.record_change(image_id, fld, old, new)
+                        changed = True
+                changed |= self._write_truth(image_id, found, now, old=store.truth(image_id))
+                if changed:
+                    store.db["images"].update(
+                        image_id, {**row, "version": existing["version"] + 1, "updated_at": now}
+                    )
+                outcome = "updated" if changed else "unchanged"
+            store.clear_skipped(str(self.root / found.rel))
+        self.crash.hit("ingest.file")
+        return outcome
+
+    def _write_truth(self, image_id: int, found: _Found, now: str, old: dict | None) -> bool:
+        """Insert or update the ground-truth label; True when it changed."""
+        if found.mask_path is not None:
+            label = {
+                "kind": "mask",
+                "mask_path": found.mask_path,
+                "mask_sha256": found.mask_sha,
+                "n_objects": found.n_objects,
+                "class": None,
+            }
+            field_name, new_value = "mask", found.mask_sha
+        elif found.klass is not None:
+            label = {
+                "kind": "class",
+                "class": found.klass,
+                "mask_path": None,
+                "mask_sha256": None,
+                "n_objects": None,
+            }
+            field_name, new_value = "class", found.klass
+        else:
+            return False  # nothing given this time: keep what the study has
+        if old is None:
+            self.store.db["labels"].insert(
+                {
+                    "image_id": image_id,
+                    "source": "truth",
+                    "annotator": "",
+                    "method": "ingest",
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    **label,
+                }
+            )
+            return True
+        old_value = old["mask_sha256"] if field_name == "mask" else old["class"]
+        if old_value == new_value and old["mask_path"] == label["mask_path"]:
+            return False
+        self.store.record_change(
+            image_id,
+            field_name,
+            {"value": old_value, "path": old["mask_path"]},
+            {"value": new_value, "path": label["mask_path"]},
+        )
+        self.store.db["labels"].update(
+            old["id"], {**label, "version": old["version"] + 1, "updated_at": now}
+        )
+        return True
+
+    def skip(self, path: Path, error: ImageError) -> None:
+        message = error.args[0].split(": ", 1)[-1] if ": " in error.args[0] else error.args[0]
+        skip = Skip(str(path), error.reason, message)
+        self.report.skipped.append(skip)
+        with self.store.atomic():
+            self.store.record_skipped(skip.path, skip.reason, skip.message)
+
+
+def ingest(
+    study: Study,
+    folder: str | Path,
+    *,
+    masks: str | Path | None = None,
+    metadata: str | Path | None = None,
+    labels: str | Path | None = None,
+    classes_from_folders: bool = False,
+    sidecars: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest every image under ``folder`` into ``study``.
+
+    Parameters
+    ----------
+    study : Study
+    folder : path
+        The data root. Image paths are stored relative to it.
+    masks : path, optional
+        Folder of instance label images (segmentation): ``<stem>[_mask].tif`` per image.
+    metadata : path, optional
+        CSV or JSON table, one row per image, matched by ``id`` (file stem), ``filename`` or
+        ``path``. Its columns become ``meta_<key>`` columns of ``images``.
+    labels : path, optional
+        CSV or JSON table of classes (classification): key column as for ``metadata`` and a
+        ``class``/``label``/``category`` column.
+    classes_from_folders : bool
+        Classification: the class is the first folder under the root (ImageFolder layout).
+    sidecars : bool
+        Read ``<image>.json`` metadata next to each image.
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    IngestReport
+
+    Raises
+    ------
+    DataRootNotFound
+        ``folder`` is not a folder.
+    TaskMismatch
+        Masks for a classification study, or classes for a segmentation study.
+    MetadataError
+        A metadata or labels table that cannot be read.
+    NothingIngested
+        No valid image at all (every file skipped, or none found).
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise DataRootNotFound(f"{folder} is not a folder of images")
+    task = study.config.task
+    if masks is not None and task != "segmentation":
+        raise TaskMismatch(f"--masks is for segmentation studies; this study's task is {task}")
+    if (classes_from_folders or labels is not None) and task != "classification":
+        raise TaskMismatch(
+            f"classes (--classes-from-folders/--labels) are for classification studies; this "
+            f"study's task is {task}"
+        )
+    masks_dir = None
+    if masks is not None:
+        masks_dir = Path(masks).resolve()
+        if not masks_dir.is_dir():
+            raise DataRootNotFound(f"masks folder {masks} is not a folder")
+    metadata_index = index_table(read_table(metadata), metadata) if metadata else None
+    labels_index = index_table(read_table(labels), labels) if labels else None
+
+    job = _Ingest(
+        study,
+        root,
+        masks=masks_dir,
+        metadata_index=metadata_index,
+        labels_index=labels_index,
+        classes_from_folders=classes_from_folders,
+        sidecars=sidecars,
+    )
+    job.seen_meta_keys = set(study.store.meta_columns())
+    files = find_images(root, study.config.ingest.extensions, exclude=masks_dir)
+    matched_rows: set[int] = set()
+    for done, path in enumerate(files, start=1):
+        try:
+            found = job.read(path)
+            outcome = job.write(found)
+        except ImageError as error:
+            job.skip(path, error)
+        except MetadataError as error:
+            job.skip(path, BadSidecar(path, str(error)))
+        else:
+            setattr(job.report, outcome, getattr(job.report, outcome) + 1)
+            job.report.with_truth += found.mask_path is not None or found.klass is not None
+            if metadata_index is not None:
+                row = lookup(metadata_index, found.rel)
+                if row is not None:
+                    matched_rows.add(id(row))
+        if progress is not None:
+            progress(done, len(files))
+    if metadata_index is not None:
+        job.report.unmatched_rows = [
+            k for k, r in metadata_index.items() if id(r) not in matched_rows
+        ]
+    if job.report.valid == 0:
+        reason = (
+            f"no image files ({', '.join(study.config.ingest.extensions)}) under {root}"
+            if not files
+            else f"all {len(files)} files under {root} were skipped"
+        )
+        raise NothingIngested(f"nothing ingested: {reason}")
+    return job.report

@@ -1,0 +1,84 @@
+"""What a study holds: images by split and group, ground truth, skipped files, rounds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from loop.store import META_PREFIX
+from loop.study import Study
+
+MAX_AUTO_GROUP_VALUES = 12
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    task: str
+    n_images: int
+    by_split: dict
+    with_truth: dict
+    groups: dict  # group key -> value -> split -> count
+    skipped: dict  # reason -> count
+    rounds: list
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def group_keys(study: Study) -> list[str]:
+    """The configured groups, else categorical metadata: text columns (not JSON lists or
+    numbers) with 2..12 distinct values, such as instrument, batch or modality."""
+    if study.config.groups:
+        return list(study.config.groups)
+    keys = []
+    for key in study.store.meta_columns():
+        column = f'"{META_PREFIX}{key}"'
+        n, non_text = study.store.db.execute(
+            f"SELECT count(DISTINCT {column}), sum(typeof({column}) NOT IN ('text', 'null') "
+            f"OR {column} LIKE '[%' OR {column} LIKE '{{%') FROM images"
+        ).fetchone()
+        if 2 <= n <= MAX_AUTO_GROUP_VALUES and not non_text:
+            keys.append(key)
+    return keys
+
+
+def study_status(study: Study) -> StudyStatus:
+    store, db = study.store, study.store.db
+    by_split = store.count_by("split")
+    with_truth = dict(
+        db.execute(
+            "SELECT i.split, count(*) FROM images i JOIN labels l ON l.image_id = i.id "
+            "AND l.source = 'truth' GROUP BY i.split ORDER BY i.split"
+        ).fetchall()
+    )
+    groups = {}
+    for key in group_keys(study):
+        column = META_PREFIX + key
+        if column not in {c.name for c in db["images"].columns}:
+            continue
+        table: dict = {}
+        for value, split, n in db.execute(
+            f'SELECT "{column}", split, count(*) FROM images GROUP BY 1, 2 ORDER BY 1, 2'
+        ).fetchall():
+            table.setdefault(str(value), {})[split] = n
+        groups[key] = table
+    skipped = dict(db.execute("SELECT reason, count(*) FROM skipped GROUP BY reason").fetchall())
+    rounds = [
+        {
+            "arm": r["arm"],
+            "round": r["round"],
+            "n_labeled": r["n_labeled"],
+            "metrics": json.loads(r["metrics"] or "{}"),
+            "status": r["status"],
+        }
+        for r in store.rounds()
+    ]
+    return StudyStatus(
+        task=study.config.task,
+        n_images=sum(by_split.values()),
+        by_split=by_split,
+        with_truth=with_truth,
+        groups=groups,
+        skipped=skipped,
+        rounds=rounds,
+    )

@@ -1,0 +1,76 @@
+"""A study: one folder holding ``loop.toml`` (the configuration) and ``loop.db`` (the store).
+
+Files the loop writes for a study (models, exported masks, Label Studio's data) live in
+sub-folders of it, so a study can be moved or archived as one folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop.config import StudyConfig, default_toml, load_config
+from loop.errors import StudyExists, StudyNotFound
+from loop.store import Store
+
+CONFIG_NAME = "loop.toml"
+DB_NAME = "loop.db"
+
+
+@dataclass
+class Study:
+    """An open study. Use as a context manager, or call :meth:`close`."""
+
+    path: Path
+    config: StudyConfig
+    store: Store
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def resolve(self, path: str) -> Path:
+        """A path stored in the database: relative ones are relative to the study folder."""
+        p = Path(path)
+        return p if p.is_absolute() else self.path / p
+
+
+def init_study(path: str | Path, *, task: str = "segmentation") -> Study:
+    """Create a study folder with a commented ``loop.toml`` and an empty ``loop.db``.
+
+    Raises
+    ------
+    StudyExists
+        When ``path`` already holds a study.
+    """
+    path = Path(path)
+    if (path / CONFIG_NAME).exists() or (path / DB_NAME).exists():
+        raise StudyExists(f"{path} already holds a study; open it, or choose another folder")
+    text = default_toml(task)  # validates task before anything is written
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CONFIG_NAME).write_text(text)
+    return Study(
+        path=path, config=load_config(path / CONFIG_NAME), store=Store(path / DB_NAME, create=True)
+    )
+
+
+def open_study(path: str | Path) -> Study:
+    """Open an existing study.
+
+    Raises
+    ------
+    StudyNotFound
+        When ``path`` has no ``loop.toml`` or ``loop.db``.
+    """
+    path = Path(path)
+    if not (path / CONFIG_NAME).is_file() or not (path / DB_NAME).is_file():
+        raise StudyNotFound(
+            f"{path} is not a study (no {CONFIG_NAME} / {DB_NAME}); create it with "
+            f"`loop init {path} --task segmentation`"
+        )
+    return Study(path=path, config=load_config(path / CONFIG_NAME), store=Store(path / DB_NAME))

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny real-format image folders, studies in temp dirs, the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from loop.study import init_study
+from loop.synthetic import synthetic_nuclei
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
+DSB = SHARED_DATA / "dsb2018_train"
+WBC = SHARED_DATA / "bccd_wbc"
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} not present")
+
+
+@pytest.fixture
+def nuclei_folder(tmp_path) -> Path:
+    """tmp/data/images/img{0..5}.tif (16-bit) + tmp/data/masks/img{i}.tif + meta.csv."""
+    images, masks = tmp_path / "data" / "images", tmp_path / "data" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    rows = ["id,instrument,batch"]
+    for i in range(6):
+        image, mask = synthetic_nuclei((48, 64), 5, rng=i)
+        tifffile.imwrite(images / f"img{i}.tif", image)
+        tifffile.imwrite(masks / f"img{i}.tif", mask.astype(np.uint16))
+        rows.append(f"img{i},scope{'AB'[i % 2]},{i // 3}")
+    (tmp_path / "data" / "meta.csv").write_text("\n".join(rows) + "\n")
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def class_folder(tmp_path) -> Path:
+    """tmp/cls/<Class>/<n>.png, 4 classes of RGB images."""
+    root = tmp_path / "cls"
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]):
+        (root / name).mkdir(parents=True)
+        for j in range(3 + k):
+            pixels = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name[:3]}_{j}.png")
+    return root
+
+
+@pytest.fixture
+def seg_study(tmp_path):
+    with init_study(tmp_path / "study", task="segmentation") as study:
+        yield study
+
+
+@pytest.fixture
+def cls_study(tmp_path):
+    with init_study(tmp_path / "wbc", task="classification") as study:
+        yield study

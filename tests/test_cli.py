@@ -1,0 +1,107 @@
+import json
+import re
+
+import click
+import pytest
+import typer
+from conftest import REPO
+from typer.testing import CliRunner
+
+from loop.cli import app
+
+runner = CliRunner()
+
+
+def commands(group=None, prefix=()):
+    group = group or typer.main.get_command(app)
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from commands(cmd, (*prefix, name))
+        else:
+            yield (*prefix, name), cmd
+
+
+ALL = list(commands())
+
+
+@pytest.mark.parametrize("path,cmd", ALL, ids=[" ".join(p) for p, _ in ALL])
+def test_every_command_has_help_and_a_readme_entry(path, cmd):
+    assert cmd.help and len(cmd.help.strip()) > 20, f"loop {' '.join(path)} has no help text"
+    for param in cmd.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"loop {' '.join(path)} {param.opts[0]} has no help text"
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0
+    readme = (REPO / "README.md").read_text()
+    assert re.search(rf"loop {' '.join(path)}\b", readme), (
+        f"README does not document loop {' '.join(path)}"
+    )
+
+
+def test_init_ingest_split_status(tmp_path, nuclei_folder):
+    study = tmp_path / "s"
+    result = runner.invoke(app, ["init", str(study), "--task", "segmentation"])
+    assert result.exit_code == 0 and "created study" in result.stdout
+    result = runner.invoke(
+        app,
+        [
+            "ingest",
+            str(study),
+            str(nuclei_folder / "images"),
+            "--masks",
+            str(nuclei_folder / "masks"),
+            "--metadata",
+            str(nuclei_folder / "meta.csv"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["added"] == 6  # stdout is only the JSON
+    result = runner.invoke(app, ["split", str(study), "--test", "2", "--initial", "2", "--json"])
+    assert json.loads(result.stdout)["counts"] == {
+        "pool": 2,
+        "labeled": 2,
+        "test": 2,
+        "excluded": 0,
+    }
+    result = runner.invoke(app, ["status", str(study)])
+    assert result.exit_code == 0
+    assert re.search(r"images\s*│\s*2\s*│\s*2\s*│\s*2\s*│\s*0\s*│\s*6", result.stdout)
+    assert "instrument=scopeA" in result.stdout and "rounds: none yet" in result.stdout
+    status = json.loads(runner.invoke(app, ["status", str(study), "--json"]).stdout)
+    assert status["by_split"] == {"labeled": 2, "pool": 2, "test": 2}
+    assert sum(status["groups"]["instrument"]["scopeB"].values()) == 3
+
+
+def test_ingest_creates_a_classification_study(tmp_path, class_folder):
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "wbc"), str(class_folder), "--classes-from-folders"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "created study" in result.stderr and "(classification)" in result.stderr
+    assert "added: 18" in result.stdout
+    assert 'task = "classification"' in (tmp_path / "wbc" / "loop.toml").read_text()
+
+
+def test_skipped_files_go_to_stderr_in_full(tmp_path, nuclei_folder):
+    long_name = "a_rather_long_file_name_that_a_terminal_would_wrap_" * 2 + ".png"
+    (nuclei_folder / "images" / long_name).write_bytes(b"")
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "s"), str(nuclei_folder / "images"), "--json"]
+    )
+    assert result.exit_code == 0
+    line = f"skipped {nuclei_folder / 'images' / long_name}: [empty]"
+    assert line in result.stderr
+    assert json.loads(result.stdout)["skipped"] == 1
+
+
+def test_errors_are_one_line_and_exit_1(tmp_path):
+    result = runner.invoke(app, ["status", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "loop init" in result.stderr
+    assert result.stdout == ""
+    (tmp_path / "junk").mkdir()
+    result = runner.invoke(app, ["ingest", str(tmp_path / "s"), str(tmp_path / "junk")])
+    assert result.exit_code == 1 and "nothing ingested" in result.stderr
+    result = runner.invoke(app, ["init", str(tmp_path / "s")])
+    assert result.exit_code == 1 and "already holds a study" in result.stderr

@@ -1,0 +1,98 @@
+import pytest
+
+from loop.config import (
+    IngestConfig,
+    SplitConfig,
+    StudyConfig,
+    default_toml,
+    load_config,
+    parse_config,
+)
+from loop.errors import ConfigError
+
+
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_default_toml_parses_to_the_defaults(task):
+    config = parse_config(default_toml(task))
+    assert config == StudyConfig(task=task)
+    assert config.split == SplitConfig()
+    assert config.ingest == IngestConfig()
+
+
+def test_values_are_read_and_lists_become_tuples():
+    config = parse_config(
+        'task = "classification"\ngroups = ["batch"]\n[split]\ntest = 20\nstratify = ["class"]\n'
+    )
+    assert config.task == "classification"
+    assert config.groups == ("batch",)
+    assert config.split.test == 20.0
+    assert config.split.stratify == ("class",)
+
+
+def test_unknown_key_is_an_error_naming_the_known_ones():
+    with pytest.raises(
+        ConfigError,
+        match=r"\[split\] unknown key\(s\) tset; known keys: initial, seed, stratify, test",
+    ):
+        parse_config("[split]\ntset = 0.2\n")
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError, match="unknown key.*modle"):
+        parse_config('modle = "x"\n')
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match=r"split.seed = 'zero': expected int, got str"):
+        parse_config('[split]\nseed = "zero"\n')
+
+
+def test_bool_is_not_an_int():
+    with pytest.raises(ConfigError, match="expected int, got bool"):
+        parse_config("[split]\nseed = true\n")
+
+
+def test_table_expected():
+    with pytest.raises(ConfigError, match=r"\[split\] must be a table"):
+        parse_config("split = 3\n")
+
+
+def test_list_expected():
+    with pytest.raises(ConfigError, match="groups must be a list"):
+        parse_config('groups = "batch"\n')
+
+
+def test_bad_task():
+    with pytest.raises(
+        ConfigError, match="task = 'detection': choose one of segmentation, classification"
+    ):
+        parse_config('task = "detection"\n')
+    with pytest.raises(ConfigError, match="choose one of"):
+        default_toml("detection")
+
+
+def test_fraction_or_count():
+    with pytest.raises(
+        ConfigError, match=r"split.test = 2.5: give a fraction in \[0, 1\) or a whole count"
+    ):
+        SplitConfig(test=2.5)
+    with pytest.raises(ConfigError, match="split.initial = -1"):
+        SplitConfig(initial=-1)
+
+
+def test_invalid_toml():
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        parse_config("task = \n")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="no config file at .*create the study with `loop init`"):
+        load_config(tmp_path / "loop.toml")
+
+
+@pytest.mark.parametrize("name", ["nuclei.toml", "wbc.toml"])
+def test_shipped_configs_load(name):
+    from conftest import REPO
+
+    config = load_config(REPO / "configs" / name)
+    assert config.task in ("segmentation", "classification")
