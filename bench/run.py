@@ -1,0 +1,131 @@
+"""``make bench``: speed of every stage built so far, as JSON + a markdown table.
+
+Each stage is timed over repeats (median reported) next to a baseline measured in the same
+run, and the ratio is given. Results go to ``bench/results/<date>.json`` and ``.md``.
+
+Stages so far
+-------------
+- ingest: ``loop ingest`` of the DSB2018 images + masks + manifest into a fresh study, vs the
+  floor of reading and hashing the same files (no database); and a re-ingest (nothing changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def bench_ingest(data: Path, repeats: int) -> dict:
+    from loop.images import file_sha256, read_image, read_mask
+    from loop.ingest import find_images, ingest
+    from loop.study import init_study
+
+    files = find_images(data / "images", (".png", ".tif"))
+
+    def floor():
+        for path in files:
+            file_sha256(path)
+            image = read_image(path)
+            read_mask(data / "masks" / f"{path.stem}.tif", image.shape[:2])
+
+    def fresh():
+        with tempfile.TemporaryDirectory() as tmp, init_study(Path(tmp) / "s") as study:
+            ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        with init_study(Path(tmp) / "s") as study:
+            ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+
+            def again():
+                ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+
+            t_again, _ = _median_time(again, repeats)
+    t_floor, _ = _median_time(floor, repeats)
+    t_fresh, runs = _median_time(fresh, repeats)
+    n = len(files)
+    return {
+        "n_images": n,
+        "seconds": round(t_fresh, 3),
+        "runs": [round(t, 3) for t in runs],
+        "images_per_s": round(n / t_fresh, 1),
+        "baseline": "read + sha256 of the same images and masks, no database",
+        "baseline_seconds": round(t_floor, 3),
+        "ratio_to_baseline": round(t_fresh / t_floor, 2),
+        "reingest_seconds": round(t_again, 3),
+        "target": "< 30 s for 664 images",
+    }
+
+
+def environment() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    import numpy
+    import torch
+
+    return {
+        "date": date.today().isoformat(),
+        "commit": commit,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": __import__("os").cpu_count(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+    }
+
+
+def table(results: dict) -> str:
+    lines = [f"# Benchmarks {results['env']['date']} (commit {results['env']['commit'][:8]}, "
+             f"{results['env']['cpus']} CPUs, {results['env']['device']})", "",
+             "| stage | median | rate | baseline | ratio |", "|---|---|---|---|---|"]
+    ing = results["speed"].get("ingest")
+    if ing:
+        lines.append(
+            f"| ingest {ing['n_images']} images | {ing['seconds']:.2f} s | "
+            f"{ing['images_per_s']:.0f} img/s | {ing['baseline_seconds']:.2f} s (read+hash) | "
+            f"{ing['ratio_to_baseline']:.2f}x |")
+        lines.append(f"| re-ingest (no change) | {ing['reingest_seconds']:.2f} s | | | |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "dsb2018_train")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    if not (args.data / "images").is_dir():
+        sys.exit(f"bench: no DSB2018 data at {args.data}; pass --data")
+    results = {"env": environment(), "speed": {}}
+    print("bench: ingest ...", file=sys.stderr)
+    results["speed"]["ingest"] = bench_ingest(args.data, args.repeats)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / results["env"]["date"]
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table(results))
+    sys.stdout.write(table(results))
+    print(f"bench: wrote {stem}.json and {stem}.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
