@@ -305,6 +305,249 @@ def demo(
     status(folder)
 
 
+# --- Label Studio --------------------------------------------------------------------------
+
+labelstudio_app = typer.Typer(cls=LoopGroup, help="Run the study's local Label Studio server.",
+                              no_args_is_help=True)
+annotators_app = typer.Typer(cls=LoopGroup, help="Annotator accounts in Label Studio.",
+                             no_args_is_help=True)
+app.add_typer(labelstudio_app, name="labelstudio")
+app.add_typer(annotators_app, name="annotators")
+
+
+@labelstudio_app.command("start")
+def labelstudio_start(
+    study: StudyArg,
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait until it is healthy.")] = 240.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the study's Label Studio on 127.0.0.1 (SQLite, data in STUDY/labelstudio/)."""
+    from connectors.accounts import server_of
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        server = server_of(s)
+        with err.status("starting Label Studio (about 40 s the first time) ..."):
+            info = server.start(timeout=timeout, port=port)
+        admin = server.credentials()["admin"]
+    if as_json:
+        emit_json({"url": info.url, "pid": info.pid, "login": admin["email"],
+                   "credentials": str(server.credentials_file)})
+        return
+    out.print(f"Label Studio is running at {info.url} (pid {info.pid})")
+    out.print(f"log in as {admin['email']}; the password is in {server.credentials_file} (mode 0600)")
+
+
+@labelstudio_app.command("stop")
+def labelstudio_stop(study: StudyArg) -> None:
+    """Stop the study's Label Studio server."""
+    from connectors.accounts import server_of
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        stopped = server_of(s).stop()
+    out.print("stopped" if stopped else "Label Studio was not running")
+
+
+@labelstudio_app.command("status")
+def labelstudio_status(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """Say whether the study's Label Studio runs, where, and whether it is healthy."""
+    from connectors.accounts import server_of
+    from connectors.labelstudio_server import healthy
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        info = server_of(s).info()
+    state = {"running": info is not None, "url": info.url if info else None,
+             "pid": info.pid if info else None, "healthy": bool(info and healthy(info.url))}
+    if as_json:
+        emit_json(state)
+    else:
+        out.print(f"running at {info.url} (pid {info.pid}), healthy: {state['healthy']}"
+                  if info else "not running")
+
+
+@annotators_app.command("add")
+def annotators_add(
+    study: StudyArg,
+    names: Annotated[list[str], typer.Argument(help="Annotator names (letters, digits, . _ -).")],
+    domain: Annotated[str, typer.Option(help="Email domain of the new accounts.")] = "loop.local",
+    profile: Annotated[
+        str | None, typer.Option(help="Noise profile if simulated: perfect, careful, average, sloppy.")
+    ] = None,
+) -> None:
+    """Create one Label Studio account (with its own API token) per annotator; idempotent."""
+    from connectors.accounts import add_annotators, connect
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        if profile is not None:
+            from connectors.simulated import profile_named
+
+            profile_named(profile)
+        admin = connect(s)
+        added = add_annotators(s, admin, names, domain=domain, profile=profile)
+    for a in added:
+        out.print(f"{a.name}: {a.email} (user {a.user_id}){' created' if a.created else ''}")
+
+
+@annotators_app.command("list")
+def annotators_list(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """List the study's annotators (names, emails, noise profiles; never tokens)."""
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        rows = [{k: r[k] for k in ("name", "tool", "external_id", "email", "profile")}
+                for r in s.store.db["annotators"].rows]
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table("name", "email", "user", "profile")
+    for r in rows:
+        table.add_row(r["name"], r["email"], r["external_id"], r["profile"] or "")
+    out.print(table)
+
+
+def _read_id_list(images: str) -> list[int]:
+    from loop.errors import PushRefused
+
+    path = Path(images)
+    text = path.read_text() if path.is_file() else images
+    try:
+        return [int(tok) for tok in text.replace(",", " ").split()]
+    except ValueError:
+        raise PushRefused(f"--images {images!r}: give image ids (1,2,3) or a file of ids") from None
+
+
+def _predictions_from(folder: Path | None):
+    if folder is None:
+        return None
+    from loop.images import read_mask
+    from loop.types import Prediction
+
+    def predict(image: dict):
+        for ext in (".tif", ".tiff", ".png"):
+            path = folder / f"{image['name']}{ext}"
+            if path.is_file():
+                return Prediction(mask=read_mask(path, (image["height"], image["width"])),
+                                  model_version=folder.name)
+        return None
+
+    return predict
+
+
+@app.command()
+def push(
+    study: StudyArg,
+    images: Annotated[str | None, typer.Option(help="Image ids (1,2,3) or a file listing them.")] = None,
+    split: Annotated[str, typer.Option(help="Push images of this split (pool or labeled).")] = "pool",
+    limit: Annotated[int | None, typer.Option(help="At most this many images of --split.")] = None,
+    overlap: Annotated[int, typer.Option(help="Distinct annotators wanted per task.")] = 3,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Folder of label TIFFs <image name>.tif used as pre-annotations.")
+    ] = None,
+    arm: Annotated[str, typer.Option(help="Arm the tasks belong to (main, or a control arm).")] = "main",
+    round: Annotated[int | None, typer.Option("--round", help="Round the tasks belong to.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send images to Label Studio as tasks (idempotent: an image is never pushed twice)."""
+    from connectors.accounts import connect
+    from loop.annotation import push as run_push
+    from loop.annotation import select_for_push
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        rows = select_for_push(s, image_ids=_read_id_list(images) if images else None,
+                               split=split, limit=limit)
+        tool = connect(s)
+        with progress_bar() as bar:
+            job = bar.add_task("push", total=None)
+            report = run_push(s, tool, rows, overlap=overlap, arm=arm, round=round,
+                              predictions=_predictions_from(predictions),
+                              progress=lambda d, t: bar.update(job, completed=d, total=t))
+        tool.close()
+    summary = {"project": report.project, "created": report.created, "adopted": report.adopted,
+               "already_pushed": report.already, "tasks": len(report.task_ids)}
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@app.command()
+def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """Bring finished annotations back from Label Studio (incremental; nothing is ever lost)."""
+    from connectors.accounts import connect
+    from loop.annotation import pull as run_pull
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        tool = connect(s)
+        with progress_bar() as bar:
+            job = bar.add_task("pull", total=None)
+            report = run_pull(s, tool, progress=lambda d, t: bar.update(job, completed=d, total=t))
+        tool.close()
+    for line in report.malformed:
+        print(f"malformed annotation kept as is: {line}", file=sys.stderr)
+    summary = {"new": report.new, "updated": report.updated, "unchanged": report.unchanged,
+               "deleted": report.deleted, "skipped_by_annotator": report.skipped_by_annotator,
+               "malformed": len(report.malformed), "tasks_seen": report.tasks_seen,
+               "tasks_done": report.tasks_done}
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@app.command()
+def simulate(
+    study: StudyArg,
+    annotators: Annotated[str, typer.Option(help="Comma-separated annotator names (accounts are created if missing).")] = "alice,bob,carol",
+    profile: Annotated[
+        list[str] | None, typer.Option(help="NAME=PROFILE (perfect, careful, average, sloppy). Repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the annotators' noise.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated annotators annotate every open task assigned to them, through the API.
+
+    Default profiles by position: careful, average, sloppy."""
+    from connectors.accounts import add_annotators, connect
+    from connectors.simulated import DEFAULT_ORDER, profile_named
+    from connectors.simulated import simulate as run_simulate
+    from loop.errors import ConfigError
+    from loop.study import open_study
+
+    names = [n.strip() for n in annotators.split(",") if n.strip()]
+    chosen = {}
+    for item in profile or []:
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise ConfigError(f"--profile {item!r}: write NAME=PROFILE for one of {', '.join(names)}")
+        chosen[name] = value
+    with open_study(study) as s:
+        admin = connect(s)
+        stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
+        profiles = {}
+        for i, name in enumerate(names):
+            profiles[name] = chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
+        for name, value in profiles.items():
+            profile_named(value)
+            add_annotators(s, admin, [name], profile=value)
+        with err.status("simulated annotators at work ...") as status_line:
+            report = run_simulate(
+                s, admin, {n: profile_named(p) for n, p in profiles.items()}, seed=seed,
+                progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"))
+        admin.close()
+    if as_json:
+        emit_json({"profiles": profiles, "annotated": report.annotated, "skipped": report.skipped})
+    else:
+        for name in names:
+            out.print(f"{name} ({profiles[name]}): {report.annotated[name]} annotated, "
+                      f"{report.skipped[name]} skipped")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

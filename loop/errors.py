@@ -106,3 +106,31 @@ class DataRootNotFound(LoopError):
 
 class TaskMismatch(LoopError):
     """An option that does not fit the study's task (masks for classification, ...)."""
+
+
+class AnnotationToolError(LoopError):
+    """Base class of the errors of the annotation tool (Label Studio) and its server."""
+
+
+class ToolUnreachable(AnnotationToolError):
+    """The annotation server does not answer, or keeps answering 5xx, after retries."""
+
+
+class ToolRejected(AnnotationToolError):
+    """The annotation server refused a request (4xx): bad credentials, a missing project, ..."""
+
+
+class ServerStartFailed(AnnotationToolError):
+    """The embedded Label Studio could not be started (not installed, crashed, too slow)."""
+
+
+class MalformedAnnotation(AnnotationToolError):
+    """An annotation payload that cannot be converted to a mask or class."""
+
+
+class CredentialsError(AnnotationToolError):
+    """Missing, unreadable or too widely readable credentials."""
+
+
+class PushRefused(LoopError):
+    """Images that must not be annotated (the test split, excluded images) or unknown ids."""

@@ -232,7 +232,41 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1,)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """Annotation-tool projects and annotator accounts (no secrets: tokens stay in the
+    study's 0600 credentials file)."""
+    db["tool_projects"].create(
+        {
+            "id": int,
+            "tool": str,
+            "purpose": str,  # annotate | adjudicate
+            "project": str,  # external project id
+            "title": str,
+            "overlap": int,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"tool", "purpose", "project"},
+    )
+    db["tool_projects"].create_index(["tool", "purpose"], unique=True)
+    db["annotators"].create(
+        {
+            "id": int,
+            "name": str,
+            "tool": str,
+            "external_id": str,  # user id in the tool
+            "email": str,
+            "profile": str,  # noise profile of a simulated annotator, else NULL
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"name", "tool"},
+    )
+    db["annotators"].create_index(["tool", "name"], unique=True)
+    db["annotators"].create_index(["tool", "external_id"], unique=True)
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,343 @@
+"""Label Studio as the loop's annotation tool: projects, tasks, predictions, annotations,
+annotator accounts. The only module that imports ``label_studio_sdk``.
+
+Every request goes through :meth:`LabelStudio._call`: transport errors, timeouts and 5xx are
+retried with exponential backoff, then raised as :class:`~loop.errors.ToolUnreachable` saying
+what to check; 4xx become :class:`~loop.errors.ToolRejected`. Tokens are sent in headers only
+and never appear in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from connectors.ls_results import (
+    class_to_results,
+    label_config,
+    mask_to_results,
+    results_to_class,
+    results_to_mask,
+)
+from loop.errors import ToolRejected, ToolUnreachable
+from loop.types import ToolAnnotation, ToolTask, ToolTaskState
+
+KEY_FIELD = "loop_task_id"
+
+
+def _is_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+class LabelStudio:
+    """A Label Studio server seen through one account's API token.
+
+    Parameters
+    ----------
+    url : str
+        Base URL, e.g. ``http://127.0.0.1:8080``.
+    token : str
+        A legacy API token, or a personal access token (a JWT refresh token).
+    study_root : path, optional
+        The study folder (display images are written under it).
+    serve_local : bool
+        The server runs on this machine with the study folder as its local-files document
+        root (the embedded server): tasks point at local files, and a local-files storage is
+        added to each project. Otherwise (a remote server, which cannot read our disk) each
+        task embeds its display PNG as a data URI.
+    retries, backoff, timeout : int, float, float
+        Attempts after the first, first wait (doubled each time), seconds per request.
+    """
+
+    name = "labelstudio"
+
+    def __init__(self, url: str, token: str, *, study_root: Path | None = None,
+                 serve_local: bool = False, retries: int = 4, backoff: float = 0.5,
+                 timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self._token = token
+        self.study_root = Path(study_root).resolve() if study_root else None
+        self.serve_local = serve_local and self.study_root is not None
+        self.retries, self.backoff = retries, backoff
+        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        self._access: str | None = None
+
+    def __repr__(self) -> str:  # never show the token
+        return f"LabelStudio({self.url!r})"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def _headers(self) -> dict:
+        if not _is_jwt(self._token):
+            return {"Authorization": f"Token {self._token}"}
+        if self._access is None:
+            response = self.http.post("/api/token/refresh", json={"refresh": self._token})
+            if response.status_code != 200:
+                raise ToolRejected(
+                    f"Label Studio at {self.url} refused the personal access token "
+                    f"(HTTP {response.status_code}); create a new one in Account & Settings"
+                )
+            self._access = response.json()["access"]
+        return {"Authorization": f"Bearer {self._access}"}
+
+    def _call(self, method: str, path: str, *, what: str, **kwargs) -> httpx.Response:
+        """One request with retries on transport errors and 5xx."""
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self.http.request(method, path, headers=self._headers(), **kwargs)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code == 401 and self._access is not None:
+                self._access = None  # expired access token: refresh once and retry
+                continue
+            if response.status_code >= 500:
+                last = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                detail = response.text[:300].replace(self._token, "***")
+                raise ToolRejected(
+                    f"Label Studio refused to {what} (HTTP {response.status_code}): {detail}"
+                )
+            return response
+        raise ToolUnreachable(
+            f"Label Studio at {self.url} did not {what} after {self.retries + 1} attempts "
+            f"({last}); check that the server runs (`loop labelstudio start STUDY`, its log is "
+            "STUDY/labelstudio/server.log) or that LABEL_STUDIO_URL is right"
+        )
+
+    def _json(self, method: str, path: str, *, what: str, **kwargs):
+        return self._call(method, path, what=what, **kwargs).json()
+
+    # --- account ---------------------------------------------------------------------------
+
+    def whoami(self) -> dict:
+        return self._json("GET", "/api/current-user/whoami", what="say who the token belongs to")
+
+    def invite_token(self) -> str:
+        return self._json("GET", "/api/invite", what="give the organization's invite link")["token"]
+
+    # --- projects --------------------------------------------------------------------------
+
+    def ensure_project(self, *, title: str, task: str, classes: Sequence[str], overlap: int,
+                       existing: str | None) -> str:
+        """The study's project: the recorded one, else one with the same title, else a new one.
+        Its label config, overlap and local-files storage are brought up to date."""
+        config = label_config(task, classes)
+        settings = {
+            "label_config": config,
+            "maximum_annotations": overlap,
+            "show_overlap_first": True,
+            "show_collab_predictions": True,
+            "show_skip_button": True,
+            "enable_empty_annotation": True,
+            "sampling": "Sequential sampling",
+        }
+        project_id = existing
+        if project_id is None:
+            listing = self._json("GET", "/api/projects", what="list projects",
+                                 params={"title": title, "page_size": 100})
+            matches = [p for p in listing.get("results", []) if p.get("title") == title]
+            project_id = str(matches[0]["id"]) if matches else None
+        if project_id is None:
+            project = self._json("POST", "/api/projects", what="create a project",
+                                 json={"title": title, **settings})
+            project_id = str(project["id"])
+        else:
+            self._json("PATCH", f"/api/projects/{project_id}", what="update the project",
+                       json=settings)
+        if self.serve_local:
+            self._ensure_storage(project_id)
+        return project_id
+
+    def _ensure_storage(self, project_id: str) -> None:
+        storages = self._json("GET", "/api/storages/localfiles", what="list local storages",
+                              params={"project": project_id})
+        media = self.study_root / "labelstudio" / "media"
+        if not any(Path(s.get("path", "")) == media for s in storages):
+            media.mkdir(parents=True, exist_ok=True)
+            self._json("POST", "/api/storages/localfiles", what="add a local-files storage",
+                       json={"project": int(project_id), "path": str(media),
+                             "title": "loop media", "use_blob_urls": False,
+                             "regex_filter": r"^$"})
+
+    def media_url(self, relative_path: str) -> str:
+        if self.serve_local:
+            return f"/data/local-files/?d={relative_path}"
+        data = (self.study_root / relative_path).read_bytes()
+        return "data:image/png;base64," + base64.b64encode(data).decode()
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    def _task_payload(self, task: ToolTask) -> dict:
+        data = {"image": task.image_url, KEY_FIELD: task.key, "loop_image_id": task.image_id,
+                "name": task.name}
+        payload: dict = {"data": data}
+        p = task.prediction
+        if p is not None:
+            result = (mask_to_results(p.mask, prefix="pred") if p.mask is not None
+                      else class_to_results(p.klass))
+            prediction = {"result": result, "model_version": p.model_version}
+            if p.score is not None:
+                prediction["score"] = float(p.score)
+            payload["predictions"] = [prediction]
+        return payload
+
+    def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
+        body = [self._task_payload(t) for t in tasks]
+        response = self._json("POST", f"/api/projects/{project}/import", what="import tasks",
+                              json=body, params={"return_task_ids": "true"})
+        ids = response.get("task_ids")
+        if not ids or len(ids) != len(tasks):
+            raise ToolRejected(f"Label Studio imported {response.get('task_count')} of {len(tasks)} tasks")
+        return [str(i) for i in ids]
+
+    def _pages(self, project: str, page_size: int, fields: str) -> Iterator[list[dict]]:
+        page = 1
+        while True:
+            response = self._call("GET", "/api/tasks", what="list tasks",
+                                  params={"project": project, "page": page,
+                                          "page_size": page_size, "fields": fields})
+            tasks = response.json().get("tasks", [])
+            if not tasks:
+                return
+            yield tasks
+            if len(tasks) < page_size:
+                return
+            page += 1
+
+    def find_tasks(self, project: str, keys: set[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for page in self._pages(project, 500, "task_only"):
+            for task in page:
+                key = (task.get("data") or {}).get(KEY_FIELD)
+                if key in keys and key not in found:
+                    found[key] = str(task["id"])
+        return found
+
+    def iter_tasks(self, project: str, page_size: int = 100) -> Iterator[list[ToolTaskState]]:
+        for page in self._pages(project, page_size, "all"):
+            yield [
+                ToolTaskState(
+                    external_id=str(task["id"]),
+                    key=(task.get("data") or {}).get(KEY_FIELD),
+                    annotations=[
+                        ToolAnnotation(
+                            task_external_id=str(task["id"]), external_id=str(a["id"]),
+                            user_external_id=str(a.get("completed_by")),
+                            result=a.get("result") or [], cancelled=bool(a.get("was_cancelled")),
+                            lead_time=a.get("lead_time"), updated_at=a.get("updated_at"),
+                        )
+                        for a in task.get("annotations") or []
+                    ],
+                )
+                for task in page
+            ]
+
+    def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
+        return results_to_mask(result, shape)
+
+    def to_class(self, result: list) -> str | None:
+        return results_to_class(result)
+
+    # --- annotating (as this account) --------------------------------------------------------
+
+    def next_task(self, project: str) -> dict | None:
+        """The next task Label Studio's queue gives this account (``None`` when done)."""
+        response = self.http.request("GET", f"/api/projects/{project}/next", headers=self._headers())
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            return self._call("GET", f"/api/projects/{project}/next", what="give the next task").json()
+        return response.json()
+
+    def annotate(self, task_id: str, result: list, *, lead_time: float | None = None,
+                 cancelled: bool = False) -> str:
+        body = {"result": result, "was_cancelled": cancelled}
+        if lead_time is not None:
+            body["lead_time"] = lead_time
+        return str(self._json("POST", f"/api/tasks/{task_id}/annotations/", what="save an annotation",
+                              json=body)["id"])
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+_CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def _form_session(url: str, path: str) -> tuple[httpx.Client, str]:
+    client = httpx.Client(base_url=url, timeout=30.0, follow_redirects=False)
+    try:
+        page = client.get(path)
+    except httpx.TransportError as exc:
+        client.close()
+        raise ToolUnreachable(f"Label Studio at {url} does not answer ({exc}); is it running?") from exc
+    token = client.cookies.get("csrftoken")
+    match = _CSRF.search(page.text)
+    return client, (match.group(1) if match else token or "")
+
+
+def web_login(url: str, email: str, password: str) -> httpx.Client:
+    """Log in through the web login form, as a person does; returns the logged-in session.
+
+    Raises
+    ------
+    ToolRejected
+        When the form does not accept the email and password.
+    """
+    client, csrf = _form_session(url, "/user/login/")
+    response = client.post("/user/login/", data={"csrfmiddlewaretoken": csrf, "email": email,
+                                                 "password": password},
+                           headers={"Referer": f"{url}/user/login/"})
+    if response.status_code != 302:
+        client.close()
+        raise ToolRejected(f"Label Studio did not accept the login of {email} (HTTP {response.status_code})")
+    return client
+
+
+def sign_up(url: str, invite_token: str, email: str, password: str) -> None:
+    """Create an account through the organization's invite link (the web sign-up form), so the
+    account has a password, can log in, and belongs to the organization.
+
+    Raises
+    ------
+    ToolRejected
+        When the form refuses (e.g. a weak password or an email already used).
+    """
+    path = f"/user/signup/?token={invite_token}"
+    client, csrf = _form_session(url, path)
+    try:
+        response = client.post(path, data={"csrfmiddlewaretoken": csrf, "email": email,
+                                           "password": password, "how_find_us": "loop"},
+                               headers={"Referer": f"{url}{path}"})
+    finally:
+        client.close()
+    if response.status_code != 302:
+        errors = re.findall(r'class="[^"]*error[^"]*"[^>]*>([^<]+)<', response.text)
+        raise ToolRejected(
+            f"Label Studio's sign-up form refused {email} (HTTP {response.status_code})"
+            + (f": {'; '.join(e.strip() for e in errors[:3])}" if errors else "")
+        )
+
+
+def account_token(url: str, email: str, password: str) -> tuple[str, str]:
+    """``(user id, API token)`` of an account, read after a web login."""
+    client = web_login(url, email, password)
+    try:
+        who = client.get("/api/current-user/whoami").json()
+        token = client.get("/api/current-user/token").json()["token"]
+    finally:
+        client.close()
+    return str(who["id"]), token

@@ -1,0 +1,140 @@
+"""Conversions between our labels and Label Studio annotation results, and the label configs.
+
+Instance segmentation: every object is its own ``brushlabels`` region (brush masks round-trip
+exactly, polygons do not). Classification: one ``choices`` result. These functions are pure
+(no server, no SDK) and have golden JSON tests in ``tests/data/``.
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from connectors.brush_rle import RLEError, decode_rle, encode_mask
+from loop.errors import MalformedAnnotation
+
+IMAGE_TAG = "image"
+BRUSH_TAG = "objects"
+CHOICE_TAG = "class"
+OBJECT_LABEL = "Object"
+
+
+def label_config(task: str, classes=()) -> str:
+    """The Label Studio labeling config for a study's task."""
+    if task == "segmentation":
+        return (
+            "<View>\n"
+            f'  <Image name="{IMAGE_TAG}" value="$image" zoom="true" zoomControl="true"/>\n'
+            f'  <BrushLabels name="{BRUSH_TAG}" toName="{IMAGE_TAG}">\n'
+            f'    <Label value="{OBJECT_LABEL}" background="#ff3b30"/>\n'
+            "  </BrushLabels>\n"
+            "</View>\n"
+        )
+    if not classes:
+        raise MalformedAnnotation(
+            "a classification project needs its classes: ingest images with classes first"
+        )
+    choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in classes)
+    return (
+        "<View>\n"
+        f'  <Image name="{IMAGE_TAG}" value="$image" zoom="true"/>\n'
+        f'  <Choices name="{CHOICE_TAG}" toName="{IMAGE_TAG}" choice="single" showInline="true">\n'
+        f"{choices}\n"
+        "  </Choices>\n"
+        "</View>\n"
+    )
+
+
+def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
+    """A label image as Label Studio results, one brush region per object.
+
+    Parameters
+    ----------
+    mask : ndarray of shape (M, N)
+        Integer labels, 0 = background.
+    prefix : str
+        Region ids are ``<prefix><label>``.
+    """
+    mask = np.asarray(mask)
+    height, width = mask.shape
+    results = []
+    from scipy import ndimage as ndi
+
+    labels = np.unique(mask)
+    labels = labels[labels != 0]
+    slices = ndi.find_objects(mask.astype(np.int64)) if labels.size else []
+    for label in labels:
+        sl = slices[int(label) - 1]
+        region = np.zeros((height, width), dtype=bool)
+        region[sl] = mask[sl] == label
+        results.append({
+            "id": f"{prefix}{int(label)}",
+            "from_name": BRUSH_TAG,
+            "to_name": IMAGE_TAG,
+            "type": "brushlabels",
+            "origin": "manual",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": {"format": "rle", "rle": encode_mask(region), "brushlabels": [OBJECT_LABEL]},
+        })
+    return results
+
+
+def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
+    """Label Studio results back to a label image: brush regions become objects 1..K in order
+    (where regions overlap, the later one wins). Other result types are ignored.
+
+    Raises
+    ------
+    MalformedAnnotation
+        When a brush region cannot be decoded or was drawn on an image of another size.
+    """
+    if not isinstance(results, list):
+        raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
+    mask = np.zeros(shape, dtype=np.int32)
+    label = 0
+    for item in results:
+        if not isinstance(item, dict) or item.get("type") != "brushlabels":
+            continue
+        size = (item.get("original_height"), item.get("original_width"))
+        if size != tuple(shape):
+            raise MalformedAnnotation(
+                f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
+                f"image is {shape[0]}x{shape[1]}"
+            )
+        value = item.get("value") or {}
+        if value.get("format", "rle") != "rle" or "rle" not in value:
+            raise MalformedAnnotation(f"region {item.get('id')} has no RLE brush data")
+        try:
+            region = decode_rle(value["rle"], shape) > 127
+        except (RLEError, TypeError, ValueError) as exc:
+            raise MalformedAnnotation(f"region {item.get('id')}: {exc}") from exc
+        if region.any():
+            label += 1
+            mask[region] = label
+    return mask
+
+
+def class_to_results(klass: str) -> list[dict]:
+    """A class as a Label Studio ``choices`` result."""
+    return [{"id": "class", "from_name": CHOICE_TAG, "to_name": IMAGE_TAG, "type": "choices",
+             "origin": "manual", "value": {"choices": [klass]}}]
+
+
+def results_to_class(results: list) -> str | None:
+    """The chosen class of a ``choices`` result (``None`` when nothing was chosen).
+
+    Raises
+    ------
+    MalformedAnnotation
+        When several classes were chosen or the payload is not a list of results.
+    """
+    if not isinstance(results, list):
+        raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
+    chosen = [c for item in results if isinstance(item, dict) and item.get("type") == "choices"
+              for c in (item.get("value") or {}).get("choices", [])]
+    if len(chosen) > 1:
+        raise MalformedAnnotation(f"several classes chosen ({', '.join(chosen)}); choose one")
+    return chosen[0] if chosen else None

@@ -1,0 +1,218 @@
+"""Simulated annotators: real Label Studio accounts that annotate from ground truth with a
+seeded, per-annotator noise model. For demos, tests and benchmarks.
+
+Each simulated annotator asks Label Studio's own queue for its next task (``/next``, with its
+own token, as the labeling stream does), so the overlap Label Studio enforces is what is
+tested, then saves a noisy copy of the ground truth with a plausible lead time.
+
+Noise for instance masks (:func:`noisy_mask`): boundary jitter (erode or dilate by a few
+pixels), missed small objects, false positives, merges of touching objects, splits; for
+classes (:func:`noisy_class`): label flips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from connectors.accounts import connect_as
+from connectors.labelstudio import LabelStudio
+from connectors.ls_results import class_to_results, mask_to_results
+from loop.errors import ConfigError, ToolRejected
+from loop.images import read_mask
+from loop.study import Study
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """How one simulated annotator errs. Probabilities are per object (per image for flips)."""
+
+    jitter: tuple[int, int] = (0, 0)  # erode/dilate each object by lo..hi pixels
+    miss_small: float = 0.0  # probability to miss an object smaller than half the median
+    miss: float = 0.0  # probability to miss any other object
+    false_positive: float = 0.0  # expected false objects per true object
+    merge: float = 0.0  # probability to merge an object with a touching neighbour
+    split: float = 0.0  # probability to split a large object in two
+    flip: float = 0.0  # classification: probability to choose another class
+    seconds_per_object: float = 2.0
+    seconds_per_image: float = 6.0
+
+
+PROFILES = {
+    "perfect": NoiseProfile(),
+    "careful": NoiseProfile(jitter=(0, 1), miss_small=0.03, miss=0.005, false_positive=0.005,
+                            merge=0.01, split=0.005, flip=0.03, seconds_per_object=3.0),
+    "average": NoiseProfile(jitter=(1, 2), miss_small=0.10, miss=0.02, false_positive=0.02,
+                            merge=0.04, split=0.02, flip=0.10, seconds_per_object=2.0),
+    "sloppy": NoiseProfile(jitter=(2, 3), miss_small=0.30, miss=0.06, false_positive=0.06,
+                           merge=0.10, split=0.05, flip=0.25, seconds_per_object=1.2),
+}
+DEFAULT_ORDER = ("careful", "average", "sloppy")
+
+
+def profile_named(name: str) -> NoiseProfile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ConfigError(f"unknown noise profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+
+
+def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:
+    """A plausible human annotation of ``truth``.
+
+    Parameters
+    ----------
+    truth : ndarray of shape (M, N)
+        Instance labels, 0 = background.
+    profile : NoiseProfile
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of shape (M, N), dtype int32
+        Objects relabelled 1..K.
+    """
+    truth = np.asarray(truth)
+    labels = [int(v) for v in np.unique(truth) if v != 0]
+    out = np.zeros(truth.shape, dtype=np.int32)
+    if not labels:
+        return out
+    areas = ndi.sum_labels(np.ones_like(truth), truth, labels)
+    small = areas < 0.5 * np.median(areas)
+    # merges: relabel an object as a touching neighbour
+    alias = {v: v for v in labels}
+    if profile.merge > 0:
+        grown = ndi.grey_dilation(truth, size=3)
+        for v in labels:
+            if rng.random() < profile.merge:
+                neighbours = np.unique(grown[(truth == v) | (ndi.binary_dilation(truth == v))])
+                neighbours = [int(n) for n in neighbours if n not in (0, v)]
+                if neighbours:
+                    alias[v] = alias[neighbours[0]]
+    next_label = 1
+    assigned: dict[int, int] = {}
+    for v, is_small in zip(labels, small):
+        if rng.random() < (profile.miss_small if is_small else profile.miss):
+            continue
+        region = truth == v
+        lo, hi = profile.jitter
+        k = int(rng.integers(lo, hi + 1)) if hi > 0 else 0
+        if k:
+            if rng.random() < 0.5:
+                eroded = ndi.binary_erosion(region, iterations=k)
+                region = eroded if eroded.sum() >= 4 else region
+            else:
+                region = ndi.binary_dilation(region, iterations=k) & ((out == 0) & ((truth == 0) | region))
+        target = alias[v]
+        if target not in assigned:
+            assigned[target] = next_label
+            next_label += 1
+        label = assigned[target]
+        if profile.split > 0 and region.sum() > 60 and rng.random() < profile.split:
+            rows, cols = np.nonzero(region)
+            if np.ptp(rows) >= np.ptp(cols):
+                half = rows > np.median(rows)
+                out[rows[half], cols[half]] = next_label
+                out[rows[~half], cols[~half]] = label
+            else:
+                half = cols > np.median(cols)
+                out[rows[half], cols[half]] = next_label
+                out[rows[~half], cols[~half]] = label
+            next_label += 1
+        else:
+            out[region & (out == 0)] = label
+    n_false = rng.poisson(profile.false_positive * len(labels)) if profile.false_positive else 0
+    radius = max(2.0, float(np.sqrt(np.median(areas) / np.pi)) / 2)
+    for _ in range(n_false):
+        r, c = rng.integers(0, truth.shape[0]), rng.integers(0, truth.shape[1])
+        rr, cc = np.ogrid[: truth.shape[0], : truth.shape[1]]
+        blob = ((rr - r) ** 2 + (cc - c) ** 2 <= radius**2) & (out == 0) & (truth == 0)
+        if blob.sum() >= 4:
+            out[blob] = next_label
+            next_label += 1
+    return out
+
+
+def noisy_class(truth: str, classes, profile: NoiseProfile, rng: np.random.Generator) -> str:
+    """``truth``, or with probability ``profile.flip`` another class chosen uniformly."""
+    others = [c for c in classes if c != truth]
+    if others and rng.random() < profile.flip:
+        return others[int(rng.integers(len(others)))]
+    return truth
+
+
+def lead_time(profile: NoiseProfile, n_objects: int, rng: np.random.Generator) -> float:
+    """Seconds a person of this profile would plausibly spend (log-normal spread)."""
+    base = profile.seconds_per_image + profile.seconds_per_object * n_objects
+    return float(base * rng.lognormal(0.0, 0.3))
+
+
+@dataclass
+class SimulationReport:
+    annotated: dict  # annotator -> tasks annotated
+    skipped: dict  # annotator -> tasks skipped (no ground truth)
+
+
+def simulate(
+    study: Study,
+    admin: LabelStudio,
+    profiles: dict[str, NoiseProfile],
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Callable[[str, int], None] | None = None,
+) -> SimulationReport:
+    """Each named annotator annotates every task Label Studio's queue gives it.
+
+    Raises
+    ------
+    ToolRejected
+        When the queue serves the same task twice (it would never end).
+    """
+    store = study.store
+    projects = list(store.db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [admin.name]))
+    report = SimulationReport(annotated={}, skipped={})
+    classes = sorted({r[0] for r in store.db.execute(
+        "SELECT DISTINCT class FROM labels WHERE source = 'truth' AND class IS NOT NULL")})
+    names = list(profiles)
+    for name, profile in profiles.items():
+        client = connect_as(study, name, admin)
+        done = skipped = 0
+        try:
+            for project in projects:
+                seen: set[str] = set()
+                while limit is None or done + skipped < limit:
+                    task = client.next_task(project["project"])
+                    if task is None:
+                        break
+                    task_id = str(task["id"])
+                    if task_id in seen:
+                        raise ToolRejected(f"Label Studio served task {task_id} twice to {name}")
+                    seen.add(task_id)
+                    image_id = int(task["data"]["loop_image_id"])
+                    rng = np.random.default_rng([seed, names.index(name), image_id])
+                    truth = store.truth(image_id)
+                    if truth is None:
+                        client.annotate(task_id, [], lead_time=5.0, cancelled=True)
+                        skipped += 1
+                        continue
+                    if truth["kind"] == "mask":
+                        image = store.image(image_id)
+                        mask = noisy_mask(read_mask(truth["mask_path"], (image["height"], image["width"])),
+                                          profile, rng)
+                        result = mask_to_results(mask, prefix=f"{name}-")
+                        seconds = lead_time(profile, int(mask.max()), rng)
+                    else:
+                        result = class_to_results(noisy_class(truth["class"], classes, profile, rng))
+                        seconds = lead_time(profile, 0, rng)
+                    client.annotate(task_id, result, lead_time=round(seconds, 1))
+                    done += 1
+                    if progress:
+                        progress(name, done)
+        finally:
+            client.close()
+        report.annotated[name], report.skipped[name] = done, skipped
+    return report

@@ -1,0 +1,369 @@
+"""Push images to the annotation tool and pull annotations back, crash-safely.
+
+Push
+----
+1. The study's task rows are written first (``status='pending'``, no external id), in one
+   transaction: the store knows what it is about to create.
+2. Pending tasks the tool already has (a push killed after creating them) are found by the key
+   stored in their data and adopted; the rest are created in batches with their
+   pre-annotations, and their external ids written back in one transaction per batch.
+So a killed push re-run ends with exactly one task per image, and pushing an image again
+creates nothing.
+
+Pull
+----
+Every task of the study's project is read a page at a time; each task's annotations are
+written in one transaction: new ones inserted, changed ones replace the current version (the
+old one moves to ``annotation_versions``), ones gone from the tool are marked ``deleted``.
+Masks are written as label TIFFs under ``STUDY/annotations/`` before the transaction that
+points at them. A malformed annotation is kept (raw payload, ``status='malformed'``) and
+reported, never dropped. A pull stopped at any point leaves whole tasks, and the next pull
+picks up the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loop.errors import MalformedAnnotation, PushRefused
+from loop.faults import crash_points
+from loop.images import count_objects, read_image, to_display_uint8
+from loop.store import dumps, utcnow
+from loop.study import Study
+from loop.types import AnnotationTool, Prediction, ToolAnnotation, ToolTask
+
+PUSHABLE_SPLITS = ("pool", "labeled")
+MEDIA_DIR = Path("labelstudio") / "media"
+ANNOTATIONS_DIR = Path("annotations")
+BATCH = 100
+
+
+def project_title(study: Study) -> str:
+    """A title unique to the study's folder (Label Studio wants 3..50 characters)."""
+    digest = hashlib.sha1(str(study.path.resolve()).encode()).hexdigest()[:8]
+    return f"loop {study.path.resolve().name[:30]} {digest}"
+
+
+def classes_of(study: Study) -> list[str]:
+    """The classes a classification study knows (from its ground truth and consensus)."""
+    rows = study.store.db.execute(
+        "SELECT DISTINCT class FROM labels WHERE kind = 'class' AND class IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ensure_project(study: Study, tool: AnnotationTool, *, overlap: int, purpose: str = "annotate") -> str:
+    """The study's project in the tool (created on first use, recorded in ``tool_projects``)."""
+    db = study.store.db
+    rows = list(db["tool_projects"].rows_where("tool = ? and purpose = ?", [tool.name, purpose]))
+    existing = rows[0]["project"] if rows else None
+    project = tool.ensure_project(
+        title=project_title(study) if purpose == "annotate" else f"{project_title(study)} adj",
+        task=study.config.task, classes=classes_of(study), overlap=overlap, existing=existing,
+    )
+    with study.store.atomic():
+        if rows:
+            db["tool_projects"].update(rows[0]["id"], {"project": project, "overlap": overlap})
+        else:
+            db["tool_projects"].insert({"tool": tool.name, "purpose": purpose, "project": project,
+                                        "title": project_title(study), "overlap": overlap,
+                                        "created_at": utcnow()})
+    return project
+
+
+def select_for_push(study: Study, *, image_ids: Sequence[int] | None = None,
+                    split: str = "pool", limit: int | None = None) -> list[dict]:
+    """The images to push: given ids (checked), or the first ``limit`` of a split.
+
+    Raises
+    ------
+    PushRefused
+        For unknown ids, or images of the test split or excluded ones.
+    """
+    store = study.store
+    if image_ids is not None:
+        rows = []
+        for image_id in image_ids:
+            row = store.db["images"].get(image_id) if _exists(store, image_id) else None
+            if row is None:
+                raise PushRefused(f"no image with id {image_id} in the study")
+            rows.append(row)
+    else:
+        if split not in PUSHABLE_SPLITS:
+            raise PushRefused(f"--split {split}: only {' or '.join(PUSHABLE_SPLITS)} images are annotated")
+        rows = store.images("split = ?", [split])
+        rows = rows[:limit] if limit is not None else rows
+    refused = [r for r in rows if r["split"] not in PUSHABLE_SPLITS]
+    if refused:
+        names = ", ".join(f"{r['id']} ({r['split']})" for r in refused[:5])
+        raise PushRefused(
+            f"{len(refused)} image(s) cannot be annotated: {names}; test images are held out "
+            "and never offered for annotation, excluded images are outside the study"
+        )
+    return rows
+
+
+def _exists(store, image_id) -> bool:
+    return store.db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone() is not None
+
+
+def display_png(study: Study, image: dict) -> str:
+    """Write (once) a browser-viewable PNG of an image; returns its path relative to the study."""
+    from PIL import Image
+
+    rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}.png"
+    target = study.path / rel
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = to_display_uint8(read_image(Path(image["root"]) / image["path"]))
+        tmp = target.with_suffix(".tmp.png")
+        Image.fromarray(pixels).save(tmp)
+        os.replace(tmp, target)
+    return rel.as_posix()
+
+
+@dataclass
+class PushReport:
+    project: str
+    created: int = 0
+    adopted: int = 0  # created by a push that was killed, found again
+    already: int = 0  # pushed before
+    task_ids: list[int] = field(default_factory=list)
+
+
+def push(
+    study: Study,
+    tool: AnnotationTool,
+    images: Sequence[dict],
+    *,
+    overlap: int = 3,
+    arm: str = "main",
+    round: int | None = None,
+    predictions: Callable[[dict], Prediction | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """Create one annotation task per image (idempotent, resumable).
+
+    Parameters
+    ----------
+    images : sequence of images rows
+        From :func:`select_for_push`.
+    overlap : int
+        Distinct annotators wanted per task.
+    predictions : callable(image row) -> Prediction or None, optional
+        The model's pre-annotation for an image.
+    """
+    if overlap < 1:
+        raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
+    store, db = study.store, study.store.db
+    project = ensure_project(study, tool, overlap=overlap)
+    report = PushReport(project=project)
+    crash = crash_points()
+    now = utcnow()
+    with store.atomic():
+        for image in images:
+            row = db.execute(
+                "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? AND purpose = 'annotate'",
+                [image["id"], tool.name, project],
+            ).fetchone()
+            if row is not None:
+                report.already += 1
+                report.task_ids.append(row[0])
+                continue
+            task_id = db["tasks"].insert({
+                "image_id": image["id"], "arm": arm, "round": round, "purpose": "annotate",
+                "tool": tool.name, "project": project, "external_id": None, "overlap": overlap,
+                "status": "pending", "created_at": now, "updated_at": now,
+            }).last_pk
+            report.task_ids.append(task_id)
+    pending = list(db["tasks"].rows_where(
+        "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"))
+    if pending:
+        found = tool.find_tasks(project, {t["id"] for t in pending})
+        if found:
+            with store.atomic():
+                for key, external in found.items():
+                    db["tasks"].update(key, {"external_id": external, "status": "open", "updated_at": utcnow()})
+            report.adopted = len(found)
+        pending = [t for t in pending if t["id"] not in found]
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        tool_tasks = []
+        for task in batch:
+            image = db["images"].get(task["image_id"])
+            tool_tasks.append(ToolTask(
+                key=task["id"], image_id=image["id"], name=image["name"],
+                image_url=tool.media_url(display_png(study, image)),
+                height=image["height"], width=image["width"],
+                prediction=predictions(image) if predictions else None,
+            ))
+        external_ids = tool.create_tasks(project, tool_tasks)
+        crash.hit("push.created")
+        with store.atomic():
+            for task, external in zip(batch, external_ids):
+                db["tasks"].update(task["id"], {"external_id": str(external), "status": "open",
+                                                "updated_at": utcnow()})
+        report.created += len(batch)
+        if progress:
+            progress(start + len(batch), len(pending))
+    return report
+
+
+# --- pull --------------------------------------------------------------------------------
+
+
+@dataclass
+class PullReport:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped_by_annotator: int = 0
+    malformed: list[str] = field(default_factory=list)
+    unknown_tasks: int = 0
+    tasks_seen: int = 0
+    tasks_done: int = 0
+
+
+def annotator_name(study: Study, tool: AnnotationTool, user_external_id: str) -> str:
+    row = study.store.db.execute(
+        "SELECT name FROM annotators WHERE tool = ? AND external_id = ?", [tool.name, user_external_id]
+    ).fetchone()
+    return row[0] if row else f"user{user_external_id}"
+
+
+def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: np.ndarray) -> str:
+    import tifffile
+
+    rel = ANNOTATIONS_DIR / str(task_id) / f"{annotator}_v{version}.tif"
+    target = study.path / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.tif")
+    tifffile.imwrite(tmp, mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
+                     compression="zlib")
+    os.replace(tmp, target)
+    return rel.as_posix()
+
+
+def _convert(study: Study, tool: AnnotationTool, image: dict, ann: ToolAnnotation):
+    """(mask, class, n_objects) of an annotation; raises MalformedAnnotation."""
+    if ann.cancelled:
+        return None, None, None
+    if study.config.task == "segmentation":
+        mask = tool.to_mask(ann.result, (image["height"], image["width"]))
+        return mask, None, count_objects(mask)
+    return None, tool.to_class(ann.result), None
+
+
+def pull(
+    study: Study,
+    tool: AnnotationTool,
+    *,
+    page_size: int = 100,
+    progress: Callable[[int, int], None] | None = None,
+) -> PullReport:
+    """Bring the tool's annotations into the store (incremental, never loses one)."""
+    store, db = study.store, study.store.db
+    report = PullReport()
+    projects = list(db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [tool.name]))
+    crash = crash_points()
+    for project_row in projects:
+        project = project_row["project"]
+        by_external = {
+            t["external_id"]: t for t in db["tasks"].rows_where(
+                "tool = ? AND project = ? AND external_id IS NOT NULL", [tool.name, project])
+        }
+        for page in tool.iter_tasks(project, page_size=page_size):
+            for state in page:
+                task = by_external.get(state.external_id)
+                if task is None:
+                    report.unknown_tasks += 1
+                    continue
+                _pull_task(study, tool, task, state.annotations, report)
+                report.tasks_seen += 1
+                crash.hit("pull.task")
+            if progress:
+                progress(report.tasks_seen, len(by_external))
+    return report
+
+
+def _latest_per_annotator(study, tool, annotations) -> dict[str, ToolAnnotation]:
+    """One annotation per annotator (the newest, by id, if someone made several)."""
+    out: dict[str, ToolAnnotation] = {}
+    for ann in sorted(annotations, key=lambda a: int(a.external_id)):
+        out[annotator_name(study, tool, ann.user_external_id)] = ann
+    return out
+
+
+def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, report: PullReport) -> None:
+    store, db = study.store, study.store.db
+    image = db["images"].get(task["image_id"])
+    current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
+    latest = _latest_per_annotator(study, tool, annotations)
+    prepared = []
+    for name, ann in latest.items():
+        payload = dumps({"result": ann.result, "cancelled": ann.cancelled})
+        old = current.get(name)
+        if (old is not None and old["result"] == payload and old["external_id"] == ann.external_id
+                and old["status"] != "deleted"):
+            report.unchanged += 1
+            continue
+        version = 1 if old is None else old["version"] + 1
+        status, mask_path, klass, n_objects = "current", None, None, None
+        try:
+            mask, klass, n_objects = _convert(study, tool, image, ann)
+        except MalformedAnnotation as exc:
+            status = "malformed"
+            report.malformed.append(f"task {task['id']} ({image['name']}), {name}: {exc}")
+        else:
+            if ann.cancelled:
+                status = "skipped"
+                report.skipped_by_annotator += 1
+            elif mask is not None:
+                mask_path = _write_mask(study, task["id"], name, version, mask)
+        prepared.append((old, {
+            "task_id": task["id"], "image_id": image["id"], "annotator": name,
+            "external_id": ann.external_id, "result": payload, "mask_path": mask_path,
+            "class": klass, "n_objects": n_objects, "lead_time": ann.lead_time,
+            "status": status, "version": version,
+        }))
+    now = utcnow()
+    with store.atomic():
+        for old, row in prepared:
+            if old is None:
+                db["annotations"].insert({**row, "created_at": now, "updated_at": now, "pulled_at": now})
+                report.new += 1
+            else:
+                _archive(db, old, now)
+                db["annotations"].update(old["id"], {**row, "updated_at": now, "pulled_at": now})
+                report.updated += 1
+        for name, old in current.items():
+            if name not in latest and old["status"] != "deleted":
+                _archive(db, old, now)
+                db["annotations"].update(old["id"], {"status": "deleted", "version": old["version"] + 1,
+                                                     "updated_at": now, "pulled_at": now})
+                report.deleted += 1
+        n_done = db.execute(
+            "SELECT count(*) FROM annotations WHERE task_id = ? AND status = 'current'", [task["id"]]
+        ).fetchone()[0]
+        status = "done" if n_done >= (task["overlap"] or 1) else "open"
+        if status != task["status"]:
+            db["tasks"].update(task["id"], {"status": status, "updated_at": now})
+    report.tasks_done += status == "done"
+
+
+def _archive(db, old: dict, now: str) -> None:
+    db["annotation_versions"].insert({**{k: v for k, v in old.items() if k != "id"},
+                                      "annotation_id": old["id"], "replaced_at": now})
+
+
+def annotation_payload(row: dict) -> dict:
+    """The raw ``{"result": ..., "cancelled": ...}`` kept for an annotation row."""
+    return json.loads(row["result"])

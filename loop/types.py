@@ -1,0 +1,89 @@
+"""Small value types shared by the core and the connectors, and the annotation-tool protocol.
+
+The core (``loop``) never imports a connector: the CLI builds a connector and hands it to the
+core functions, which only use the :class:`AnnotationTool` protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's pre-annotation of one image: a label image or a class, with a score."""
+
+    mask: np.ndarray | None = None  # (M, N) int labels, 0 = background
+    klass: str | None = None
+    score: float | None = None
+    model_version: str = "loop"
+
+
+@dataclass(frozen=True)
+class ToolTask:
+    """One task to create in the annotation tool."""
+
+    key: int  # our tasks.id: stored in the tool's task data, to find it again after a crash
+    image_id: int
+    name: str
+    image_url: str
+    height: int
+    width: int
+    prediction: Prediction | None = None
+
+
+@dataclass(frozen=True)
+class ToolAnnotation:
+    """One annotator's annotation of one task, as the tool has it now."""
+
+    task_external_id: str
+    external_id: str
+    user_external_id: str
+    result: list  # raw payload
+    cancelled: bool = False
+    lead_time: float | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolTaskState:
+    """A task as the tool has it now, with all its annotations."""
+
+    external_id: str
+    key: int | None
+    annotations: list[ToolAnnotation] = field(default_factory=list)
+
+
+class AnnotationTool(Protocol):
+    """What the loop needs from an annotation tool (Label Studio implements it)."""
+
+    name: str
+
+    def ensure_project(self, *, title: str, task: str, classes: Sequence[str], overlap: int,
+                       existing: str | None) -> str:
+        """Create the project (or check the existing one); returns its id."""
+
+    def media_url(self, relative_path: str) -> str:
+        """The URL the tool shows for a file under the study folder."""
+
+    def find_tasks(self, project: str, keys: set[int]) -> dict[int, str]:
+        """Tasks already in the tool whose key is in ``keys``: key -> external id."""
+
+    def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
+        """Create tasks (with their predictions); returns their external ids, in order."""
+
+    def iter_tasks(self, project: str, page_size: int = 100) -> Iterator[list[ToolTaskState]]:
+        """Every task of the project with its annotations, a page at a time."""
+
+    def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
+        """An annotation result as a label image (raises MalformedAnnotation)."""
+
+    def to_class(self, result: list) -> str | None:
+        """An annotation result as a class (raises MalformedAnnotation)."""
+
+
+ProgressFn = Callable[[int, int], None]
