@@ -56,7 +56,9 @@ def bench_ingest(data: Path, repeats: int) -> dict:
             ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
 
             def again():
-                ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+                ingest(
+                    study, data / "images", masks=data / "masks", metadata=data / "manifest.json"
+                )
 
             t_again, _ = _median_time(again, repeats)
     t_floor, _ = _median_time(floor, repeats)
@@ -76,8 +78,9 @@ def bench_ingest(data: Path, repeats: int) -> dict:
 
 
 def environment() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     import numpy
     import torch
 
@@ -95,22 +98,29 @@ def environment() -> dict:
 
 
 def table(results: dict) -> str:
-    lines = [f"# Benchmarks {results['env']['date']} (commit {results['env']['commit'][:8]}, "
-             f"{results['env']['cpus']} CPUs, {results['env']['device']})", "",
-             "| stage | median | rate | baseline | ratio |", "|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmarks {results['env']['date']} (commit {results['env']['commit'][:8]}, "
+        f"{results['env']['cpus']} CPUs, {results['env']['device']})",
+        "",
+        "| stage | median | rate | baseline | ratio |",
+        "|---|---|---|---|---|",
+    ]
     ing = results["speed"].get("ingest")
     if ing:
         lines.append(
             f"| ingest {ing['n_images']} images | {ing['seconds']:.2f} s | "
             f"{ing['images_per_s']:.0f} img/s | {ing['baseline_seconds']:.2f} s (read+hash) | "
-            f"{ing['ratio_to_baseline']:.2f}x |")
+            f"{ing['ratio_to_baseline']:.2f}x |"
+        )
         lines.append(f"| re-ingest (no change) | {ing['reingest_seconds']:.2f} s | | | |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "dsb2018_train")
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data" / "dsb2018_train"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)

@@ -33,15 +33,22 @@ def connect(study: Study, *, retries: int = 4, backoff: float = 0.5) -> LabelStu
     remote = env_server()
     if remote is not None:
         url, key = remote
-        return LabelStudio(url, key, study_root=study.path, serve_local=False,
-                           retries=retries, backoff=backoff)
+        return LabelStudio(
+            url, key, study_root=study.path, serve_local=False, retries=retries, backoff=backoff
+        )
     server = server_of(study)
     info = server.require()
     admin = server.credentials().get("admin")
     if not admin:
         raise CredentialsError(f"no admin credentials in {server.credentials_file}")
-    return LabelStudio(info.url, admin["token"], study_root=study.path, serve_local=True,
-                       retries=retries, backoff=backoff)
+    return LabelStudio(
+        info.url,
+        admin["token"],
+        study_root=study.path,
+        serve_local=True,
+        retries=retries,
+        backoff=backoff,
+    )
 
 
 def _credentials_file(study: Study):
@@ -56,8 +63,14 @@ def connect_as(study: Study, name: str, admin: LabelStudio) -> LabelStudio:
             f"no credentials for annotator {name!r}; add the account with "
             f"`loop annotators add {study.path} {name}`"
         )
-    return LabelStudio(admin.url, creds["token"], study_root=study.path,
-                       serve_local=admin.serve_local, retries=admin.retries, backoff=admin.backoff)
+    return LabelStudio(
+        admin.url,
+        creds["token"],
+        study_root=study.path,
+        serve_local=admin.serve_local,
+        retries=admin.retries,
+        backoff=admin.backoff,
+    )
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,14 @@ class Annotator:
     created: bool
 
 
-def add_annotators(study: Study, admin: LabelStudio, names, *, domain: str = "loop.local",
-                   profile: str | None = None) -> list[Annotator]:
+def add_annotators(
+    study: Study,
+    admin: LabelStudio,
+    names,
+    *,
+    domain: str = "loop.local",
+    profile: str | None = None,
+) -> list[Annotator]:
     """Create (or find again) one account per name; idempotent.
 
     Raises
@@ -94,11 +113,18 @@ def add_annotators(study: Study, admin: LabelStudio, names, *, domain: str = "lo
             creds["annotators"][name] = known  # saved before anything else can fail
             write_credentials(path, creds)
         if "token" not in known:
-            known["user_id"], known["token"] = account_token(admin.url, known["email"], known["password"])
+            known["user_id"], known["token"] = account_token(
+                admin.url, known["email"], known["password"]
+            )
             write_credentials(path, creds)
         db = study.store.db
-        row = {"name": name, "tool": admin.name, "external_id": known["user_id"],
-               "email": known["email"], "created_at": utcnow()}
+        row = {
+            "name": name,
+            "tool": admin.name,
+            "external_id": known["user_id"],
+            "email": known["email"],
+            "created_at": utcnow(),
+        }
         existing = list(db["annotators"].rows_where("tool = ? AND name = ?", [admin.name, name]))
         with study.store.atomic():
             if existing:

@@ -57,9 +57,17 @@ class LabelStudio:
 
     name = "labelstudio"
 
-    def __init__(self, url: str, token: str, *, study_root: Path | None = None,
-                 serve_local: bool = False, retries: int = 4, backoff: float = 0.5,
-                 timeout: float = 60.0):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        study_root: Path | None = None,
+        serve_local: bool = False,
+        retries: int = 4,
+        backoff: float = 0.5,
+        timeout: float = 60.0,
+    ):
         self.url = url.rstrip("/")
         self._token = token
         self.study_root = Path(study_root).resolve() if study_root else None
@@ -131,8 +139,9 @@ class LabelStudio:
 
     # --- projects --------------------------------------------------------------------------
 
-    def ensure_project(self, *, title: str, task: str, classes: Sequence[str], overlap: int,
-                       existing: str | None) -> str:
+    def ensure_project(
+        self, *, title: str, task: str, classes: Sequence[str], overlap: int, existing: str | None
+    ) -> str:
         """The study's project: the recorded one, else one with the same title, else a new one.
         Its label config, overlap and local-files storage are brought up to date."""
         config = label_config(task, classes)
@@ -147,31 +156,49 @@ class LabelStudio:
         }
         project_id = existing
         if project_id is None:
-            listing = self._json("GET", "/api/projects", what="list projects",
-                                 params={"title": title, "page_size": 100})
+            listing = self._json(
+                "GET",
+                "/api/projects",
+                what="list projects",
+                params={"title": title, "page_size": 100},
+            )
             matches = [p for p in listing.get("results", []) if p.get("title") == title]
             project_id = str(matches[0]["id"]) if matches else None
         if project_id is None:
-            project = self._json("POST", "/api/projects", what="create a project",
-                                 json={"title": title, **settings})
+            project = self._json(
+                "POST", "/api/projects", what="create a project", json={"title": title, **settings}
+            )
             project_id = str(project["id"])
         else:
-            self._json("PATCH", f"/api/projects/{project_id}", what="update the project",
-                       json=settings)
+            self._json(
+                "PATCH", f"/api/projects/{project_id}", what="update the project", json=settings
+            )
         if self.serve_local:
             self._ensure_storage(project_id)
         return project_id
 
     def _ensure_storage(self, project_id: str) -> None:
-        storages = self._json("GET", "/api/storages/localfiles", what="list local storages",
-                              params={"project": project_id})
+        storages = self._json(
+            "GET",
+            "/api/storages/localfiles",
+            what="list local storages",
+            params={"project": project_id},
+        )
         media = self.study_root / "labelstudio" / "media"
         if not any(Path(s.get("path", "")) == media for s in storages):
             media.mkdir(parents=True, exist_ok=True)
-            self._json("POST", "/api/storages/localfiles", what="add a local-files storage",
-                       json={"project": int(project_id), "path": str(media),
-                             "title": "loop media", "use_blob_urls": False,
-                             "regex_filter": r"^$"})
+            self._json(
+                "POST",
+                "/api/storages/localfiles",
+                what="add a local-files storage",
+                json={
+                    "project": int(project_id),
+                    "path": str(media),
+                    "title": "loop media",
+                    "use_blob_urls": False,
+                    "regex_filter": r"^$",
+                },
+            )
 
     def media_url(self, relative_path: str) -> str:
         if self.serve_local:
@@ -182,13 +209,20 @@ class LabelStudio:
     # --- tasks -----------------------------------------------------------------------------
 
     def _task_payload(self, task: ToolTask) -> dict:
-        data = {"image": task.image_url, KEY_FIELD: task.key, "loop_image_id": task.image_id,
-                "name": task.name}
+        data = {
+            "image": task.image_url,
+            KEY_FIELD: task.key,
+            "loop_image_id": task.image_id,
+            "name": task.name,
+        }
         payload: dict = {"data": data}
         p = task.prediction
         if p is not None:
-            result = (mask_to_results(p.mask, prefix="pred") if p.mask is not None
-                      else class_to_results(p.klass))
+            result = (
+                mask_to_results(p.mask, prefix="pred")
+                if p.mask is not None
+                else class_to_results(p.klass)
+            )
             prediction = {"result": result, "model_version": p.model_version}
             if p.score is not None:
                 prediction["score"] = float(p.score)
@@ -197,19 +231,29 @@ class LabelStudio:
 
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
         body = [self._task_payload(t) for t in tasks]
-        response = self._json("POST", f"/api/projects/{project}/import", what="import tasks",
-                              json=body, params={"return_task_ids": "true"})
+        response = self._json(
+            "POST",
+            f"/api/projects/{project}/import",
+            what="import tasks",
+            json=body,
+            params={"return_task_ids": "true"},
+        )
         ids = response.get("task_ids")
         if not ids or len(ids) != len(tasks):
-            raise ToolRejected(f"Label Studio imported {response.get('task_count')} of {len(tasks)} tasks")
+            raise ToolRejected(
+                f"Label Studio imported {response.get('task_count')} of {len(tasks)} tasks"
+            )
         return [str(i) for i in ids]
 
     def _pages(self, project: str, page_size: int, fields: str) -> Iterator[list[dict]]:
         page = 1
         while True:
-            response = self._call("GET", "/api/tasks", what="list tasks",
-                                  params={"project": project, "page": page,
-                                          "page_size": page_size, "fields": fields})
+            response = self._call(
+                "GET",
+                "/api/tasks",
+                what="list tasks",
+                params={"project": project, "page": page, "page_size": page_size, "fields": fields},
+            )
             tasks = response.json().get("tasks", [])
             if not tasks:
                 return
@@ -235,10 +279,13 @@ class LabelStudio:
                     key=(task.get("data") or {}).get(KEY_FIELD),
                     annotations=[
                         ToolAnnotation(
-                            task_external_id=str(task["id"]), external_id=str(a["id"]),
+                            task_external_id=str(task["id"]),
+                            external_id=str(a["id"]),
                             user_external_id=str(a.get("completed_by")),
-                            result=a.get("result") or [], cancelled=bool(a.get("was_cancelled")),
-                            lead_time=a.get("lead_time"), updated_at=a.get("updated_at"),
+                            result=a.get("result") or [],
+                            cancelled=bool(a.get("was_cancelled")),
+                            lead_time=a.get("lead_time"),
+                            updated_at=a.get("updated_at"),
                         )
                         for a in task.get("annotations") or []
                     ],
@@ -256,20 +303,28 @@ class LabelStudio:
 
     def next_task(self, project: str) -> dict | None:
         """The next task Label Studio's queue gives this account (``None`` when done)."""
-        response = self.http.request("GET", f"/api/projects/{project}/next", headers=self._headers())
+        response = self.http.request(
+            "GET", f"/api/projects/{project}/next", headers=self._headers()
+        )
         if response.status_code == 404:
             return None
         if response.status_code >= 400:
-            return self._call("GET", f"/api/projects/{project}/next", what="give the next task").json()
+            return self._call(
+                "GET", f"/api/projects/{project}/next", what="give the next task"
+            ).json()
         return response.json()
 
-    def annotate(self, task_id: str, result: list, *, lead_time: float | None = None,
-                 cancelled: bool = False) -> str:
+    def annotate(
+        self, task_id: str, result: list, *, lead_time: float | None = None, cancelled: bool = False
+    ) -> str:
         body = {"result": result, "was_cancelled": cancelled}
         if lead_time is not None:
             body["lead_time"] = lead_time
-        return str(self._json("POST", f"/api/tasks/{task_id}/annotations/", what="save an annotation",
-                              json=body)["id"])
+        return str(
+            self._json(
+                "POST", f"/api/tasks/{task_id}/annotations/", what="save an annotation", json=body
+            )["id"]
+        )
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -283,7 +338,9 @@ def _form_session(url: str, path: str) -> tuple[httpx.Client, str]:
         page = client.get(path)
     except httpx.TransportError as exc:
         client.close()
-        raise ToolUnreachable(f"Label Studio at {url} does not answer ({exc}); is it running?") from exc
+        raise ToolUnreachable(
+            f"Label Studio at {url} does not answer ({exc}); is it running?"
+        ) from exc
     token = client.cookies.get("csrftoken")
     match = _CSRF.search(page.text)
     return client, (match.group(1) if match else token or "")
@@ -298,12 +355,16 @@ def web_login(url: str, email: str, password: str) -> httpx.Client:
         When the form does not accept the email and password.
     """
     client, csrf = _form_session(url, "/user/login/")
-    response = client.post("/user/login/", data={"csrfmiddlewaretoken": csrf, "email": email,
-                                                 "password": password},
-                           headers={"Referer": f"{url}/user/login/"})
+    response = client.post(
+        "/user/login/",
+        data={"csrfmiddlewaretoken": csrf, "email": email, "password": password},
+        headers={"Referer": f"{url}/user/login/"},
+    )
     if response.status_code != 302:
         client.close()
-        raise ToolRejected(f"Label Studio did not accept the login of {email} (HTTP {response.status_code})")
+        raise ToolRejected(
+            f"Label Studio did not accept the login of {email} (HTTP {response.status_code})"
+        )
     return client
 
 
@@ -319,9 +380,16 @@ def sign_up(url: str, invite_token: str, email: str, password: str) -> None:
     path = f"/user/signup/?token={invite_token}"
     client, csrf = _form_session(url, path)
     try:
-        response = client.post(path, data={"csrfmiddlewaretoken": csrf, "email": email,
-                                           "password": password, "how_find_us": "loop"},
-                               headers={"Referer": f"{url}{path}"})
+        response = client.post(
+            path,
+            data={
+                "csrfmiddlewaretoken": csrf,
+                "email": email,
+                "password": password,
+                "how_find_us": "loop",
+            },
+            headers={"Referer": f"{url}{path}"},
+        )
     finally:
         client.close()
     if response.status_code != 302:

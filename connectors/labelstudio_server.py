@@ -174,18 +174,31 @@ class LabelStudioServer:
         fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.chmod(self.log_file, 0o600)
         command = [
-            executable, "start", "--no-browser",
-            "--internal-host", HOST, "--port", str(port),
-            "--data-dir", str(data_dir), "--enable-legacy-api-token",
+            executable,
+            "start",
+            "--no-browser",
+            "--internal-host",
+            HOST,
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--enable-legacy-api-token",
         ]
         with os.fdopen(fd, "ab") as log:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=self.folder, start_new_session=True,
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.folder,
+                start_new_session=True,
             )
         url = f"http://{HOST}:{port}"
-        info = ServerInfo(url=url, pid=process.pid, port=port, data_dir=str(data_dir),
-                          log=str(self.log_file))
+        info = ServerInfo(
+            url=url, pid=process.pid, port=port, data_dir=str(data_dir), log=str(self.log_file)
+        )
         self.state_file.write_text(json.dumps(info.__dict__))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -68,17 +68,23 @@ def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
         sl = slices[int(label) - 1]
         region = np.zeros((height, width), dtype=bool)
         region[sl] = mask[sl] == label
-        results.append({
-            "id": f"{prefix}{int(label)}",
-            "from_name": BRUSH_TAG,
-            "to_name": IMAGE_TAG,
-            "type": "brushlabels",
-            "origin": "manual",
-            "original_width": width,
-            "original_height": height,
-            "image_rotation": 0,
-            "value": {"format": "rle", "rle": encode_mask(region), "brushlabels": [OBJECT_LABEL]},
-        })
+        results.append(
+            {
+                "id": f"{prefix}{int(label)}",
+                "from_name": BRUSH_TAG,
+                "to_name": IMAGE_TAG,
+                "type": "brushlabels",
+                "origin": "manual",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": {
+                    "format": "rle",
+                    "rle": encode_mask(region),
+                    "brushlabels": [OBJECT_LABEL],
+                },
+            }
+        )
     return results
 
 
@@ -119,8 +125,16 @@ def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
 
 def class_to_results(klass: str) -> list[dict]:
     """A class as a Label Studio ``choices`` result."""
-    return [{"id": "class", "from_name": CHOICE_TAG, "to_name": IMAGE_TAG, "type": "choices",
-             "origin": "manual", "value": {"choices": [klass]}}]
+    return [
+        {
+            "id": "class",
+            "from_name": CHOICE_TAG,
+            "to_name": IMAGE_TAG,
+            "type": "choices",
+            "origin": "manual",
+            "value": {"choices": [klass]},
+        }
+    ]
 
 
 def results_to_class(results: list) -> str | None:
@@ -133,8 +147,12 @@ def results_to_class(results: list) -> str | None:
     """
     if not isinstance(results, list):
         raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
-    chosen = [c for item in results if isinstance(item, dict) and item.get("type") == "choices"
-              for c in (item.get("value") or {}).get("choices", [])]
+    chosen = [
+        c
+        for item in results
+        if isinstance(item, dict) and item.get("type") == "choices"
+        for c in (item.get("value") or {}).get("choices", [])
+    ]
     if len(chosen) > 1:
         raise MalformedAnnotation(f"several classes chosen ({', '.join(chosen)}); choose one")
     return chosen[0] if chosen else None

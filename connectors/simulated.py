@@ -43,12 +43,36 @@ class NoiseProfile:
 
 PROFILES = {
     "perfect": NoiseProfile(),
-    "careful": NoiseProfile(jitter=(0, 1), miss_small=0.03, miss=0.005, false_positive=0.005,
-                            merge=0.01, split=0.005, flip=0.03, seconds_per_object=3.0),
-    "average": NoiseProfile(jitter=(1, 2), miss_small=0.10, miss=0.02, false_positive=0.02,
-                            merge=0.04, split=0.02, flip=0.10, seconds_per_object=2.0),
-    "sloppy": NoiseProfile(jitter=(2, 3), miss_small=0.30, miss=0.06, false_positive=0.06,
-                           merge=0.10, split=0.05, flip=0.25, seconds_per_object=1.2),
+    "careful": NoiseProfile(
+        jitter=(0, 1),
+        miss_small=0.03,
+        miss=0.005,
+        false_positive=0.005,
+        merge=0.01,
+        split=0.005,
+        flip=0.03,
+        seconds_per_object=3.0,
+    ),
+    "average": NoiseProfile(
+        jitter=(1, 2),
+        miss_small=0.10,
+        miss=0.02,
+        false_positive=0.02,
+        merge=0.04,
+        split=0.02,
+        flip=0.10,
+        seconds_per_object=2.0,
+    ),
+    "sloppy": NoiseProfile(
+        jitter=(2, 3),
+        miss_small=0.30,
+        miss=0.06,
+        false_positive=0.06,
+        merge=0.10,
+        split=0.05,
+        flip=0.25,
+        seconds_per_object=1.2,
+    ),
 }
 DEFAULT_ORDER = ("careful", "average", "sloppy")
 
@@ -57,7 +81,9 @@ def profile_named(name: str) -> NoiseProfile:
     try:
         return PROFILES[name]
     except KeyError:
-        raise ConfigError(f"unknown noise profile {name!r}; choose one of {', '.join(PROFILES)}") from None
+        raise ConfigError(
+            f"unknown noise profile {name!r}; choose one of {', '.join(PROFILES)}"
+        ) from None
 
 
 def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:
@@ -105,7 +131,9 @@ def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generato
                 eroded = ndi.binary_erosion(region, iterations=k)
                 region = eroded if eroded.sum() >= 4 else region
             else:
-                region = ndi.binary_dilation(region, iterations=k) & ((out == 0) & ((truth == 0) | region))
+                region = ndi.binary_dilation(region, iterations=k) & (
+                    (out == 0) & ((truth == 0) | region)
+                )
         target = alias[v]
         if target not in assigned:
             assigned[target] = next_label
@@ -173,10 +201,18 @@ def simulate(
         When the queue serves the same task twice (it would never end).
     """
     store = study.store
-    projects = list(store.db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [admin.name]))
+    projects = list(
+        store.db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [admin.name])
+    )
     report = SimulationReport(annotated={}, skipped={})
-    classes = sorted({r[0] for r in store.db.execute(
-        "SELECT DISTINCT class FROM labels WHERE source = 'truth' AND class IS NOT NULL")})
+    classes = sorted(
+        {
+            r[0]
+            for r in store.db.execute(
+                "SELECT DISTINCT class FROM labels WHERE source = 'truth' AND class IS NOT NULL"
+            )
+        }
+    )
     names = list(profiles)
     for name, profile in profiles.items():
         client = connect_as(study, name, admin)
@@ -201,12 +237,17 @@ def simulate(
                         continue
                     if truth["kind"] == "mask":
                         image = store.image(image_id)
-                        mask = noisy_mask(read_mask(truth["mask_path"], (image["height"], image["width"])),
-                                          profile, rng)
+                        mask = noisy_mask(
+                            read_mask(truth["mask_path"], (image["height"], image["width"])),
+                            profile,
+                            rng,
+                        )
                         result = mask_to_results(mask, prefix=f"{name}-")
                         seconds = lead_time(profile, int(mask.max()), rng)
                     else:
-                        result = class_to_results(noisy_class(truth["class"], classes, profile, rng))
+                        result = class_to_results(
+                            noisy_class(truth["class"], classes, profile, rng)
+                        )
                         seconds = lead_time(profile, 0, rng)
                     client.annotate(task_id, result, lead_time=round(seconds, 1))
                     done += 1

@@ -59,27 +59,44 @@ def classes_of(study: Study) -> list[str]:
     return [r[0] for r in rows]
 
 
-def ensure_project(study: Study, tool: AnnotationTool, *, overlap: int, purpose: str = "annotate") -> str:
+def ensure_project(
+    study: Study, tool: AnnotationTool, *, overlap: int, purpose: str = "annotate"
+) -> str:
     """The study's project in the tool (created on first use, recorded in ``tool_projects``)."""
     db = study.store.db
     rows = list(db["tool_projects"].rows_where("tool = ? and purpose = ?", [tool.name, purpose]))
     existing = rows[0]["project"] if rows else None
     project = tool.ensure_project(
         title=project_title(study) if purpose == "annotate" else f"{project_title(study)} adj",
-        task=study.config.task, classes=classes_of(study), overlap=overlap, existing=existing,
+        task=study.config.task,
+        classes=classes_of(study),
+        overlap=overlap,
+        existing=existing,
     )
     with study.store.atomic():
         if rows:
             db["tool_projects"].update(rows[0]["id"], {"project": project, "overlap": overlap})
         else:
-            db["tool_projects"].insert({"tool": tool.name, "purpose": purpose, "project": project,
-                                        "title": project_title(study), "overlap": overlap,
-                                        "created_at": utcnow()})
+            db["tool_projects"].insert(
+                {
+                    "tool": tool.name,
+                    "purpose": purpose,
+                    "project": project,
+                    "title": project_title(study),
+                    "overlap": overlap,
+                    "created_at": utcnow(),
+                }
+            )
     return project
 
 
-def select_for_push(study: Study, *, image_ids: Sequence[int] | None = None,
-                    split: str = "pool", limit: int | None = None) -> list[dict]:
+def select_for_push(
+    study: Study,
+    *,
+    image_ids: Sequence[int] | None = None,
+    split: str = "pool",
+    limit: int | None = None,
+) -> list[dict]:
     """The images to push: given ids (checked), or the first ``limit`` of a split.
 
     Raises
@@ -97,7 +114,9 @@ def select_for_push(study: Study, *, image_ids: Sequence[int] | None = None,
             rows.append(row)
     else:
         if split not in PUSHABLE_SPLITS:
-            raise PushRefused(f"--split {split}: only {' or '.join(PUSHABLE_SPLITS)} images are annotated")
+            raise PushRefused(
+                f"--split {split}: only {' or '.join(PUSHABLE_SPLITS)} images are annotated"
+            )
         rows = store.images("split = ?", [split])
         rows = rows[:limit] if limit is not None else rows
     refused = [r for r in rows if r["split"] not in PUSHABLE_SPLITS]
@@ -170,27 +189,47 @@ def push(
     with store.atomic():
         for image in images:
             row = db.execute(
-                "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? AND purpose = 'annotate'",
+                "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? "
+                "AND purpose = 'annotate'",
                 [image["id"], tool.name, project],
             ).fetchone()
             if row is not None:
                 report.already += 1
                 report.task_ids.append(row[0])
                 continue
-            task_id = db["tasks"].insert({
-                "image_id": image["id"], "arm": arm, "round": round, "purpose": "annotate",
-                "tool": tool.name, "project": project, "external_id": None, "overlap": overlap,
-                "status": "pending", "created_at": now, "updated_at": now,
-            }).last_pk
+            task_id = (
+                db["tasks"]
+                .insert(
+                    {
+                        "image_id": image["id"],
+                        "arm": arm,
+                        "round": round,
+                        "purpose": "annotate",
+                        "tool": tool.name,
+                        "project": project,
+                        "external_id": None,
+                        "overlap": overlap,
+                        "status": "pending",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                .last_pk
+            )
             report.task_ids.append(task_id)
-    pending = list(db["tasks"].rows_where(
-        "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"))
+    pending = list(
+        db["tasks"].rows_where(
+            "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"
+        )
+    )
     if pending:
         found = tool.find_tasks(project, {t["id"] for t in pending})
         if found:
             with store.atomic():
                 for key, external in found.items():
-                    db["tasks"].update(key, {"external_id": external, "status": "open", "updated_at": utcnow()})
+                    db["tasks"].update(
+                        key, {"external_id": external, "status": "open", "updated_at": utcnow()}
+                    )
             report.adopted = len(found)
         pending = [t for t in pending if t["id"] not in found]
     for start in range(0, len(pending), BATCH):
@@ -198,18 +237,25 @@ def push(
         tool_tasks = []
         for task in batch:
             image = db["images"].get(task["image_id"])
-            tool_tasks.append(ToolTask(
-                key=task["id"], image_id=image["id"], name=image["name"],
-                image_url=tool.media_url(display_png(study, image)),
-                height=image["height"], width=image["width"],
-                prediction=predictions(image) if predictions else None,
-            ))
+            tool_tasks.append(
+                ToolTask(
+                    key=task["id"],
+                    image_id=image["id"],
+                    name=image["name"],
+                    image_url=tool.media_url(display_png(study, image)),
+                    height=image["height"],
+                    width=image["width"],
+                    prediction=predictions(image) if predictions else None,
+                )
+            )
         external_ids = tool.create_tasks(project, tool_tasks)
         crash.hit("push.created")
         with store.atomic():
             for task, external in zip(batch, external_ids):
-                db["tasks"].update(task["id"], {"external_id": str(external), "status": "open",
-                                                "updated_at": utcnow()})
+                db["tasks"].update(
+                    task["id"],
+                    {"external_id": str(external), "status": "open", "updated_at": utcnow()},
+                )
         report.created += len(batch)
         if progress:
             progress(start + len(batch), len(pending))
@@ -234,7 +280,8 @@ class PullReport:
 
 def annotator_name(study: Study, tool: AnnotationTool, user_external_id: str) -> str:
     row = study.store.db.execute(
-        "SELECT name FROM annotators WHERE tool = ? AND external_id = ?", [tool.name, user_external_id]
+        "SELECT name FROM annotators WHERE tool = ? AND external_id = ?",
+        [tool.name, user_external_id],
     ).fetchone()
     return row[0] if row else f"user{user_external_id}"
 
@@ -246,8 +293,11 @@ def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: 
     target = study.path / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp.tif")
-    tifffile.imwrite(tmp, mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
-                     compression="zlib")
+    tifffile.imwrite(
+        tmp,
+        mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
+        compression="zlib",
+    )
     os.replace(tmp, target)
     return rel.as_posix()
 
@@ -270,15 +320,19 @@ def pull(
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
     """Bring the tool's annotations into the store (incremental, never loses one)."""
-    store, db = study.store, study.store.db
+    db = study.store.db
     report = PullReport()
-    projects = list(db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [tool.name]))
+    projects = list(
+        db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [tool.name])
+    )
     crash = crash_points()
     for project_row in projects:
         project = project_row["project"]
         by_external = {
-            t["external_id"]: t for t in db["tasks"].rows_where(
-                "tool = ? AND project = ? AND external_id IS NOT NULL", [tool.name, project])
+            t["external_id"]: t
+            for t in db["tasks"].rows_where(
+                "tool = ? AND project = ? AND external_id IS NOT NULL", [tool.name, project]
+            )
         }
         for page in tool.iter_tasks(project, page_size=page_size):
             for state in page:
@@ -302,7 +356,9 @@ def _latest_per_annotator(study, tool, annotations) -> dict[str, ToolAnnotation]
     return out
 
 
-def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, report: PullReport) -> None:
+def _pull_task(
+    study: Study, tool: AnnotationTool, task: dict, annotations, report: PullReport
+) -> None:
     store, db = study.store, study.store.db
     image = db["images"].get(task["image_id"])
     current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
@@ -311,8 +367,12 @@ def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, repo
     for name, ann in latest.items():
         payload = dumps({"result": ann.result, "cancelled": ann.cancelled})
         old = current.get(name)
-        if (old is not None and old["result"] == payload and old["external_id"] == ann.external_id
-                and old["status"] != "deleted"):
+        if (
+            old is not None
+            and old["result"] == payload
+            and old["external_id"] == ann.external_id
+            and old["status"] != "deleted"
+        ):
             report.unchanged += 1
             continue
         version = 1 if old is None else old["version"] + 1
@@ -328,17 +388,31 @@ def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, repo
                 report.skipped_by_annotator += 1
             elif mask is not None:
                 mask_path = _write_mask(study, task["id"], name, version, mask)
-        prepared.append((old, {
-            "task_id": task["id"], "image_id": image["id"], "annotator": name,
-            "external_id": ann.external_id, "result": payload, "mask_path": mask_path,
-            "class": klass, "n_objects": n_objects, "lead_time": ann.lead_time,
-            "status": status, "version": version,
-        }))
+        prepared.append(
+            (
+                old,
+                {
+                    "task_id": task["id"],
+                    "image_id": image["id"],
+                    "annotator": name,
+                    "external_id": ann.external_id,
+                    "result": payload,
+                    "mask_path": mask_path,
+                    "class": klass,
+                    "n_objects": n_objects,
+                    "lead_time": ann.lead_time,
+                    "status": status,
+                    "version": version,
+                },
+            )
+        )
     now = utcnow()
     with store.atomic():
         for old, row in prepared:
             if old is None:
-                db["annotations"].insert({**row, "created_at": now, "updated_at": now, "pulled_at": now})
+                db["annotations"].insert(
+                    {**row, "created_at": now, "updated_at": now, "pulled_at": now}
+                )
                 report.new += 1
             else:
                 _archive(db, old, now)
@@ -347,11 +421,19 @@ def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, repo
         for name, old in current.items():
             if name not in latest and old["status"] != "deleted":
                 _archive(db, old, now)
-                db["annotations"].update(old["id"], {"status": "deleted", "version": old["version"] + 1,
-                                                     "updated_at": now, "pulled_at": now})
+                db["annotations"].update(
+                    old["id"],
+                    {
+                        "status": "deleted",
+                        "version": old["version"] + 1,
+                        "updated_at": now,
+                        "pulled_at": now,
+                    },
+                )
                 report.deleted += 1
         n_done = db.execute(
-            "SELECT count(*) FROM annotations WHERE task_id = ? AND status = 'current'", [task["id"]]
+            "SELECT count(*) FROM annotations WHERE task_id = ? AND status = 'current'",
+            [task["id"]],
         ).fetchone()[0]
         status = "done" if n_done >= (task["overlap"] or 1) else "open"
         if status != task["status"]:
@@ -360,8 +442,13 @@ def _pull_task(study: Study, tool: AnnotationTool, task: dict, annotations, repo
 
 
 def _archive(db, old: dict, now: str) -> None:
-    db["annotation_versions"].insert({**{k: v for k, v in old.items() if k != "id"},
-                                      "annotation_id": old["id"], "replaced_at": now})
+    db["annotation_versions"].insert(
+        {
+            **{k: v for k, v in old.items() if k != "id"},
+            "annotation_id": old["id"],
+            "replaced_at": now,
+        }
+    )
 
 
 def annotation_payload(row: dict) -> dict:

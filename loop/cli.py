@@ -307,10 +307,12 @@ def demo(
 
 # --- Label Studio --------------------------------------------------------------------------
 
-labelstudio_app = typer.Typer(cls=LoopGroup, help="Run the study's local Label Studio server.",
-                              no_args_is_help=True)
-annotators_app = typer.Typer(cls=LoopGroup, help="Annotator accounts in Label Studio.",
-                             no_args_is_help=True)
+labelstudio_app = typer.Typer(
+    cls=LoopGroup, help="Run the study's local Label Studio server.", no_args_is_help=True
+)
+annotators_app = typer.Typer(
+    cls=LoopGroup, help="Annotator accounts in Label Studio.", no_args_is_help=True
+)
 app.add_typer(labelstudio_app, name="labelstudio")
 app.add_typer(annotators_app, name="annotators")
 
@@ -318,7 +320,9 @@ app.add_typer(annotators_app, name="annotators")
 @labelstudio_app.command("start")
 def labelstudio_start(
     study: StudyArg,
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait until it is healthy.")] = 240.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -332,11 +336,19 @@ def labelstudio_start(
             info = server.start(timeout=timeout, port=port)
         admin = server.credentials()["admin"]
     if as_json:
-        emit_json({"url": info.url, "pid": info.pid, "login": admin["email"],
-                   "credentials": str(server.credentials_file)})
+        emit_json(
+            {
+                "url": info.url,
+                "pid": info.pid,
+                "login": admin["email"],
+                "credentials": str(server.credentials_file),
+            }
+        )
         return
     out.print(f"Label Studio is running at {info.url} (pid {info.pid})")
-    out.print(f"log in as {admin['email']}; the password is in {server.credentials_file} (mode 0600)")
+    out.print(
+        f"log in as {admin['email']}; the password is in {server.credentials_file} (mode 0600)"
+    )
 
 
 @labelstudio_app.command("stop")
@@ -359,13 +371,20 @@ def labelstudio_status(study: StudyArg, as_json: JsonOpt = False) -> None:
 
     with open_study(study) as s:
         info = server_of(s).info()
-    state = {"running": info is not None, "url": info.url if info else None,
-             "pid": info.pid if info else None, "healthy": bool(info and healthy(info.url))}
+    state = {
+        "running": info is not None,
+        "url": info.url if info else None,
+        "pid": info.pid if info else None,
+        "healthy": bool(info and healthy(info.url)),
+    }
     if as_json:
         emit_json(state)
     else:
-        out.print(f"running at {info.url} (pid {info.pid}), healthy: {state['healthy']}"
-                  if info else "not running")
+        out.print(
+            f"running at {info.url} (pid {info.pid}), healthy: {state['healthy']}"
+            if info
+            else "not running"
+        )
 
 
 @annotators_app.command("add")
@@ -374,7 +393,8 @@ def annotators_add(
     names: Annotated[list[str], typer.Argument(help="Annotator names (letters, digits, . _ -).")],
     domain: Annotated[str, typer.Option(help="Email domain of the new accounts.")] = "loop.local",
     profile: Annotated[
-        str | None, typer.Option(help="Noise profile if simulated: perfect, careful, average, sloppy.")
+        str | None,
+        typer.Option(help="Noise profile if simulated: perfect, careful, average, sloppy."),
     ] = None,
 ) -> None:
     """Create one Label Studio account (with its own API token) per annotator; idempotent."""
@@ -398,8 +418,10 @@ def annotators_list(study: StudyArg, as_json: JsonOpt = False) -> None:
     from loop.study import open_study
 
     with open_study(study) as s:
-        rows = [{k: r[k] for k in ("name", "tool", "external_id", "email", "profile")}
-                for r in s.store.db["annotators"].rows]
+        rows = [
+            {k: r[k] for k in ("name", "tool", "external_id", "email", "profile")}
+            for r in s.store.db["annotators"].rows
+        ]
     if as_json:
         emit_json(rows)
         return
@@ -430,8 +452,10 @@ def _predictions_from(folder: Path | None):
         for ext in (".tif", ".tiff", ".png"):
             path = folder / f"{image['name']}{ext}"
             if path.is_file():
-                return Prediction(mask=read_mask(path, (image["height"], image["width"])),
-                                  model_version=folder.name)
+                return Prediction(
+                    mask=read_mask(path, (image["height"], image["width"])),
+                    model_version=folder.name,
+                )
         return None
 
     return predict
@@ -440,14 +464,21 @@ def _predictions_from(folder: Path | None):
 @app.command()
 def push(
     study: StudyArg,
-    images: Annotated[str | None, typer.Option(help="Image ids (1,2,3) or a file listing them.")] = None,
-    split: Annotated[str, typer.Option(help="Push images of this split (pool or labeled).")] = "pool",
+    images: Annotated[
+        str | None, typer.Option(help="Image ids (1,2,3) or a file listing them.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Push images of this split (pool or labeled).")
+    ] = "pool",
     limit: Annotated[int | None, typer.Option(help="At most this many images of --split.")] = None,
     overlap: Annotated[int, typer.Option(help="Distinct annotators wanted per task.")] = 3,
     predictions: Annotated[
-        Path | None, typer.Option(help="Folder of label TIFFs <image name>.tif used as pre-annotations.")
+        Path | None,
+        typer.Option(help="Folder of label TIFFs <image name>.tif used as pre-annotations."),
     ] = None,
-    arm: Annotated[str, typer.Option(help="Arm the tasks belong to (main, or a control arm).")] = "main",
+    arm: Annotated[
+        str, typer.Option(help="Arm the tasks belong to (main, or a control arm).")
+    ] = "main",
     round: Annotated[int | None, typer.Option("--round", help="Round the tasks belong to.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -458,17 +489,30 @@ def push(
     from loop.study import open_study
 
     with open_study(study) as s:
-        rows = select_for_push(s, image_ids=_read_id_list(images) if images else None,
-                               split=split, limit=limit)
+        rows = select_for_push(
+            s, image_ids=_read_id_list(images) if images else None, split=split, limit=limit
+        )
         tool = connect(s)
         with progress_bar() as bar:
             job = bar.add_task("push", total=None)
-            report = run_push(s, tool, rows, overlap=overlap, arm=arm, round=round,
-                              predictions=_predictions_from(predictions),
-                              progress=lambda d, t: bar.update(job, completed=d, total=t))
+            report = run_push(
+                s,
+                tool,
+                rows,
+                overlap=overlap,
+                arm=arm,
+                round=round,
+                predictions=_predictions_from(predictions),
+                progress=lambda d, t: bar.update(job, completed=d, total=t),
+            )
         tool.close()
-    summary = {"project": report.project, "created": report.created, "adopted": report.adopted,
-               "already_pushed": report.already, "tasks": len(report.task_ids)}
+    summary = {
+        "project": report.project,
+        "created": report.created,
+        "adopted": report.adopted,
+        "already_pushed": report.already,
+        "tasks": len(report.task_ids),
+    }
     if as_json:
         emit_json(summary)
     else:
@@ -490,10 +534,16 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         tool.close()
     for line in report.malformed:
         print(f"malformed annotation kept as is: {line}", file=sys.stderr)
-    summary = {"new": report.new, "updated": report.updated, "unchanged": report.unchanged,
-               "deleted": report.deleted, "skipped_by_annotator": report.skipped_by_annotator,
-               "malformed": len(report.malformed), "tasks_seen": report.tasks_seen,
-               "tasks_done": report.tasks_done}
+    summary = {
+        "new": report.new,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "deleted": report.deleted,
+        "skipped_by_annotator": report.skipped_by_annotator,
+        "malformed": len(report.malformed),
+        "tasks_seen": report.tasks_seen,
+        "tasks_done": report.tasks_done,
+    }
     if as_json:
         emit_json(summary)
     else:
@@ -503,9 +553,12 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
 @app.command()
 def simulate(
     study: StudyArg,
-    annotators: Annotated[str, typer.Option(help="Comma-separated annotator names (accounts are created if missing).")] = "alice,bob,carol",
+    annotators: Annotated[
+        str, typer.Option(help="Comma-separated annotator names (accounts are created if missing).")
+    ] = "alice,bob,carol",
     profile: Annotated[
-        list[str] | None, typer.Option(help="NAME=PROFILE (perfect, careful, average, sloppy). Repeatable.")
+        list[str] | None,
+        typer.Option(help="NAME=PROFILE (perfect, careful, average, sloppy). Repeatable."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the annotators' noise.")] = 0,
     as_json: JsonOpt = False,
@@ -524,28 +577,38 @@ def simulate(
     for item in profile or []:
         name, _, value = item.partition("=")
         if name not in names or not value:
-            raise ConfigError(f"--profile {item!r}: write NAME=PROFILE for one of {', '.join(names)}")
+            raise ConfigError(
+                f"--profile {item!r}: write NAME=PROFILE for one of {', '.join(names)}"
+            )
         chosen[name] = value
     with open_study(study) as s:
         admin = connect(s)
         stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
         profiles = {}
         for i, name in enumerate(names):
-            profiles[name] = chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
+            profiles[name] = (
+                chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
+            )
         for name, value in profiles.items():
             profile_named(value)
             add_annotators(s, admin, [name], profile=value)
         with err.status("simulated annotators at work ...") as status_line:
             report = run_simulate(
-                s, admin, {n: profile_named(p) for n, p in profiles.items()}, seed=seed,
-                progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"))
+                s,
+                admin,
+                {n: profile_named(p) for n, p in profiles.items()},
+                seed=seed,
+                progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"),
+            )
         admin.close()
     if as_json:
         emit_json({"profiles": profiles, "annotated": report.annotated, "skipped": report.skipped})
     else:
         for name in names:
-            out.print(f"{name} ({profiles[name]}): {report.annotated[name]} annotated, "
-                      f"{report.skipped[name]} skipped")
+            out.print(
+                f"{name} ({profiles[name]}): {report.annotated[name]} annotated, "
+                f"{report.skipped[name]} skipped"
+            )
 
 
 def main() -> None:

@@ -63,8 +63,9 @@ class AnnotationTool(Protocol):
 
     name: str
 
-    def ensure_project(self, *, title: str, task: str, classes: Sequence[str], overlap: int,
-                       existing: str | None) -> str:
+    def ensure_project(
+        self, *, title: str, task: str, classes: Sequence[str], overlap: int, existing: str | None
+    ) -> str:
         """Create the project (or check the existing one); returns its id."""
 
     def media_url(self, relative_path: str) -> str:

@@ -62,3 +62,31 @@ def seg_study(tmp_path):
 def cls_study(tmp_path):
     with init_study(tmp_path / "wbc", task="classification") as study:
         yield study
+
+
+@pytest.fixture(scope="session")
+def ls_study(tmp_path_factory):
+    """A DSB study (fluorescence: 30% test, 10 initial) with its own real Label Studio,
+    started once per test session on 127.0.0.1 and stopped at the end."""
+    from connectors.accounts import server_of
+    from connectors.labelstudio_server import find_executable
+    from loop.errors import ServerStartFailed
+    from loop.ingest import ingest
+    from loop.split import split_study
+
+    if not DSB.exists():
+        pytest.skip(f"{DSB} not present")
+    try:
+        find_executable()
+    except ServerStartFailed as exc:
+        if os.environ.get("CI"):
+            raise  # CI installs the server: never skip there
+        pytest.skip(str(exc))
+    folder = tmp_path_factory.mktemp("ls") / "study"
+    with init_study(folder) as study:
+        ingest(study, DSB / "images", masks=DSB / "masks", metadata=DSB / "manifest.json")
+        split_study(study, test=0.3, initial=10, seed=0, where=["modality=fluorescence"])
+        server = server_of(study)
+        server.start(timeout=300)
+    yield folder
+    server.stop()

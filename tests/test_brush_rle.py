@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from label_studio_sdk.converter.brush import decode_rle as sdk_decode
+from label_studio_sdk.converter.brush import mask2rle as sdk_encode
+
+from connectors.brush_rle import RLEError, decode_rle, encode_mask
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 40), st.integers(1, 40))))
+def test_round_trip_is_exact(mask):
+    assert np.array_equal(decode_rle(encode_mask(mask), mask.shape) > 0, mask)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.bool_, st.tuples(st.integers(1, 30), st.integers(1, 30))))
+def test_sdk_decodes_ours_and_we_decode_the_sdks(mask):
+    ours = encode_mask(mask)
+    assert np.array_equal(sdk_decode(ours).reshape(*mask.shape, 4)[..., 3] > 0, mask)
+    theirs = sdk_encode(mask.astype(np.uint8) * 255)
+    assert np.array_equal(decode_rle(theirs, mask.shape) > 0, mask)
+
+
+def test_long_runs_and_empty_and_full():
+    for mask in (np.zeros((300, 300), bool), np.ones((300, 300), bool)):
+        assert np.array_equal(decode_rle(encode_mask(mask), mask.shape) > 0, mask)
+    mask = np.zeros((400, 400), bool)
+    mask[390:, 5:9] = True  # a run longer than 2**16 values before it
+    assert np.array_equal(sdk_decode(encode_mask(mask)).reshape(400, 400, 4)[..., 3] > 0, mask)
+
+
+def test_errors():
+    rle = encode_mask(np.eye(8, dtype=bool))
+    with pytest.raises(RLEError, match="holds 256 values, expected 9x8x4 = 288"):
+        decode_rle(rle, (9, 8))
+    with pytest.raises(RLEError, match="truncated"):
+        decode_rle(rle[:6], (8, 8))
+    with pytest.raises(ValueError, match="mask must be 2-D"):
+        encode_mask(np.zeros((2, 2, 2)))
