@@ -222,6 +222,18 @@ def connect_as_admin_remote(study, env):
     return LabelStudio(env["LABEL_STUDIO_URL"], env["LABEL_STUDIO_API_KEY"], study_root=study.path)
 
 
+def test_no_token_or_password_in_the_store_or_log(ls_study):
+    with open_study(ls_study) as study:
+        creds = server_of(study).credentials()
+        secrets = [creds["admin"]["token"], creds["admin"]["password"]]
+        for person in creds.get("annotators", {}).values():
+            secrets += [person["token"], person["password"]]
+        study.store.db.execute("PRAGMA wal_checkpoint(FULL)")
+    blob = b"".join(p.read_bytes() for p in ls_study.glob("loop.db*"))
+    assert len(secrets) >= 4 and not any(s.encode() in blob for s in secrets)
+    assert "token" not in (ls_study / "loop.toml").read_text().lower()
+
+
 def test_server_killed_mid_pull_then_restart_finishes(ls_study):
     """Runs last in this module: it stops and restarts the session's server."""
     with open_study(ls_study) as study:
@@ -255,3 +267,4 @@ def test_server_killed_mid_pull_then_restart_finishes(ls_study):
         assert report.new == study.store.db["annotations"].count - partial
         assert study.store.db["annotations"].count_where("status = 'current'") >= 60
         tool.close()
+
