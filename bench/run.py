@@ -113,6 +113,27 @@ def table(results: dict) -> str:
             f"{ing['ratio_to_baseline']:.2f}x |"
         )
         lines.append(f"| re-ingest (no change) | {ing['reingest_seconds']:.2f} s | | | |")
+    ls = results["speed"].get("labelstudio")
+    if ls:
+        n = ls["n_tasks"]
+        lines.append(
+            f"| push {n} tasks + pre-annotations ({ls['mean_objects_per_image']:.0f} objects each) | "
+            f"{ls['push_s']:.1f} s | {ls['push_tasks_per_s']:.0f} tasks/s | "
+            f"{ls['push_without_predictions_s']:.1f} s (no pre-annotations) | "
+            f"{ls['push_s'] / ls['push_without_predictions_s']:.2f}x |")
+        lines.append(f"| pull {n} annotations | {ls['pull_s']:.1f} s | "
+                     f"{ls['pull_annotations_per_s']:.0f} ann/s | | |")
+        lines.append(f"| re-pull (nothing new) | {ls['repull_unchanged_s']:.1f} s | | | |")
+        c = ls["codec"]
+        lines.append(f"| brush encode, per object | {c['encode_ms_per_object']:.3f} ms | | "
+                     f"{c['encode_sdk_ms_per_object']:.3f} ms (SDK mask2rle) | "
+                     f"{c['encode_ms_per_object'] / c['encode_sdk_ms_per_object']:.2f}x |")
+        lines.append(f"| brush decode, per object | {c['decode_ms_per_object']:.3f} ms | | "
+                     f"{c['decode_sdk_ms_per_object']:.3f} ms (SDK decode_rle) | "
+                     f"{c['decode_ms_per_object'] / c['decode_sdk_ms_per_object']:.2f}x |")
+        lines.append("")
+        lines.append(f"push breakdown (s): {ls['push_breakdown_s']}; "
+                     f"pull breakdown (s): {ls['pull_breakdown_s']}")
     return "\n".join(lines) + "\n"
 
 
@@ -123,12 +144,18 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks pushed and pulled")
+    parser.add_argument("--skip", nargs="*", default=[], help="stages to skip (labelstudio)")
     args = parser.parse_args(argv)
     if not (args.data / "images").is_dir():
         sys.exit(f"bench: no DSB2018 data at {args.data}; pass --data")
     results = {"env": environment(), "speed": {}}
     print("bench: ingest ...", file=sys.stderr)
     results["speed"]["ingest"] = bench_ingest(args.data, args.repeats)
+    if "labelstudio" not in args.skip:
+        from bench.labelstudio import bench_labelstudio
+
+        results["speed"]["labelstudio"] = bench_labelstudio(args.tasks)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / results["env"]["date"]
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")

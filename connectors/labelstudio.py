@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -75,6 +76,8 @@ class LabelStudio:
         self.retries, self.backoff = retries, backoff
         self.http = httpx.Client(base_url=self.url, timeout=timeout)
         self._access: str | None = None
+        self.seconds: Counter[str] = Counter()
+        """Time spent per phase (``http``, ``encode``, ``decode``), for benchmarks and rounds."""
 
     def __repr__(self) -> str:  # never show the token
         return f"LabelStudio({self.url!r})"
@@ -103,11 +106,14 @@ class LabelStudio:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            start = time.perf_counter()
             try:
                 response = self.http.request(method, path, headers=self._headers(), **kwargs)
             except httpx.TransportError as exc:
+                self.seconds["http"] += time.perf_counter() - start
                 last = f"{type(exc).__name__}: {exc}"
                 continue
+            self.seconds["http"] += time.perf_counter() - start
             if response.status_code == 401 and self._access is not None:
                 self._access = None  # expired access token: refresh once and retry
                 continue
@@ -218,6 +224,7 @@ class LabelStudio:
         payload: dict = {"data": data}
         p = task.prediction
         if p is not None:
+            start = time.perf_counter()
             result = (
                 mask_to_results(p.mask, prefix="pred")
                 if p.mask is not None
@@ -227,6 +234,7 @@ class LabelStudio:
             if p.score is not None:
                 prediction["score"] = float(p.score)
             payload["predictions"] = [prediction]
+            self.seconds["encode"] += time.perf_counter() - start
         return payload
 
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
@@ -294,7 +302,11 @@ class LabelStudio:
             ]
 
     def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
-        return results_to_mask(result, shape)
+        start = time.perf_counter()
+        try:
+            return results_to_mask(result, shape)
+        finally:
+            self.seconds["decode"] += time.perf_counter() - start
 
     def to_class(self, result: list) -> str | None:
         return results_to_class(result)

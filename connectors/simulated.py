@@ -141,14 +141,10 @@ def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generato
         label = assigned[target]
         if profile.split > 0 and region.sum() > 60 and rng.random() < profile.split:
             rows, cols = np.nonzero(region)
-            if np.ptp(rows) >= np.ptp(cols):
-                half = rows > np.median(rows)
-                out[rows[half], cols[half]] = next_label
-                out[rows[~half], cols[~half]] = label
-            else:
-                half = cols > np.median(cols)
-                out[rows[half], cols[half]] = next_label
-                out[rows[~half], cols[~half]] = label
+            along = rows if np.ptp(rows) >= np.ptp(cols) else cols  # cut across the long axis
+            half = along > np.median(along)
+            out[rows[half], cols[half]] = next_label
+            out[rows[~half], cols[~half]] = label
             next_label += 1
         else:
             out[region & (out == 0)] = label

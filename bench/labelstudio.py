@@ -1,0 +1,140 @@
+"""Push of 1,000 tasks with pre-annotations and pull of 1,000 annotations against the local
+Label Studio, with the breakdown (encode, HTTP, decode) and baselines measured in the same run:
+the same push without pre-annotations (HTTP + PNG floor), and the SDK's brush codec on the same
+masks (``label_studio_sdk.converter.brush``)."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _make_images(folder: Path, n: int, shape=(256, 256)) -> None:
+    import tifffile
+
+    from loop.synthetic import synthetic_nuclei
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        image, mask = synthetic_nuclei(shape, 60, radius=(5.0, 9.0), rng=rng)
+        tifffile.imwrite(folder / "images" / f"img{i:04d}.tif", image)
+        tifffile.imwrite(folder / "masks" / f"img{i:04d}.tif", mask.astype(np.uint16))
+
+
+def _codec_baseline(masks: list[np.ndarray]) -> dict:
+    from label_studio_sdk.converter.brush import decode_rle as sdk_decode
+    from label_studio_sdk.converter.brush import mask2rle
+
+    from connectors.brush_rle import decode_rle, encode_mask
+
+    objects = [(m == v) for m in masks for v in np.unique(m)[1:]]
+
+    def timed(fn):
+        runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - start)
+        return statistics.median(runs) / len(objects) * 1e3
+
+    ours_rle = [encode_mask(o) for o in objects]
+    sdk_rle = [mask2rle(o.astype(np.uint8) * 255) for o in objects]
+    return {
+        "objects": len(objects),
+        "encode_ms_per_object": round(timed(lambda: [encode_mask(o) for o in objects]), 4),
+        "encode_sdk_ms_per_object": round(timed(lambda: [mask2rle(o.astype(np.uint8) * 255) for o in objects]), 4),
+        "decode_ms_per_object": round(timed(lambda: [decode_rle(r, objects[0].shape) for r in ours_rle]), 4),
+        "decode_sdk_ms_per_object": round(timed(lambda: [sdk_decode(r) for r in sdk_rle]), 4),
+    }
+
+
+def bench_labelstudio(n_tasks: int = 1000) -> dict:
+    from connectors.accounts import connect, server_of
+    from connectors.ls_results import mask_to_results
+    from loop.annotation import pull, push, select_for_push
+    from loop.images import read_mask
+    from loop.ingest import ingest
+    from loop.study import init_study
+    from loop.types import Prediction
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        print(f"bench: making {n_tasks} synthetic 256x256 images ...", file=sys.stderr)
+        _make_images(tmp / "data", n_tasks)
+        with init_study(tmp / "study") as study:
+            ingest(study, tmp / "data" / "images", masks=tmp / "data" / "masks")
+            server = server_of(study)
+            print("bench: starting Label Studio ...", file=sys.stderr)
+            start = time.perf_counter()
+            server.start(timeout=300)
+            started = time.perf_counter() - start
+            try:
+                images = select_for_push(study, split="pool")
+                masks = {im["id"]: read_mask(study.store.truth(im["id"])["mask_path"]) for im in images}
+                n_objects = float(np.mean([m.max() for m in masks.values()]))
+
+                # baseline: the same push without pre-annotations, into a second study's project
+                # (inside the first study's folder, the server's local-files root; its image
+                # URLs are not browsable, which does not matter for timing)
+                with init_study(tmp / "study" / "baseline") as plain:
+                    ingest(plain, tmp / "data" / "images")
+                    tool = connect(study)  # same server, admin token
+                    tool.study_root = plain.path.resolve()
+                    start = time.perf_counter()
+                    push(plain, tool, select_for_push(plain, split="pool"), overlap=1)
+                    plain_s = time.perf_counter() - start
+                    tool.close()
+
+                tool = connect(study)
+                print("bench: push ...", file=sys.stderr)
+                start = time.perf_counter()
+                report = push(study, tool, images, overlap=1,
+                              predictions=lambda im: Prediction(mask=masks[im["id"]], score=0.5))
+                push_s = time.perf_counter() - start
+                push_breakdown = {k: round(v, 2) for k, v in tool.seconds.items()}
+                assert report.created == n_tasks
+
+                print("bench: annotating (setup, not timed) ...", file=sys.stderr)
+                tasks = list(study.store.db["tasks"].rows)
+                for task in tasks:
+                    result = mask_to_results(masks[task["image_id"]], prefix="a")
+                    tool._json("POST", f"/api/tasks/{task['external_id']}/annotations/",
+                               what="annotate", json={"result": result, "lead_time": 30.0})
+                tool.seconds.clear()
+                print("bench: pull ...", file=sys.stderr)
+                start = time.perf_counter()
+                pulled = pull(study, tool)
+                pull_s = time.perf_counter() - start
+                pull_breakdown = {k: round(v, 2) for k, v in tool.seconds.items()}
+                assert pulled.new == n_tasks
+                start = time.perf_counter()
+                again = pull(study, tool)
+                repull_s = time.perf_counter() - start
+                assert again.unchanged == n_tasks
+                tool.close()
+            finally:
+                server.stop()
+            codec = _codec_baseline(list(masks.values())[:20])
+    return {
+        "n_tasks": n_tasks,
+        "mean_objects_per_image": round(n_objects, 1),
+        "server_start_s": round(started, 1),
+        "push_s": round(push_s, 2),
+        "push_tasks_per_s": round(n_tasks / push_s, 1),
+        "push_breakdown_s": push_breakdown,
+        "push_without_predictions_s": round(plain_s, 2),
+        "pull_s": round(pull_s, 2),
+        "pull_annotations_per_s": round(n_tasks / pull_s, 1),
+        "pull_breakdown_s": pull_breakdown,
+        "repull_unchanged_s": round(repull_s, 2),
+        "codec": codec,
+        "target": "push and pull of 1000 each < 20 s",
+        "repeats": 1,
+    }
