@@ -262,11 +262,12 @@ class LabelStudio:
                 what="list tasks",
                 params={"project": project, "page": page, "page_size": page_size, "fields": fields},
             )
-            tasks = response.json().get("tasks", [])
-            if not tasks:
-                return
-            yield tasks
-            if len(tasks) < page_size:
+            body = response.json()
+            tasks = body.get("tasks", [])
+            if tasks:
+                yield tasks
+            # stop by the total: past the last page Label Studio answers 404 "Invalid page"
+            if not tasks or page * page_size >= body.get("total", 0):
                 return
             page += 1
 

@@ -100,3 +100,18 @@ def test_import_count_mismatch():
     ]
     with pytest.raises(ToolRejected, match="imported 1 of 2 tasks"):
         ls.create_tasks("1", tasks)
+
+
+def test_paging_stops_at_the_total_without_asking_past_the_last_page():
+    asked = []
+
+    def handler(request):
+        page = int(request.url.params["page"])
+        asked.append(page)
+        if page > 2:
+            return httpx.Response(404, json={"detail": "Invalid page."})
+        tasks = [{"id": 10 * page + i, "data": {"loop_task_id": 10 * page + i}} for i in range(2)]
+        return httpx.Response(200, json={"tasks": tasks, "total": 4})
+
+    pages = list(client(handler).iter_tasks("1", page_size=2))
+    assert [len(p) for p in pages] == [2, 2] and asked == [1, 2]
