@@ -267,4 +267,3 @@ def test_server_killed_mid_pull_then_restart_finishes(ls_study):
         assert report.new == study.store.db["annotations"].count - partial
         assert study.store.db["annotations"].count_where("status = 'current'") >= 60
         tool.close()
-
