@@ -611,6 +611,100 @@ def simulate(
             )
 
 
+@app.command()
+def agree(
+    study: StudyArg,
+    round: Annotated[
+        int | None, typer.Option("--round", help="Only the tasks of this round.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Mask fusion: majority or staple.")] = "majority",
+    min_agreement: Annotated[
+        float, typer.Option(help="Tasks below this mean pairwise agreement go to adjudication.")
+    ] = 0.7,
+    against_truth: Annotated[
+        bool,
+        typer.Option(
+            "--against-truth", help="Also score annotators and consensus against ground truth."
+        ),
+    ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json or csv (one row per task).")
+    ] = "table",
+    as_json: JsonOpt = False,
+) -> None:
+    """Inter-annotator agreement per task, pair and annotator; writes consensus labels and lists
+    tasks for adjudication."""
+    import csv
+
+    from loop.agree import agree as run_agree
+    from loop.errors import ConfigError
+    from loop.study import open_study
+
+    if output_format not in ("table", "json", "csv"):
+        raise ConfigError(f"--format {output_format}: choose table, json or csv")
+    output_format = "json" if as_json else output_format
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("agreement", total=None)
+        report = run_agree(
+            s,
+            round=round,
+            method=method,
+            min_agreement=min_agreement,
+            against_truth=against_truth,
+            progress=lambda d, t: bar.update(job, completed=d, total=t),
+        )
+    if output_format == "json":
+        data = {
+            "overall": report.overall,
+            "annotators": report.annotators,
+            "tasks": [vars(t) for t in report.tasks],
+        }
+        if against_truth:
+            data.update(report.against_truth or {"consensus": None, "annotators": {}})
+        emit_json(data)
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(
+            [
+                "task_id",
+                "image_id",
+                "image",
+                "round",
+                "annotators",
+                "agreement",
+                "consensus",
+                "adjudicate",
+            ]
+        )
+        for t in report.tasks:
+            writer.writerow(
+                [
+                    t.task_id,
+                    t.image_id,
+                    t.image,
+                    t.round,
+                    " ".join(t.annotators),
+                    "" if t.agreement is None else f"{t.agreement:.4f}",
+                    t.consensus,
+                    int(t.adjudicate),
+                ]
+            )
+    else:
+        table = Table("annotator", "agreement with the others' consensus")
+        for name, value in report.annotators.items():
+            table.add_row(name, f"{value:.3f}")
+        out.print(table)
+        overall = report.overall
+        mean = overall["mean_agreement"]
+        out.print(
+            f"{overall['tasks']} tasks, mean pairwise agreement "
+            f"{'n/a' if mean is None else f'{mean:.3f}'}; "
+            f"{len(overall['adjudicate'])} for adjudication: {overall['adjudicate'][:20]}"
+        )
+        if report.against_truth:
+            out.print(f"against truth: {report.against_truth}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -147,7 +147,7 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     path = Path(path)
     try:
         array = _read_array(path)
-    except UnreadableImage as exc:
+    except (UnreadableImage, EmptyFile) as exc:
         raise BadMask(path, f"mask is not readable: {exc.args[0].split(': ', 1)[-1]}") from exc
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]

@@ -1,0 +1,292 @@
+"""Agreement over a study's annotations: per task, per annotator pair, per annotator; writes
+consensus labels (``labels.source = 'consensus'``) and lists tasks for adjudication.
+
+A task whose consensus is accepted moves its image from ``pool`` to ``labeled`` (it now has a
+training label); a task below ``min_agreement`` keeps its image in the pool, flagged for
+adjudication, and gets no consensus label until a reviewer decides.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loop.agreement import (
+    consensus_mask,
+    krippendorff_alpha,
+    majority_vote,
+    object_f1,
+    percent_agreement,
+)
+from loop.images import count_objects, read_mask
+from loop.store import dumps, utcnow
+from loop.study import Study
+
+CONSENSUS_DIR = Path("consensus")
+
+
+@dataclass
+class TaskAgreement:
+    task_id: int
+    image_id: int
+    image: str
+    round: int | None
+    annotators: list[str]
+    pairs: dict = field(
+        default_factory=dict
+    )  # "a|b" -> {"f1_50", "dice", "mean_matched_iou"} or agree 0/1
+    agreement: float | None = None  # mean over pairs of f1_50 (segmentation) or agreement (classes)
+    per_annotator: dict = field(
+        default_factory=dict
+    )  # name -> agreement with the others' consensus
+    consensus: str | int | None = None  # class, or number of consensus objects
+    adjudicate: bool = False
+    against_truth: dict | None = None  # {"consensus": {...}, "annotators": {...}}
+
+
+@dataclass
+class AgreementReport:
+    tasks: list[TaskAgreement]
+    annotators: dict  # name -> mean agreement with the others' consensus
+    overall: dict  # mean agreement; kappa/alpha for classes
+    against_truth: dict | None = None
+
+
+def _current_annotations(study: Study, round: int | None) -> dict[int, list[dict]]:
+    sql = (
+        "SELECT a.*, t.round AS task_round FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "WHERE a.status = 'current' AND t.purpose = 'annotate'"
+    )
+    params: list = []
+    if round is not None:
+        sql += " AND t.round = ?"
+        params.append(round)
+    by_task: dict[int, list[dict]] = {}
+    for row in study.store.db.query(sql + " ORDER BY a.task_id, a.annotator", params):
+        by_task.setdefault(row["task_id"], []).append(row)
+    return by_task
+
+
+def _write_consensus(study: Study, image: dict, mask: np.ndarray) -> str:
+    import tifffile
+
+    rel = CONSENSUS_DIR / f"{image['id']}_{image['name']}.tif"
+    target = study.path / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.tif")
+    tifffile.imwrite(
+        tmp,
+        mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
+        compression="zlib",
+    )
+    os.replace(tmp, target)
+    return rel.as_posix()
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def agree(
+    study: Study,
+    *,
+    round: int | None = None,
+    method: str = "majority",
+    min_agreement: float = 0.7,
+    against_truth: bool = False,
+    write: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> AgreementReport:
+    """Measure agreement on every task with current annotations; fuse and store consensus.
+
+    Parameters
+    ----------
+    round : int, optional
+        Only the tasks of this round.
+    method : {"majority", "staple"}
+        Foreground fusion of instance masks (classes always use a majority vote; a tie goes
+        to adjudication).
+    min_agreement : float
+        Tasks whose mean pairwise agreement (object F1 at IoU 0.5, or share of agreeing pairs
+        for classes) is below this go to adjudication.
+    against_truth : bool
+        Also score each annotator and the consensus against the ground truth, where it exists.
+    write : bool
+        Store consensus labels and move agreed images to the labeled split.
+    """
+    store = study.store
+    by_task = _current_annotations(study, round)
+    segmentation = study.config.task == "segmentation"
+    results: list[TaskAgreement] = []
+    for done, (task_id, rows) in enumerate(by_task.items(), start=1):
+        image = store.image(rows[0]["image_id"])
+        names = [r["annotator"] for r in rows]
+        item = TaskAgreement(task_id, image["id"], image["name"], rows[0]["task_round"], names)
+        truth = store.truth(image["id"]) if against_truth else None
+        if segmentation:
+            shape = (image["height"], image["width"])
+            masks = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
+            for a, b in itertools.combinations(names, 2):
+                s = object_f1(masks[a], masks[b])
+                item.pairs[f"{a}|{b}"] = {k: s[k] for k in ("f1_50", "dice", "mean_matched_iou")}
+            item.agreement = _mean(p["f1_50"] for p in item.pairs.values())
+            for name in names if len(names) > 1 else []:
+                others = [masks[o] for o in names if o != name]
+                item.per_annotator[name] = object_f1(
+                    consensus_mask(others, method=method), masks[name]
+                )["f1_50"]
+            fused = consensus_mask(list(masks.values()), method=method)
+            item.consensus = count_objects(fused)
+            if truth is not None and truth["kind"] == "mask":
+                t = read_mask(truth["mask_path"], shape)
+                pick = ("f1_50", "dice", "mean_matched_iou")
+                item.against_truth = {
+                    "consensus": {k: object_f1(t, fused)[k] for k in pick},
+                    "annotators": {
+                        n: {k: object_f1(t, m)[k] for k in pick} for n, m in masks.items()
+                    },
+                }
+        else:
+            classes = {r["annotator"]: r["class"] for r in rows}
+            for a, b in itertools.combinations(names, 2):
+                item.pairs[f"{a}|{b}"] = float(classes[a] == classes[b])
+            item.agreement = _mean(item.pairs.values())
+            for name in names if len(names) > 1 else []:
+                vote = majority_vote([classes[o] for o in names if o != name], tie="first")
+                item.per_annotator[name] = float(vote == classes[name])
+            fused = majority_vote(list(classes.values()))
+            item.consensus = fused
+            if truth is not None and truth["kind"] == "class":
+                item.against_truth = {
+                    "consensus": {"correct": float(fused == truth["class"])},
+                    "annotators": {
+                        n: {"correct": float(c == truth["class"])} for n, c in classes.items()
+                    },
+                }
+        item.adjudicate = (item.agreement is not None and item.agreement < min_agreement) or (
+            not segmentation and item.consensus is None
+        )
+        if write:
+            _store_consensus(study, item, rows, fused if not item.adjudicate else None, method)
+        results.append(item)
+        if progress:
+            progress(done, len(by_task))
+    return _summarise(study, results, segmentation)
+
+
+def _store_consensus(
+    study: Study, item: TaskAgreement, rows: list[dict], fused, method: str
+) -> None:
+    store, db = study.store, study.store.db
+    now = utcnow()
+    if fused is None:
+        return
+    image = store.image(item.image_id)
+    provenance = {
+        "annotations": [r["id"] for r in rows],
+        "annotators": item.annotators,
+        "method": method if isinstance(fused, np.ndarray) else "majority-vote",
+        "round": item.round,
+        "task": item.task_id,
+        "agreement": item.agreement,
+    }
+    if isinstance(fused, np.ndarray):
+        label = {
+            "kind": "mask",
+            "mask_path": _write_consensus(study, image, fused),
+            "n_objects": count_objects(fused),
+            "class": None,
+        }
+    else:
+        label = {"kind": "class", "class": fused, "mask_path": None, "n_objects": None}
+    existing = next(
+        db["labels"].rows_where("image_id = ? AND source = 'consensus'", [item.image_id]), None
+    )
+    with store.atomic():
+        if existing is None:
+            db["labels"].insert(
+                {
+                    "image_id": item.image_id,
+                    "source": "consensus",
+                    "annotator": "",
+                    "method": provenance["method"],
+                    "provenance": dumps(provenance),
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    **label,
+                }
+            )
+        elif existing["provenance"] != dumps(provenance) or existing["class"] != label["class"]:
+            db["labels"].update(
+                existing["id"],
+                {
+                    **label,
+                    "provenance": dumps(provenance),
+                    "version": existing["version"] + 1,
+                    "updated_at": now,
+                },
+            )
+        if image["split"] == "pool":
+            db["images"].update(item.image_id, {"split": "labeled", "updated_at": now})
+
+
+def _summarise(study: Study, tasks: list[TaskAgreement], segmentation: bool) -> AgreementReport:
+    per_annotator: dict[str, list[float]] = {}
+    for t in tasks:
+        for name, value in t.per_annotator.items():
+            per_annotator.setdefault(name, []).append(value)
+    annotators = {n: float(np.mean(v)) for n, v in sorted(per_annotator.items())}
+    overall = {
+        "tasks": len(tasks),
+        "mean_agreement": _mean(t.agreement for t in tasks),
+        "adjudicate": [t.task_id for t in tasks if t.adjudicate],
+    }
+    if not segmentation and tasks:
+        names = sorted({n for t in tasks for n in t.annotators})
+        ratings = []
+        for name in names:
+            row = []
+            for t in tasks:
+                ann = next(
+                    (
+                        r
+                        for r in study.store.db["annotations"].rows_where(
+                            "task_id = ? AND annotator = ? AND status = 'current'",
+                            [t.task_id, name],
+                        )
+                    ),
+                    None,
+                )
+                row.append(ann["class"] if ann else None)
+            ratings.append(row)
+        try:
+            overall["krippendorff_alpha"] = krippendorff_alpha(ratings)
+            overall["percent_agreement"] = percent_agreement(ratings)
+        except ValueError:
+            pass
+    truth = [t.against_truth for t in tasks if t.against_truth]
+    against = None
+    if truth:
+        keys = list(truth[0]["consensus"])
+        names = sorted({n for t in truth for n in t["annotators"]})
+        against = {
+            "tasks": len(truth),
+            "consensus": {k: _mean(t["consensus"][k] for t in truth) for k in keys},
+            "annotators": {
+                n: {
+                    k: _mean(t["annotators"][n][k] for t in truth if n in t["annotators"])
+                    for k in keys
+                }
+                for n in names
+            },
+        }
+    return AgreementReport(
+        tasks=tasks, annotators=annotators, overall=overall, against_truth=against
+    )
