@@ -9,7 +9,6 @@ adjudication, and gets no consensus label until a reviewer decides.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from loop.agreement import (
     object_f1,
     percent_agreement,
 )
-from loop.images import count_objects, read_mask
+from loop.images import count_objects, read_mask, write_labels
 from loop.store import dumps, utcnow
 from loop.study import Study
 
@@ -73,18 +72,8 @@ def _current_annotations(study: Study, round: int | None) -> dict[int, list[dict
 
 
 def _write_consensus(study: Study, image: dict, mask: np.ndarray) -> str:
-    import tifffile
-
     rel = CONSENSUS_DIR / f"{image['id']}_{image['name']}.tif"
-    target = study.path / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.tif")
-    tifffile.imwrite(
-        tmp,
-        mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
-        compression="zlib",
-    )
-    os.replace(tmp, target)
+    write_labels(study.path / rel, mask)
     return rel.as_posix()
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from loop.errors import MalformedAnnotation, PushRefused
 from loop.faults import crash_points
-from loop.images import count_objects, read_image, to_display_uint8
+from loop.images import count_objects, read_image, to_display_uint8, write_labels
 from loop.store import dumps, utcnow
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction, ToolAnnotation, ToolTask
@@ -287,18 +287,8 @@ def annotator_name(study: Study, tool: AnnotationTool, user_external_id: str) ->
 
 
 def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: np.ndarray) -> str:
-    import tifffile
-
     rel = ANNOTATIONS_DIR / str(task_id) / f"{annotator}_v{version}.tif"
-    target = study.path / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.tif")
-    tifffile.imwrite(
-        tmp,
-        mask.astype(np.uint16 if mask.max(initial=0) < 65536 else np.uint32),
-        compression="zlib",
-    )
-    os.replace(tmp, target)
+    write_labels(study.path / rel, mask)
     return rel.as_posix()
 
 

@@ -174,6 +174,21 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
     return array.astype(np.int32, copy=False)
 
 
+def write_labels(path: str | Path, mask: np.ndarray) -> None:
+    """Write a label image as a compressed TIFF (uint16, or uint32 past 65535 objects),
+    atomically: a reader never sees a half-written file."""
+    import os
+
+    import tifffile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.tif")
+    dtype = np.uint16 if mask.max(initial=0) < 65536 else np.uint32
+    tifffile.imwrite(tmp, mask.astype(dtype), compression="zlib")
+    os.replace(tmp, path)
+
+
 def count_objects(mask: np.ndarray) -> int:
     """Number of distinct non-zero labels in ``mask``."""
     labels = np.unique(mask)

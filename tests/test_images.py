@@ -197,3 +197,13 @@ def test_class_of():
     assert class_of({"Image": "1", "Category": " NEUTROPHIL "}, "l.csv") == "NEUTROPHIL"
     with pytest.raises(MetadataError, match="none of the class columns class, label, category"):
         class_of({"id": "a"}, "l.csv")
+
+
+def test_write_labels_round_trip(tmp_path):
+    from loop.images import write_labels
+
+    mask = np.zeros((5, 6), np.int64)
+    mask[1, 1], mask[3, 4] = 2, 70000
+    write_labels(tmp_path / "a" / "m.tif", mask)
+    assert np.array_equal(read_mask(tmp_path / "a" / "m.tif"), mask)
+    assert not list((tmp_path / "a").glob("*.tmp.tif"))
