@@ -100,8 +100,11 @@ class LabelStudio:
             self._access = response.json()["access"]
         return {"Authorization": f"Bearer {self._access}"}
 
-    def _call(self, method: str, path: str, *, what: str, **kwargs) -> httpx.Response:
-        """One request with retries on transport errors and 5xx."""
+    def _call(
+        self, method: str, path: str, *, what: str, missing_ok: bool = False, **kwargs
+    ) -> httpx.Response | None:
+        """One request with retries on transport errors and 5xx (``None`` for a 404 when
+        ``missing_ok``)."""
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -120,6 +123,8 @@ class LabelStudio:
             if response.status_code >= 500:
                 last = f"HTTP {response.status_code}"
                 continue
+            if response.status_code == 404 and missing_ok:
+                return None
             if response.status_code >= 400:
                 detail = response.text[:300].replace(self._token, "***")
                 raise ToolRejected(
@@ -316,16 +321,10 @@ class LabelStudio:
 
     def next_task(self, project: str) -> dict | None:
         """The next task Label Studio's queue gives this account (``None`` when done)."""
-        response = self.http.request(
-            "GET", f"/api/projects/{project}/next", headers=self._headers()
+        response = self._call(
+            "GET", f"/api/projects/{project}/next", what="give the next task", missing_ok=True
         )
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            return self._call(
-                "GET", f"/api/projects/{project}/next", what="give the next task"
-            ).json()
-        return response.json()
+        return None if response is None else response.json()
 
     def annotate(
         self, task_id: str, result: list, *, lead_time: float | None = None, cancelled: bool = False

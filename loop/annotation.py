@@ -24,7 +24,6 @@ picks up the rest.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -439,8 +438,3 @@ def _archive(db, old: dict, now: str) -> None:
             "replaced_at": now,
         }
     )
-
-
-def annotation_payload(row: dict) -> dict:
-    """The raw ``{"result": ..., "cancelled": ...}`` kept for an annotation row."""
-    return json.loads(row["result"])

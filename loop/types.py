@@ -6,7 +6,7 @@ core functions, which only use the :class:`AnnotationTool` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,6 +85,3 @@ class AnnotationTool(Protocol):
 
     def to_class(self, result: list) -> str | None:
         """An annotation result as a class (raises MalformedAnnotation)."""
-
-
-ProgressFn = Callable[[int, int], None]

@@ -115,3 +115,13 @@ def test_paging_stops_at_the_total_without_asking_past_the_last_page():
 
     pages = list(client(handler).iter_tasks("1", page_size=2))
     assert [len(p) for p in pages] == [2, 2] and asked == [1, 2]
+
+
+def test_next_task_is_none_when_the_queue_is_empty_and_retries_when_down():
+    assert client(lambda r: httpx.Response(404, json={"detail": "no more"})).next_task("1") is None
+
+    def down(request):
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(ToolUnreachable, match="did not give the next task after 3 attempts"):
+        client(down).next_task("1")
