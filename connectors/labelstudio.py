@@ -26,6 +26,7 @@ from connectors.ls_results import (
     results_to_class,
     results_to_mask,
 )
+from loop.annotation import MEDIA_DIR
 from loop.errors import ToolRejected, ToolUnreachable
 from loop.types import ToolAnnotation, ToolTask, ToolTaskState
 
@@ -195,7 +196,7 @@ class LabelStudio:
             what="list local storages",
             params={"project": project_id},
         )
-        media = self.study_root / "labelstudio" / "media"
+        media = self.study_root / MEDIA_DIR
         if not any(Path(s.get("path", "")) == media for s in storages):
             media.mkdir(parents=True, exist_ok=True)
             self._json(

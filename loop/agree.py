@@ -161,22 +161,19 @@ def agree(
         item.adjudicate = (item.agreement is not None and item.agreement < min_agreement) or (
             not segmentation and item.consensus is None
         )
-        if write:
-            _store_consensus(study, item, rows, fused if not item.adjudicate else None, method)
+        if write and not item.adjudicate:
+            _store_consensus(study, item, image, rows, fused, method)
         results.append(item)
         if progress:
             progress(done, len(by_task))
-    return _summarise(study, results, segmentation)
+    return _summarise(results, by_task, segmentation)
 
 
 def _store_consensus(
-    study: Study, item: TaskAgreement, rows: list[dict], fused, method: str
+    study: Study, item: TaskAgreement, image: dict, rows: list[dict], fused, method: str
 ) -> None:
     store, db = study.store, study.store.db
     now = utcnow()
-    if fused is None:
-        return
-    image = store.image(item.image_id)
     provenance = {
         "annotations": [r["id"] for r in rows],
         "annotators": item.annotators,
@@ -226,7 +223,9 @@ def _store_consensus(
             db["images"].update(item.image_id, {"split": "labeled", "updated_at": now})
 
 
-def _summarise(study: Study, tasks: list[TaskAgreement], segmentation: bool) -> AgreementReport:
+def _summarise(
+    tasks: list[TaskAgreement], by_task: dict[int, list[dict]], segmentation: bool
+) -> AgreementReport:
     per_annotator: dict[str, list[float]] = {}
     for t in tasks:
         for name, value in t.per_annotator.items():
@@ -239,22 +238,8 @@ def _summarise(study: Study, tasks: list[TaskAgreement], segmentation: bool) -> 
     }
     if not segmentation and tasks:
         names = sorted({n for t in tasks for n in t.annotators})
-        ratings = []
-        for name in names:
-            row = []
-            for t in tasks:
-                ann = next(
-                    (
-                        r
-                        for r in study.store.db["annotations"].rows_where(
-                            "task_id = ? AND annotator = ? AND status = 'current'",
-                            [t.task_id, name],
-                        )
-                    ),
-                    None,
-                )
-                row.append(ann["class"] if ann else None)
-            ratings.append(row)
+        classes = [{r["annotator"]: r["class"] for r in by_task[t.task_id]} for t in tasks]
+        ratings = [[per_task.get(name) for per_task in classes] for name in names]
         try:
             overall["krippendorff_alpha"] = krippendorff_alpha(ratings)
             overall["percent_agreement"] = percent_agreement(ratings)

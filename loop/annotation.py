@@ -65,8 +65,9 @@ def ensure_project(
     db = study.store.db
     rows = list(db["tool_projects"].rows_where("tool = ? and purpose = ?", [tool.name, purpose]))
     existing = rows[0]["project"] if rows else None
+    title = project_title(study) if purpose == "annotate" else f"{project_title(study)} adj"
     project = tool.ensure_project(
-        title=project_title(study) if purpose == "annotate" else f"{project_title(study)} adj",
+        title=title,
         task=study.config.task,
         classes=classes_of(study),
         overlap=overlap,
@@ -81,7 +82,7 @@ def ensure_project(
                     "tool": tool.name,
                     "purpose": purpose,
                     "project": project,
-                    "title": project_title(study),
+                    "title": title,
                     "overlap": overlap,
                     "created_at": utcnow(),
                 }
@@ -107,10 +108,10 @@ def select_for_push(
     if image_ids is not None:
         rows = []
         for image_id in image_ids:
-            row = store.db["images"].get(image_id) if _exists(store, image_id) else None
-            if row is None:
+            found = store.images("id = ?", [image_id])
+            if not found:
                 raise PushRefused(f"no image with id {image_id} in the study")
-            rows.append(row)
+            rows.append(found[0])
     else:
         if split not in PUSHABLE_SPLITS:
             raise PushRefused(
@@ -126,10 +127,6 @@ def select_for_push(
             "and never offered for annotation, excluded images are outside the study"
         )
     return rows
-
-
-def _exists(store, image_id) -> bool:
-    return store.db.execute("SELECT 1 FROM images WHERE id = ?", [image_id]).fetchone() is not None
 
 
 def display_png(study: Study, image: dict) -> str:
@@ -277,12 +274,13 @@ class PullReport:
     tasks_done: int = 0
 
 
-def annotator_name(study: Study, tool: AnnotationTool, user_external_id: str) -> str:
-    row = study.store.db.execute(
-        "SELECT name FROM annotators WHERE tool = ? AND external_id = ?",
-        [tool.name, user_external_id],
-    ).fetchone()
-    return row[0] if row else f"user{user_external_id}"
+def annotator_names(study: Study, tool: AnnotationTool) -> dict[str, str]:
+    """The tool's user id -> our annotator name, for the accounts the study knows."""
+    return dict(
+        study.store.db.execute(
+            "SELECT external_id, name FROM annotators WHERE tool = ?", [tool.name]
+        ).fetchall()
+    )
 
 
 def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: np.ndarray) -> str:
@@ -315,6 +313,7 @@ def pull(
         db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [tool.name])
     )
     crash = crash_points()
+    names = annotator_names(study, tool)
     for project_row in projects:
         project = project_row["project"]
         by_external = {
@@ -329,7 +328,7 @@ def pull(
                 if task is None:
                     report.unknown_tasks += 1
                     continue
-                _pull_task(study, tool, task, state.annotations, report)
+                _pull_task(study, tool, task, state.annotations, names, report)
                 report.tasks_seen += 1
                 crash.hit("pull.task")
             if progress:
@@ -337,21 +336,27 @@ def pull(
     return report
 
 
-def _latest_per_annotator(study, tool, annotations) -> dict[str, ToolAnnotation]:
-    """One annotation per annotator (the newest, by id, if someone made several)."""
+def _latest_per_annotator(annotations, names: dict[str, str]) -> dict[str, ToolAnnotation]:
+    """One annotation per annotator (the newest, by id, if someone made several); accounts the
+    study does not know are named ``user<id>``."""
     out: dict[str, ToolAnnotation] = {}
     for ann in sorted(annotations, key=lambda a: int(a.external_id)):
-        out[annotator_name(study, tool, ann.user_external_id)] = ann
+        out[names.get(ann.user_external_id, f"user{ann.user_external_id}")] = ann
     return out
 
 
 def _pull_task(
-    study: Study, tool: AnnotationTool, task: dict, annotations, report: PullReport
+    study: Study,
+    tool: AnnotationTool,
+    task: dict,
+    annotations,
+    names: dict[str, str],
+    report: PullReport,
 ) -> None:
     store, db = study.store, study.store.db
     image = db["images"].get(task["image_id"])
     current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
-    latest = _latest_per_annotator(study, tool, annotations)
+    latest = _latest_per_annotator(annotations, names)
     prepared = []
     for name, ann in latest.items():
         payload = dumps({"result": ann.result, "cancelled": ann.cancelled})
