@@ -14,9 +14,10 @@ import secrets
 from dataclasses import dataclass
 
 from connectors.credentials import env_server, read_credentials, write_credentials
-from connectors.labelstudio import LabelStudio, account_token, sign_up
+from connectors.labelstudio import LabelStudio, account_token, sign_up, web_login
 from connectors.labelstudio_server import LabelStudioServer
 from loop.errors import CredentialsError, ToolRejected
+from loop.faults import crash_points
 from loop.store import utcnow
 from loop.study import Study
 
@@ -98,6 +99,7 @@ def add_annotators(
         For an invalid name, or when the server refuses the sign-up.
     """
     path = _credentials_file(study)
+    crash = crash_points()
     out = []
     for name in names:
         if not NAME.match(name):
@@ -106,11 +108,20 @@ def add_annotators(
         known = creds.setdefault("annotators", {}).get(name)
         created = known is None
         if known is None:
-            email = f"{name.lower()}@{domain}"
-            password = secrets.token_urlsafe(16)
-            sign_up(admin.url, admin.invite_token(), email, password)
-            known = {"email": email, "password": password}
-            creds["annotators"][name] = known  # saved before anything else can fail
+            # the password is saved before the account exists, so a run killed after the
+            # sign-up still knows it; ``signed_up`` records that the sign-up went through
+            known = {
+                "email": f"{name.lower()}@{domain}",
+                "password": secrets.token_urlsafe(16),
+                "signed_up": False,
+            }
+            creds["annotators"][name] = known
+            write_credentials(path, creds)
+        if not known.get("signed_up", True):
+            if created or not _can_log_in(admin.url, known):
+                sign_up(admin.url, admin.invite_token(), known["email"], known["password"])
+            crash.hit("annotators.signed_up")
+            known["signed_up"] = True
             write_credentials(path, creds)
         if "token" not in known:
             known["user_id"], known["token"] = account_token(
@@ -118,22 +129,32 @@ def add_annotators(
             )
             write_credentials(path, creds)
         db = study.store.db
-        row = {
-            "name": name,
-            "tool": admin.name,
-            "external_id": known["user_id"],
-            "email": known["email"],
-            "created_at": utcnow(),
-        }
-        existing = list(db["annotators"].rows_where("tool = ? AND name = ?", [admin.name, name]))
+        existing = next(
+            db["annotators"].rows_where("tool = ? AND name = ?", [admin.name, name]), None
+        )
+        row = {"external_id": known["user_id"], "email": known["email"]}
+        # keep the profile given before when none is given now
+        kept = existing["profile"] if profile is None and existing is not None else profile
         with study.store.atomic():
-            if existing:
-                update = {"external_id": known["user_id"], "email": known["email"]}
-                if profile is not None:
-                    update["profile"] = profile
-                db["annotators"].update(existing[0]["id"], update)
+            if existing is not None:
+                db["annotators"].update(existing["id"], {**row, "profile": kept})
             else:
-                db["annotators"].insert({**row, "profile": profile})
-        stored = next(db["annotators"].rows_where("tool = ? AND name = ?", [admin.name, name]))
-        out.append(Annotator(name, known["user_id"], known["email"], stored["profile"], created))
+                db["annotators"].insert(
+                    {
+                        **row,
+                        "name": name,
+                        "tool": admin.name,
+                        "profile": kept,
+                        "created_at": utcnow(),
+                    }
+                )
+        out.append(Annotator(name, known["user_id"], known["email"], kept, created))
     return out
+
+
+def _can_log_in(url: str, known: dict) -> bool:
+    try:
+        web_login(url, known["email"], known["password"]).close()
+    except ToolRejected:
+        return False
+    return True

@@ -49,6 +49,10 @@ def test_push_simulate_pull_round_trip(ls_study):
         assert len({a.user_id for a in added}) == 3
         # idempotent: the same names again create nothing
         assert not any(a.created for a in add_annotators(study, tool, list(PROFILE_OF)))
+        # a profile given once is kept, and stays with its own annotator
+        add_annotators(study, tool, ["alice"], profile="perfect")
+        again = add_annotators(study, tool, ["alice", "bob"])
+        assert [a.profile for a in again] == ["perfect", None]
 
         images = select_for_push(study, split="pool", limit=20)
         report = push(study, tool, images, overlap=3, predictions=eroded_truth(study))
@@ -232,6 +236,31 @@ def test_no_token_or_password_in_the_store_or_log(ls_study):
     blob = b"".join(p.read_bytes() for p in ls_study.glob("loop.db*"))
     assert len(secrets) >= 4 and not any(s.encode() in blob for s in secrets)
     assert "token" not in (ls_study / "loop.toml").read_text().lower()
+
+
+def test_killed_account_creation_resumes(ls_study):
+    """Killed right after the sign-up: the re-run finds the account (the password was saved
+    first) instead of failing on an email already in use."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY")
+    }
+    cmd = [sys.executable, "-m", "loop.cli", "annotators", "add", str(ls_study), "frank"]
+    killed = subprocess.run(
+        cmd, env={**env, "LOOP_CRASH_AT": "annotators.signed_up"}, capture_output=True, text=True
+    )
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    with open_study(ls_study) as study:
+        assert server_of(study).credentials()["annotators"]["frank"]["signed_up"] is False
+    env.pop("LOOP_CRASH_AT", None)
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    with open_study(ls_study) as study:
+        creds = server_of(study).credentials()["annotators"]["frank"]
+        assert creds["signed_up"] is True and creds["token"]
+        session = web_login(connect(study).url, creds["email"], creds["password"])
+        assert session.get("/api/current-user/whoami").json()["email"] == creds["email"]
+        session.close()
+        assert study.store.db["annotators"].count_where("name = 'frank'") == 1
 
 
 def test_server_killed_mid_pull_then_restart_finishes(ls_study):
