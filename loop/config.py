@@ -51,6 +51,118 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time augmentation (both model families), drawn from the training ``rng``."""
+
+    flips: bool = True
+    """Random flips and transposes (the 8 symmetries of the square)."""
+    intensity: bool = True
+    """Brightness, contrast and gamma."""
+    noise: bool = True
+    """Microscopy noise: Poisson (shot) noise at a random photon level, plus Gaussian."""
+    blur: bool = True
+    """Gaussian blur of random width (focus changes)."""
+    elastic: bool = False
+    """Elastic deformation (slower: flows are recomputed per crop)."""
+    probability: float = 0.5
+    """Chance that each photometric transform is applied to a crop."""
+
+    def __post_init__(self):
+        if not 0 <= self.probability <= 1:
+            raise ConfigError(f"augment.probability = {self.probability}: give a value in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The Cellpose segmentation model of ``loop train`` (task = segmentation)."""
+
+    pretrained: str = ""
+    """Start from pretrained weights: a Cellpose model name (cyto3, nuclei; downloaded by
+    Cellpose, needs the internet) or a path to a Cellpose 3 weights file. Empty = train a small
+    network from scratch."""
+    nbase: tuple[int, ...] = (2, 8, 16, 32, 64)
+    """Widths of the network (first = input channels, 2). Stock Cellpose: [2, 32, 64, 128, 256]."""
+    crop: int = 128
+    batch_size: int = 8
+    epochs: int = 100
+    """Passes over the labeled images (each pass draws one crop per image)."""
+    min_steps: int = 300
+    max_steps: int = 1500
+    warm_start: bool = True
+    """Continue from the previous accepted model, with ``warm_fraction`` of the steps."""
+    warm_fraction: float = 0.4
+    learning_rate: float = 0.005
+    weight_decay: float = 1e-5
+    val_fraction: float = 0.1
+    """Labeled images kept out of training to validate (never test images)."""
+    keep_tolerance: float = 0.02
+    """A new model whose validation AP@0.5 is lower than the previous one's by more than this
+    is recorded as rejected and the previous model stays in use."""
+    flow_threshold: float = 0.4
+    cellprob_threshold: float = 0.0
+    min_size: int = 15
+    seed: int = 0
+
+    def __post_init__(self):
+        if len(self.nbase) < 3 or self.nbase[0] != 2:
+            raise ConfigError(
+                f"model.nbase = {list(self.nbase)}: give at least 3 widths starting with 2 "
+                "(two input channels), e.g. [2, 8, 16, 32, 64]"
+            )
+        if self.crop % 16 or self.crop < 32:
+            raise ConfigError(f"model.crop = {self.crop}: give a multiple of 16, at least 32")
+        if not 0 <= self.val_fraction < 0.5:
+            raise ConfigError(f"model.val_fraction = {self.val_fraction}: give a value in [0, 0.5)")
+        if self.min_steps > self.max_steps:
+            raise ConfigError(
+                f"model.min_steps = {self.min_steps} > model.max_steps = {self.max_steps}"
+            )
+
+
+CLASSIFIERS = ("logistic", "random-forest")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The whole-image classifier of ``loop train`` (task = classification)."""
+
+    estimator: str = "logistic"
+    """logistic (scaled features + logistic regression) or random-forest."""
+    committee: int = 5
+    """Members of the bootstrap committee used by the ``committee`` strategy."""
+    augment_copies: int = 0
+    """Augmented copies of each training image added to the training features."""
+    image_size: int = 64
+    """Images are resized to this square before texture features are computed."""
+    val_fraction: float = 0.1
+    keep_tolerance: float = 0.02
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.estimator not in CLASSIFIERS:
+            raise ConfigError(
+                f"classifier.estimator = {self.estimator!r}: choose one of {', '.join(CLASSIFIERS)}"
+            )
+        if not 0 <= self.val_fraction < 0.5:
+            raise ConfigError(
+                f"classifier.val_fraction = {self.val_fraction}: give a value in [0, 0.5)"
+            )
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Defaults of ``loop score`` (command-line options override them)."""
+
+    strategy: str = ""
+    """A name from `loop strategies`; empty = the task's default."""
+    k: int = 16
+    shortlist: int = 4
+    """Diversity and expensive scores look at the top ``shortlist * k`` images only."""
+    chunk: int = 32
+    """Images per chunk while scoring (memory stays flat whatever the pool size)."""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """Everything in ``loop.toml``."""
 
@@ -59,6 +171,10 @@ class StudyConfig:
     """Metadata columns that ``loop status`` and the reports break figures down by."""
     split: SplitConfig = field(default_factory=SplitConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -143,7 +259,8 @@ def default_toml(task: str) -> str:
     """The commented ``loop.toml`` that ``loop init`` writes (it parses to the defaults)."""
     if task not in TASKS:
         raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
-    split, ingest = SplitConfig(), IngestConfig()
+    split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
+    classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -163,6 +280,45 @@ stratify = []            # metadata columns to stratify by; empty = by {stratify
 extensions = {_toml_list(ingest.extensions)}
 # The mask of image a.png is <masks>/a<suffix>.tif (or .tiff, .png): first match wins.
 mask_suffixes = {_toml_list(ingest.mask_suffixes)}
+
+[model]                  # the Cellpose model (segmentation)
+# "" = a small network from scratch; or cyto3 / nuclei (downloaded: needs the internet)
+# or the path of a Cellpose 3 weights file to fine-tune
+pretrained = ""
+nbase = {list(model.nbase)}   # network widths; stock Cellpose is [2, 32, 64, 128, 256]
+crop = {model.crop}
+batch_size = {model.batch_size}
+epochs = {model.epochs}             # passes over the labeled images, within min_steps..max_steps
+min_steps = {model.min_steps}
+max_steps = {model.max_steps}
+warm_start = true        # continue from the last accepted model with warm_fraction of the steps
+warm_fraction = {model.warm_fraction}
+learning_rate = {model.learning_rate}
+val_fraction = {model.val_fraction}       # labeled images kept out to validate (never test images)
+keep_tolerance = {model.keep_tolerance}     # reject a model validating worse than the last by more
+flow_threshold = {model.flow_threshold}
+cellprob_threshold = {model.cellprob_threshold}
+seed = {model.seed}
+
+[classifier]             # the image classifier (classification)
+estimator = "{classifier.estimator}"  # logistic or random-forest
+committee = {classifier.committee}            # bootstrap committee for the committee strategy
+augment_copies = {classifier.augment_copies}
+seed = {classifier.seed}
+
+[augment]                # training-time augmentation, seeded
+flips = true
+intensity = true         # brightness, contrast, gamma
+noise = true             # Poisson + Gaussian
+blur = true
+elastic = false
+probability = {augment.probability}
+
+[score]                  # defaults of `loop score`
+strategy = ""            # see `loop strategies`; "" = the task's default
+k = {score.k}
+shortlist = {score.shortlist}            # diversity and expensive scores see the top shortlist * k
+chunk = {score.chunk}
 """
 
 

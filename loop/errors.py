@@ -134,3 +134,16 @@ class CredentialsError(AnnotationToolError):
 
 class PushRefused(LoopError):
     """Images that must not be annotated (the test split, excluded images) or unknown ids."""
+
+
+class ModelError(LoopError):
+    """A model that cannot be built, loaded or trained (missing weights, wrong widths, no
+    labels)."""
+
+
+class NoModel(LoopError):
+    """A command that needs a trained model ran before ``loop train``."""
+
+
+class UnknownStrategy(LoopError):
+    """A strategy name that ``loop strategies`` does not list, or that does not fit the task."""

@@ -266,7 +266,67 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db["annotators"].create_index(["tool", "external_id"], unique=True)
 
 
-MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (_migration_1, _migration_2)
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Model decisions, held-out evaluations, pool scores and the batches chosen from them."""
+    for column, kind in (
+        ("task", str),  # segmentation | classification
+        ("status", str),  # accepted | rejected
+        ("decision", str),  # why (validation figures of the new and the previous model)
+        ("val_image_ids", str),  # JSON list: labeled images kept out of training
+        ("val_metrics", str),  # JSON
+        ("label_sha256", str),  # digest of the training labels: same labels -> same model
+        ("device", str),
+        ("seconds", float),
+    ):
+        db["models"].add_column(column, kind)
+    db["evaluations"].create(
+        {
+            "id": int,
+            "model_id": int,
+            "split": str,
+            "metrics": str,
+            "per_image": str,
+            "seconds": float,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("model_id", "models", "id")],
+    )
+    db["evaluations"].create_index(["model_id", "split"], unique=True)
+    db["scores"].create(
+        {
+            "id": int,
+            "model_id": int,
+            "image_id": int,
+            "measures": str,
+            "embedding": bytes,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("model_id", "models", "id"), ("image_id", "images", "id")],
+    )
+    db["scores"].create_index(["model_id", "image_id"], unique=True)
+    db["selections"].create(
+        {
+            "id": int,
+            "model_id": int,
+            "strategy": str,
+            "k": int,
+            "seed": int,
+            "image_ids": str,
+            "scores": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("model_id", "models", "id")],
+    )
+
+
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _migration_1,
+    _migration_2,
+    _migration_3,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,168 @@
+"""Held-out evaluation: instance-segmentation and classification metrics on arrays.
+
+Segmentation follows the convention of the Cellpose and DSB2018 papers: objects are matched
+one-to-one by IoU (Hungarian, see :func:`loop.agreement.match`) and the *average precision*
+at a threshold ``t`` of one image is ``TP / (TP + FP + FN)`` with a match counted when its
+IoU >= ``t``; a data set's AP is the mean over its images.
+
+References
+----------
+Stringer, C., Wang, T., Michaelos, M., Pachitariu, M. (2021). Cellpose: a generalist
+algorithm for cellular segmentation. Nat. Methods 18, 100-106 (the AP definition).
+Caicedo, J. C. et al. (2019). Nucleus segmentation across imaging experiments: the 2018 Data
+Science Bowl. Nat. Methods 16, 1247-1253.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from loop.agreement import cohen_kappa, iou_matrix, match
+
+AP_THRESHOLDS = (0.5, 0.75, 0.9)
+
+
+def segmentation_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
+    """Scores of one predicted instance label image against the truth.
+
+    Parameters
+    ----------
+    truth, pred : ndarray of shape (M, N)
+        Instance label images, 0 = background.
+
+    Returns
+    -------
+    dict
+        ``ap50``, ``ap75``, ``ap90`` (TP / (TP + FP + FN); 1.0 when both are empty),
+        ``precision``, ``recall``, ``f1`` (at IoU 0.5), ``matched_iou`` (mean IoU of the
+        pairs matched at >= 0.5, NaN when none), ``dice`` (pixel foreground Dice),
+        ``n_true``, ``n_pred``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.zeros((6, 6), int); t[:3, :3] = 1; t[4:, 4:] = 2
+    >>> p = t.copy(); p[4:, 4:] = 0
+    >>> segmentation_scores(t, p)["ap50"]
+    0.5
+    """
+    iou, lt, lp = iou_matrix(truth, pred)
+    _, _, ious = match(iou)
+    n_true, n_pred = lt.size, lp.size
+    out = {}
+    for t in AP_THRESHOLDS:
+        tp = int(np.sum(ious >= t))
+        denominator = n_true + n_pred - tp
+        out[f"ap{int(round(t * 100))}"] = 1.0 if denominator == 0 else tp / denominator
+    tp = int(np.sum(ious >= 0.5))
+    out["precision"] = tp / n_pred if n_pred else float(n_true == 0)
+    out["recall"] = tp / n_true if n_true else float(n_pred == 0)
+    out["f1"] = 2 * tp / (n_true + n_pred) if n_true + n_pred else 1.0
+    good = ious[ious >= 0.5]
+    out["matched_iou"] = float(good.mean()) if good.size else float("nan")
+    ft, fp = np.asarray(truth) > 0, np.asarray(pred) > 0
+    denominator = ft.sum() + fp.sum()
+    out["dice"] = 1.0 if denominator == 0 else float(2 * (ft & fp).sum() / denominator)
+    out["n_true"], out["n_pred"] = int(n_true), int(n_pred)
+    return out
+
+
+def _nanmean(values) -> float | None:
+    values = np.asarray([v for v in values if v is not None], dtype=float)
+    if values.size == 0 or np.all(np.isnan(values)):
+        return None
+    return float(np.nanmean(values))
+
+
+SEGMENTATION_KEYS = ("ap50", "ap75", "ap90", "precision", "recall", "f1", "matched_iou", "dice")
+
+
+def summarize_segmentation(per_image: Sequence[dict], groups: Sequence[str] | None = None) -> dict:
+    """Mean of per-image scores, overall and per group.
+
+    Parameters
+    ----------
+    per_image : sequence of dict
+        Outputs of :func:`segmentation_scores`.
+    groups : sequence of str, optional
+        The group of each image (same length); ``per_group`` is empty without it.
+
+    Returns
+    -------
+    dict
+        The mean of each key of :data:`SEGMENTATION_KEYS`, ``n_images``, and ``per_group``
+        (group -> the same summary without ``per_group``).
+    """
+
+    def mean_of(rows):
+        summary = {key: _nanmean(r[key] for r in rows) for key in SEGMENTATION_KEYS}
+        summary["n_images"] = len(rows)
+        return summary
+
+    out = mean_of(per_image)
+    by_group = defaultdict(list)
+    if groups is not None:
+        for row, group in zip(per_image, groups, strict=True):
+            by_group[str(group)].append(row)
+    out["per_group"] = {g: mean_of(rows) for g, rows in sorted(by_group.items())}
+    return out
+
+
+def classification_scores(
+    truth: Sequence, pred: Sequence, groups: Sequence[str] | None = None
+) -> dict:
+    """Accuracy, macro-F1 and Cohen's kappa of predicted classes against the truth.
+
+    Parameters
+    ----------
+    truth, pred : sequence of hashable, length n
+    groups : sequence of str, optional
+        The group of each item; adds ``per_group``.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``macro_f1`` (unweighted mean of per-class F1 over the classes present
+        in truth or prediction), ``kappa``, ``per_class`` (class -> precision, recall, f1,
+        support), ``n_images``, ``per_group``.
+
+    Examples
+    --------
+    >>> classification_scores(["a", "a", "b", "b"], ["a", "b", "b", "b"])["accuracy"]
+    0.75
+    """
+    truth, pred = list(truth), list(pred)
+    if len(truth) != len(pred):
+        raise ValueError(f"{len(truth)} true classes but {len(pred)} predictions")
+    out = _class_summary(truth, pred)
+    by_group = defaultdict(lambda: ([], []))
+    if groups is not None:
+        for t, p, g in zip(truth, pred, groups, strict=True):
+            by_group[str(g)][0].append(t)
+            by_group[str(g)][1].append(p)
+    out["per_group"] = {g: _class_summary(t, p) for g, (t, p) in sorted(by_group.items())}
+    return out
+
+
+def _class_summary(truth: list, pred: list) -> dict:
+    n = len(truth)
+    if n == 0:
+        return {"accuracy": None, "macro_f1": None, "kappa": None, "per_class": {}, "n_images": 0}
+    per_class = {}
+    for c in sorted(set(truth) | set(pred), key=str):
+        tp = sum(t == c and p == c for t, p in zip(truth, pred))
+        n_pred, n_true = sum(p == c for p in pred), sum(t == c for t in truth)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_true if n_true else 0.0
+        f1 = 2 * tp / (n_pred + n_true) if n_pred + n_true else 0.0
+        per_class[str(c)] = {"precision": precision, "recall": recall, "f1": f1, "support": n_true}
+    return {
+        "accuracy": sum(t == p for t, p in zip(truth, pred)) / n,
+        "macro_f1": float(np.mean([v["f1"] for v in per_class.values()])),
+        "kappa": cohen_kappa(truth, pred),
+        "per_class": per_class,
+        "n_images": n,
+    }

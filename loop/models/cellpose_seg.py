@@ -1,0 +1,464 @@
+"""Instance segmentation with a Cellpose 3 network, trained by a small seeded loop of ours.
+
+Why Cellpose 3 (3.1.1.2) and not Cellpose 4: Cellpose-SAM is a 305 M-parameter ViT that
+cannot be trained from scratch, needs its weights (downloaded) and torchvision, and takes
+~14 s per 256² image on 2 CPU cores. Cellpose 3's CPnet trains from scratch on a CPU in
+minutes at a reduced width, and fine-tunes the stock models (cyto3, nuclei) when the user
+has them.
+
+Why our own training loop: ``cellpose.train.train_seg`` reseeds NumPy's global generator
+every epoch (``np.random.seed(iepoch)``), so its crops ignore any seed, and it rescales images
+by their mean object diameter. Here crops, flips and photometric augmentation are drawn from
+one ``numpy.random.Generator`` and images stay at their native scale (diam_labels =
+diam_mean, so inference never rescales). The network, the flow targets
+(``dynamics.masks_to_flows``), the loss (MSE on 5x flows + BCE on the cell probability, as
+``train._loss_fn_seg``), tiled inference (``core.run_net``) and mask reconstruction
+(``dynamics.compute_masks``) are Cellpose's own.
+
+Saved models: ``<name>.pt`` is a plain ``state_dict`` (as ``CPnet.save_model`` writes it) and
+``<name>.json`` beside it records the widths. A stock-width model loads in stock Cellpose with
+``CellposeModel(pretrained_model="<name>.pt")``; a narrow one with
+``net = CPnet(nbase, 3, 3); net.load_model("<name>.pt")`` (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from cellpose import core, dynamics, resnet_torch
+from cellpose import metrics as cp_metrics
+from skimage.segmentation import relabel_sequential
+
+from loop.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
+from loop.config import AugmentConfig, ModelConfig
+from loop.errors import ModelError
+from loop.images import normalize_percentile
+
+STYLE_WIDTH = 256  # core.run_net assumes a 256-wide style vector
+STOCK_NBASE = (2, 32, 64, 128, 256)
+CELLPOSE_NAMES = ("cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell_cp3")
+
+
+def device_of(gpu: bool | None = None) -> torch.device:
+    """CUDA when present (and not refused), else the CPU."""
+    if gpu is not False and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+class SmallCPnet(resnet_torch.CPnet):
+    """Cellpose's CPnet whose style vector is zero-padded to 256 for ``core.run_net``."""
+
+    def forward(self, data):
+        y, style, t0 = super().forward(data)
+        if style.shape[1] < STYLE_WIDTH:
+            style = F.pad(style, (0, STYLE_WIDTH - style.shape[1]))
+        return y, style, t0
+
+
+def build_net(nbase: Sequence[int], device: torch.device, *, seed: int = 0) -> resnet_torch.CPnet:
+    """A fresh network of widths ``nbase`` (3 outputs: dy, dx, cell probability), its initial
+    weights drawn from ``seed`` (torch's global generator is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SmallCPnet(list(nbase), 3, 3, mkldnn=False)
+    # native scale: Cellpose's eval would rescale by diam_mean / diam_labels
+    net.diam_labels.data = net.diam_mean.data.clone()
+    return net.to(device)
+
+
+def load_weights(path: str | Path, nbase: Sequence[int], device: torch.device):
+    """Load a Cellpose 3 ``state_dict`` into a network of widths ``nbase``.
+
+    Raises
+    ------
+    ModelError
+        When the file is missing, is Cellpose-4 (SAM) weights, or does not fit ``nbase``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        # Cellpose silently falls back to a download for a missing path: check first
+        raise ModelError(f"no model weights at {path}: give an existing Cellpose 3 weights file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors alike
+        raise ModelError(f"{path} is not a PyTorch weights file ({exc})") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"{path} does not hold a state_dict")
+    if "W2" in state or any(k.startswith("encoder.") for k in state):
+        raise ModelError(
+            f"{path} holds Cellpose 4 (Cellpose-SAM) weights; loop uses Cellpose 3 networks: "
+            "give cyto3/nuclei or weights trained with cellpose<4"
+        )
+    net = build_net(nbase, device)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"{path} does not fit a network of widths {list(nbase)}: set model.nbase to the "
+            f"widths it was trained with ({str(exc).splitlines()[0]})"
+        ) from exc
+    return net
+
+
+def pretrained_path(name_or_path: str) -> Path:
+    """The weights file of a named Cellpose model (downloaded by Cellpose when missing) or a
+    path.
+
+    Raises
+    ------
+    ModelError
+        When the name is unknown, the download fails (no internet) or the path is missing.
+    """
+    if name_or_path in CELLPOSE_NAMES:
+        from cellpose import models as cp_models
+
+        try:
+            cp_models.model_path(name_or_path)  # downloads into ~/.cellpose/models if needed
+            return Path(cp_models.model_path(name_or_path))
+        except OSError as exc:
+            raise ModelError(
+                f"could not get the Cellpose model {name_or_path!r} ({exc}); it is downloaded "
+                "from the internet on first use: run once on a connected machine or give a path"
+            ) from exc
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"model.pretrained = {name_or_path!r} is neither a Cellpose model name "
+            f"({', '.join(CELLPOSE_NAMES)}) nor an existing file"
+        )
+    return path
+
+
+def to_input(image: np.ndarray) -> np.ndarray:
+    """The network input of an image: normalised grey plus Cellpose's empty second channel.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N) or (M, N, C)
+        Any dtype. Colour images are averaged over their first three channels.
+
+    Returns
+    -------
+    ndarray of shape (2, M, N), float32
+    """
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., :3].astype(np.float32).mean(axis=-1)
+    grey = normalize_percentile(image, 1, 99)
+    return np.stack([grey, np.zeros_like(grey)]).astype(np.float32)
+
+
+def flow_targets(mask: np.ndarray, device: torch.device) -> np.ndarray:
+    """Training targets of a label image: cell probability and Cellpose flows.
+
+    Returns
+    -------
+    ndarray of shape (3, M, N), float32
+        Foreground (0/1), dy, dx.
+    """
+    mask = np.asarray(mask).astype(np.int32)
+    flows = (
+        dynamics.masks_to_flows(mask, device=device)
+        if mask.max()
+        else np.zeros((2, *mask.shape), np.float32)
+    )
+    return np.concatenate([(mask > 0)[None].astype(np.float32), flows]).astype(np.float32)
+
+
+@dataclass
+class TrainingData:
+    """Images and targets prepared once, padded to at least one crop."""
+
+    images: list[np.ndarray]  # (2, M, N)
+    targets: list[np.ndarray]  # (3, M, N)
+    masks: list[np.ndarray]  # (M, N), for elastic deformation
+
+
+def prepare(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    *,
+    crop: int,
+    device: torch.device,
+    progress: Callable[[], None] | None = None,
+) -> TrainingData:
+    """Normalise images and compute flow targets (once per image)."""
+    data = TrainingData([], [], [])
+    for image, mask in zip(images, masks, strict=True):
+        x = to_input(image)
+        mask = np.asarray(mask)
+        if x.shape[1:] != mask.shape:
+            raise ModelError(f"an image of shape {x.shape[1:]} has a mask of shape {mask.shape}")
+        pad_y, pad_x = max(0, crop - mask.shape[0]), max(0, crop - mask.shape[1])
+        if pad_y or pad_x:
+            x = np.pad(x, ((0, 0), (0, pad_y), (0, pad_x)))
+            mask = np.pad(mask, ((0, pad_y), (0, pad_x)))
+        data.images.append(x)
+        data.masks.append(mask)
+        data.targets.append(flow_targets(mask, device))
+        if progress:
+            progress()
+    return data
+
+
+def _crop(
+    data: TrainingData,
+    i: int,
+    rng: np.random.Generator,
+    crop: int,
+    aug: AugmentConfig,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    image, target = data.images[i], data.targets[i]
+    y0 = int(rng.integers(0, image.shape[1] - crop + 1))
+    x0 = int(rng.integers(0, image.shape[2] - crop + 1))
+    window = (slice(None), slice(y0, y0 + crop), slice(x0, x0 + crop))
+    x, t = image[window], target[window]
+    if aug.elastic and rng.random() < aug.probability:
+        x, labels = elastic(x, data.masks[i][window[1:]], rng)
+        t = flow_targets(labels, device)
+    if aug.flips:
+        code = int(rng.integers(8))
+        x = dihedral(x, code)
+        t = np.concatenate([dihedral(t[:1], code), dihedral_flows(t[1:], code)])
+    x = photometric(x, rng, aug)
+    return x, t
+
+
+def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cellpose's segmentation loss: MSE on 5x flows (halved) + BCE on the cell probability."""
+    flow_loss = F.mse_loss(output[:, :2], 5.0 * target[:, 1:]) / 2.0
+    return flow_loss + F.binary_cross_entropy_with_logits(output[:, 2], target[:, 0])
+
+
+def n_steps(n_images: int, config: ModelConfig, *, warm: bool) -> int:
+    """Optimisation steps for ``n_images``: ``epochs`` passes, bounded, fewer when warm.
+
+    >>> n_steps(40, ModelConfig(), warm=False)
+    500
+    """
+    steps = config.epochs * math.ceil(n_images / config.batch_size)
+    steps = min(max(steps, config.min_steps), config.max_steps)
+    return max(1, round(steps * config.warm_fraction)) if warm else steps
+
+
+@dataclass
+class TrainResult:
+    net: resnet_torch.CPnet
+    losses: list[float] = field(default_factory=list)  # mean loss per epoch-equivalent
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def train(
+    net: resnet_torch.CPnet,
+    data: TrainingData,
+    *,
+    config: ModelConfig,
+    augment: AugmentConfig,
+    steps: int,
+    rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``net`` in place for ``steps`` steps of ``config.batch_size`` random crops.
+
+    Learning rate: linear warm-up over the first 5% of steps, then cosine decay (AdamW).
+    Same ``net`` weights, data, config and ``rng`` state give the same result on one device.
+    """
+    if not data.images:
+        raise ModelError("no labeled images to train on: label some images first")
+    device = net.device
+    optimizer = torch.optim.AdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    warmup = max(1, steps // 20)
+    per_epoch = max(1, math.ceil(len(data.images) / config.batch_size))
+    order: list[int] = []
+    losses, running = [], []
+    started = time.perf_counter()
+    net.train()
+    for step in range(steps):
+        lr = config.learning_rate * (
+            (step + 1) / warmup
+            if step < warmup
+            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch_x, batch_t = [], []
+        for _ in range(config.batch_size):
+            if not order:
+                order = list(rng.permutation(len(data.images)))
+            x, t = _crop(data, order.pop(), rng, config.crop, augment, device)
+            batch_x.append(x)
+            batch_t.append(t)
+        x = torch.from_numpy(np.stack(batch_x)).to(device)
+        t = torch.from_numpy(np.stack(batch_t)).to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(net(x)[0], t)
+        loss.backward()
+        optimizer.step()
+        running.append(float(loss.detach()))
+        if len(running) == per_epoch or step == steps - 1:
+            losses.append(float(np.mean(running)))
+            running = []
+        if progress:
+            progress(step + 1)
+    net.eval()
+    return TrainResult(net, losses, steps, time.perf_counter() - started)
+
+
+# --- inference -----------------------------------------------------------------------------
+
+
+@dataclass
+class Segmentation:
+    """One image's prediction and the per-image measures that strategies rank by."""
+
+    masks: np.ndarray  # (M, N) uint16/uint32
+    cellprob: np.ndarray  # (M, N) logits
+    style: np.ndarray  # (nbase[-1],) L2-normalised
+    measures: dict[str, float]
+
+
+def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
+    """Network, masks and per-object flow errors of one (2, M, N) input.
+
+    Masks are computed without Cellpose's flow check, then the same check
+    (``dynamics.remove_bad_flow_masks``: drop objects whose flow error exceeds
+    ``flow_threshold``) is applied from the one flow-error computation that also serves as
+    the uncertainty measure (mean over all candidate objects).
+    """
+    y, style = core.run_net(net, x.transpose(1, 2, 0)[None], batch_size=8, bsize=224)
+    dp, cellprob = y[0, ..., :2].transpose(2, 0, 1), y[0, ..., 2]
+    masks = dynamics.compute_masks(
+        dp,
+        cellprob,
+        niter=200,
+        cellprob_threshold=config.cellprob_threshold,
+        flow_threshold=0,
+        min_size=config.min_size,
+        device=device,
+    )
+    present = np.unique(masks)[1:]
+    if present.size:
+        errors, _ = cp_metrics.flow_error(masks, dp, device=device)
+        errors = errors[present - 1]
+        if config.flow_threshold and config.flow_threshold > 0:
+            bad = present[errors > config.flow_threshold]
+            if bad.size:
+                masks = masks.copy()
+                masks[np.isin(masks, bad)] = 0
+                masks = relabel_sequential(masks)[0]
+    else:
+        errors = np.zeros(0)
+    return masks, errors, cellprob, style[0]
+
+
+def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
+    """Mean binary entropy (bits) of the cell probability over pixels with p > ``floor``.
+
+    Over the whole image this hardly tracks errors (background dominates); over the
+    foreground and its uncertain rim it does.
+    """
+    p = 1.0 / (1.0 + np.exp(-np.clip(cellprob, -30, 30)))
+    keep = p > floor
+    if not keep.any():
+        return 0.0
+    q = np.clip(p[keep], 1e-7, 1 - 1e-7)
+    return float(np.mean(-(q * np.log2(q) + (1 - q) * np.log2(1 - q))))
+
+
+def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Disagreement of predictions of flipped copies of one image.
+
+    Returns
+    -------
+    iou_disagreement : float
+        1 - mean over the flipped predictions of (sum of matched IoUs / max object count)
+        against the unflipped one (0 = identical instances).
+    count_cv : float
+        Coefficient of variation of the object counts.
+    """
+    from loop.agreement import iou_matrix, match
+
+    ref = masks[0]
+    values = []
+    for other in masks[1:]:
+        iou, la, lb = iou_matrix(ref, other)
+        _, _, ious = match(iou)
+        n = max(la.size, lb.size)
+        values.append(1.0 if n == 0 else float(ious.sum()) / n)
+    counts = np.array([len(np.unique(m)) - (1 if (m == 0).any() else 0) for m in masks], float)
+    cv = float(counts.std() / counts.mean()) if counts.mean() > 0 else 0.0
+    return 1.0 - float(np.mean(values)), cv
+
+
+def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -> Segmentation:
+    """Predict instances in one image and measure how unsure the model is.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N) or (M, N, C)
+    tta : bool
+        Also predict the 3 flipped copies (4x the time) for ``tta`` and ``count`` measures.
+
+    Returns
+    -------
+    Segmentation
+        ``measures``: ``flow_error`` (mean flow error of the candidate objects, Cellpose's
+        own quality check), ``entropy`` (:func:`foreground_entropy`), ``n_objects``; with
+        ``tta`` also ``tta`` and ``count`` (see :func:`tta_disagreement`).
+    """
+    device = net.device
+    x = to_input(image)
+    masks, errors, cellprob, style = _run(net, x, config, device)
+    flow_err = float(np.mean(errors)) if errors.size else 0.0
+    width = net.nbase[-1]
+    style = np.asarray(style[:width], dtype=np.float32)
+    style = style / (np.linalg.norm(style) or 1.0)
+    measures = {
+        "flow_error": flow_err,
+        "entropy": foreground_entropy(cellprob),
+        "n_objects": float(len(np.unique(masks)) - 1),
+    }
+    if tta:
+        variants = [masks]
+        for code in (1, 2, 3):
+            m, *_ = _run(net, dihedral(x, code), config, device)
+            variants.append(undo_dihedral(m, code))
+        measures["tta"], measures["count"] = tta_disagreement(variants)
+    return Segmentation(masks, cellprob, style, measures)
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def save(net, path: str | Path, *, nbase: Sequence[int]) -> Path:
+    """Write the weights (``path``, a Cellpose-compatible state_dict) and ``path.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(
+        json.dumps({"format": "cellpose3-cpnet", "nbase": list(nbase), "nout": 3}, indent=1)
+    )
+    return path
+
+
+def load(path: str | Path, device: torch.device):
+    """Load a model written by :func:`save` (widths from its JSON)."""
+    path = Path(path)
+    meta = path.with_suffix(".json")
+    nbase = json.loads(meta.read_text())["nbase"] if meta.is_file() else list(STOCK_NBASE)
+    return load_weights(path, nbase, device)

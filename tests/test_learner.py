@@ -1,0 +1,169 @@
+"""Train, evaluate, score and predict through a study (tiny networks, synthetic data)."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from loop import learner
+from loop.errors import ModelError, NoModel, UnknownStrategy
+from loop.ingest import ingest
+from loop.split import split_study
+from loop.study import open_study
+from loop.synthetic import synthetic_nuclei
+
+TINY_TOML = """\
+task = "segmentation"
+[model]
+nbase = [2, 8, 16, 32]
+crop = 32
+batch_size = 4
+epochs = 2
+min_steps = 12
+max_steps = 12
+val_fraction = 0.2
+[score]
+k = 3
+shortlist = 2
+chunk = 4
+"""
+
+
+@pytest.fixture
+def seg_folder(tmp_path):
+    images, masks = tmp_path / "nuclei" / "images", tmp_path / "nuclei" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for i in range(20):
+        image, mask = synthetic_nuclei((48, 48), 4, radius=(4, 6), rng=i)
+        tifffile.imwrite(images / f"n{i:02d}.tif", image)
+        tifffile.imwrite(masks / f"n{i:02d}.tif", mask.astype(np.uint16))
+    return tmp_path / "nuclei"
+
+
+@pytest.fixture
+def tiny_study(seg_study, seg_folder):
+    (seg_study.path / "loop.toml").write_text(TINY_TOML)
+    path = seg_study.path
+    seg_study.close()
+    study = open_study(path)
+    ingest(study, seg_folder / "images", masks=seg_folder / "masks")
+    split_study(study, test=4, initial=12, seed=0)
+    yield study
+    study.close()
+
+
+def test_train_uses_exactly_the_labeled_images(tiny_study):
+    report = learner.train(tiny_study)
+    row = learner.model_row(tiny_study)
+    labeled = {im["id"] for im in tiny_study.store.images("split = 'labeled'")}
+    used = set(json.loads(row["train_image_ids"])) | set(json.loads(row["val_image_ids"]))
+    assert used == labeled and report.n_val >= 2 and report.status == "accepted"
+    assert row["sha256"] == learner._file_sha256(tiny_study.resolve(row["path"]))
+    assert json.loads(row["versions"])["cellpose"].startswith("3.")
+    assert len(json.loads(row["losses"])) >= 1
+    # same labels, config and seed: the recorded model is reused, not retrained
+    again = learner.train(tiny_study)
+    assert again.reused and again.model_id == report.model_id
+
+
+def test_pool_truth_is_never_read(tiny_study, monkeypatch):
+    seen = []
+    real = learner._mask_of
+    monkeypatch.setattr(
+        learner, "_mask_of", lambda s, im, lab: seen.append(im["split"]) or real(s, im, lab)
+    )
+    learner.train(tiny_study)
+    assert seen and set(seen) == {"labeled"}
+
+
+def test_validation_side_is_stable():
+    items = [({"id": i, "sha256": f"{i:064x}"}, {}) for i in range(40)]
+    train_a, val_a = learner.validation_split(items, 0.2)
+    train_b, val_b = learner.validation_split(items[:30] + items[35:], 0.2)
+    assert {it[0]["id"] for it in val_b} <= {it[0]["id"] for it in val_a}
+    assert learner.validation_split(items[:9], 0.2)[1] == []
+
+
+def test_warm_start_and_rejection(tiny_study):
+    first = learner.train(tiny_study)
+    db = tiny_study.store.db
+    pool = tiny_study.store.images("split = 'pool'")[0]
+    db["images"].update(pool["id"], {"split": "labeled"})
+    second = learner.train(tiny_study)
+    row = learner.model_row(tiny_study, second.model_id)
+    assert (
+        row["parent_id"] == first.model_id and json.loads(row["params"])["parent"] == first.model_id
+    )
+    assert "previous" in second.val
+    # a tolerance below -1 rejects any new model: the previous one stays current
+    (tiny_study.path / "loop.toml").write_text(
+        TINY_TOML.replace("[score]", "keep_tolerance = -2.0\n[score]")
+    )
+    reopened = open_study(tiny_study.path)
+    db["images"].update(tiny_study.store.images("split = 'pool'")[0]["id"], {"split": "labeled"})
+    third = learner.train(reopened)
+    assert third.status == "rejected" and "rejected" in third.decision
+    assert learner.current_model(reopened)["id"] == second.model_id
+    reopened.close()
+
+
+def test_evaluate_score_predict(tiny_study, tmp_path):
+    with pytest.raises(NoModel, match="run `loop train` first"):
+        learner.evaluate(tiny_study)
+    learner.train(tiny_study)
+    metrics = learner.evaluate(tiny_study)
+    assert metrics["n_images"] == 4 and 0 <= metrics["ap50"] <= 1 and "dice" in metrics
+    assert learner.evaluate(tiny_study) == metrics  # cached
+    pool = tiny_study.store.images("split = 'pool'")
+    report = learner.score(tiny_study, strategy="flow-error+diversity", k=3)
+    assert report.scored == len(pool) and len(report.chosen) == 3
+    assert tiny_study.store.db["scores"].count == len(pool)
+    again = learner.score(tiny_study, strategy="tta", k=2)
+    assert again.scored == 2 * 2 and again.reused == len(pool)  # TTA on the shortlist only
+    measures = [json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows]
+    assert sum("tta" in m for m in measures) == 4
+    assert tiny_study.store.db["selections"].count == 2
+    with pytest.raises(UnknownStrategy, match="unknown strategy"):
+        learner.score(tiny_study, strategy="margin")
+    rows = learner.predict_folder(
+        tiny_study, tiny_study.path.parent / "nuclei" / "images", tmp_path / "out"
+    )
+    assert len(rows) == 20 and (tmp_path / "out" / "n00.tif").is_file()
+    csv_text = (tmp_path / "out" / "predictions.csv").read_text()
+    assert csv_text.count(rows[0]["model_sha256"]) == 20
+
+
+def test_random_needs_no_model(tiny_study):
+    report = learner.score(tiny_study, strategy="random", k=2, seed=3)
+    assert len(report.chosen) == 2 and report.chosen[0]["score"] is None
+
+
+def test_train_without_labels_is_an_error(seg_study, seg_folder):
+    ingest(seg_study, seg_folder / "images", masks=seg_folder / "masks")
+    with pytest.raises(ModelError, match="no labeled images to train on"):
+        learner.train(seg_study)
+
+
+def test_predict_reports_unreadable_files(tiny_study, tmp_path):
+    learner.train(tiny_study)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "broken.tif").write_bytes(b"II*\x00garbage")
+    image, _ = synthetic_nuclei((40, 40), 3, rng=0)
+    tifffile.imwrite(folder / "ok.tif", image)
+    rows = learner.predict_folder(tiny_study, folder, tmp_path / "o")
+    assert [bool(r.get("error")) for r in rows] == [True, False]
+    with pytest.raises(ModelError, match="is not a folder of images"):
+        learner.predict_folder(tiny_study, tmp_path / "nothing", tmp_path / "o")
+
+
+def test_missing_or_changed_model_file(tiny_study):
+    learner.train(tiny_study)
+    row = learner.model_row(tiny_study)
+    tiny_study.resolve(row["path"]).unlink()
+    with pytest.raises(ModelError, match="run `loop train` again"):
+        learner.load_model(tiny_study, row)
+    with pytest.raises(NoModel, match="no model with id 99"):
+        learner.model_row(tiny_study, 99)
