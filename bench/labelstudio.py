@@ -49,8 +49,12 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
     return {
         "objects": len(objects),
         "encode_ms_per_object": round(timed(lambda: [encode_mask(o) for o in objects]), 4),
-        "encode_sdk_ms_per_object": round(timed(lambda: [mask2rle(o.astype(np.uint8) * 255) for o in objects]), 4),
-        "decode_ms_per_object": round(timed(lambda: [decode_rle(r, objects[0].shape) for r in ours_rle]), 4),
+        "encode_sdk_ms_per_object": round(
+            timed(lambda: [mask2rle(o.astype(np.uint8) * 255) for o in objects]), 4
+        ),
+        "decode_ms_per_object": round(
+            timed(lambda: [decode_rle(r, objects[0].shape) for r in ours_rle]), 4
+        ),
         "decode_sdk_ms_per_object": round(timed(lambda: [sdk_decode(r) for r in sdk_rle]), 4),
     }
 
@@ -77,7 +81,9 @@ def bench_labelstudio(n_tasks: int = 1000) -> dict:
             started = time.perf_counter() - start
             try:
                 images = select_for_push(study, split="pool")
-                masks = {im["id"]: read_mask(study.store.truth(im["id"])["mask_path"]) for im in images}
+                masks = {
+                    im["id"]: read_mask(study.store.truth(im["id"])["mask_path"]) for im in images
+                }
                 n_objects = float(np.mean([m.max() for m in masks.values()]))
 
                 # baseline: the same push without pre-annotations, into a second study's project
@@ -95,8 +101,13 @@ def bench_labelstudio(n_tasks: int = 1000) -> dict:
                 tool = connect(study)
                 print("bench: push ...", file=sys.stderr)
                 start = time.perf_counter()
-                report = push(study, tool, images, overlap=1,
-                              predictions=lambda im: Prediction(mask=masks[im["id"]], score=0.5))
+                report = push(
+                    study,
+                    tool,
+                    images,
+                    overlap=1,
+                    predictions=lambda im: Prediction(mask=masks[im["id"]], score=0.5),
+                )
                 push_s = time.perf_counter() - start
                 push_breakdown = {k: round(v, 2) for k, v in tool.seconds.items()}
                 assert report.created == n_tasks
@@ -105,8 +116,12 @@ def bench_labelstudio(n_tasks: int = 1000) -> dict:
                 tasks = list(study.store.db["tasks"].rows)
                 for task in tasks:
                     result = mask_to_results(masks[task["image_id"]], prefix="a")
-                    tool._json("POST", f"/api/tasks/{task['external_id']}/annotations/",
-                               what="annotate", json={"result": result, "lead_time": 30.0})
+                    tool._json(
+                        "POST",
+                        f"/api/tasks/{task['external_id']}/annotations/",
+                        what="annotate",
+                        json={"result": result, "lead_time": 30.0},
+                    )
                 tool.seconds.clear()
                 print("bench: pull ...", file=sys.stderr)
                 start = time.perf_counter()

@@ -120,20 +120,29 @@ def table(results: dict) -> str:
             f"| push {n} tasks + pre-annotations ({ls['mean_objects_per_image']:.0f} objects each) | "
             f"{ls['push_s']:.1f} s | {ls['push_tasks_per_s']:.0f} tasks/s | "
             f"{ls['push_without_predictions_s']:.1f} s (no pre-annotations) | "
-            f"{ls['push_s'] / ls['push_without_predictions_s']:.2f}x |")
-        lines.append(f"| pull {n} annotations | {ls['pull_s']:.1f} s | "
-                     f"{ls['pull_annotations_per_s']:.0f} ann/s | | |")
+            f"{ls['push_s'] / ls['push_without_predictions_s']:.2f}x |"
+        )
+        lines.append(
+            f"| pull {n} annotations | {ls['pull_s']:.1f} s | "
+            f"{ls['pull_annotations_per_s']:.0f} ann/s | | |"
+        )
         lines.append(f"| re-pull (nothing new) | {ls['repull_unchanged_s']:.1f} s | | | |")
         c = ls["codec"]
-        lines.append(f"| brush encode, per object | {c['encode_ms_per_object']:.3f} ms | | "
-                     f"{c['encode_sdk_ms_per_object']:.3f} ms (SDK mask2rle) | "
-                     f"{c['encode_ms_per_object'] / c['encode_sdk_ms_per_object']:.2f}x |")
-        lines.append(f"| brush decode, per object | {c['decode_ms_per_object']:.3f} ms | | "
-                     f"{c['decode_sdk_ms_per_object']:.3f} ms (SDK decode_rle) | "
-                     f"{c['decode_ms_per_object'] / c['decode_sdk_ms_per_object']:.2f}x |")
+        lines.append(
+            f"| brush encode, per object | {c['encode_ms_per_object']:.3f} ms | | "
+            f"{c['encode_sdk_ms_per_object']:.3f} ms (SDK mask2rle) | "
+            f"{c['encode_ms_per_object'] / c['encode_sdk_ms_per_object']:.2f}x |"
+        )
+        lines.append(
+            f"| brush decode, per object | {c['decode_ms_per_object']:.3f} ms | | "
+            f"{c['decode_sdk_ms_per_object']:.3f} ms (SDK decode_rle) | "
+            f"{c['decode_ms_per_object'] / c['decode_sdk_ms_per_object']:.2f}x |"
+        )
         lines.append("")
-        lines.append(f"push breakdown (s): {ls['push_breakdown_s']}; "
-                     f"pull breakdown (s): {ls['pull_breakdown_s']}")
+        lines.append(
+            f"push breakdown (s): {ls['push_breakdown_s']}; "
+            f"pull breakdown (s): {ls['pull_breakdown_s']}"
+        )
     return "\n".join(lines) + "\n"
 
 

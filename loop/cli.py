@@ -896,6 +896,41 @@ def strategies(
     out.print(table)
 
 
+@app.command("export")
+def export_labels(
+    study: StudyArg,
+    folder: Annotated[Path, typer.Argument(help="Output folder (created; files are overwritten).")],
+    truth: Annotated[
+        bool, typer.Option("--truth", help="Also export images whose only label is ground truth.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Consensus (or adjudicated) label TIFFs, napari/Fiji-ready, and provenance.csv (annotators,
+    method, round, agreement)."""
+    from loop.export import export
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("exporting", total=None)
+        report = export(
+            s, folder, truth=truth, progress=lambda d, t: bar.update(job, completed=d, total=t)
+        )
+    if as_json:
+        emit_json(
+            {
+                "folder": report.folder,
+                "labels": report.n_labels,
+                "by_source": report.by_source,
+                "provenance": report.provenance,
+            }
+        )
+        return
+    out.print(
+        f"{report.n_labels} labels in {report.folder} ({report.by_source}); "
+        f"provenance in {report.provenance}"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

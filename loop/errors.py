@@ -147,3 +147,7 @@ class NoModel(LoopError):
 
 class UnknownStrategy(LoopError):
     """A strategy name that ``loop strategies`` does not list, or that does not fit the task."""
+
+
+class NothingToExport(LoopError):
+    """``loop export`` found no consensus or adjudicated labels."""

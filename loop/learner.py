@@ -344,7 +344,7 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
     if warm:
         net = cs.load(study.resolve(parent["path"]), device)
     elif config.pretrained:
-        net = cs.load_weights(cs.pretrained_path(config.pretrained), config.nbase, device)
+        net = cs.load(cs.pretrained_path(config.pretrained), device)  # widths: JSON or stock
     else:
         net = cs.build_net(config.nbase, device, seed=seed)
     torch_seed_rng = np.random.default_rng(seed)
@@ -366,7 +366,7 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
             old_net = cs.load(study.resolve(parent["path"]), device)
             val["previous"] = _validate_segmentation(study, old_net, val_items, config, progress)
     status, decision = _decide(val.get("new"), val.get("previous"), config.keep_tolerance)
-    path = cs.save(net, _next_path(study, "cellpose", ".pt"), nbase=config.nbase)
+    path = cs.save(net, _next_path(study, "cellpose", ".pt"), nbase=net.nbase)
     seconds = time.perf_counter() - started
     model_id = _record(
         study,

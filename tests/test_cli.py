@@ -105,3 +105,73 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1 and "nothing ingested" in result.stderr
     result = runner.invoke(app, ["init", str(tmp_path / "s")])
     assert result.exit_code == 1 and "already holds a study" in result.stderr
+
+
+def test_model_commands_classification(tmp_path, class_folder):
+    study = str(tmp_path / "wbc")
+    assert (
+        runner.invoke(app, ["ingest", study, str(class_folder), "--classes-from-folders"]).exit_code
+        == 0
+    )
+    assert runner.invoke(app, ["split", study, "--test", "0.3", "--initial", "6"]).exit_code == 0
+    result = runner.invoke(app, ["evaluate", study, "--json"])
+    assert result.exit_code == 1 and "run `loop train` first" in result.stderr
+    result = runner.invoke(app, ["train", study, "--json"])
+    assert result.exit_code == 0, result.stderr
+    trained = json.loads(result.stdout)
+    assert trained["status"] == "accepted" and trained["n_train"] + trained["n_val"] == 6
+    result = runner.invoke(app, ["evaluate", study, "--json"])
+    metrics = json.loads(result.stdout)
+    assert {"accuracy", "macro_f1", "kappa", "per_group"} <= set(metrics)
+    result = runner.invoke(
+        app, ["score", study, "--strategy", "committee+diversity", "--k", "3", "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)["chosen"]) == 3
+    result = runner.invoke(
+        app, ["predict", study, str(class_folder), "-o", str(tmp_path / "p"), "--json"]
+    )
+    rows = json.loads(result.stdout)
+    assert len(rows) == 18 and all(r["class"] for r in rows)
+
+
+def test_model_commands_segmentation(tmp_path, nuclei_folder):
+    study = tmp_path / "s"
+    runner.invoke(app, ["init", str(study)])
+    (study / "loop.toml").write_text(
+        "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
+    )
+    runner.invoke(
+        app,
+        [
+            "ingest",
+            str(study),
+            str(nuclei_folder / "images"),
+            "--masks",
+            str(nuclei_folder / "masks"),
+        ],
+    )
+    runner.invoke(app, ["split", str(study), "--test", "2", "--initial", "2"])
+    result = runner.invoke(app, ["train", str(study)])
+    assert result.exit_code == 0, result.stderr
+    assert "trained 1" in result.stdout
+    result = runner.invoke(app, ["score", str(study), "--k", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["strategy"] == "flow-error+diversity" and report["scored"] == 2
+    result = runner.invoke(app, ["evaluate", str(study)])
+    assert result.exit_code == 0 and "ap50" in result.stdout
+    result = runner.invoke(
+        app, ["predict", str(study), str(nuclei_folder / "images"), "-o", str(tmp_path / "masks")]
+    )
+    assert result.exit_code == 0 and (tmp_path / "masks" / "img0.tif").is_file()
+
+
+def test_strategies_listing():
+    result = runner.invoke(app, ["strategies", "--json"])
+    listing = json.loads(result.stdout)
+    assert listing["default"] == "flow-error+diversity" and "tta" in listing["strategies"]
+    result = runner.invoke(app, ["strategies", "--task", "classification"])
+    assert "committee" in result.stdout
+    result = runner.invoke(app, ["strategies", "--task", "counting"])
+    assert result.exit_code == 1 and "choose one of" in result.stderr

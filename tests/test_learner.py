@@ -167,3 +167,29 @@ def test_missing_or_changed_model_file(tiny_study):
         learner.load_model(tiny_study, row)
     with pytest.raises(NoModel, match="no model with id 99"):
         learner.model_row(tiny_study, 99)
+
+
+def test_fine_tunes_a_stock_width_checkpoint(tiny_study, tmp_path):
+    """The pretrained path, offline: a stock-width Cellpose checkpoint made here (as a user's
+    cyto3 would be), saved the way Cellpose saves it (a bare state_dict, no JSON)."""
+    import torch
+
+    from loop.models import cellpose_seg as cs
+
+    stock = cs.build_net(cs.STOCK_NBASE, torch.device("cpu"), seed=1)
+    stock.save_model(str(tmp_path / "my_cyto"))  # CPnet.save_model: what Cellpose writes
+    toml = TINY_TOML.replace("[model]\n", f'[model]\npretrained = "{tmp_path / "my_cyto"}"\n')
+    toml = toml.replace("nbase = [2, 8, 16, 32]\n", "").replace(
+        "max_steps = 12", "max_steps = 12\nval_fraction = 0.0"
+    )
+    (tiny_study.path / "loop.toml").write_text(toml.replace("val_fraction = 0.2\n", ""))
+    study = open_study(tiny_study.path)
+    report = learner.train(study)
+    row = learner.model_row(study, report.model_id)
+    assert json.loads(row["params"])["config"]["pretrained"].endswith("my_cyto")
+    tuned = learner.load_model(study, row)
+    assert tuned.nbase == list(cs.STOCK_NBASE)
+    assert not torch.equal(
+        tuned.state_dict()["output.2.weight"], stock.state_dict()["output.2.weight"]
+    )
+    study.close()

@@ -457,7 +457,8 @@ def save(net, path: str | Path, *, nbase: Sequence[int]) -> Path:
 
 
 def load(path: str | Path, device: torch.device):
-    """Load a model written by :func:`save` (widths from its JSON)."""
+    """Load a model written by :func:`save` (widths from its JSON), or stock-width Cellpose 3
+    weights (a file without a JSON beside it, e.g. cyto3 or a model trained by Cellpose)."""
     path = Path(path)
     meta = path.with_suffix(".json")
     nbase = json.loads(meta.read_text())["nbase"] if meta.is_file() else list(STOCK_NBASE)

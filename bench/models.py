@@ -1,0 +1,259 @@
+"""Models and strategies on real data: the figures issue 4 asks for, through the library.
+
+Segmentation (DSB2018 fluorescence, a fixed split documented in the README: ``loop split
+--where modality=fluorescence --test 60 --initial 40 --seed 0``):
+
+- train the default model on the 40 initial labels (CPU time), evaluate on the 60 test images;
+- the same with augmentation off (flips, intensity, noise and blur off): its effect;
+- Spearman correlation, on the test images, of each segmentation measure with the image's
+  error (1 - AP@0.5): does the uncertainty say where the model is wrong;
+- ``loop score`` throughput and peak RSS over a pool of 60 and of all 664 images (each in its
+  own process, so the peak is its own).
+
+Classification (BCCD white-blood-cell crops): accuracy and macro-F1 on a stratified 30% test
+split with all other images labeled, and an uncertainty-sampling run through modAL
+(``ActiveLearner.query``) against random, macro-F1 per round.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _study(
+    folder: Path,
+    data: Path,
+    *,
+    where=("modality=fluorescence",),
+    test=60,
+    initial=40,
+    toml: str | None = None,
+):
+    from loop.ingest import ingest
+    from loop.split import split_study
+    from loop.study import init_study, open_study
+
+    study = init_study(folder)
+    if toml:
+        (folder / "loop.toml").write_text(toml)
+        study.close()
+        study = open_study(folder)
+    ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+    split_study(study, test=test, initial=initial, seed=0, where=list(where))
+    return study
+
+
+def _spearman(study, model_id: int) -> dict:
+    from scipy.stats import spearmanr
+
+    from loop import learner
+    from loop.images import read_image
+    from loop.metrics import segmentation_scores
+    from loop.models import cellpose_seg as cs
+
+    row = learner.model_row(study, model_id)
+    net = learner.load_model(study, row)
+    errors, measures, seconds = [], [], {"plain": [], "tta": []}
+    for image in study.store.images("split = 'test'"):
+        pixels = read_image(learner.image_path(image))
+        truth = learner._mask_of(study, image, study.store.truth(image["id"]))
+        start = time.perf_counter()
+        cs.segment(net, pixels, config=study.config.model)
+        seconds["plain"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        seg = cs.segment(net, pixels, config=study.config.model, tta=True)
+        seconds["tta"].append(time.perf_counter() - start)
+        errors.append(1 - segmentation_scores(truth, seg.masks)["ap50"])
+        measures.append(seg.measures)
+    out = {
+        name: round(float(spearmanr([m[name] for m in measures], errors).statistic), 3)
+        for name in ("flow_error", "entropy", "tta", "count")
+    }
+    return {
+        "spearman_with_error": out,
+        "n_images": len(errors),
+        "seconds_per_image": {k: round(float(np.median(v)), 3) for k, v in seconds.items()},
+    }
+
+
+def _score_process(study_path: Path) -> dict:
+    code = (
+        "import resource, sys, time, json\n"
+        "from loop.study import open_study\nfrom loop import learner\n"
+        f"s = open_study({str(study_path)!r})\n"
+        "t = time.perf_counter()\n"
+        "r = learner.score(s, k=16)\n"
+        "print(json.dumps({'seconds': time.perf_counter() - t, 'scored': r.scored,"
+        " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _copy_model(source, target) -> None:
+    """Register ``source``'s current model in ``target`` (same file), for scoring benches."""
+    from loop import learner
+
+    row = dict(learner.current_model(source))
+    row.pop("id")
+    row["path"] = str(source.resolve(row["path"]))
+    target.store.db["models"].insert(row)
+
+
+def bench_segmentation(data: Path, *, quick: bool = False) -> dict:
+    from loop import learner
+
+    out = {"split": "fluorescence; test 60, initial 40, seed 0; pool = the rest"}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        study = _study(tmp / "seg", data)
+        print("bench: training the default model on 40 images ...", file=sys.stderr)
+        report = learner.train(study)
+        metrics = learner.evaluate(study)
+        out["default"] = {
+            "train_seconds": round(report.seconds, 1),
+            "steps": report.steps,
+            "n_train": report.n_train,
+            "n_val": report.n_val,
+            "nbase": list(study.config.model.nbase),
+            "test": {
+                k: metrics[k] for k in ("ap50", "ap75", "f1", "matched_iou", "dice", "n_images")
+            },
+        }
+        print(f"bench: AP@0.5 {metrics['ap50']:.3f}; measures vs error ...", file=sys.stderr)
+        out["uncertainty"] = _spearman(study, report.model_id)
+        if not quick:
+            print("bench: training without augmentation ...", file=sys.stderr)
+            toml = "[augment]\nflips = false\nintensity = false\nnoise = false\nblur = false\n"
+            plain = _study(tmp / "plain", data, toml=toml)
+            r2 = learner.train(plain)
+            m2 = learner.evaluate(plain)
+            out["without_augmentation"] = {
+                "train_seconds": round(r2.seconds, 1),
+                "test_ap50": m2["ap50"],
+                "test_ap75": m2["ap75"],
+            }
+            plain.close()
+        print("bench: scoring 60 and all images ...", file=sys.stderr)
+        small_data = tmp / "small"
+        (small_data / "images").mkdir(parents=True)
+        (small_data / "masks").mkdir()
+        for path in sorted((data / "images").iterdir())[:60]:
+            shutil.copy(path, small_data / "images" / path.name)
+            shutil.copy(data / "masks" / f"{path.stem}.tif", small_data / "masks")
+        shutil.copy(data / "manifest.json", small_data / "manifest.json")
+        scoring = {}
+        for name, source in (("60", small_data), ("all", data)):
+            s = _study(tmp / f"score-{name}", source, where=(), test=0, initial=0)
+            _copy_model(study, s)
+            s.close()
+            result = _score_process(tmp / f"score-{name}")
+            result["images_per_s"] = round(result["scored"] / result["seconds"], 2)
+            scoring[name] = result
+        out["score"] = scoring
+        study.close()
+    return out
+
+
+def bench_classification(data: Path, *, rounds: int = 6, batch: int = 10, seeds: int = 3) -> dict:
+    from modAL.uncertainty import entropy_sampling
+    from sklearn.model_selection import train_test_split
+
+    from loop.config import ClassifierConfig
+    from loop.images import read_image
+    from loop.metrics import classification_scores
+    from loop.models import classifier as cl
+
+    files = sorted((data / "BCCD_cropped").glob("*/*"))
+    y = np.array([f.parent.name for f in files])
+    start = time.perf_counter()
+    x = np.stack([cl.features(read_image(f)) for f in files])
+    feature_s = (time.perf_counter() - start) / len(files)
+    train, test = train_test_split(np.arange(len(y)), test_size=0.3, stratify=y, random_state=0)
+    out = {
+        "n_images": len(y),
+        "n_test": len(test),
+        "feature_ms_per_image": round(1000 * feature_s, 2),
+    }
+    for estimator in ("logistic", "random-forest"):
+        model = cl.train(
+            x[train],
+            y[train],
+            config=ClassifierConfig(estimator=estimator),
+            rng=np.random.default_rng(0),
+            classes=sorted(set(y)),
+        )
+        s = classification_scores(y[test], model.predict(x[test]))
+        out[estimator] = {
+            "accuracy": round(s["accuracy"], 3),
+            "macro_f1": round(s["macro_f1"], 3),
+            "kappa": round(s["kappa"], 3),
+        }
+    curves = {"entropy (modAL entropy_sampling)": [], "random": []}
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        initial = list(rng.choice(train, 20, replace=False))
+        for arm in curves:
+            labeled = list(initial)
+            curve = []
+            for _ in range(rounds):
+                model = cl.train(
+                    x[labeled],
+                    y[labeled],
+                    config=ClassifierConfig(committee=0),
+                    rng=np.random.default_rng(seed),
+                    classes=sorted(set(y)),
+                )
+                f1 = classification_scores(y[test], model.predict(x[test]))["macro_f1"]
+                curve.append((len(labeled), f1))
+                pool = np.array([i for i in train if i not in set(labeled)])
+                if arm == "random":
+                    picks = rng.choice(len(pool), batch, replace=False)
+                else:
+                    picks, _ = entropy_sampling(model.learner.estimator, x[pool], n_instances=batch)
+                labeled += list(pool[picks])
+            curves[arm].append(curve)
+    out["active_learning"] = {
+        arm: [
+            [
+                int(runs[0][i][0]),
+                round(float(np.mean([r[i][1] for r in runs])), 3),
+                round(float(np.std([r[i][1] for r in runs])), 3),
+            ]
+            for i in range(rounds)
+        ]
+        for arm, runs in curves.items()
+    }
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--quick", action="store_true", help="skip the no-augmentation run")
+    args = parser.parse_args(argv)
+    results = {
+        "classification": bench_classification(args.data / "bccd_wbc"),
+        "segmentation": bench_segmentation(args.data / "dsb2018_train", quick=args.quick),
+        "peak_rss_mb_parent": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Export the labels the loop made: consensus (or adjudicated) label TIFFs and provenance.
+
+One label per image, adjudicated over consensus (``--truth`` adds images whose only label is
+the ground truth). Label images are 16/32-bit TIFFs (0 = background, 1..N = objects) that
+napari and Fiji open as label layers; ``provenance.csv`` says where each came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop.errors import NothingToExport
+from loop.study import Study
+
+EXPORT_SOURCES = ("adjudicated", "consensus")
+COLUMNS = (
+    "image_id",
+    "image",
+    "label_file",
+    "class",
+    "n_objects",
+    "source",
+    "method",
+    "annotators",
+    "round",
+    "agreement",
+    "label_version",
+    "updated_at",
+)
+
+
+@dataclass
+class ExportReport:
+    folder: Path
+    n_labels: int
+    by_source: dict[str, int]
+    provenance: Path
+
+
+def _safe_name(image: dict) -> str:
+    stem = Path(image["path"]).with_suffix("").as_posix().replace("/", "__")
+    return f"{stem}.tif"
+
+
+def export(
+    study: Study,
+    folder: str | Path,
+    *,
+    truth: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportReport:
+    """Write one label per image into ``folder`` plus ``provenance.csv``.
+
+    Re-running overwrites the same files (same names), so an export can be refreshed.
+
+    Raises
+    ------
+    NothingToExport
+        When no image has a label of the exported sources.
+    """
+    sources = EXPORT_SOURCES + (("truth",) if truth else ())
+    rank = {s: i for i, s in enumerate(sources)}
+    best: dict[int, dict] = {}
+    for row in study.store.db["labels"].rows_where(
+        f"source IN ({', '.join('?' for _ in sources)})", list(sources)
+    ):
+        held = best.get(row["image_id"])
+        if held is None or rank[row["source"]] < rank[held["source"]]:
+            best[row["image_id"]] = row
+    if not best:
+        raise NothingToExport(
+            "no consensus or adjudicated labels to export: run `loop pull` and `loop agree` "
+            "first (or pass --truth to export ground truth too)"
+        )
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, counts = [], {}
+    for i, (image_id, label) in enumerate(sorted(best.items())):
+        image = study.store.image(image_id)
+        provenance = json.loads(label["provenance"] or "{}")
+        label_file = ""
+        if label["mask_path"]:
+            label_file = _safe_name(image)
+            shutil.copyfile(study.resolve(label["mask_path"]), folder / label_file)
+        rows.append(
+            {
+                "image_id": image_id,
+                "image": str(Path(image["root"]) / image["path"]),
+                "label_file": label_file,
+                "class": label["class"] or "",
+                "n_objects": "" if label["n_objects"] is None else label["n_objects"],
+                "source": label["source"],
+                "method": label["method"] or provenance.get("method", ""),
+                "annotators": " ".join(provenance.get("annotators", [])),
+                "round": "" if provenance.get("round") is None else provenance["round"],
+                "agreement": "" if provenance.get("agreement") is None else provenance["agreement"],
+                "label_version": label["version"],
+                "updated_at": label["updated_at"] or label["created_at"] or "",
+            }
+        )
+        counts[label["source"]] = counts.get(label["source"], 0) + 1
+        if progress:
+            progress(i + 1, len(best))
+    provenance_path = folder / "provenance.csv"
+    tmp = provenance_path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(provenance_path)
+    return ExportReport(folder, len(rows), counts, provenance_path)
