@@ -143,7 +143,40 @@ def table(results: dict) -> str:
             f"push breakdown (s): {ls['push_breakdown_s']}; "
             f"pull breakdown (s): {ls['pull_breakdown_s']}"
         )
+    models = results.get("models")
+    if models:
+        lines += ["", *models_table(models)]
     return "\n".join(lines) + "\n"
+
+
+def models_table(models: dict) -> list[str]:
+    seg, cls = models["segmentation"], models["classification"]
+    d = seg["default"]
+    lines = [
+        f"Segmentation ({seg['split']}): nbase {d['nbase']}, {d['n_train']} training + "
+        f"{d['n_val']} validation images, {d['steps']} steps in {d['train_seconds']:.0f} s; "
+        f"test AP@0.5 {d['test']['ap50']:.3f}, AP@0.75 {d['test']['ap75']:.3f}, "
+        f"Dice {d['test']['dice']:.3f}.",
+    ]
+    plain = seg.get("without_augmentation")
+    if plain:
+        lines.append(f"Without augmentation: AP@0.5 {plain['test_ap50']:.3f}, AP@0.75 "
+                     f"{plain['test_ap75']:.3f} ({plain['train_seconds']:.0f} s).")
+    u = seg["uncertainty"]
+    lines += ["", "| measure | Spearman with 1 - AP@0.5 (test images) |", "|---|---|"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in u["spearman_with_error"].items()]
+    lines += ["", f"Seconds per image: plain {u['seconds_per_image']['plain']}, with TTA "
+              f"{u['seconds_per_image']['tta']}.", "",
+              "| loop score | images | seconds | images/s | peak RSS |", "|---|---|---|---|---|"]
+    for name, r in seg["score"].items():
+        lines.append(f"| pool of {name} | {r['scored']} | {r['seconds']:.0f} | "
+                     f"{r['images_per_s']:.2f} | {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", f"Classification (BCCD, {cls['n_images']} crops, {cls['n_test']} test): "
+              + "; ".join(f"{k}: accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}"
+                          for k, v in cls.items() if isinstance(v, dict) and "accuracy" in v)]
+    for arm, curve in cls["active_learning"].items():
+        lines.append(f"- {arm}: " + ", ".join(f"{n}: {m:.3f}±{s:.3f}" for n, m, s in curve))
+    return lines
 
 
 def main(argv=None) -> None:
@@ -154,7 +187,9 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--tasks", type=int, default=1000, help="tasks pushed and pulled")
-    parser.add_argument("--skip", nargs="*", default=[], help="stages to skip (labelstudio)")
+    parser.add_argument(
+        "--skip", nargs="*", default=[], help="stages to skip (labelstudio, models)"
+    )
     args = parser.parse_args(argv)
     if not (args.data / "images").is_dir():
         sys.exit(f"bench: no DSB2018 data at {args.data}; pass --data")
@@ -165,6 +200,15 @@ def main(argv=None) -> None:
         from bench.labelstudio import bench_labelstudio
 
         results["speed"]["labelstudio"] = bench_labelstudio(args.tasks)
+    if "models" not in args.skip:
+        from bench.models import bench_classification, bench_segmentation
+
+        print("bench: models (about 20 min on 2 cores) ...", file=sys.stderr)
+        results["models"] = {
+            "segmentation": bench_segmentation(args.data),
+            "classification": bench_classification(args.data.parent / "bccd_wbc"),
+        }
+        results["speed"]["score"] = results["models"]["segmentation"]["score"]
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / results["env"]["date"]
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
