@@ -711,8 +711,12 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
                 progress("scoring", n, len(todo))
         else:
             x = _class_features(part, model.size, lambda *a: None, "")
-            proba, members = model.proba(x), model.member_proba(x)
-            committee = strategies.committee_disagreement(members)
+            proba = model.proba(x)
+            committee = (
+                strategies.committee_disagreement(model.member_proba(x))
+                if model.committee
+                else np.zeros(len(part))
+            )
             scaled = _class_embedding(model, x)
             for i, image in enumerate(part):
                 m = {

@@ -96,3 +96,20 @@ def test_shipped_configs_load(name):
 
     config = load_config(REPO / "configs" / name)
     assert config.task in ("segmentation", "classification")
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[model]\nnbase = [3, 8, 16]", r"model.nbase = \[3, 8, 16\]: give at least 3 widths"),
+        ("[model]\nnbase = [2, 8]", "give at least 3 widths starting with 2"),
+        ("[model]\ncrop = 40", "model.crop = 40: give a multiple of 16"),
+        ("[model]\nval_fraction = 0.6", r"model.val_fraction = 0.6: give a value in \[0, 0.5\)"),
+        ("[model]\nmin_steps = 10\nmax_steps = 5", "model.min_steps = 10 > model.max_steps = 5"),
+        ("[classifier]\nval_fraction = -0.1", "classifier.val_fraction = -0.1"),
+        ("[score]\nstrategy = 3", "expected str"),
+    ],
+)
+def test_model_sections_are_validated(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)

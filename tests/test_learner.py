@@ -193,3 +193,13 @@ def test_fine_tunes_a_stock_width_checkpoint(tiny_study, tmp_path):
         tuned.state_dict()["output.2.weight"], stock.state_dict()["output.2.weight"]
     )
     study.close()
+
+
+def test_evaluate_needs_test_images_with_truth(tiny_study):
+    learner.train(tiny_study)
+    with pytest.raises(ModelError, match="no pool images with ground truth to evaluate on"):
+        tiny_study.store.db.execute(
+            "DELETE FROM labels WHERE source = 'truth' AND image_id IN "
+            "(SELECT id FROM images WHERE split = 'pool')"
+        )
+        learner.evaluate(tiny_study, split="pool")
