@@ -367,6 +367,13 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
             val["previous"] = _validate_segmentation(study, old_net, val_items, config, progress)
     status, decision = _decide(val.get("new"), val.get("previous"), config.keep_tolerance)
     path = cs.save(net, _next_path(study, "cellpose", ".pt"), nbase=net.nbase)
+    from loop.plots import loss_curve
+
+    loss_curve(
+        result.losses,
+        path.with_name(path.stem + "-loss.png"),
+        title=f"{path.stem}: {len(train_items)} images, {budget} steps",
+    )
     seconds = time.perf_counter() - started
     model_id = _record(
         study,

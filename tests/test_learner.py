@@ -63,6 +63,8 @@ def test_train_uses_exactly_the_labeled_images(tiny_study):
     assert row["sha256"] == learner._file_sha256(tiny_study.resolve(row["path"]))
     assert json.loads(row["versions"])["cellpose"].startswith("3.")
     assert len(json.loads(row["losses"])) >= 1
+    png = tiny_study.resolve(row["path"]).with_name(f"cellpose-{report.model_id:04d}-loss.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # same labels, config and seed: the recorded model is reused, not retrained
     again = learner.train(tiny_study)
     assert again.reused and again.model_id == report.model_id
