@@ -25,7 +25,7 @@ import numpy as np
 
 from loop import strategies
 from loop.errors import ModelError, NoModel
-from loop.images import read_image, read_mask, write_labels
+from loop.images import file_sha256, read_image, read_mask, write_labels
 from loop.metrics import classification_scores, segmentation_scores, summarize_segmentation
 from loop.store import dumps, meta_column, utcnow
 from loop.study import Study
@@ -158,12 +158,6 @@ def _versions() -> dict:
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    from loop.images import file_sha256
-
-    return file_sha256(path)
-
-
 @dataclass
 class TrainReport:
     model_id: int
@@ -261,7 +255,7 @@ def _record(
         "kind": kind,
         "task": study.config.task,
         "path": str(path.relative_to(study.path)),
-        "sha256": _file_sha256(path),
+        "sha256": file_sha256(path),
         "params": dumps(params),
         "versions": dumps(_versions()),
         "train_image_ids": dumps(sorted(train_ids)),
@@ -347,14 +341,13 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
         net = cs.load(cs.pretrained_path(config.pretrained), device)  # widths: JSON or stock
     else:
         net = cs.build_net(config.nbase, device, seed=seed)
-    torch_seed_rng = np.random.default_rng(seed)
     result = cs.train(
         net,
         data,
         config=config,
         augment=augment,
         steps=budget,
-        rng=torch_seed_rng,
+        rng=np.random.default_rng(seed),
         progress=lambda s: progress("training", s, budget),
     )
     del data
@@ -654,14 +647,9 @@ def score(
         extra = _measure_tta(study, row, [images[i] for i in shortlist], progress=progress)
         scored += extra
         measures, embeddings = _load_measures(study, row["id"], [im["id"] for im in images])
-    values = np.array(
-        [
-            m.get(chosen_strategy.measure, np.nan)
-            if chosen_strategy.measure in m
-            else (-np.inf if chosen_strategy.expensive else np.nan)
-            for m in measures
-        ]
-    )
+    # images left out of an expensive measure's shortlist are never picked by it
+    missing = -np.inf if chosen_strategy.expensive else np.nan
+    values = np.array([m.get(chosen_strategy.measure, missing) for m in measures])
     picks = strategies.select(
         chosen_strategy, values, embeddings, k, shortlist=study.config.score.shortlist, rng=seed
     )
@@ -825,6 +813,10 @@ def predict_folder(
         raise ModelError(f"{folder} is not a folder of images")
     row = model_row(study, model_id)
     model = load_model(study, row, gpu)
+    if row["kind"] == "cellpose":
+        from loop.models import cellpose_seg as cs
+    else:
+        from loop.models import classifier as cl
     extensions = {e.lower() for e in study.config.ingest.extensions}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
     out.mkdir(parents=True, exist_ok=True)
@@ -841,8 +833,6 @@ def predict_folder(
             record["error"] = str(exc)
         else:
             if row["kind"] == "cellpose":
-                from loop.models import cellpose_seg as cs
-
                 seg = cs.segment(model, pixels, config=study.config.model)
                 target = out / path.relative_to(folder).with_suffix(".tif")
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -850,9 +840,7 @@ def predict_folder(
                 record["n_objects"] = int(seg.measures["n_objects"])
                 record["labels"] = str(target.relative_to(out))
             else:
-                from loop.models.classifier import features
-
-                proba = model.proba(features(pixels, size=model.size)[None])[0]
+                proba = model.proba(cl.features(pixels, size=model.size)[None])[0]
                 record["class"] = model.classes[int(proba.argmax())]
                 record["confidence"] = float(proba.max())
         rows.append(record)

@@ -60,7 +60,7 @@ def test_train_uses_exactly_the_labeled_images(tiny_study):
     labeled = {im["id"] for im in tiny_study.store.images("split = 'labeled'")}
     used = set(json.loads(row["train_image_ids"])) | set(json.loads(row["val_image_ids"]))
     assert used == labeled and report.n_val >= 2 and report.status == "accepted"
-    assert row["sha256"] == learner._file_sha256(tiny_study.resolve(row["path"]))
+    assert row["sha256"] == learner.file_sha256(tiny_study.resolve(row["path"]))
     assert json.loads(row["versions"])["cellpose"].startswith("3.")
     assert len(json.loads(row["losses"])) >= 1
     png = tiny_study.resolve(row["path"]).with_name(f"cellpose-{report.model_id:04d}-loss.png")
