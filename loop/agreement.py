@@ -78,6 +78,18 @@ def match(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[keep], cols[keep], ious[keep]
 
 
+def pixel_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of the foregrounds (label > 0) of two label images; 1.0 when both are empty.
+
+    >>> import numpy as np
+    >>> pixel_dice(np.array([[1, 0]]), np.array([[2, 2]]))
+    0.6666666666666666
+    """
+    fa, fb = np.asarray(a) > 0, np.asarray(b) > 0
+    denominator = fa.sum() + fb.sum()
+    return 1.0 if denominator == 0 else float(2 * (fa & fb).sum() / denominator)
+
+
 def object_f1(a: np.ndarray, b: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> dict:
     """Object-level agreement of two instance label images.
 
@@ -103,13 +115,11 @@ def object_f1(a: np.ndarray, b: np.ndarray, thresholds: Sequence[float] = THRESH
         tp = int(np.sum(ious >= t - 1e-12))
         f1[float(t)] = 1.0 if n_a + n_b == 0 else 2 * tp / (n_a + n_b)
     good = ious[ious >= 0.5]
-    fa, fb = np.asarray(a) > 0, np.asarray(b) > 0
-    denominator = fa.sum() + fb.sum()
     return {
         "f1_50": f1.get(0.5, 2 * int(good.size) / (n_a + n_b) if n_a + n_b else 1.0),
         "f1": f1,
         "mean_matched_iou": float(good.mean()) if good.size else (1.0 if n_a + n_b == 0 else 0.0),
-        "dice": 1.0 if denominator == 0 else float(2 * (fa & fb).sum() / denominator),
+        "dice": pixel_dice(a, b),
         "n_a": int(n_a),
         "n_b": int(n_b),
     }

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loop.agreement import cohen_kappa, iou_matrix, match
+from loop.agreement import cohen_kappa, iou_matrix, match, pixel_dice
 
 AP_THRESHOLDS = (0.5, 0.75, 0.9)
 
@@ -63,9 +63,7 @@ def segmentation_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
     out["f1"] = 2 * tp / (n_true + n_pred) if n_true + n_pred else 1.0
     good = ious[ious >= 0.5]
     out["matched_iou"] = float(good.mean()) if good.size else float("nan")
-    ft, fp = np.asarray(truth) > 0, np.asarray(pred) > 0
-    denominator = ft.sum() + fp.sum()
-    out["dice"] = 1.0 if denominator == 0 else float(2 * (ft & fp).sum() / denominator)
+    out["dice"] = pixel_dice(truth, pred)
     out["n_true"], out["n_pred"] = int(n_true), int(n_pred)
     return out
 
