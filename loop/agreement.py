@@ -78,6 +78,20 @@ def match(iou: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows[keep], cols[keep], ious[keep]
 
 
+def matched_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """IoUs of the one-to-one matched objects of two label images, and their object counts.
+
+    Returns
+    -------
+    ious : ndarray of shape (P,)
+        IoU of each matched pair (only pairs with IoU > 0).
+    n_a, n_b : int
+        Objects in ``a`` and in ``b``.
+    """
+    iou, labels_a, labels_b = iou_matrix(a, b)
+    return match(iou)[2], int(labels_a.size), int(labels_b.size)
+
+
 def pixel_dice(a: np.ndarray, b: np.ndarray) -> float:
     """Dice of the foregrounds (label > 0) of two label images; 1.0 when both are empty.
 
@@ -107,9 +121,7 @@ def object_f1(a: np.ndarray, b: np.ndarray, thresholds: Sequence[float] = THRESH
     >>> object_f1(a, a)["f1_50"]
     1.0
     """
-    iou, la, lb = iou_matrix(a, b)
-    _, _, ious = match(iou)
-    n_a, n_b = la.size, lb.size
+    ious, n_a, n_b = matched_ious(a, b)
     f1 = {}
     for t in thresholds:
         tp = int(np.sum(ious >= t - 1e-12))

@@ -72,6 +72,11 @@ class AugmentConfig:
             raise ConfigError(f"augment.probability = {self.probability}: give a value in [0, 1]")
 
 
+def _check_val_fraction(section: str, value: float) -> None:
+    if not 0 <= value < 0.5:
+        raise ConfigError(f"{section}.val_fraction = {value}: give a value in [0, 0.5)")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The Cellpose segmentation model of ``loop train`` (task = segmentation)."""
@@ -111,8 +116,7 @@ class ModelConfig:
             )
         if self.crop % 16 or self.crop < 32:
             raise ConfigError(f"model.crop = {self.crop}: give a multiple of 16, at least 32")
-        if not 0 <= self.val_fraction < 0.5:
-            raise ConfigError(f"model.val_fraction = {self.val_fraction}: give a value in [0, 0.5)")
+        _check_val_fraction("model", self.val_fraction)
         if self.min_steps > self.max_steps:
             raise ConfigError(
                 f"model.min_steps = {self.min_steps} > model.max_steps = {self.max_steps}"
@@ -143,10 +147,7 @@ class ClassifierConfig:
             raise ConfigError(
                 f"classifier.estimator = {self.estimator!r}: choose one of {', '.join(CLASSIFIERS)}"
             )
-        if not 0 <= self.val_fraction < 0.5:
-            raise ConfigError(
-                f"classifier.val_fraction = {self.val_fraction}: give a value in [0, 0.5)"
-            )
+        _check_val_fraction("classifier", self.val_fraction)
 
 
 @dataclass(frozen=True)

@@ -705,7 +705,7 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
                 n += 1
                 progress("scoring", n, len(todo))
         else:
-            x = _class_features(part, model.size, lambda *a: None, "")
+            x = _class_features(part, model.size, _noop, "")
             proba = model.proba(x)
             committee = (
                 strategies.committee_disagreement(model.member_proba(x))

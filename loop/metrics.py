@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loop.agreement import cohen_kappa, iou_matrix, match, pixel_dice
+from loop.agreement import cohen_kappa, matched_ious, pixel_dice
 
 AP_THRESHOLDS = (0.5, 0.75, 0.9)
 
@@ -49,9 +49,7 @@ def segmentation_scores(truth: np.ndarray, pred: np.ndarray) -> dict:
     >>> segmentation_scores(t, p)["ap50"]
     0.5
     """
-    iou, lt, lp = iou_matrix(truth, pred)
-    _, _, ious = match(iou)
-    n_true, n_pred = lt.size, lp.size
+    ious, n_true, n_pred = matched_ious(truth, pred)
     out = {}
     for t in AP_THRESHOLDS:
         tp = int(np.sum(ious >= t))

@@ -122,7 +122,7 @@ def pretrained_path(name_or_path: str) -> Path:
         from cellpose import models as cp_models
 
         try:
-            cp_models.model_path(name_or_path)  # downloads into ~/.cellpose/models if needed
+            # downloads into ~/.cellpose/models when missing
             return Path(cp_models.model_path(name_or_path))
         except OSError as exc:
             raise ModelError(
@@ -389,14 +389,13 @@ def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
     count_cv : float
         Coefficient of variation of the object counts.
     """
-    from loop.agreement import iou_matrix, match
+    from loop.agreement import matched_ious
 
     ref = masks[0]
     values = []
     for other in masks[1:]:
-        iou, la, lb = iou_matrix(ref, other)
-        _, _, ious = match(iou)
-        n = max(la.size, lb.size)
+        ious, n_ref, n_other = matched_ious(ref, other)
+        n = max(n_ref, n_other)
         values.append(1.0 if n == 0 else float(ious.sum()) / n)
     counts = np.array([len(np.unique(m)) - (1 if (m == 0).any() else 0) for m in masks], float)
     cv = float(counts.std() / counts.mean()) if counts.mean() > 0 else 0.0
