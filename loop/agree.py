@@ -56,7 +56,7 @@ class AgreementReport:
     against_truth: dict | None = None
 
 
-def _current_annotations(study: Study, round: int | None) -> dict[int, list[dict]]:
+def _current_annotations(study: Study, round: int | None, image_ids=None) -> dict[int, list[dict]]:
     sql = (
         "SELECT a.*, t.round AS task_round FROM annotations a JOIN tasks t ON t.id = a.task_id "
         "WHERE a.status = 'current' AND t.purpose = 'annotate'"
@@ -65,9 +65,11 @@ def _current_annotations(study: Study, round: int | None) -> dict[int, list[dict
     if round is not None:
         sql += " AND t.round = ?"
         params.append(round)
+    wanted = None if image_ids is None else set(image_ids)
     by_task: dict[int, list[dict]] = {}
     for row in study.store.db.query(sql + " ORDER BY a.task_id, a.annotator", params):
-        by_task.setdefault(row["task_id"], []).append(row)
+        if wanted is None or row["image_id"] in wanted:
+            by_task.setdefault(row["task_id"], []).append(row)
     return by_task
 
 
@@ -86,6 +88,7 @@ def agree(
     study: Study,
     *,
     round: int | None = None,
+    image_ids=None,
     method: str = "majority",
     min_agreement: float = 0.7,
     against_truth: bool = False,
@@ -98,6 +101,8 @@ def agree(
     ----------
     round : int, optional
         Only the tasks of this round.
+    image_ids : iterable of int, optional
+        Only the tasks of these images (a round's batch).
     method : {"majority", "staple"}
         Foreground fusion of instance masks (classes always use a majority vote; a tie goes
         to adjudication).
@@ -110,7 +115,7 @@ def agree(
         Store consensus labels and move agreed images to the labeled split.
     """
     store = study.store
-    by_task = _current_annotations(study, round)
+    by_task = _current_annotations(study, round, image_ids)
     segmentation = study.config.task == "segmentation"
     results: list[TaskAgreement] = []
     for done, (task_id, rows) in enumerate(by_task.items(), start=1):

@@ -72,11 +72,20 @@ def init(
         str,
         typer.Option(help="segmentation (instance masks) or classification (whole-image classes)."),
     ] = "segmentation",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Start from this loop.toml (e.g. configs/nuclei.toml); its task wins.",
+        ),
+    ] = None,
 ) -> None:
     """Create a study folder with a commented loop.toml and an empty loop.db."""
     from loop.study import init_study
 
-    with init_study(study, task=task) as s:
+    with init_study(study, task=task, config=config) as s:
+        task = s.config.task
         out.print(
             f"created study {s.path} ({task}): edit {s.path / 'loop.toml'} to change defaults"
         )
@@ -248,15 +257,10 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + " (SELECT * FROM skipped)"
         )
     if st.rounds:
-        rounds = Table("arm", "round", "labeled", "metrics", "status", title="rounds")
-        for r in st.rounds:
-            metrics = ", ".join(
-                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                for k, v in r["metrics"].items()
-                if not isinstance(v, dict)
-            )
-            rounds.add_row(r["arm"], str(r["round"]), str(r["n_labeled"]), metrics, r["status"])
-        out.print(rounds)
+        from loop.cli_rounds import LEGEND, rounds_table
+
+        out.print(rounds_table(st.rounds))
+        out.print(LEGEND)
     else:
         out.print("rounds: none yet")
 
@@ -274,10 +278,29 @@ def demo(
             "shared/data/dsb2018_train if found, else synthetic nuclei."
         ),
     ] = None,
+    rounds: Annotated[int, typer.Option(help="Rounds of annotation.")] = 4,
+    control: Annotated[
+        bool, typer.Option("--control", help="Also run a random-selection control arm.")
+    ] = False,
+    stop_server: Annotated[
+        bool,
+        typer.Option(
+            "--stop-server/--keep-server",
+            help="Stop Label Studio at the end (default: keep it, to look at the tasks).",
+        ),
+    ] = False,
+    gpu: GpuOpt = None,
 ) -> None:
-    """Run the demo on sample data: ingest, split (fluorescence, 30% test, 40 initial), status."""
-    from loop.demo import find_dsb, write_synthetic
+    """The demo: sample data into a study, a local Label Studio, rounds of train -> score ->
+    push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
+    from connectors.accounts import server_of
+    from connectors.credentials import env_server
+    from loop.cli_rounds import LEGEND, _summaries, _wiring, rounds_table
+    from loop.demo import DEMO_TOML, DSB_SPLIT, SYNTHETIC_SPLIT, find_dsb, write_synthetic
     from loop.ingest import ingest as run_ingest
+    from loop.report import write_report
+    from loop.rounds import RoundOptions
+    from loop.rounds import run as run_rounds
     from loop.split import split_study
     from loop.study import init_study, open_study
 
@@ -285,24 +308,57 @@ def demo(
     if source is None:
         source = write_synthetic(folder / "synthetic-data")
         err.print(f"no DSB2018 data found: using {source} (synthetic nuclei, generated now)")
-        metadata, n_initial = source / "metadata.csv", 10
+        metadata, (n_test, n_initial) = source / "metadata.csv", SYNTHETIC_SPLIT
     else:
         err.print(f"sample data: {source}")
-        metadata, n_initial = source / "manifest.json", 40
-    s = open_study(folder) if (folder / "loop.toml").exists() else init_study(folder)
-    with s, progress_bar() as bar:
-        job = bar.add_task("ingest", total=None)
-        report = run_ingest(
-            s,
-            source / "images",
-            masks=source / "masks",
-            metadata=metadata,
-            progress=lambda done, total: bar.update(job, completed=done, total=total),
-        )
+        metadata, (n_test, n_initial) = source / "manifest.json", DSB_SPLIT
+    if not (folder / "loop.toml").exists():
+        init_study(folder).close()
+        (folder / "loop.toml").write_text(DEMO_TOML)
+    with open_study(folder) as s:
+        with progress_bar() as bar:
+            job = bar.add_task("ingest", total=None)
+            report = run_ingest(
+                s,
+                source / "images",
+                masks=source / "masks",
+                metadata=metadata,
+                progress=lambda done, total: bar.update(job, completed=done, total=total),
+            )
+        err.print(f"ingested {report.valid} images ({report.added} new)")
         if not s.store.db["splits"].count:  # a re-run keeps the study's split
-            split_study(s, test=0.3, initial=n_initial, seed=0, where=["modality=fluorescence"])
-    out.print(f"ingested {report.valid} images ({report.added} new)")
-    status(folder)
+            split_study(s, test=n_test, initial=n_initial, seed=0, where=["modality=fluorescence"])
+        server = None
+        if env_server() is None:
+            server = server_of(s)
+            with err.status("starting Label Studio (about 40 s the first time) ..."):
+                info = server.start()
+            err.print(f"Label Studio at {info.url}")
+        arms = ["main", "random"] if control else ["main"]
+        for arm in arms:
+            tool, annotate = _wiring(s, "simulated", 0)
+            with progress_bar() as bar:
+                run_rounds(
+                    s,
+                    tool,
+                    rounds=rounds,
+                    options=RoundOptions(arm=arm, gpu=gpu),
+                    annotate=annotate,
+                    progress=_stage_progress(bar),
+                    log=err.print,
+                )
+            tool.close()
+        with progress_bar() as bar:
+            written = write_report(s, s.path / "report", progress=_stage_progress(bar))
+        if server is not None and stop_server:
+            server.stop()
+        summaries = _summaries(s)
+    out.print(rounds_table(summaries, title=f"{folder}: demo"))
+    out.print(LEGEND)
+    out.print(written.hint)
+    out.print(f"report: {written.html}")
+    if server is not None and not stop_server:
+        out.print(f"Label Studio keeps running; stop it with `loop labelstudio stop {folder}`")
 
 
 # --- Label Studio --------------------------------------------------------------------------
@@ -550,6 +606,38 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> dict[str, str]:
+    """Accounts for simulated annotators (made if missing); returns name -> noise profile:
+    the one chosen, else the one stored, else careful, average, sloppy by position."""
+    from connectors.accounts import add_annotators
+    from connectors.simulated import DEFAULT_ORDER, profile_named
+
+    stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
+    profiles = {}
+    for i, name in enumerate(names):
+        profiles[name] = (
+            chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
+        )
+    for name, value in profiles.items():
+        profile_named(value)
+        add_annotators(s, admin, [name], profile=value)
+    return profiles
+
+
+def _simulate_now(s, admin, profiles: dict[str, str], seed: int):
+    from connectors.simulated import profile_named
+    from connectors.simulated import simulate as run_simulate
+
+    with err.status("simulated annotators at work ...") as status_line:
+        return run_simulate(
+            s,
+            admin,
+            {n: profile_named(p) for n, p in profiles.items()},
+            seed=seed,
+            progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"),
+        )
+
+
 @app.command()
 def simulate(
     study: StudyArg,
@@ -566,9 +654,7 @@ def simulate(
     """Simulated annotators annotate every open task assigned to them, through the API.
 
     Default profiles by position: careful, average, sloppy."""
-    from connectors.accounts import add_annotators, connect
-    from connectors.simulated import DEFAULT_ORDER, profile_named
-    from connectors.simulated import simulate as run_simulate
+    from connectors.accounts import connect
     from loop.errors import ConfigError
     from loop.study import open_study
 
@@ -583,23 +669,8 @@ def simulate(
         chosen[name] = value
     with open_study(study) as s:
         admin = connect(s)
-        stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
-        profiles = {}
-        for i, name in enumerate(names):
-            profiles[name] = (
-                chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
-            )
-        for name, value in profiles.items():
-            profile_named(value)
-            add_annotators(s, admin, [name], profile=value)
-        with err.status("simulated annotators at work ...") as status_line:
-            report = run_simulate(
-                s,
-                admin,
-                {n: profile_named(p) for n, p in profiles.items()},
-                seed=seed,
-                progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"),
-            )
+        profiles = simulated_annotators(s, admin, names, chosen)
+        report = _simulate_now(s, admin, profiles, seed)
         admin.close()
     if as_json:
         emit_json({"profiles": profiles, "annotated": report.annotated, "skipped": report.skipped})
@@ -931,10 +1002,18 @@ def export_labels(
     )
 
 
+if __name__ != "__main__":  # registers round, run and report on app (see the end)
+    import loop.cli_rounds  # noqa: E402, F401
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m loop.cli`: run the imported module, on which loop.cli_rounds registers its
+    # commands (this __main__ copy of the module has an app without them)
+    from loop.cli import main as imported_main
+
+    imported_main()

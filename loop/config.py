@@ -161,6 +161,54 @@ class ScoreConfig:
     """Diversity and expensive scores look at the top ``shortlist * k`` images only."""
     chunk: int = 32
     """Images per chunk while scoring (memory stays flat whatever the pool size)."""
+    pool_sample: int = 0
+    """Measure a seeded random subset of this many pool images per model (0 = all of them)."""
+
+    def __post_init__(self):
+        for name in ("k", "shortlist", "chunk"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"score.{name} = {getattr(self, name)}: give at least 1")
+        if self.pool_sample < 0:
+            raise ConfigError(f"score.pool_sample = {self.pool_sample}: give 0 (all) or more")
+
+
+FUSIONS = ("majority", "staple")
+
+
+@dataclass(frozen=True)
+class RoundsConfig:
+    """How `loop round` and `loop run` annotate: overlap, consensus, waiting for experts."""
+
+    overlap: int = 3
+    """Distinct annotators per task."""
+    min_agreement: float = 0.5
+    """Tasks below this mean pairwise agreement go to adjudication instead of training."""
+    fusion: str = "majority"
+    """Consensus of instance masks: majority or staple."""
+    annotators: tuple[str, ...] = ("alice", "bob", "carol")
+    """Simulated annotators (`--annotators simulated`)."""
+    profiles: tuple[str, ...] = ()
+    """Their noise profiles by position (perfect, careful, average, sloppy); empty = careful,
+    average, sloppy."""
+    poll_seconds: float = 30.0
+    """How often `loop run` checks Label Studio while it waits for human annotators."""
+    final_train: bool = True
+    """After the last round, train and evaluate once more on every label (the last batch)."""
+
+    def __post_init__(self):
+        if self.overlap < 1:
+            raise ConfigError(f"rounds.overlap = {self.overlap}: ask for at least 1 annotator")
+        if not 0 <= self.min_agreement <= 1:
+            raise ConfigError(f"rounds.min_agreement = {self.min_agreement}: give 0..1")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"rounds.fusion = {self.fusion!r}: choose {' or '.join(FUSIONS)}")
+        if self.profiles and len(self.profiles) != len(self.annotators):
+            raise ConfigError(
+                f"rounds.profiles has {len(self.profiles)} entries for "
+                f"{len(self.annotators)} annotators: give one per annotator, or none"
+            )
+        if self.poll_seconds <= 0:
+            raise ConfigError(f"rounds.poll_seconds = {self.poll_seconds}: give seconds > 0")
 
 
 @dataclass(frozen=True)
@@ -176,6 +224,7 @@ class StudyConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    rounds: RoundsConfig = field(default_factory=RoundsConfig)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -262,6 +311,7 @@ def default_toml(task: str) -> str:
         raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
+    rounds = RoundsConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -320,6 +370,16 @@ strategy = ""            # see `loop strategies`; "" = the task's default
 k = {score.k}
 shortlist = {score.shortlist}            # diversity and expensive scores see the top shortlist * k
 chunk = {score.chunk}
+pool_sample = {score.pool_sample}          # measure a seeded random subset of the pool (0 = all)
+
+[rounds]                 # `loop round` and `loop run`
+overlap = {rounds.overlap}              # distinct annotators per task
+min_agreement = {rounds.min_agreement}      # below: adjudication instead of a consensus label
+fusion = "{rounds.fusion}"       # consensus of instance masks: majority or staple
+annotators = {_toml_list(rounds.annotators)}   # simulated annotators
+profiles = []            # noise: perfect/careful/average/sloppy; [] = careful, average, sloppy
+poll_seconds = {rounds.poll_seconds}      # how often `loop run` checks for human annotations
+final_train = true       # after the last round, train and evaluate on every label once more
 """
 
 

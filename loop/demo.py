@@ -9,6 +9,20 @@ import numpy as np
 
 DATA_ENV = "LOOP_DEMO_DATA"
 
+# The demo study's loop.toml: the defaults, with a batch of 10 and a sampled pool so that
+# 4 rounds fit in a few minutes on 2 CPU cores (every key not set here keeps its default).
+DEMO_TOML = """\
+# loop demo study: the defaults (see `loop init`), except what is set here.
+task = "segmentation"
+
+[score]
+k = 10                   # images per round
+pool_sample = 150        # each round measures 150 pool images drawn at random (bounded cost)
+"""
+# (test images, initial labels) of the demo split: DSB2018 fluorescence, synthetic
+DSB_SPLIT = (60, 10)
+SYNTHETIC_SPLIT = (12, 6)
+
 
 def find_dsb(start: Path | None = None) -> Path | None:
     """A DSB2018-layout folder (``images/``, ``masks/``, ``manifest.json``): ``$LOOP_DEMO_DATA``,

@@ -151,3 +151,7 @@ class UnknownStrategy(LoopError):
 
 class NothingToExport(LoopError):
     """``loop export`` found no consensus or adjudicated labels."""
+
+
+class RoundError(LoopError):
+    """A round of the loop that cannot go on (nothing to train on, the pool used up, ...)."""

@@ -42,15 +42,19 @@ def _noop(stage: str, done: int, total: int) -> None:
 # --- labels ----------------------------------------------------------------------------------
 
 
-def training_labels(study: Study) -> list[tuple[dict, dict]]:
-    """(image, label) of every ``labeled`` image, best label first by :data:`LABEL_PRIORITY`.
+def training_labels(study: Study, image_ids=None) -> list[tuple[dict, dict]]:
+    """(image, label) of every ``labeled`` image (of those in ``image_ids`` when given), best
+    label first by :data:`LABEL_PRIORITY`.
 
     Labeled images without any usable label are left out.
     """
     db = study.store.db
     rank = {source: i for i, source in enumerate(LABEL_PRIORITY)}
+    wanted = None if image_ids is None else set(image_ids)
     out = []
     for image in study.store.images("split = 'labeled'"):
+        if wanted is not None and image["id"] not in wanted:
+            continue
         labels = [
             row
             for row in db["labels"].rows_where("image_id = ?", [image["id"]])
@@ -109,11 +113,14 @@ def image_path(image: dict) -> Path:
 # --- models in the store --------------------------------------------------------------------
 
 
-def current_model(study: Study) -> dict | None:
-    """The latest accepted model of the study's task, or None."""
+def current_model(study: Study, arm: str = "main") -> dict | None:
+    """The latest accepted model of the study's task trained for ``arm``, or None."""
     rows = list(
         study.store.db["models"].rows_where(
-            "task = ? AND status = 'accepted'", [study.config.task], order_by="id desc", limit=1
+            "task = ? AND status = 'accepted' AND coalesce(arm, 'main') = ?",
+            [study.config.task, arm],
+            order_by="id desc",
+            limit=1,
         )
     )
     return rows[0] if rows else None
@@ -177,6 +184,9 @@ def train(
     seed: int | None = None,
     steps: int | None = None,
     fresh: bool = False,
+    image_ids=None,
+    parent_id: int | None = None,
+    arm: str = "main",
     gpu: bool | None = None,
     progress: Progress = _noop,
 ) -> TrainReport:
@@ -190,31 +200,49 @@ def train(
         Overrides the step budget (segmentation).
     fresh : bool
         Train from scratch (or from ``model.pretrained``) even when a previous model exists.
+    image_ids : iterable of int, optional
+        Train on these labeled images only (an arm's labeled set); default: all of them.
+    parent_id : int, optional
+        The previous model (warm start and validation gate); default: the arm's current one.
+    arm : str
+        The arm of the loop the model is trained for (recorded).
 
     Raises
     ------
     ModelError
         When there are no labeled images with labels.
     """
-    items = training_labels(study)
+    items = training_labels(study, image_ids)
     if not items:
         raise ModelError(
             "no labeled images to train on: `loop split --initial N` labels N images from ground "
             "truth, or `loop push` / `loop pull` / `loop agree` brings annotations in"
         )
+    if fresh:
+        parent = None
+    elif parent_id is not None:
+        parent = model_row(study, parent_id)
+    else:
+        parent = current_model(study, arm)
+    if parent is not None and parent["task"] != study.config.task:
+        parent = None
     if study.config.task == "classification":
-        return _train_classifier(study, items, seed=seed, progress=progress)
+        return _train_classifier(study, items, seed=seed, parent=parent, arm=arm, progress=progress)
     return _train_segmentation(
-        study, items, seed=seed, steps=steps, fresh=fresh, gpu=gpu, progress=progress
+        study, items, seed=seed, steps=steps, parent=parent, arm=arm, gpu=gpu, progress=progress
     )
 
 
-def _reuse(study: Study, kind: str, digest: str, params: dict) -> TrainReport | None:
-    """The model already trained from the same labels and recipe (``digest``), if its file
-    is still there: training again would only repeat it."""
+def _reuse(
+    study: Study, kind: str, digest: str, params: dict, parent: dict | None
+) -> TrainReport | None:
+    """The model already trained from the same labels and recipe (``digest``) and the same
+    parent, or the parent itself when it was trained on these labels, if its file is still
+    there: training again would only repeat it."""
+    parent_id = parent["id"] if parent else None
     for row in study.store.db["models"].rows_where(
-        "kind = ? AND label_sha256 = ?",
-        [kind, digest],
+        "kind = ? AND label_sha256 = ? AND (coalesce(parent_id, 0) = ? OR id = ?)",
+        [kind, digest, parent_id or 0, parent_id or 0],
         order_by="id desc",
         limit=1,
     ):
@@ -250,6 +278,7 @@ def _record(
     digest: str,
     device: str,
     seconds: float,
+    arm: str,
 ) -> int:
     row = {
         "kind": kind,
@@ -266,6 +295,7 @@ def _record(
         "decision": decision,
         "val_metrics": dumps(val),
         "label_sha256": digest,
+        "arm": arm,
         "device": device,
         "seconds": seconds,
         "created_at": utcnow(),
@@ -294,15 +324,12 @@ def _next_path(study: Study, stem: str, suffix: str) -> Path:
     return folder / f"{stem}-{n:04d}{suffix}"
 
 
-def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> TrainReport:
+def _train_segmentation(study, items, *, seed, steps, parent, arm, gpu, progress) -> TrainReport:
     from loop.models import cellpose_seg as cs
 
     config, augment = study.config.model, study.config.augment
     seed = config.seed if seed is None else seed
     train_items, val_items = validation_split(items, config.val_fraction)
-    parent = None if fresh else current_model(study)
-    if parent is not None and parent["kind"] != "cellpose":
-        parent = None
     warm = bool(parent and config.warm_start)
     budget = steps or cs.n_steps(len(train_items), config, warm=warm)
     params = {
@@ -319,10 +346,9 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
             "augment": asdict(augment),
             "seed": seed,
             "steps": steps,
-            "fresh": fresh,
         },
     )
-    reused = _reuse(study, "cellpose", digest, params)
+    reused = _reuse(study, "cellpose", digest, params, parent)
     if reused:
         return reused
 
@@ -383,6 +409,7 @@ def _train_segmentation(study, items, *, seed, steps, fresh, gpu, progress) -> T
         digest=digest,
         device=str(device),
         seconds=seconds,
+        arm=arm,
     )
     return TrainReport(
         model_id, status, decision, False, len(train_items), len(val_items), budget, seconds, val
@@ -410,17 +437,16 @@ def _class_features(images: list[dict], size: int, progress: Progress, stage: st
     return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
 
-def _train_classifier(study, items, *, seed, progress) -> TrainReport:
+def _train_classifier(study, items, *, seed, parent, arm, progress) -> TrainReport:
     from loop.annotation import classes_of
     from loop.models import classifier as cl
 
     config, augment = study.config.classifier, study.config.augment
     seed = config.seed if seed is None else seed
     train_items, val_items = validation_split(items, config.val_fraction)
-    parent = current_model(study)
     params = {"config": asdict(config), "augment": asdict(augment), "seed": seed}
     digest = _label_digest(items, params)
-    reused = _reuse(study, "classifier", digest, params)
+    reused = _reuse(study, "classifier", digest, params, parent)
     if reused:
         return reused
     started = time.perf_counter()
@@ -464,6 +490,7 @@ def _train_classifier(study, items, *, seed, progress) -> TrainReport:
         digest=digest,
         device="cpu",
         seconds=seconds,
+        arm=arm,
     )
     return TrainReport(
         model_id, status, decision, False, len(train_items), len(val_items), 0, seconds, val
@@ -606,11 +633,17 @@ def score(
     model_id: int | None = None,
     seed: int = 0,
     split: str = "pool",
+    image_ids=None,
     gpu: bool | None = None,
     progress: Progress = _noop,
 ) -> ScoreReport:
-    """Measure every ``split`` image with the model (stored, skipping images already measured
-    by the same model), then pick ``k`` with ``strategy`` and record the selection.
+    """Measure every ``split`` image (or the images ``image_ids``) with the model (stored,
+    skipping images already measured by the same model), then pick ``k`` with ``strategy``
+    and record the selection.
+
+    With ``score.pool_sample = n`` in the config, a seeded random subset of ``n`` candidates
+    is measured (the same subset for the same model and seed), which bounds the cost of a
+    round on a large pool.
 
     Raises
     ------
@@ -623,7 +656,11 @@ def score(
     name = strategy or study.config.score.strategy or strategies.DEFAULTS[task]
     chosen_strategy = strategies.parse(name, task)
     k = study.config.score.k if k is None else k
-    images = study.store.images("split = ?", [split])
+    if image_ids is None:
+        images = study.store.images("split = ?", [split])
+    else:
+        wanted = set(image_ids)
+        images = [im for im in study.store.images() if im["id"] in wanted]
     started = time.perf_counter()
     if chosen_strategy.random and not chosen_strategy.diversity:
         picks = strategies.random_k(len(images), k, seed)
@@ -637,6 +674,10 @@ def score(
         )
 
     row = model_row(study, model_id)
+    sample = study.config.score.pool_sample
+    if sample and len(images) > sample:
+        keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
+        images = [images[i] for i in sorted(keep)]
     scored, reused = _measure(study, row, images, gpu=gpu, progress=progress)
     measures, embeddings = _load_measures(study, row["id"], [im["id"] for im in images])
     if chosen_strategy.expensive and images:
@@ -666,18 +707,23 @@ def score(
 
 
 def _record_selection(study, model_id, name, k, seed, chosen) -> None:
+    """Record a batch choice, once: the same choice made again (a re-run) adds no row."""
+    row = {
+        "model_id": model_id,
+        "strategy": name,
+        "k": k,
+        "seed": seed,
+        "image_ids": dumps([c["image_id"] for c in chosen]),
+        "scores": dumps([c["score"] for c in chosen]),
+    }
     with study.store.atomic() as db:
-        db["selections"].insert(
-            {
-                "model_id": model_id,
-                "strategy": name,
-                "k": k,
-                "seed": seed,
-                "image_ids": dumps([c["image_id"] for c in chosen]),
-                "scores": dumps([c["score"] for c in chosen]),
-                "created_at": utcnow(),
-            }
-        )
+        same = db.execute(
+            "SELECT 1 FROM selections WHERE coalesce(model_id, 0) = ? AND strategy = ? AND k = ? "
+            "AND seed = ? AND image_ids = ? AND scores = ?",
+            [model_id or 0, name, k, seed, row["image_ids"], row["scores"]],
+        ).fetchone()
+        if same is None:
+            db["selections"].insert({**row, "created_at": utcnow()})
 
 
 def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> tuple[int, int]:

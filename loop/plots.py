@@ -8,14 +8,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 
-def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path:
-    """Plot training loss per epoch (pass over the training images) into ``path`` (PNG)."""
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    """Write a figure atomically (a killed run never leaves half a PNG)."""
+    plt = _pyplot()
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path:
+    """Plot training loss per epoch (pass over the training images) into ``path`` (PNG)."""
+    plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
     ax.plot(range(1, len(losses) + 1), losses, color="#1f77b4")
@@ -23,9 +41,97 @@ def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path
     ax.set_ylabel("loss (flows MSE/2 + cell-probability BCE)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)
+
+
+def learning_curves(rounds: Sequence[dict], path: str | Path, *, metric: str) -> Path:
+    """Held-out ``metric`` per round against labeled images and against annotator-hours,
+    one line per arm.
+
+    Parameters
+    ----------
+    rounds : sequence of dict
+        :func:`loop.status.round_summary` records (``arm``, ``n_labeled``, ``score``,
+        ``annotator_hours``).
+    """
+    plt = _pyplot()
+    path = Path(path)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=100, sharey=True)
+    for arm in sorted({r["arm"] for r in rounds}, key=lambda a: (a != "main", a)):
+        rows = [r for r in rounds if r["arm"] == arm and r["score"] is not None]
+        if not rows:
+            continue
+        style = {"marker": "o", "label": arm, "linestyle": "-" if arm == "main" else "--"}
+        left.plot([r["n_labeled"] for r in rows], [r["score"] for r in rows], **style)
+        # hours spent before each round's model: the batches of the earlier rounds
+        hours = np.concatenate([[0.0], np.cumsum([r["annotator_hours"] or 0 for r in rows])])
+        right.plot(hours[: len(rows)], [r["score"] for r in rows], **style)
+    left.set_xlabel("labeled images")
+    right.set_xlabel("annotator-hours spent (lead times)")
+    left.set_ylabel(f"held-out {metric}")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def agreement_vs_model(rounds: Sequence[dict], path: str | Path) -> Path:
+    """Per round of the main arm: the model's held-out F1 next to the annotators' mean
+    pairwise agreement on the batch (the human ceiling) and the consensus against truth."""
+    plt = _pyplot()
+    path = Path(path)
+    rows = [r for r in rounds if r["arm"] == "main"]
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=100)
+    x = [r["round"] for r in rows]
+    for key, label, style in (
+        ("f1", "model F1 (held-out)", "o-"),
+        ("agreement", "annotators' pairwise agreement", "s--"),
+        ("consensus_vs_truth", "consensus vs ground truth", "^:"),
+    ):
+        points = [(xi, r[key]) for xi, r in zip(x, rows) if r[key] is not None]
+        if points:
+            ax.plot(*zip(*points), style, label=label)
+    ax.set_xlabel("round")
+    ax.set_ylabel("F1 at IoU 0.5 (or accuracy)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def overlay(
+    image: np.ndarray,
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    path: str | Path,
+    *,
+    title: str,
+) -> Path:
+    """The image with the outlines of the reference objects (green) and of the predicted
+    ones (magenta), side by side with the image alone.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N) or (M, N, C)
+    reference, prediction : ndarray of shape (M, N)
+        Label images (0 = background).
+    """
+    from skimage.segmentation import find_boundaries
+
+    from loop.images import to_display_uint8
+
+    plt = _pyplot()
+    path = Path(path)
+    grey = to_display_uint8(image)
+    rgb = np.stack([grey] * 3, axis=-1) if grey.ndim == 2 else grey.copy()
+    shown = rgb.copy()
+    shown[find_boundaries(reference, mode="inner")] = (0, 220, 0)
+    shown[find_boundaries(prediction, mode="inner")] = (255, 0, 255)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7, 3.6), dpi=100)
+    a.imshow(rgb)
+    b.imshow(shown)
+    for ax in (a, b):
+        ax.set_axis_off()
+    b.set_title("green: reference, magenta: model", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

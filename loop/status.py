@@ -42,6 +42,48 @@ def group_keys(study: Study) -> list[str]:
     return keys
 
 
+HEADLINE = {"segmentation": "ap50", "classification": "macro_f1"}
+
+
+def round_summary(row: dict, task: str) -> dict:
+    """One round as a flat record: the figures a table or a plot shows.
+
+    ``score`` is the held-out headline (AP@0.5 for segmentation, macro-F1 for
+    classification); ``f1`` the model's F1 at IoU 0.5 (or accuracy) to set beside the
+    annotators' agreement (``agreement``: mean pairwise object F1 at IoU 0.5, or share of
+    agreeing pairs), the human ceiling on the same kind of figure.
+    """
+    metrics = json.loads(row["metrics"] or "{}")
+    agreement = json.loads(row["agreement"] or "{}")
+    timings = json.loads(row["timings"] or "{}")
+    truth = agreement.get("against_truth") or {}
+    consensus = truth.get("consensus") or {}
+    return {
+        "arm": row["arm"],
+        "round": row["round"],
+        "status": row["status"],
+        "strategy": row["strategy"],
+        "n_labeled": row["n_labeled"],
+        "n_objects": row["n_objects"],
+        "model_id": row["model_id"],
+        "score": metrics.get(HEADLINE[task]),
+        "f1": metrics.get("f1", metrics.get("accuracy")),
+        "metrics": metrics,
+        "batch": json.loads(row["batch"] or "[]"),
+        "agreement": agreement.get("mean_agreement"),
+        "consensus_vs_truth": consensus.get("f1_50", consensus.get("correct")),
+        "annotators": agreement.get("annotators") or {},
+        "annotators_vs_truth": {
+            name: figures.get("f1_50", figures.get("correct"))
+            for name, figures in (truth.get("annotators") or {}).items()
+        },
+        "adjudicate": len(agreement.get("adjudicate") or []),
+        "annotator_hours": row["annotator_hours"],
+        "seconds": sum(timings.values()),
+        "timings": timings,
+    }
+
+
 def study_status(study: Study) -> StudyStatus:
     store, db = study.store, study.store.db
     by_split = store.count_by("split")
@@ -63,16 +105,7 @@ def study_status(study: Study) -> StudyStatus:
             table.setdefault(str(value), {})[split] = n
         groups[key] = table
     skipped = dict(db.execute("SELECT reason, count(*) FROM skipped GROUP BY reason").fetchall())
-    rounds = [
-        {
-            "arm": r["arm"],
-            "round": r["round"],
-            "n_labeled": r["n_labeled"],
-            "metrics": json.loads(r["metrics"] or "{}"),
-            "status": r["status"],
-        }
-        for r in store.rounds()
-    ]
+    rounds = [round_summary(r, study.config.task) for r in store.rounds()]
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),

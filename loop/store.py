@@ -11,6 +11,7 @@ Tables other tools read (see the README for columns):
                  older versions in ``annotation_versions``.
 ``tasks``        one row per image per push to the annotation tool.
 ``rounds``       one row per (arm, round): labels used, model, held-out metrics, timings.
+``arm_images``   the labeled images of each arm of the loop, with the round that added them.
 ``models``       one row per trained model: file, sha256, parameters, software versions.
 ``changes``      what re-ingest changed (old and new values); ``skipped`` files ingest could
                  not use and why; ``splits`` every split made.
@@ -322,10 +323,26 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Arms of the loop: each arm's labeled images, the arm a model was trained for, and the
+    per-step record of a round (``timings`` keys are the steps done)."""
+    db["arm_images"].create(
+        {"id": int, "arm": str, "image_id": int, "round": int, "added_at": str},
+        pk="id",
+        foreign_keys=[("image_id", "images", "id")],
+        not_null={"arm", "image_id", "round"},
+    )
+    db["arm_images"].create_index(["arm", "image_id"], unique=True)
+    db["models"].add_column("arm", str)
+    for column, kind in (("seed", int), ("n_batch", int), ("notes", str)):
+        db["rounds"].add_column(column, kind)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
+    _migration_4,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from loop.config import StudyConfig, default_toml, load_config
+from loop.config import StudyConfig, default_toml, load_config, parse_config
 from loop.errors import StudyExists, StudyNotFound
 from loop.store import Store
 
@@ -40,18 +40,27 @@ class Study:
         return p if p.is_absolute() else self.path / p
 
 
-def init_study(path: str | Path, *, task: str = "segmentation") -> Study:
-    """Create a study folder with a commented ``loop.toml`` and an empty ``loop.db``.
+def init_study(
+    path: str | Path, *, task: str = "segmentation", config: str | Path | None = None
+) -> Study:
+    """Create a study folder with a commented ``loop.toml`` (or a copy of ``config``, checked
+    first) and an empty ``loop.db``.
 
     Raises
     ------
     StudyExists
         When ``path`` already holds a study.
+    ConfigError
+        When ``config`` is not a valid configuration.
     """
     path = Path(path)
     if (path / CONFIG_NAME).exists() or (path / DB_NAME).exists():
         raise StudyExists(f"{path} already holds a study; open it, or choose another folder")
-    text = default_toml(task)  # validates task before anything is written
+    if config is not None:
+        text = Path(config).read_text()
+        parse_config(text, source=str(config))
+    else:
+        text = default_toml(task)  # validates task before anything is written
     path.mkdir(parents=True, exist_ok=True)
     (path / CONFIG_NAME).write_text(text)
     return Study(

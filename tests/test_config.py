@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 
 from loop.config import (
@@ -112,4 +115,48 @@ def test_shipped_configs_load(name):
 )
 def test_model_sections_are_validated(text, message):
     with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+@pytest.mark.parametrize(
+    "name, task", [("nuclei.toml", "segmentation"), ("wbc.toml", "classification")]
+)
+def test_shipped_configs_start_a_study(tmp_path, name, task):
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+    from loop.study import open_study
+
+    source = Path(__file__).resolve().parents[1] / "configs" / name
+    result = CliRunner().invoke(app, ["init", str(tmp_path / "s"), "--config", str(source)])
+    assert result.exit_code == 0, result.output
+    with open_study(tmp_path / "s") as study:
+        assert study.config.task == task
+        assert study.config.rounds.overlap == 3
+        assert study.config.score.strategy.endswith("+diversity")
+
+
+def test_init_refuses_a_bad_config(tmp_path):
+    from loop.study import init_study
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('task = "segmentation"\n[rounds]\nfusion = "average"\n')
+    with pytest.raises(ConfigError, match="rounds.fusion = 'average'"):
+        init_study(tmp_path / "s", config=bad)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[rounds]\noverlap = 0", "rounds.overlap = 0"),
+        ("[rounds]\nmin_agreement = 1.5", "rounds.min_agreement = 1.5"),
+        ('[rounds]\nannotators = ["a", "b"]\nprofiles = ["careful"]', "rounds.profiles has 1"),
+        ("[rounds]\npoll_seconds = 0", "rounds.poll_seconds = 0"),
+        ("[score]\nk = 0", "score.k = 0"),
+        ("[score]\npool_sample = -1", "score.pool_sample = -1"),
+    ],
+)
+def test_round_settings_are_checked(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text)

@@ -27,16 +27,48 @@ def test_find_dsb_from_env_and_parents(tmp_path, monkeypatch):
     assert find_dsb(tmp_path) is None
 
 
-def test_demo_falls_back_to_synthetic(tmp_path, monkeypatch):
+DEMO_TINY = """\
+task = "segmentation"
+[model]
+nbase = [2, 8, 16, 32]
+crop = 32
+batch_size = 4
+min_steps = 8
+max_steps = 8
+[score]
+k = 3
+[rounds]
+min_agreement = 0.3
+annotators = ["demo-a", "demo-b", "demo-c"]
+"""
+
+
+def test_demo_falls_back_to_synthetic(tmp_path, monkeypatch, ls_study):
+    """The whole demo on synthetic nuclei (a tiny network, one round) against the session's
+    Label Studio as an existing server."""
+    from connectors.accounts import server_of
+    from loop.study import init_study, open_study
+
+    with open_study(ls_study) as study:
+        server = server_of(study)
+        monkeypatch.setenv("LABEL_STUDIO_URL", server.require().url)
+        monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.credentials()["admin"]["token"])
     monkeypatch.setenv("LOOP_DEMO_DATA", str(tmp_path / "nothing"))
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo")])
+    folder = tmp_path / "demo"
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(DEMO_TINY)  # a demo study keeps its loop.toml
+    result = CliRunner().invoke(app, ["demo", str(folder), "--rounds", "1"])
     assert result.exit_code == 0, result.stderr
     assert "synthetic nuclei" in result.stderr
-    status = json.loads(
-        CliRunner().invoke(app, ["status", str(tmp_path / "demo"), "--json"]).stdout
-    )
+    assert "report:" in result.stdout and (folder / "report" / "index.html").is_file()
+    status = json.loads(CliRunner().invoke(app, ["status", str(folder), "--json"]).stdout)
     assert status["n_images"] == 60
-    assert status["by_split"] == {"labeled": 10, "pool": 32, "test": 18}
-    # a second run keeps the split and adds nothing
-    result = CliRunner().invoke(app, ["demo", str(tmp_path / "demo")])
-    assert "ingested 60 images (0 new)" in result.stdout
+    assert [(r["round"], r["status"]) for r in status["rounds"]] == [(0, "done"), (1, "evaluated")]
+    # the batch with a consensus moved to the labeled split
+    assert status["by_split"]["test"] == 12 and status["by_split"]["labeled"] > 6
+    # a second run keeps the split, adds nothing and runs no further round
+    result = CliRunner().invoke(app, ["demo", str(folder), "--rounds", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert "ingested 60 images (0 new)" in result.stderr
+    status = json.loads(CliRunner().invoke(app, ["status", str(folder), "--json"]).stdout)
+    assert len(status["rounds"]) == 2

@@ -1,0 +1,238 @@
+"""The round commands of the ``loop`` CLI: ``round``, ``run`` and ``report``.
+
+Registered on :data:`loop.cli.app` (imported at the end of :mod:`loop.cli`); thin wrappers
+over :mod:`loop.rounds` and :mod:`loop.report`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from loop.cli import (
+    GpuOpt,
+    JsonOpt,
+    StudyArg,
+    _simulate_now,
+    _stage_progress,
+    app,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    simulated_annotators,
+)
+
+ArmOpt = Annotated[
+    str,
+    typer.Option(help="Arm of the loop: main, or a control arm named after its strategy (random)."),
+]
+StrategyOpt = Annotated[
+    str | None, typer.Option(help="Query strategy (default: the arm's; see `loop strategies`).")
+]
+BatchOpt = Annotated[int | None, typer.Option("--batch", help="Images per round (score.k).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of training and selection.")]
+StepsOpt = Annotated[
+    int | None, typer.Option(help="Training steps per round (default: from the config).")
+]
+AnnotatorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="'simulated': the config's simulated annotators annotate each batch at once; "
+        "default: wait for people in Label Studio."
+    ),
+]
+
+
+LEGEND = (
+    "score: held-out AP@0.5 (segmentation) or macro-F1 (classification); F1: the model's F1 at "
+    "IoU 0.5 (or accuracy), next to agree: the annotators' pairwise F1 on the batch; cons.: "
+    "consensus vs ground truth; hours: annotator lead times; s: seconds"
+)
+
+
+def rounds_table(rows: list[dict], title: str = "rounds") -> Table:
+    """A per-round table (rows from :func:`loop.status.round_summary`)."""
+
+    def num(value, fmt="{:.3f}"):
+        return "" if value is None else fmt.format(value)
+
+    table = Table(
+        "arm",
+        "round",
+        "labeled",
+        "model",
+        "score",
+        "F1",
+        "agree",
+        "cons.",
+        "hours",
+        "s",
+        "status",
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for r in rows:
+        table.add_row(
+            r["arm"],
+            str(r["round"]),
+            num(r["n_labeled"], "{}"),
+            num(r["model_id"], "{}"),
+            num(r["score"]),
+            num(r["f1"]),
+            num(r["agreement"]),
+            num(r["consensus_vs_truth"]),
+            num(r["annotator_hours"], "{:.2f}"),
+            num(r["seconds"], "{:.0f}"),
+            r["status"],
+        )
+    return table
+
+
+def _wiring(s, annotators: str | None, seed: int):
+    """(Label Studio client, simulated annotators or None)."""
+    from connectors.accounts import connect
+    from loop.errors import ConfigError
+
+    config = s.config.rounds
+    if annotators is not None and annotators != "simulated":
+        raise ConfigError(
+            f"--annotators {annotators!r}: write 'simulated' (names and noise come from "
+            "[rounds] in loop.toml), or leave it out to wait for people"
+        )
+    if annotators and len(config.annotators) < config.overlap:
+        raise ConfigError(
+            f"rounds.overlap = {config.overlap} but only {len(config.annotators)} simulated "
+            "annotators: list more in rounds.annotators or lower the overlap"
+        )
+    tool = connect(s)
+    if annotators is None:
+        return tool, None
+    chosen = dict(zip(config.annotators, config.profiles))
+    profiles = simulated_annotators(s, tool, list(config.annotators), chosen)
+
+    def annotate() -> dict:
+        return _simulate_now(s, tool, profiles, seed).annotated
+
+    return tool, annotate
+
+
+def _summaries(s, arm: str | None = None) -> list[dict]:
+    from loop.status import round_summary
+
+    return [round_summary(r, s.config.task) for r in s.store.rounds(arm)]
+
+
+@app.command("round")
+def round_(
+    study: StudyArg,
+    arm: ArmOpt = "main",
+    strategy: StrategyOpt = None,
+    batch: BatchOpt = None,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = None,
+    annotators: AnnotatorsOpt = None,
+    gpu: GpuOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One round: train, evaluate, select and push a batch; with simulated annotators also
+    annotate, pull and fuse. Without them it returns after the push, and the next call
+    finishes the round once the experts are done. Killed at any step, run it again."""
+    from loop.rounds import RoundOptions, run_round
+    from loop.study import open_study
+
+    options = RoundOptions(arm=arm, strategy=strategy, k=batch, seed=seed, steps=steps, gpu=gpu)
+    with open_study(study) as s:
+        tool, annotate = _wiring(s, annotators, seed)
+        with progress_bar() as bar:
+            result = run_round(
+                s,
+                tool,
+                options=options,
+                annotate=annotate,
+                progress=_stage_progress(bar),
+                log=err.print,
+            )
+        tool.close()
+        rows = _summaries(s, arm)
+    if as_json:
+        emit_json(next(r for r in rows if r["round"] == result.round))
+        return
+    out.print(rounds_table(rows, title=f"{study}: arm {arm}"))
+    out.print(LEGEND)
+
+
+@app.command()
+def run(
+    study: StudyArg,
+    rounds: Annotated[int, typer.Option(help="Rounds of annotation to reach.")] = 4,
+    arm: ArmOpt = "main",
+    strategy: StrategyOpt = None,
+    batch: BatchOpt = None,
+    seed: SeedOpt = 0,
+    steps: StepsOpt = None,
+    annotators: AnnotatorsOpt = None,
+    gpu: GpuOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run rounds until --rounds are done, then train and evaluate on every label once more.
+    Waits (polling Label Studio) for people unless --annotators simulated. Resumable."""
+    from loop.rounds import RoundOptions
+    from loop.rounds import run as run_rounds
+    from loop.study import open_study
+
+    options = RoundOptions(arm=arm, strategy=strategy, k=batch, seed=seed, steps=steps, gpu=gpu)
+    with open_study(study) as s:
+        tool, annotate = _wiring(s, annotators, seed)
+        with progress_bar() as bar:
+            run_rounds(
+                s,
+                tool,
+                rounds=rounds,
+                options=options,
+                annotate=annotate,
+                progress=_stage_progress(bar),
+                log=err.print,
+                on_round=lambda r: err.print(f"{r.arm} round {r.round}: {r.status}"),
+            )
+        tool.close()
+        rows = _summaries(s)
+    if as_json:
+        emit_json({"rounds": rows})
+        return
+    out.print(rounds_table(rows, title=str(study)))
+    out.print(LEGEND)
+
+
+@app.command()
+def report(
+    study: StudyArg,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder (default: STUDY/report).")
+    ] = None,
+    gallery: Annotated[int, typer.Option(help="Images in the prediction gallery.")] = 6,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the study's report: learning curves (PNG), agreement next to the model (the
+    human ceiling), annotators, a gallery of predictions against consensus, and when to stop.
+    One self-contained HTML file (plots embedded) that opens offline."""
+    from loop.report import write_report
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        result = write_report(
+            s, output or s.path / "report", gallery=gallery, progress=_stage_progress(bar)
+        )
+    if as_json:
+        emit_json(
+            {"html": str(result.html), "plots": [str(p) for p in result.plots], "hint": result.hint}
+        )
+        return
+    out.print(f"report: {result.html}")
+    out.print(result.hint)

@@ -1,0 +1,324 @@
+"""The study report: one self-contained HTML file (plots embedded as PNG data) that opens
+offline, with the PNGs beside it.
+
+Sections: the per-round table; learning curves against labeled images and annotator-hours
+(with any control arm); the model's held-out F1 next to the annotators' agreement (the human
+ceiling); annotators; held-out figures per group; a gallery of predictions against the
+reference on the worst test images and on the last batch; and a hint on when to stop.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loop import learner, plots
+from loop.images import read_image, read_mask
+from loop.status import HEADLINE, round_summary
+from loop.store import utcnow
+from loop.study import Study
+
+PLATEAU = 0.01  # gain per round under which the curve is called flat
+
+
+@dataclass
+class ReportResult:
+    html: Path
+    plots: list[Path] = field(default_factory=list)
+    hint: str = ""
+
+
+def stop_hint(rounds: list[dict], metric: str) -> str:
+    """A plain-words hint on whether more rounds are worth it, from the main arm's curve.
+
+    >>> stop_hint([{"arm": "main", "score": s, "f1": None, "agreement": None}
+    ...            for s in (0.5, 0.6, 0.605, 0.607)], "ap50")[:24]
+    'The last 2 rounds gained'
+    """
+    scores = [r for r in rounds if r["arm"] == "main" and r["score"] is not None]
+    if len(scores) < 2:
+        return "Too few rounds to judge the trend: run at least two."
+    values = [r["score"] for r in scores]
+    gains = np.diff(values)
+    ceiling = ""
+    rated = [r for r in scores if r["f1"] is not None and r["agreement"] is not None]
+    if rated:
+        f1, agreement = rated[-1]["f1"], rated[-1]["agreement"]
+        if f1 >= agreement:
+            ceiling = (
+                f" The model's F1 ({f1:.3f}) is at or above the annotators' pairwise "
+                f"agreement ({agreement:.3f}): at the ceiling of what single annotators agree "
+                "on; better labels (adjudication, a clearer protocol) matter more than more."
+            )
+        elif agreement - f1 <= 0.02:
+            ceiling = (
+                f" The model's F1 ({f1:.3f}) is within {agreement - f1:.3f} of the annotators' "
+                f"agreement ({agreement:.3f}), the ceiling of what their labels can teach."
+            )
+        else:
+            ceiling = (
+                f" The annotators agree at {agreement:.3f} F1, the model reaches {f1:.3f}: "
+                "there is room above it."
+            )
+    if len(gains) >= 2 and np.all(gains[-2:] < PLATEAU):
+        return (
+            f"The last 2 rounds gained {gains[-2]:+.3f} and {gains[-1]:+.3f} {metric} "
+            f"(under {PLATEAU} each): the curve is flat. Another round of the same kind is "
+            "unlikely to pay; look at the gallery for systematic errors (a missing modality, "
+            f"a labelling convention) before annotating more.{ceiling}"
+        )
+    return (
+        f"The last round gained {gains[-1]:+.3f} {metric} ({values[0]:.3f} -> {values[-1]:.3f} "
+        f"over {len(values)} rounds): still worth another round.{ceiling}"
+    )
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if v is None:
+            return ""
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def annotator_rows(study: Study, rounds: list[dict]) -> list[list]:
+    """Per annotator: annotations, hours, agreement with the others' consensus and, where
+    ground truth exists (simulations), F1 (or accuracy) against it, over all rounds."""
+    db = study.store.db
+    stats = {
+        name: (n, hours)
+        for name, n, hours in db.execute(
+            "SELECT annotator, count(*), coalesce(sum(lead_time), 0) / 3600.0 FROM annotations "
+            "WHERE status = 'current' GROUP BY annotator ORDER BY annotator"
+        )
+    }
+    profiles = dict(db.execute("SELECT name, profile FROM annotators").fetchall())
+    agreement: dict[str, list] = {}
+    truth: dict[str, list] = {}
+    for r in rounds:
+        if r["arm"] != "main":
+            continue
+        for name, value in r["annotators"].items():
+            agreement.setdefault(name, []).append(value)
+        for name, value in r["annotators_vs_truth"].items():
+            if value is not None:
+                truth.setdefault(name, []).append(value)
+    rows = []
+    for name, (n, hours) in stats.items():
+        rows.append(
+            [
+                name,
+                profiles.get(name) or "",
+                n,
+                hours,
+                float(np.mean(agreement[name])) if name in agreement else None,
+                float(np.mean(truth[name])) if name in truth else None,
+            ]
+        )
+    return rows
+
+
+def _gallery(
+    study: Study, rounds: list[dict], folder: Path, n: int, progress
+) -> list[tuple[Path, str]]:
+    """Overlays of the latest main-arm model on its worst test images (against ground truth)
+    and on the last batch (against the consensus)."""
+    main = [r for r in rounds if r["arm"] == "main" and r["model_id"]]
+    if not main or study.config.task != "segmentation" or n < 1:
+        return []
+    from loop.models import cellpose_seg as cs
+
+    model_id = main[-1]["model_id"]
+    db = study.store.db
+    picks: list[tuple[int, str, dict]] = []  # image id, caption, reference label
+    evaluation = next(
+        db["evaluations"].rows_where("model_id = ? AND split = 'test'", [model_id]), None
+    )
+    if evaluation:
+        per_image = sorted(json.loads(evaluation["per_image"]), key=lambda p: p["ap50"])
+        for p in per_image[: (n + 1) // 2]:
+            label = study.store.truth(p["image_id"])
+            if label:
+                picks.append((p["image_id"], f"worst test image, AP@0.5 {p['ap50']:.2f}", label))
+    batches = [r for r in rounds if r["arm"] == "main" and r["batch"]]
+    if batches:
+        for image_id in batches[-1]["batch"]:
+            if len(picks) >= n:
+                break
+            label = next(
+                db["labels"].rows_where("image_id = ? AND source = 'consensus'", [image_id]), None
+            )
+            if label:
+                caption = f"chosen in round {batches[-1]['round']} (hardest), vs consensus"
+                picks.append((image_id, caption, label))
+    if not picks:
+        return []
+    row = learner.model_row(study, model_id)
+    net = learner.load_model(study, row)
+    out = []
+    for i, (image_id, caption, label) in enumerate(picks):
+        image = study.store.image(image_id)
+        pixels = read_image(learner.image_path(image))
+        reference = read_mask(study.resolve(label["mask_path"]), (image["height"], image["width"]))
+        seg = cs.segment(net, pixels, config=study.config.model)
+        name = image["name"] if len(image["name"]) <= 24 else image["name"][:20] + "..."
+        title = f"{name}: {caption} (model {model_id})"
+        out.append(
+            (
+                plots.overlay(
+                    pixels, reference, seg.masks, folder / f"gallery-{i}.png", title=title
+                ),
+                title,
+            )
+        )
+        progress("gallery", i + 1, len(picks))
+    return out
+
+
+def write_report(
+    study: Study,
+    folder: str | Path,
+    *,
+    gallery: int = 6,
+    progress: Callable[[str, int, int], None] = lambda *a: None,
+) -> ReportResult:
+    """Write ``folder/index.html`` and its PNGs; returns their paths and the stop hint."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    metric = HEADLINE[study.config.task]
+    rounds = [round_summary(r, study.config.task) for r in study.store.rounds()]
+    result = ReportResult(html=folder / "index.html")
+    sections = []
+    hint = stop_hint(rounds, metric)
+    result.hint = hint
+    sections.append(f"<h2>When to stop</h2><p>{html.escape(hint)}</p>")
+    sections.append(
+        "<h2>Rounds</h2>"
+        + _table(
+            [
+                "arm",
+                "round",
+                "strategy",
+                "labeled",
+                "objects",
+                "model",
+                f"held-out {metric}",
+                "held-out F1",
+                "agreement",
+                "consensus vs truth",
+                "to adjudicate",
+                "annotator-hours",
+                "seconds",
+                "status",
+            ],
+            [
+                [
+                    r["arm"],
+                    r["round"],
+                    r["strategy"],
+                    r["n_labeled"],
+                    r["n_objects"],
+                    r["model_id"],
+                    r["score"],
+                    r["f1"],
+                    r["agreement"],
+                    r["consensus_vs_truth"],
+                    r["adjudicate"],
+                    r["annotator_hours"],
+                    r["seconds"],
+                    r["status"],
+                ]
+                for r in rounds
+            ],
+        )
+    )
+    if rounds:
+        curve = plots.learning_curves(rounds, folder / "learning-curve.png", metric=metric)
+        ceiling = plots.agreement_vs_model(rounds, folder / "agreement.png")
+        result.plots += [curve, ceiling]
+        sections.append(
+            "<h2>Learning curve</h2><p>Held-out "
+            f"{metric} of each round's model on the test split (never annotated), against "
+            "the labeled images it trained on and against the annotator time spent. A control "
+            "arm, when one was run, is dashed.</p>" + _img(curve)
+        )
+        sections.append(
+            "<h2>Model and annotators</h2><p>The model's held-out F1 at IoU 0.5 next to the "
+            "annotators' mean pairwise agreement on each batch (the same measure between "
+            "people: the human ceiling) and the consensus scored against ground truth where "
+            "it exists.</p>" + _img(ceiling)
+        )
+    people = annotator_rows(study, rounds)
+    if people:
+        sections.append(
+            "<h2>Annotators</h2>"
+            + _table(
+                [
+                    "annotator",
+                    "profile (simulated)",
+                    "annotations",
+                    "hours",
+                    "agreement with the others",
+                    "vs ground truth",
+                ],
+                people,
+            )
+        )
+    latest = [r for r in rounds if r["arm"] == "main" and r["metrics"]]
+    if latest:
+        groups = latest[-1]["metrics"].get("per_group") or {}
+        if groups:
+            keys = sorted({k for g in groups.values() for k in g if k != "n_images"})[:6]
+            sections.append(
+                f"<h2>Held-out figures per group (round {latest[-1]['round']})</h2>"
+                + _table(
+                    ["group", "images", *keys],
+                    [[g, v.get("n_images"), *(v.get(k) for k in keys)] for g, v in groups.items()],
+                )
+            )
+    shown = _gallery(study, rounds, folder, gallery, progress)
+    if shown:
+        result.plots += [p for p, _ in shown]
+        sections.append(
+            "<h2>Gallery</h2><p>Outlines of the reference (green) and of the model (magenta) "
+            "on the worst test images and on the last batch chosen.</p>"
+            + "".join(
+                f"<figure>{_img(p)}<figcaption>{html.escape(t)}</figcaption></figure>"
+                for p, t in shown
+            )
+        )
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>loop report: {html.escape(study.path.name)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1000px; margin: 2em auto; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }}
+th {{ background: #f4f4f4; }}
+img {{ max-width: 100%; }}
+figure {{ margin: 1em 0; }}
+</style></head><body>
+<h1>loop report: {html.escape(study.path.name)}</h1>
+<p>{html.escape(study.config.task)} study, {len(rounds)} round(s), written {utcnow()}.</p>
+{"".join(sections)}
+</body></html>
+"""
+    tmp = result.html.with_suffix(".tmp")
+    tmp.write_text(page)
+    tmp.replace(result.html)
+    return result

@@ -1,0 +1,528 @@
+"""Rounds of the loop: train -> evaluate -> select -> push -> annotate -> pull -> agree.
+
+A round is one row of the ``rounds`` table per (arm, round). Each step, once done, writes its
+results (model, held-out metrics, batch, agreement, ...) and its time into that row in one
+transaction; the keys of ``timings`` are the steps done. Every step is idempotent (training
+with the same labels returns the recorded model, evaluations and scores are cached, a push
+never makes a second task for an image, pulls and consensus only write what changed), so a
+run killed at any point and started again continues where it stopped, with the same rows.
+
+Arms
+----
+An arm is a selection policy with its own labeled set (table ``arm_images``): ``main`` uses
+the study's strategy; a control arm such as ``random`` runs beside it in the same study, on
+the same test split, from the same initial labels. Labels belong to images, not arms: an
+image both arms chose is annotated once, and each arm trains on the images it chose. Round
+``r`` trains on the arm's initial images and the batches of rounds ``< r`` that reached a
+consensus; a batch image sent to adjudication joins when its label exists.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loop import learner, strategies
+from loop.agree import agree
+from loop.annotation import pull, push
+from loop.errors import RoundError, UnknownStrategy
+from loop.faults import crash_points
+from loop.images import read_image
+from loop.store import dumps, utcnow
+from loop.study import Study
+from loop.types import AnnotationTool, Prediction
+
+STEPS = ("train", "evaluate", "select", "push", "annotate", "pull", "agree")
+Progress = Callable[[str, int, int], None]
+Log = Callable[[str], None]
+# simulated annotators: annotate every open task, return {annotator: tasks annotated}
+Annotate = Callable[[], dict]
+
+
+def _quiet(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class RoundOptions:
+    """What a round does beyond the study's configuration.
+
+    Parameters
+    ----------
+    arm : str
+        ``main`` or a control arm; a control arm named after a strategy (``random``) uses it.
+    strategy : str, optional
+        Overrides the arm's strategy.
+    k : int, optional
+        Batch size (default: ``score.k``).
+    seed : int
+        Seed of training, random selection and the pool sample.
+    steps : int, optional
+        Training step budget (default: from the config).
+    gpu : bool, optional
+        Use CUDA (default: when present).
+    """
+
+    arm: str = "main"
+    strategy: str | None = None
+    k: int | None = None
+    seed: int = 0
+    steps: int | None = None
+    gpu: bool | None = None
+
+
+@dataclass
+class RoundResult:
+    arm: str
+    round: int
+    status: str  # waiting | evaluated | done
+    model_id: int | None
+    n_labeled: int
+    metrics: dict
+    batch: list[int]
+    agreement: dict
+    annotator_hours: float | None
+    timings: dict = field(default_factory=dict)
+
+
+def arm_strategy(study: Study, options: RoundOptions) -> str:
+    """The strategy name of an arm: ``--strategy``, else the study's for ``main``, else the
+    arm's own name (``random``, ``entropy``, ...).
+
+    Raises
+    ------
+    UnknownStrategy
+        For a control arm whose name is not a strategy and no ``strategy`` given.
+    """
+    task = study.config.task
+    if options.strategy:
+        name = options.strategy
+    elif options.arm == "main":
+        name = study.config.score.strategy or strategies.DEFAULTS[task]
+    elif options.arm in strategies.available(task):
+        name = options.arm
+    else:
+        raise UnknownStrategy(
+            f"arm {options.arm!r} names no strategy: call a control arm after its strategy "
+            "(--arm random) or give --strategy"
+        )
+    strategies.parse(name, task)
+    return name
+
+
+# --- arms ------------------------------------------------------------------------------------
+
+
+def arm_images(study: Study, arm: str, *, before: int | None = None) -> list[int]:
+    """The labeled image ids of an arm (those usable by round ``before``, when given)."""
+    sql, params = "SELECT image_id FROM arm_images WHERE arm = ?", [arm]
+    if before is not None:
+        sql += " AND round <= ?"
+        params.append(before)
+    return [r[0] for r in study.store.db.execute(sql + " ORDER BY image_id", params)]
+
+
+def _start_arm(study: Study, arm: str) -> None:
+    """Give a new arm its initial labels: those every arm started from, or the study's
+    labeled images when it is the first arm."""
+    db = study.store.db
+    if db.execute("SELECT 1 FROM arm_images WHERE arm = ? LIMIT 1", [arm]).fetchone():
+        return
+    initial = [r[0] for r in db.execute("SELECT DISTINCT image_id FROM arm_images WHERE round = 0")]
+    if not initial:
+        initial = [image for image, _ in learner.training_labels(study)]
+        initial = [image["id"] for image in initial]
+    if not initial:
+        raise RoundError(
+            "no labeled images to start from: `loop split --initial N` labels N images "
+            "from ground truth"
+        )
+    now = utcnow()
+    with study.store.atomic() as db:
+        db["arm_images"].insert_all(
+            [{"arm": arm, "image_id": i, "round": 0, "added_at": now} for i in initial],
+            ignore=True,
+        )
+
+
+def candidates(study: Study, arm: str) -> list[int]:
+    """Pool images of an arm: not test or excluded, not labeled by the arm, not in one of its
+    earlier batches (those wait for their labels)."""
+    db = study.store.db
+    taken = set(arm_images(study, arm))
+    for row in db["rounds"].rows_where("arm = ? AND batch IS NOT NULL", [arm]):
+        taken.update(json.loads(row["batch"]))
+    return [
+        im["id"]
+        for im in study.store.images("split IN ('pool', 'labeled')")
+        if im["id"] not in taken
+    ]
+
+
+def _admit_labeled(study: Study, arm: str, round: int) -> int:
+    """Add the arm's batch images that now have a consensus or adjudicated label to its
+    labeled set, usable from round ``round + 1``; returns how many join for that round."""
+    db = study.store.db
+    have = set(arm_images(study, arm))
+    batches = set()
+    for row in db["rounds"].rows_where(
+        "arm = ? AND round <= ? AND batch IS NOT NULL", [arm, round]
+    ):
+        batches.update(json.loads(row["batch"]))
+    labeled = {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT image_id FROM labels WHERE source IN ('consensus', 'adjudicated')"
+        )
+    }
+    new = sorted((batches & labeled) - have)
+    if new:
+        now = utcnow()
+        with study.store.atomic():
+            db["arm_images"].insert_all(
+                [{"arm": arm, "image_id": i, "round": round + 1, "added_at": now} for i in new],
+                ignore=True,
+            )
+    # counted, not the difference: a re-run after a kill gives the same figure
+    return db.execute(
+        "SELECT count(*) FROM arm_images WHERE arm = ? AND round = ?", [arm, round + 1]
+    ).fetchone()[0]
+
+
+# --- the round row ---------------------------------------------------------------------------
+
+
+def _row(study: Study, arm: str, round: int) -> dict | None:
+    rows = list(study.store.db["rounds"].rows_where("arm = ? AND round = ?", [arm, round]))
+    return rows[0] if rows else None
+
+
+def _record(study: Study, row: dict, step: str, seconds: float, **values) -> dict:
+    timings = json.loads(row["timings"] or "{}")
+    timings[step] = round(seconds, 3)
+    update = {k: dumps(v) if isinstance(v, (dict, list)) else v for k, v in values.items()}
+    update["timings"] = dumps(timings)
+    with study.store.atomic() as db:
+        db["rounds"].update(row["id"], update)
+    return study.store.db["rounds"].get(row["id"])
+
+
+def current_round(study: Study, arm: str = "main") -> int:
+    """The round an arm is in: its last round unless that one is done, then the next."""
+    rows = study.store.rounds(arm)
+    if not rows:
+        return 0
+    last = rows[-1]
+    return last["round"] + (last["status"] == "done")
+
+
+def _previous_model(study: Study, arm: str, round: int) -> int | None:
+    for row in reversed(study.store.rounds(arm)):
+        if row["round"] < round and row["model_id"]:
+            return row["model_id"]
+    return None
+
+
+def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
+    """The model's pre-annotation of an image (masks with a mean cell-probability score, or
+    a class with its probability)."""
+    row = learner.model_row(study, model_id)
+    model = learner.load_model(study, row, gpu)
+    version = f"loop-model-{row['id']}"
+
+    def predict(image: dict) -> Prediction:
+        pixels = read_image(learner.image_path(image))
+        if row["kind"] == "cellpose":
+            from loop.models import cellpose_seg as cs
+
+            seg = cs.segment(model, pixels, config=study.config.model)
+            return Prediction(
+                mask=seg.masks,
+                score=float(1.0 - seg.measures["flow_error"]),
+                model_version=version,
+            )
+        from loop.models import classifier as cl
+
+        proba = model.proba(cl.features(pixels, size=model.size)[None])[0]
+        return Prediction(
+            klass=model.classes[int(proba.argmax())],
+            score=float(proba.max()),
+            model_version=version,
+        )
+
+    return predict
+
+
+def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, int]:
+    """(tasks with all their annotations, tasks) for a batch: an annotation that was skipped
+    or could not be read counts as the annotator's turn."""
+    done = 0
+    for image_id in batch:
+        n = study.store.db.execute(
+            "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+            "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status != 'deleted'",
+            [image_id],
+        ).fetchone()[0]
+        done += n >= overlap
+    return done, len(batch)
+
+
+def _hours(study: Study, batch: list[int]) -> float | None:
+    if not batch:
+        return None
+    marks = ",".join("?" * len(batch))
+    total = study.store.db.execute(
+        "SELECT sum(a.lead_time) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        f"WHERE t.image_id IN ({marks}) AND t.purpose = 'annotate' AND a.status != 'deleted'",
+        batch,
+    ).fetchone()[0]
+    return None if total is None else total / 3600.0
+
+
+# --- one round -------------------------------------------------------------------------------
+
+
+def run_round(
+    study: Study,
+    tool: AnnotationTool | None,
+    *,
+    options: RoundOptions = RoundOptions(),
+    annotate: Annotate | None = None,
+    wait: bool = False,
+    until: str = "agree",
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Progress = _quiet,
+    log: Log = _quiet,
+) -> RoundResult:
+    """Run (or finish) the arm's current round.
+
+    Parameters
+    ----------
+    tool : AnnotationTool or None
+        Label Studio (None only when ``until`` is ``evaluate`` or ``select``).
+    annotate : callable, optional
+        Simulated annotators; without them the round waits for people.
+    wait : bool
+        Without ``annotate``: poll the tool every ``rounds.poll_seconds`` until the batch is
+        annotated (else return with status ``waiting`` after the push).
+    until : str
+        The last step to run (``evaluate`` trains and evaluates only).
+
+    Raises
+    ------
+    RoundError
+        When there is nothing to train on, or no tool is given for the annotation steps.
+    """
+    if until not in STEPS:
+        raise RoundError(f"until={until!r}: choose one of {', '.join(STEPS)}")
+    if tool is None and STEPS.index(until) > STEPS.index("select"):
+        raise RoundError(
+            "annotation steps need Label Studio: start it with `loop labelstudio start`"
+        )
+    arm = options.arm
+    strategy = arm_strategy(study, options)
+    config = study.config.rounds
+    crash = crash_points()
+    number = current_round(study, arm)
+    _start_arm(study, arm)
+    row = _row(study, arm, number)
+    if row is None:
+        with study.store.atomic() as db:
+            db["rounds"].insert(
+                {
+                    "arm": arm,
+                    "round": number,
+                    "strategy": strategy,
+                    "seed": options.seed,
+                    "status": "started",
+                    "started_at": utcnow(),
+                    "metrics": "{}",
+                    "timings": "{}",
+                }
+            )
+        row = _row(study, arm, number)
+    done = set(json.loads(row["timings"] or "{}"))
+    status = row["status"]
+
+    for step in STEPS[: STEPS.index(until) + 1]:
+        if step in done:
+            continue
+        started = time.perf_counter()
+        log(f"{arm} round {number}: {step}")
+        values: dict = {}
+        if step == "train":
+            labeled = arm_images(study, arm, before=number)
+            report = learner.train(
+                study,
+                seed=options.seed,
+                steps=options.steps,
+                image_ids=labeled,
+                parent_id=_previous_model(study, arm, number),
+                fresh=_previous_model(study, arm, number) is None,
+                arm=arm,
+                gpu=options.gpu,
+                progress=progress,
+            )
+            in_use = report.model_id
+            if report.status == "rejected":
+                in_use = _previous_model(study, arm, number) or report.model_id
+                log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
+            items = learner.training_labels(study, labeled)
+            values = {
+                "model_id": in_use,
+                "n_labeled": len(items),
+                "n_objects": sum(label.get("n_objects") or 0 for _, label in items),
+                "notes": report.decision,
+            }
+        elif step == "evaluate":
+            metrics = learner.evaluate(
+                study, model_id=row["model_id"], gpu=options.gpu, progress=progress
+            )
+            values = {
+                "metrics": {k: v for k, v in metrics.items() if k not in ("model_id", "split")}
+            }
+        elif step == "select":
+            pool = candidates(study, arm)
+            if not pool:
+                raise RoundError(f"arm {arm}: the pool is used up; nothing left to annotate")
+            chosen = learner.score(
+                study,
+                strategy=strategy,
+                k=options.k,
+                model_id=row["model_id"],
+                seed=options.seed * 1000 + number,
+                image_ids=pool,
+                gpu=options.gpu,
+                progress=progress,
+            ).chosen
+            batch = [c["image_id"] for c in chosen]
+            values = {"batch": batch, "n_batch": len(batch)}
+        elif step == "push":
+            batch = json.loads(row["batch"])
+            images = [study.store.image(i) for i in batch]
+            push(
+                study,
+                tool,
+                images,
+                overlap=config.overlap,
+                arm=arm,
+                round=number,
+                predictions=_predictor(study, row["model_id"], options.gpu),
+                progress=lambda d, t: progress("push", d, t),
+            )
+        elif step == "annotate":
+            batch = json.loads(row["batch"])
+            if annotate is not None:
+                counts = annotate()
+                log("  " + ", ".join(f"{name}: {n} tasks" for name, n in counts.items()))
+            else:
+                while True:
+                    pull(study, tool)
+                    complete, total = _batch_complete(study, batch, config.overlap)
+                    progress("waiting for annotators", complete, total)
+                    if complete >= total:
+                        break
+                    if not wait:
+                        with study.store.atomic() as db:
+                            db["rounds"].update(row["id"], {"status": "waiting"})
+                        log(
+                            f"  {complete}/{total} tasks annotated: run `loop round` again "
+                            "when the experts are done (or `loop run`, which waits)"
+                        )
+                        return _result(study.store.db["rounds"].get(row["id"]))
+                    sleep(config.poll_seconds)
+        elif step == "pull":
+            pull(study, tool, progress=lambda d, t: progress("pull", d, t))
+            batch = json.loads(row["batch"])
+            values = {"annotator_hours": _hours(study, batch)}
+        elif step == "agree":
+            batch = json.loads(row["batch"])
+            report = agree(
+                study,
+                image_ids=batch,
+                method=config.fusion,
+                min_agreement=config.min_agreement,
+                against_truth=True,
+                progress=lambda d, t: progress("agreement", d, t),
+            )
+            joined = _admit_labeled(study, arm, number)
+            values = {
+                "agreement": {
+                    **report.overall,
+                    "annotators": report.annotators,
+                    "against_truth": report.against_truth,
+                    "joined": joined,
+                },
+                "status": "done",
+                "finished_at": utcnow(),
+            }
+        crash.hit(f"round.{step}")
+        row = _record(study, row, step, time.perf_counter() - started, **values)
+        status = row["status"]
+    if until == "evaluate" and status != "done":
+        with study.store.atomic() as db:
+            db["rounds"].update(row["id"], {"status": "evaluated"})
+    return _result(study.store.db["rounds"].get(row["id"]))
+
+
+def _result(row: dict) -> RoundResult:
+    return RoundResult(
+        arm=row["arm"],
+        round=row["round"],
+        status=row["status"],
+        model_id=row["model_id"],
+        n_labeled=row["n_labeled"] or 0,
+        metrics=json.loads(row["metrics"] or "{}"),
+        batch=json.loads(row["batch"] or "[]"),
+        agreement=json.loads(row["agreement"] or "{}"),
+        annotator_hours=row["annotator_hours"],
+        timings=json.loads(row["timings"] or "{}"),
+    )
+
+
+def run(
+    study: Study,
+    tool: AnnotationTool | None,
+    *,
+    rounds: int,
+    options: RoundOptions = RoundOptions(),
+    annotate: Annotate | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Progress = _quiet,
+    log: Log = _quiet,
+    on_round: Callable[[RoundResult], None] = _quiet,
+) -> list[RoundResult]:
+    """Run the arm until ``rounds`` rounds are done (waiting for people when there are no
+    simulated annotators), then, with ``rounds.final_train``, train and evaluate once more on
+    every label. Resumes a run that was stopped.
+
+    Raises
+    ------
+    RoundError
+        For ``rounds < 1``.
+    """
+    if rounds < 1:
+        raise RoundError(f"--rounds {rounds}: run at least one round")
+    results = []
+    while current_round(study, options.arm) < rounds:
+        result = run_round(
+            study,
+            tool,
+            options=options,
+            annotate=annotate,
+            wait=True,
+            sleep=sleep,
+            progress=progress,
+            log=log,
+        )
+        results.append(result)
+        on_round(result)
+    if study.config.rounds.final_train:
+        result = run_round(
+            study, tool, options=options, until="evaluate", progress=progress, log=log
+        )
+        results.append(result)
+        on_round(result)
+    return results

@@ -1,0 +1,365 @@
+"""Rounds of the loop end to end against the session's real Label Studio, crash safety of each
+step, arms, and the report (tiny networks on synthetic nuclei)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from connectors.accounts import add_annotators, connect, server_of
+from loop import rounds
+from loop.cli import app
+from loop.errors import RoundError, UnknownStrategy
+from loop.faults import CRASH_EXIT_CODE
+from loop.ingest import ingest
+from loop.report import stop_hint, write_report
+from loop.split import split_study
+from loop.study import init_study, open_study
+from loop.synthetic import synthetic_nuclei
+
+pytestmark = pytest.mark.slow
+NAMES = ("rt-alice", "rt-bob", "rt-carol")
+ROUND_TOML = f"""\
+task = "segmentation"
+[model]
+nbase = [2, 8, 16, 32]
+crop = 32
+batch_size = 4
+min_steps = 8
+max_steps = 8
+val_fraction = 0.0
+[score]
+k = 3
+shortlist = 2
+chunk = 4
+[rounds]
+min_agreement = 0.3
+annotators = {json.dumps(list(NAMES))}
+"""
+# columns that differ between two studies on one server, or between two runs, by nature
+VOLATILE = {"id", "timings", "seconds", "project", "external_id", "title"}
+
+
+def dump(db_path) -> dict:
+    """Every table's rows without ids, timestamps, timings and the tool's own ids."""
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    conn.row_factory = sqlite3.Row
+    out = {}
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        rows = [
+            tuple(
+                sorted(
+                    (k, row[k]) for k in row.keys() if k not in VOLATILE and not k.endswith("_at")
+                )
+            )
+            for row in conn.execute(f'SELECT * FROM "{table}"')
+        ]
+        out[table] = sorted(rows, key=repr)
+    conn.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def remote(ls_study):
+    """The session's server, used by the round studies as an existing server."""
+    with open_study(ls_study) as study:
+        server = server_of(study)
+        url = server.require().url
+        token = server.credentials()["admin"]["token"]
+    return {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, remote):
+    """A closed study (20 synthetic images: 4 test, 6 labeled) whose annotator accounts exist;
+    tests copy it, so that every copy shares the accounts and the image ids."""
+    root = tmp_path_factory.mktemp("rounds")
+    images, masks = root / "data" / "images", root / "data" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for i in range(20):
+        image, mask = synthetic_nuclei((48, 48), 4, radius=(4, 6), rng=100 + i)
+        tifffile.imwrite(images / f"r{i:02d}.tif", image)
+        tifffile.imwrite(masks / f"r{i:02d}.tif", mask.astype(np.uint16))
+    folder = root / "base"
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(ROUND_TOML)
+    old = {k: os.environ.get(k) for k in remote}
+    os.environ.update(remote)
+    try:
+        with open_study(folder) as study:
+            ingest(study, images, masks=masks)
+            split_study(study, test=4, initial=6, seed=0)
+            tool = connect(study)
+            add_annotators(study, tool, list(NAMES), profile="careful")
+            tool.close()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return folder
+
+
+def clone(base, dest):
+    shutil.copytree(base, dest, ignore=shutil.ignore_patterns("*-wal", "*-shm"))
+    return dest
+
+
+def loop_cli(*args, env, crash=None):
+    env = {**{k: v for k, v in os.environ.items() if k != "LOOP_CRASH_AT"}, **env}
+    if crash:
+        env["LOOP_CRASH_AT"] = crash
+    return subprocess.run(
+        [sys.executable, "-m", "loop.cli", *map(str, args)], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(base, remote, tmp_path_factory):
+    """Two rounds (and the final training) with simulated annotators, never interrupted."""
+    folder = clone(base, tmp_path_factory.mktemp("clean") / "study")
+    result = CliRunner().invoke(
+        app, ["run", str(folder), "--rounds", "2", "--annotators", "simulated"], env=remote
+    )
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def test_two_rounds_record_everything(uninterrupted):
+    with open_study(uninterrupted) as study:
+        rows = study.store.rounds("main")
+        assert [(r["round"], r["status"]) for r in rows] == [
+            (0, "done"),
+            (1, "done"),
+            (2, "evaluated"),
+        ]
+        assert all(set(json.loads(r["timings"])) == set(rounds.STEPS) for r in rows[:2])
+        assert set(json.loads(rows[2]["timings"])) == {"train", "evaluate"}
+        # each round trains on the initial images plus the batches that reached a consensus
+        initial = set(rounds.arm_images(study, "main", before=0))
+        assert len(initial) == 6 and rows[0]["n_labeled"] == 6
+        batch0 = json.loads(rows[0]["batch"])
+        assert len(batch0) == 3 and not initial & set(batch0)
+        joined = json.loads(rows[0]["agreement"])["joined"]
+        assert rows[1]["n_labeled"] == 6 + joined
+        model = study.store.db["models"].get(rows[1]["model_id"])
+        assert set(json.loads(model["train_image_ids"])) == set(
+            rounds.arm_images(study, "main", before=1)
+        )
+        assert model["parent_id"] == rows[0]["model_id"]  # warm start from the arm's model
+        # batches are disjoint, never test images, and were pushed with 3 annotators each
+        batch1 = json.loads(rows[1]["batch"])
+        assert not set(batch0) & set(batch1)
+        test_ids = {im["id"] for im in study.store.images("split = 'test'")}
+        assert not test_ids & (set(batch0) | set(batch1))
+        for image_id in batch0 + batch1:
+            n = study.store.db.execute(
+                "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+                "WHERE t.image_id = ? AND a.status = 'current'",
+                [image_id],
+            ).fetchone()[0]
+            assert n == 3
+        metrics = json.loads(rows[0]["metrics"])
+        assert metrics["n_images"] == 4 and 0 <= metrics["ap50"] <= 1
+        agreement = json.loads(rows[0]["agreement"])
+        assert set(agreement["annotators"]) == set(NAMES)
+        assert agreement["against_truth"]["consensus"]["f1_50"] is not None
+        assert rows[0]["annotator_hours"] > 0
+
+
+def test_run_again_changes_nothing(uninterrupted, remote):
+    before = dump(uninterrupted / "loop.db")
+    result = CliRunner().invoke(
+        app,
+        ["run", str(uninterrupted), "--rounds", "2", "--annotators", "simulated", "--json"],
+        env=remote,
+    )
+    assert result.exit_code == 0, result.output
+    assert dump(uninterrupted / "loop.db") == before
+    shown = json.loads(result.stdout)["rounds"]
+    assert [r["round"] for r in shown] == [0, 1, 2]
+
+
+def test_killed_during_push_and_pull_ends_with_the_same_store(
+    base, remote, uninterrupted, tmp_path
+):
+    folder = clone(base, tmp_path / "study")
+    args = ("run", folder, "--rounds", "2", "--annotators", "simulated")
+    killed = loop_cli(*args, env=remote, crash="push.created")
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    killed = loop_cli(*args, env=remote, crash="pull.task:2")
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    with open_study(folder) as study:  # the kill left round 0 half done
+        assert study.store.rounds("main")[0]["status"] == "started"
+    finished = loop_cli(*args, env=remote)
+    assert finished.returncode == 0, finished.stderr
+    assert dump(folder / "loop.db") == dump(uninterrupted / "loop.db")
+
+
+class _Kill(BaseException):
+    """What a kill does to the process, in-process: nothing after it runs."""
+
+
+class KillAt:
+    """Crash points that raise :class:`_Kill` at one named point (``LOOP_CRASH_AT`` kills
+    the process; in-process, the test needs it to come back)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def hit(self, name: str) -> None:
+        if name == self.name:
+            raise _Kill(name)
+
+
+def test_a_crash_at_each_step_resumes_to_the_same_store(
+    base, remote, uninterrupted, tmp_path, monkeypatch
+):
+    folder = clone(base, tmp_path / "study")
+    runner = CliRunner()
+    for step in rounds.STEPS:
+        monkeypatch.setattr(rounds, "crash_points", lambda step=step: KillAt(f"round.{step}"))
+        with pytest.raises(_Kill, match=f"round.{step}"):
+            runner.invoke(
+                app,
+                ["round", str(folder), "--annotators", "simulated"],
+                env=remote,
+                catch_exceptions=False,
+            )
+        with open_study(folder) as study:
+            done = set(json.loads(study.store.rounds("main")[0]["timings"]))
+        assert done == set(rounds.STEPS[: rounds.STEPS.index(step)])
+    monkeypatch.undo()
+    result = runner.invoke(
+        app, ["run", str(folder), "--rounds", "2", "--annotators", "simulated"], env=remote
+    )
+    assert result.exit_code == 0, result.output
+    assert dump(folder / "loop.db") == dump(uninterrupted / "loop.db")
+
+
+def test_a_control_arm_starts_from_the_same_labels(uninterrupted, remote, tmp_path):
+    folder = clone(uninterrupted, tmp_path / "study")
+    result = CliRunner().invoke(
+        app,
+        ["round", str(folder), "--arm", "random", "--annotators", "simulated", "--json"],
+        env=remote,
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["arm"] == "random" and shown["strategy"] == "random"
+    with open_study(folder) as study:
+        main, control = study.store.rounds("main")[0], study.store.rounds("random")[0]
+        assert rounds.arm_images(study, "random", before=0) == rounds.arm_images(
+            study, "main", before=0
+        )
+        # same labels, same recipe, same seed: the main arm's first model is reused
+        assert control["model_id"] == main["model_id"]
+        assert len(json.loads(control["batch"])) == 3
+        # the main arm's labeled set is untouched by the control arm
+        assert len(rounds.arm_images(study, "main")) == len(
+            rounds.arm_images(study, "main", before=2)
+        )
+
+
+def test_without_annotators_the_round_waits_then_finishes(base, remote, tmp_path):
+    folder = clone(base, tmp_path / "study")
+    runner = CliRunner()
+    first = runner.invoke(app, ["round", str(folder), "--json"], env=remote)
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["status"] == "waiting"
+    simulated = runner.invoke(
+        app, ["simulate", str(folder), "--annotators", ",".join(NAMES)], env=remote
+    )
+    assert simulated.exit_code == 0, simulated.output
+    second = runner.invoke(app, ["round", str(folder), "--json"], env=remote)
+    assert second.exit_code == 0, second.output
+    done = json.loads(second.stdout)
+    assert done["status"] == "done" and done["agreement"] is not None
+
+
+def test_report_is_self_contained(uninterrupted, tmp_path):
+    with open_study(uninterrupted) as study:
+        result = write_report(study, tmp_path / "report", gallery=2)
+    page = result.html.read_text()
+    assert page.count("data:image/png;base64,") == len(result.plots) >= 4
+    assert "learning-curve.png" in {p.name for p in result.plots}
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.plots)
+    for name in NAMES:
+        assert name in page
+    assert result.hint in page.replace("&#x27;", "'")
+    assert 'src="http' not in page  # opens offline
+
+
+def test_cli_report_and_status(uninterrupted, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", str(uninterrupted), "-o", str(tmp_path / "r"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["html"].endswith("index.html")
+    status = runner.invoke(app, ["status", str(uninterrupted), "--json"])
+    assert [r["round"] for r in json.loads(status.stdout)["rounds"]] == [0, 1, 2]
+
+
+def test_stop_hint():
+    def rows(*scores, f1=None, agreement=None):
+        return [{"arm": "main", "score": s, "f1": f1, "agreement": agreement} for s in scores]
+
+    assert "flat" in stop_hint(rows(0.5, 0.7, 0.705, 0.708), "ap50")
+    assert "still worth" in stop_hint(rows(0.5, 0.6, 0.7), "ap50")
+    assert "Too few" in stop_hint(rows(0.5), "ap50")
+    assert "within 0.010" in stop_hint(rows(0.5, 0.6, f1=0.8, agreement=0.81), "ap50")
+    assert "at or above" in stop_hint(rows(0.5, 0.6, f1=0.9, agreement=0.7), "ap50")
+    assert "room above" in stop_hint(rows(0.5, 0.6, f1=0.6, agreement=0.9), "ap50")
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+def test_errors_without_a_server(seg_study, nuclei_folder):
+    ingest(seg_study, nuclei_folder / "images", masks=nuclei_folder / "masks")
+    with pytest.raises(RoundError, match="run at least one round"):
+        rounds.run(seg_study, None, rounds=0)
+    with pytest.raises(RoundError, match="need Label Studio"):
+        rounds.run_round(seg_study, None)
+    with pytest.raises(RoundError, match="until='label'"):
+        rounds.run_round(seg_study, None, until="label")
+    with pytest.raises(UnknownStrategy, match="arm 'control' names no strategy"):
+        rounds.run_round(seg_study, None, options=rounds.RoundOptions(arm="control"), until="train")
+    with pytest.raises(RoundError, match="no labeled images to start from"):
+        rounds.run_round(seg_study, None, until="evaluate")
+
+
+def test_pool_used_up(seg_study, nuclei_folder):
+    (seg_study.path / "loop.toml").write_text(ROUND_TOML)
+    path = seg_study.path
+    seg_study.close()
+    with open_study(path) as study:
+        ingest(study, nuclei_folder / "images", masks=nuclei_folder / "masks")
+        split_study(study, test=1, initial=5, seed=0)  # 6 images: nothing left in the pool
+        assert rounds.run_round(study, None, until="evaluate").status == "evaluated"
+        with pytest.raises(RoundError, match="pool is used up"):
+            rounds.run_round(study, None, until="select")
+
+
+def test_annotators_option_is_checked(seg_study):
+    runner = CliRunner()
+    result = runner.invoke(app, ["round", str(seg_study.path), "--annotators", "robots"])
+    assert result.exit_code == 1
+    assert "write 'simulated'" in result.stderr
+    (seg_study.path / "loop.toml").write_text(
+        'task = "segmentation"\n[rounds]\noverlap = 3\nannotators = ["solo"]\n'
+    )
+    result = runner.invoke(app, ["run", str(seg_study.path), "--annotators", "simulated"])
+    assert result.exit_code == 1
+    assert "only 1 simulated annotators" in result.stderr
