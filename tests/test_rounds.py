@@ -363,3 +363,48 @@ def test_annotators_option_is_checked(seg_study):
     result = runner.invoke(app, ["run", str(seg_study.path), "--annotators", "simulated"])
     assert result.exit_code == 1
     assert "only 1 simulated annotators" in result.stderr
+
+
+def test_a_classification_round(class_folder, remote, tmp_path):
+    """configs/wbc.toml's settings, smaller: classes pushed with the model's guess, voted on."""
+    folder = tmp_path / "wbc"
+    init_study(folder, task="classification").close()
+    (folder / "loop.toml").write_text(
+        'task = "classification"\n[classifier]\ncommittee = 2\n[score]\nk = 2\n'
+        '[rounds]\nmin_agreement = 0.0\nannotators = ["rc-a", "rc-b", "rc-c"]\n'
+    )
+    with open_study(folder) as study:
+        ingest(study, class_folder, classes_from_folders=True)
+        split_study(study, test=4, initial=8, seed=0)
+    result = CliRunner().invoke(
+        app,
+        ["run", str(folder), "--rounds", "1", "--annotators", "simulated", "--json"],
+        env=remote,
+    )
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)["rounds"]
+    assert [r["status"] for r in shown] == ["done", "evaluated"]
+    assert shown[0]["strategy"] == "entropy+diversity" and len(shown[0]["batch"]) == 2
+    assert 0 <= shown[0]["score"] <= 1  # macro-F1 on the test split
+    assert 8 < shown[1]["n_labeled"] <= 10  # batch images with a majority joined
+
+
+def test_run_waits_for_people(base, remote, tmp_path, monkeypatch):
+    """Without simulated annotators `run` polls; the experts come in while it sleeps."""
+    from connectors.simulated import PROFILES, simulate
+
+    folder = clone(base, tmp_path / "study")
+    for key, value in remote.items():
+        monkeypatch.setenv(key, value)
+    naps = []
+    with open_study(folder) as study:
+        tool = connect(study)
+
+        def sleep(seconds):
+            naps.append(seconds)
+            simulate(study, tool, {name: PROFILES["careful"] for name in NAMES}, seed=0)
+
+        results = rounds.run(study, tool, rounds=1, sleep=sleep)
+        tool.close()
+    assert naps == [30.0]  # rounds.poll_seconds, once: everything came in during the first nap
+    assert [r.status for r in results] == ["done", "evaluated"]
