@@ -278,6 +278,13 @@ def demo(
             "shared/data/dsb2018_train if found, else synthetic nuclei."
         ),
     ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="Without local data, download BBBC038 (DSB2018, ~80 MB, needs the internet).",
+        ),
+    ] = False,
     rounds: Annotated[int, typer.Option(help="Rounds of annotation.")] = 4,
     control: Annotated[
         bool, typer.Option("--control", help="Also run a random-selection control arm.")
@@ -305,9 +312,18 @@ def demo(
     from loop.study import init_study, open_study
 
     source = data or find_dsb()
+    if source is None and download:
+        from loop.datasets import fetch_bbbc038
+
+        with err.status("downloading BBBC038 (once; kept in the user cache) ..."):
+            fetched = fetch_bbbc038()
+        source = fetched.folder
     if source is None:
         source = write_synthetic(folder / "synthetic-data")
-        err.print(f"no DSB2018 data found: using {source} (synthetic nuclei, generated now)")
+        err.print(
+            f"no DSB2018 data found: using {source} (synthetic nuclei, generated now); "
+            "`loop demo --download` fetches the real BBBC038 images"
+        )
         metadata, (n_test, n_initial) = source / "metadata.csv", SYNTHETIC_SPLIT
     else:
         err.print(f"sample data: {source}")

@@ -155,3 +155,7 @@ class NothingToExport(LoopError):
 
 class RoundError(LoopError):
     """A round of the loop that cannot go on (nothing to train on, the pool used up, ...)."""
+
+
+class DatasetError(LoopError):
+    """A public data set that cannot be downloaded or is not laid out as expected."""

@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from loop import learner, strategies
 from loop.agree import agree
 from loop.annotation import pull, push
@@ -240,7 +242,7 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
             seg = cs.segment(model, pixels, config=study.config.model)
             return Prediction(
                 mask=seg.masks,
-                score=float(1.0 - seg.measures["flow_error"]),
+                score=float(np.clip(1.0 - seg.measures["flow_error"], 0.0, 1.0)),
                 model_version=version,
             )
         from loop.models import classifier as cl
