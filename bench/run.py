@@ -7,6 +7,9 @@ Stages so far
 -------------
 - ingest: ``loop ingest`` of the DSB2018 images + masks + manifest into a fresh study, vs the
   floor of reading and hashing the same files (no database); and a re-ingest (nothing changed).
+- agreement: ``loop agree`` on 30 tasks x 3 annotators of ~50 nuclei (bench/agreement.py).
+- labelstudio: push and pull against a local server (bench/labelstudio.py).
+- models: training, evaluation, uncertainty and scoring (bench/models.py).
 """
 
 from __future__ import annotations
@@ -113,6 +116,14 @@ def table(results: dict) -> str:
             f"{ing['ratio_to_baseline']:.2f}x |"
         )
         lines.append(f"| re-ingest (no change) | {ing['reingest_seconds']:.2f} s | | | |")
+    ag = results["speed"].get("agreement")
+    if ag:
+        lines.append(
+            f"| agree {ag['tasks']} tasks x {ag['annotators']} annotators "
+            f"({ag['objects_per_image']['mean']:.0f} objects each) | {ag['seconds']:.2f} s | "
+            f"{ag['tasks_per_s']:.1f} tasks/s | {ag['baseline_read_masks_seconds']:.2f} s "
+            f"(read the masks) | {ag['ratio']:.1f}x |"
+        )
     ls = results["speed"].get("labelstudio")
     if ls:
         n = ls["n_tasks"]
@@ -188,7 +199,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--tasks", type=int, default=1000, help="tasks pushed and pulled")
     parser.add_argument(
-        "--skip", nargs="*", default=[], help="stages to skip (labelstudio, models)"
+        "--skip", nargs="*", default=[], help="stages to skip (agreement, labelstudio, models)"
     )
     args = parser.parse_args(argv)
     if not (args.data / "images").is_dir():
@@ -196,6 +207,11 @@ def main(argv=None) -> None:
     results = {"env": environment(), "speed": {}}
     print("bench: ingest ...", file=sys.stderr)
     results["speed"]["ingest"] = bench_ingest(args.data, args.repeats)
+    if "agreement" not in args.skip:
+        from bench.agreement import bench_agreement
+
+        print("bench: agreement ...", file=sys.stderr)
+        results["speed"]["agreement"] = bench_agreement(args.data, args.repeats)
     if "labelstudio" not in args.skip:
         from bench.labelstudio import bench_labelstudio
 

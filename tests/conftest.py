@@ -90,3 +90,22 @@ def ls_study(tmp_path_factory):
         server.start(timeout=300)
     yield folder
     server.stop()
+
+
+def remote_env(ls_study) -> dict:
+    """``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` of the session's Label Studio, for
+    studies that use it as an existing server. Read when called: a test may have restarted
+    the server on another port."""
+    from connectors.accounts import server_of
+    from loop.study import open_study
+
+    with open_study(ls_study) as study:
+        server = server_of(study)
+        url = server.require().url
+        token = server.credentials()["admin"]["token"]
+    return {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
+
+
+@pytest.fixture
+def ls_remote(ls_study) -> dict:
+    return remote_env(ls_study)

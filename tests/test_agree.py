@@ -163,3 +163,47 @@ def test_bad_mask_path_is_a_clear_error(seg_study, nuclei_folder):
     next(iter((seg_study.path / "annotations").rglob("bob_v1.tif"))).write_bytes(b"")
     with pytest.raises(BadMask, match="bob_v1.tif: mask is not readable"):
         agree(seg_study)
+
+
+@pytest.mark.slow
+def test_thirty_dsb_images_through_label_studio(tmp_path, ls_remote, monkeypatch):
+    """3 simulated annotators (careful, average, sloppy) annotate 30 real DSB fluorescence
+    images through Label Studio: the consensus beats the mean annotator against the ground
+    truth, and the agreement with the others ranks the sloppy one last."""
+    import shutil
+
+    from conftest import DSB
+
+    from connectors.accounts import add_annotators, connect
+    from connectors.simulated import simulate
+    from loop.annotation import pull, push
+    from loop.study import init_study
+
+    if not DSB.exists():
+        pytest.skip(f"{DSB} not present")
+    for key, value in ls_remote.items():
+        monkeypatch.setenv(key, value)
+    manifest = json.loads((DSB / "manifest.json").read_text())
+    chosen = [r["id"] for r in manifest if r["modality"] == "fluorescence"][:30]
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in chosen:
+        shutil.copy(DSB / "images" / f"{name}.png", tmp_path / "images")
+        shutil.copy(DSB / "masks" / f"{name}.tif", tmp_path / "masks")
+    names = {f"ag-{n}": profile for n, profile in NAMES.items()}
+    with init_study(tmp_path / "study") as study:
+        ingest(study, tmp_path / "images", masks=tmp_path / "masks")
+        tool = connect(study)
+        for name, profile in names.items():
+            add_annotators(study, tool, [name], profile=profile)
+        push(study, tool, study.store.images(), overlap=3)
+        done = simulate(study, tool, {n: PROFILES[p] for n, p in names.items()}, seed=0)
+        assert done.annotated == {n: 30 for n in names}
+        assert pull(study, tool).new == 90
+        tool.close()
+        report = agree(study, against_truth=True, min_agreement=0.0)
+    assert len(report.tasks) == 30
+    assert min(report.annotators, key=report.annotators.get) == "ag-carol"
+    truth = report.against_truth
+    mean_single = np.mean([truth["annotators"][n]["f1_50"] for n in names])
+    assert truth["consensus"]["f1_50"] > mean_single

@@ -43,16 +43,13 @@ annotators = ["demo-a", "demo-b", "demo-c"]
 """
 
 
-def test_demo_falls_back_to_synthetic(tmp_path, monkeypatch, ls_study):
+def test_demo_falls_back_to_synthetic(tmp_path, monkeypatch, ls_remote):
     """The whole demo on synthetic nuclei (a tiny network, one round) against the session's
     Label Studio as an existing server."""
-    from connectors.accounts import server_of
-    from loop.study import init_study, open_study
+    from loop.study import init_study
 
-    with open_study(ls_study) as study:
-        server = server_of(study)
-        monkeypatch.setenv("LABEL_STUDIO_URL", server.require().url)
-        monkeypatch.setenv("LABEL_STUDIO_API_KEY", server.credentials()["admin"]["token"])
+    for key, value in ls_remote.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("LOOP_DEMO_DATA", str(tmp_path / "nothing"))
     folder = tmp_path / "demo"
     init_study(folder).close()

@@ -12,9 +12,10 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from conftest import remote_env
 from typer.testing import CliRunner
 
-from connectors.accounts import add_annotators, connect, server_of
+from connectors.accounts import add_annotators, connect
 from loop import rounds
 from loop.cli import app
 from loop.errors import RoundError, UnknownStrategy
@@ -71,12 +72,8 @@ def dump(db_path) -> dict:
 
 @pytest.fixture(scope="module")
 def remote(ls_study):
-    """The session's server, used by the round studies as an existing server."""
-    with open_study(ls_study) as study:
-        server = server_of(study)
-        url = server.require().url
-        token = server.credentials()["admin"]["token"]
-    return {"LABEL_STUDIO_URL": url, "LABEL_STUDIO_API_KEY": token}
+    """The session's server as an existing one, for the whole module."""
+    return remote_env(ls_study)
 
 
 @pytest.fixture(scope="module")
