@@ -228,8 +228,8 @@ def _previous_model(study: Study, arm: str, round: int) -> int | None:
 
 
 def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
-    """The model's pre-annotation of an image (masks with a mean cell-probability score, or
-    a class with its probability)."""
+    """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
+    or a class with its probability."""
     row = learner.model_row(study, model_id)
     model = learner.load_model(study, row, gpu)
     version = f"loop-model-{row['id']}"
