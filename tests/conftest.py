@@ -109,3 +109,26 @@ def remote_env(ls_study) -> dict:
 @pytest.fixture
 def ls_remote(ls_study) -> dict:
     return remote_env(ls_study)
+
+
+def tiny_rounds_toml(annotators) -> str:
+    """A loop.toml for round tests: a tiny network (8 steps), batches of 3, the given
+    simulated annotators (names unique on the session's server)."""
+    names = ", ".join(f'"{name}"' for name in annotators)
+    return f"""\
+task = "segmentation"
+[model]
+nbase = [2, 8, 16, 32]
+crop = 32
+batch_size = 4
+min_steps = 8
+max_steps = 8
+val_fraction = 0.0
+[score]
+k = 3
+shortlist = 2
+chunk = 4
+[rounds]
+min_agreement = 0.3
+annotators = [{names}]
+"""

@@ -1,5 +1,6 @@
 import json
 
+from conftest import tiny_rounds_toml
 from typer.testing import CliRunner
 
 from loop.cli import app
@@ -27,20 +28,7 @@ def test_find_dsb_from_env_and_parents(tmp_path, monkeypatch):
     assert find_dsb(tmp_path) is None
 
 
-DEMO_TINY = """\
-task = "segmentation"
-[model]
-nbase = [2, 8, 16, 32]
-crop = 32
-batch_size = 4
-min_steps = 8
-max_steps = 8
-[score]
-k = 3
-[rounds]
-min_agreement = 0.3
-annotators = ["demo-a", "demo-b", "demo-c"]
-"""
+DEMO_TINY = tiny_rounds_toml(["demo-a", "demo-b", "demo-c"])
 
 
 def test_demo_falls_back_to_synthetic(tmp_path, monkeypatch, ls_remote):

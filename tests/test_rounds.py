@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-from conftest import remote_env
+from conftest import remote_env, tiny_rounds_toml
 from typer.testing import CliRunner
 
 from connectors.accounts import add_annotators, connect
@@ -28,23 +28,7 @@ from loop.synthetic import synthetic_nuclei
 
 pytestmark = pytest.mark.slow
 NAMES = ("rt-alice", "rt-bob", "rt-carol")
-ROUND_TOML = f"""\
-task = "segmentation"
-[model]
-nbase = [2, 8, 16, 32]
-crop = 32
-batch_size = 4
-min_steps = 8
-max_steps = 8
-val_fraction = 0.0
-[score]
-k = 3
-shortlist = 2
-chunk = 4
-[rounds]
-min_agreement = 0.3
-annotators = {json.dumps(list(NAMES))}
-"""
+ROUND_TOML = tiny_rounds_toml(NAMES)
 # columns that differ between two studies on one server, or between two runs, by nature
 VOLATILE = {"id", "timings", "seconds", "project", "external_id", "title"}
 
