@@ -302,13 +302,14 @@ def demo(
     push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
     from connectors.accounts import server_of
     from connectors.credentials import env_server
-    from loop.cli_rounds import LEGEND, _summaries, _wiring, rounds_table
+    from loop.cli_rounds import LEGEND, _wiring, rounds_table
     from loop.demo import DEMO_TOML, DSB_SPLIT, SYNTHETIC_SPLIT, find_dsb, write_synthetic
     from loop.ingest import ingest as run_ingest
     from loop.report import write_report
     from loop.rounds import RoundOptions
     from loop.rounds import run as run_rounds
     from loop.split import split_study
+    from loop.status import round_summaries
     from loop.study import init_study, open_study
 
     source = data or find_dsb()
@@ -368,7 +369,7 @@ def demo(
             written = write_report(s, s.path / "report", progress=_stage_progress(bar))
         if server is not None and stop_server:
             server.stop()
-        summaries = _summaries(s)
+        summaries = round_summaries(s)
     out.print(rounds_table(summaries, title=f"{folder}: demo"))
     out.print(LEGEND)
     out.print(written.hint)

@@ -123,12 +123,6 @@ def _wiring(s, annotators: str | None, seed: int):
     return tool, annotate
 
 
-def _summaries(s, arm: str | None = None) -> list[dict]:
-    from loop.status import round_summary
-
-    return [round_summary(r, s.config.task) for r in s.store.rounds(arm)]
-
-
 @app.command("round")
 def round_(
     study: StudyArg,
@@ -145,6 +139,7 @@ def round_(
     annotate, pull and fuse. Without them it returns after the push, and the next call
     finishes the round once the experts are done. Killed at any step, run it again."""
     from loop.rounds import RoundOptions, run_round
+    from loop.status import round_summaries
     from loop.study import open_study
 
     options = RoundOptions(arm=arm, strategy=strategy, k=batch, seed=seed, steps=steps, gpu=gpu)
@@ -160,7 +155,7 @@ def round_(
                 log=err.print,
             )
         tool.close()
-        rows = _summaries(s, arm)
+        rows = round_summaries(s, arm)
     if as_json:
         emit_json(next(r for r in rows if r["round"] == result.round))
         return
@@ -185,6 +180,7 @@ def run(
     Waits (polling Label Studio) for people unless --annotators simulated. Resumable."""
     from loop.rounds import RoundOptions
     from loop.rounds import run as run_rounds
+    from loop.status import round_summaries
     from loop.study import open_study
 
     options = RoundOptions(arm=arm, strategy=strategy, k=batch, seed=seed, steps=steps, gpu=gpu)
@@ -202,7 +198,7 @@ def run(
                 on_round=lambda r: err.print(f"{r.arm} round {r.round}: {r.status}"),
             )
         tool.close()
-        rows = _summaries(s)
+        rows = round_summaries(s)
     if as_json:
         emit_json({"rounds": rows})
         return

@@ -20,7 +20,7 @@ import numpy as np
 
 from loop import learner, plots
 from loop.images import read_image, read_mask
-from loop.status import HEADLINE, round_summary
+from loop.status import HEADLINE, round_summaries
 from loop.store import utcnow
 from loop.study import Study
 
@@ -202,7 +202,7 @@ def write_report(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     metric = HEADLINE[study.config.task]
-    rounds = [round_summary(r, study.config.task) for r in study.store.rounds()]
+    rounds = round_summaries(study)
     result = ReportResult(html=folder / "index.html")
     sections = []
     hint = stop_hint(rounds, metric)

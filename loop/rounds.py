@@ -134,8 +134,7 @@ def _start_arm(study: Study, arm: str) -> None:
         return
     initial = [r[0] for r in db.execute("SELECT DISTINCT image_id FROM arm_images WHERE round = 0")]
     if not initial:
-        initial = [image for image, _ in learner.training_labels(study)]
-        initial = [image["id"] for image in initial]
+        initial = [image["id"] for image, _ in learner.training_labels(study)]
     if not initial:
         raise RoundError(
             "no labeled images to start from: `loop split --initial N` labels N images "
@@ -149,13 +148,22 @@ def _start_arm(study: Study, arm: str) -> None:
         )
 
 
+def _batches(study: Study, arm: str, *, up_to: int | None = None) -> set[int]:
+    """The image ids of the arm's batches (of rounds ``<= up_to``, when given)."""
+    sql, params = "arm = ? AND batch IS NOT NULL", [arm]
+    if up_to is not None:
+        sql += " AND round <= ?"
+        params.append(up_to)
+    out: set[int] = set()
+    for row in study.store.db["rounds"].rows_where(sql, params):
+        out.update(json.loads(row["batch"]))
+    return out
+
+
 def candidates(study: Study, arm: str) -> list[int]:
     """Pool images of an arm: not test or excluded, not labeled by the arm, not in one of its
     earlier batches (those wait for their labels)."""
-    db = study.store.db
-    taken = set(arm_images(study, arm))
-    for row in db["rounds"].rows_where("arm = ? AND batch IS NOT NULL", [arm]):
-        taken.update(json.loads(row["batch"]))
+    taken = set(arm_images(study, arm)) | _batches(study, arm)
     return [
         im["id"]
         for im in study.store.images("split IN ('pool', 'labeled')")
@@ -168,11 +176,7 @@ def _admit_labeled(study: Study, arm: str, round: int) -> int:
     labeled set, usable from round ``round + 1``; returns how many join for that round."""
     db = study.store.db
     have = set(arm_images(study, arm))
-    batches = set()
-    for row in db["rounds"].rows_where(
-        "arm = ? AND round <= ? AND batch IS NOT NULL", [arm, round]
-    ):
-        batches.update(json.loads(row["batch"]))
+    batches = _batches(study, arm, up_to=round)
     labeled = {
         r[0]
         for r in db.execute(
@@ -346,7 +350,6 @@ def run_round(
             )
         row = _row(study, arm, number)
     done = set(json.loads(row["timings"] or "{}"))
-    status = row["status"]
 
     for step in STEPS[: STEPS.index(until) + 1]:
         if step in done:
@@ -354,22 +357,24 @@ def run_round(
         started = time.perf_counter()
         log(f"{arm} round {number}: {step}")
         values: dict = {}
+        batch = json.loads(row["batch"] or "[]")  # chosen by the select step
         if step == "train":
             labeled = arm_images(study, arm, before=number)
+            previous = _previous_model(study, arm, number)
             report = learner.train(
                 study,
                 seed=options.seed,
                 steps=options.steps,
                 image_ids=labeled,
-                parent_id=_previous_model(study, arm, number),
-                fresh=_previous_model(study, arm, number) is None,
+                parent_id=previous,
+                fresh=previous is None,
                 arm=arm,
                 gpu=options.gpu,
                 progress=progress,
             )
             in_use = report.model_id
             if report.status == "rejected":
-                in_use = _previous_model(study, arm, number) or report.model_id
+                in_use = previous or report.model_id
                 log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
             items = learner.training_labels(study, labeled)
             values = {
@@ -402,7 +407,6 @@ def run_round(
             batch = [c["image_id"] for c in chosen]
             values = {"batch": batch, "n_batch": len(batch)}
         elif step == "push":
-            batch = json.loads(row["batch"])
             images = [study.store.image(i) for i in batch]
             push(
                 study,
@@ -415,7 +419,6 @@ def run_round(
                 progress=lambda d, t: progress("push", d, t),
             )
         elif step == "annotate":
-            batch = json.loads(row["batch"])
             if annotate is not None:
                 counts = annotate()
                 log("  " + ", ".join(f"{name}: {n} tasks" for name, n in counts.items()))
@@ -437,10 +440,8 @@ def run_round(
                     sleep(config.poll_seconds)
         elif step == "pull":
             pull(study, tool, progress=lambda d, t: progress("pull", d, t))
-            batch = json.loads(row["batch"])
             values = {"annotator_hours": _hours(study, batch)}
         elif step == "agree":
-            batch = json.loads(row["batch"])
             report = agree(
                 study,
                 image_ids=batch,
@@ -462,8 +463,7 @@ def run_round(
             }
         crash.hit(f"round.{step}")
         row = _record(study, row, step, time.perf_counter() - started, **values)
-        status = row["status"]
-    if until == "evaluate" and status != "done":
+    if until == "evaluate" and row["status"] != "done":
         with study.store.atomic() as db:
             db["rounds"].update(row["id"], {"status": "evaluated"})
     return _result(study.store.db["rounds"].get(row["id"]))

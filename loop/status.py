@@ -84,6 +84,11 @@ def round_summary(row: dict, task: str) -> dict:
     }
 
 
+def round_summaries(study: Study, arm: str | None = None) -> list[dict]:
+    """:func:`round_summary` of every round (of one arm, when given), by arm and round."""
+    return [round_summary(r, study.config.task) for r in study.store.rounds(arm)]
+
+
 def study_status(study: Study) -> StudyStatus:
     store, db = study.store, study.store.db
     by_split = store.count_by("split")
@@ -105,7 +110,7 @@ def study_status(study: Study) -> StudyStatus:
             table.setdefault(str(value), {})[split] = n
         groups[key] = table
     skipped = dict(db.execute("SELECT reason, count(*) FROM skipped GROUP BY reason").fetchall())
-    rounds = [round_summary(r, study.config.task) for r in store.rounds()]
+    rounds = round_summaries(study)
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),
