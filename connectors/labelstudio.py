@@ -28,7 +28,7 @@ from connectors.ls_results import (
 )
 from loop.annotation import MEDIA_DIR
 from loop.errors import ToolRejected, ToolUnreachable
-from loop.types import ToolAnnotation, ToolTask, ToolTaskState
+from loop.types import Prediction, ToolAnnotation, ToolTask, ToolTaskState
 
 KEY_FIELD = "loop_task_id"
 
@@ -228,20 +228,27 @@ class LabelStudio:
             "name": task.name,
         }
         payload: dict = {"data": data}
-        p = task.prediction
-        if p is not None:
+        if task.reviewer is not None:
+            data["reviewer"] = task.reviewer
+        if task.predictions:
             start = time.perf_counter()
-            result = (
-                mask_to_results(p.mask, prefix="pred")
-                if p.mask is not None
-                else class_to_results(p.klass)
-            )
-            prediction = {"result": result, "model_version": p.model_version}
-            if p.score is not None:
-                prediction["score"] = float(p.score)
-            payload["predictions"] = [prediction]
+            payload["predictions"] = [
+                self._prediction_payload(p, f"pred{i}-") for i, p in enumerate(task.predictions)
+            ]
             self.seconds["encode"] += time.perf_counter() - start
         return payload
+
+    @staticmethod
+    def _prediction_payload(p: Prediction, prefix: str) -> dict:
+        result = (
+            mask_to_results(p.mask, prefix=prefix)
+            if p.mask is not None
+            else class_to_results(p.klass)
+        )
+        prediction = {"result": result, "model_version": p.model_version}
+        if p.score is not None:
+            prediction["score"] = float(p.score)
+        return prediction
 
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
         body = [self._task_payload(t) for t in tasks]

@@ -187,9 +187,11 @@ def simulate(
     *,
     seed: int = 0,
     limit: int | None = None,
+    purpose: str = "annotate",
     progress: Callable[[str, int], None] | None = None,
 ) -> SimulationReport:
-    """Each named annotator annotates every task Label Studio's queue gives it.
+    """Each named annotator annotates every task Label Studio's queue gives it, in the study's
+    project of ``purpose`` (``"adjudicate"``: a simulated reviewer).
 
     Raises
     ------
@@ -198,7 +200,7 @@ def simulate(
     """
     store = study.store
     projects = list(
-        store.db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [admin.name])
+        store.db["tool_projects"].rows_where("tool = ? AND purpose = ?", [admin.name, purpose])
     )
     report = SimulationReport(annotated={}, skipped={})
     classes = sorted(
@@ -225,7 +227,8 @@ def simulate(
                         raise ToolRejected(f"Label Studio served task {task_id} twice to {name}")
                     seen.add(task_id)
                     image_id = int(task["data"]["loop_image_id"])
-                    rng = np.random.default_rng([seed, names.index(name), image_id])
+                    key = [seed, names.index(name), image_id]
+                    rng = np.random.default_rng(key + ([1] if purpose != "annotate" else []))
                     truth = store.truth(image_id)
                     if truth is None:
                         client.annotate(task_id, [], lead_time=5.0, cancelled=True)

@@ -161,10 +161,12 @@ def push(
     overlap: int = 3,
     arm: str = "main",
     round: int | None = None,
-    predictions: Callable[[dict], Prediction | None] | None = None,
+    predictions: Callable[[dict], Prediction | Sequence[Prediction] | None] | None = None,
+    purpose: str = "annotate",
+    reviewer: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PushReport:
-    """Create one annotation task per image (idempotent, resumable).
+    """Create one task per image in the project of ``purpose`` (idempotent, resumable).
 
     Parameters
     ----------
@@ -172,13 +174,17 @@ def push(
         From :func:`select_for_push`.
     overlap : int
         Distinct annotators wanted per task.
-    predictions : callable(image row) -> Prediction or None, optional
-        The model's pre-annotation for an image.
+    predictions : callable(image row) -> Prediction, sequence of them, or None, optional
+        The pre-annotations of an image: the model's, or each annotator's for a review.
+    purpose : {"annotate", "adjudicate"}
+        Which of the study's projects the tasks go to.
+    reviewer : str, optional
+        Adjudication: the annotator whose label decides (stored with the task).
     """
     if overlap < 1:
         raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
     store, db = study.store, study.store.db
-    project = ensure_project(study, tool, overlap=overlap)
+    project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
     report = PushReport(project=project)
     crash = crash_points()
     now = utcnow()
@@ -186,8 +192,8 @@ def push(
         for image in images:
             row = db.execute(
                 "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? "
-                "AND purpose = 'annotate'",
-                [image["id"], tool.name, project],
+                "AND purpose = ?",
+                [image["id"], tool.name, project, purpose],
             ).fetchone()
             if row is not None:
                 report.already += 1
@@ -200,7 +206,8 @@ def push(
                         "image_id": image["id"],
                         "arm": arm,
                         "round": round,
-                        "purpose": "annotate",
+                        "purpose": purpose,
+                        "reviewer": reviewer,
                         "tool": tool.name,
                         "project": project,
                         "external_id": None,
@@ -241,7 +248,8 @@ def push(
                     image_url=tool.media_url(display_png(study, image)),
                     height=image["height"],
                     width=image["width"],
-                    prediction=predictions(image) if predictions else None,
+                    predictions=_as_tuple(predictions(image) if predictions else None),
+                    reviewer=task["reviewer"],
                 )
             )
         external_ids = tool.create_tasks(project, tool_tasks)
@@ -256,6 +264,12 @@ def push(
         if progress:
             progress(start + len(batch), len(pending))
     return report
+
+
+def _as_tuple(value: Prediction | Sequence[Prediction] | None) -> tuple[Prediction, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, Prediction) else tuple(value)
 
 
 # --- pull --------------------------------------------------------------------------------
@@ -306,14 +320,16 @@ def pull(
     page_size: int = 100,
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
-    """Bring the tool's annotations into the store (incremental, never loses one)."""
+    """Bring the tool's annotations into the store (incremental, never loses one), from the
+    study's annotation project and its adjudication project."""
     db = study.store.db
     report = PullReport()
-    projects = list(
-        db["tool_projects"].rows_where("tool = ? AND purpose = 'annotate'", [tool.name])
-    )
+    projects = list(db["tool_projects"].rows_where("tool = ?", [tool.name], order_by="id"))
     crash = crash_points()
     names = annotator_names(study, tool)
+    total = db.execute(
+        "SELECT count(*) FROM tasks WHERE tool = ? AND external_id IS NOT NULL", [tool.name]
+    ).fetchone()[0]
     for project_row in projects:
         project = project_row["project"]
         by_external = {
@@ -332,7 +348,7 @@ def pull(
                 report.tasks_seen += 1
                 crash.hit("pull.task")
             if progress:
-                progress(report.tasks_seen, len(by_external))
+                progress(report.tasks_seen, total)
     return report
 
 

@@ -256,6 +256,12 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + ", ".join(f"{r} {n}" for r, n in st.skipped.items())
             + " (SELECT * FROM skipped)"
         )
+    if st.labels or st.review["sent"]:
+        out.print(
+            f"labels made: {st.labels.get('consensus', 0)} consensus, "
+            f"{st.labels.get('adjudicated', 0)} adjudicated; review tasks: "
+            f"{st.review['sent']} sent, {st.review['decided']} decided"
+        )
     if st.rounds:
         from loop.cli_rounds import LEGEND, rounds_table
 
@@ -596,6 +602,7 @@ def push(
 def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
     """Bring finished annotations back from Label Studio (incremental; nothing is ever lost)."""
     from connectors.accounts import connect
+    from loop.adjudicate import record
     from loop.annotation import pull as run_pull
     from loop.study import open_study
 
@@ -605,8 +612,11 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
             job = bar.add_task("pull", total=None)
             report = run_pull(s, tool, progress=lambda d, t: bar.update(job, completed=d, total=t))
         tool.close()
+        decisions = record(s)
     for line in report.malformed:
         print(f"malformed annotation kept as is: {line}", file=sys.stderr)
+    for line in decisions.ignored:
+        print(f"not used: {line}", file=sys.stderr)
     summary = {
         "new": report.new,
         "updated": report.updated,
@@ -616,6 +626,8 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         "malformed": len(report.malformed),
         "tasks_seen": report.tasks_seen,
         "tasks_done": report.tasks_done,
+        "adjudicated": decisions.decided,
+        "awaiting_review": decisions.waiting,
     }
     if as_json:
         emit_json(summary)
@@ -641,7 +653,7 @@ def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> 
     return profiles
 
 
-def _simulate_now(s, admin, profiles: dict[str, str], seed: int):
+def _simulate_now(s, admin, profiles: dict[str, str], seed: int, purpose: str = "annotate"):
     from connectors.simulated import profile_named
     from connectors.simulated import simulate as run_simulate
 
@@ -651,6 +663,7 @@ def _simulate_now(s, admin, profiles: dict[str, str], seed: int):
             admin,
             {n: profile_named(p) for n, p in profiles.items()},
             seed=seed,
+            purpose=purpose,
             progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"),
         )
 
@@ -666,6 +679,12 @@ def simulate(
         typer.Option(help="NAME=PROFILE (perfect, careful, average, sloppy). Repeatable."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the annotators' noise.")] = 0,
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review", help="Work the adjudication project (simulated reviewers) instead."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulated annotators annotate every open task assigned to them, through the API.
@@ -687,7 +706,7 @@ def simulate(
     with open_study(study) as s:
         admin = connect(s)
         profiles = simulated_annotators(s, admin, names, chosen)
-        report = _simulate_now(s, admin, profiles, seed)
+        report = _simulate_now(s, admin, profiles, seed, "adjudicate" if review else "annotate")
         admin.close()
     if as_json:
         emit_json({"profiles": profiles, "annotated": report.annotated, "skipped": report.skipped})
@@ -791,6 +810,85 @@ def agree(
         )
         if report.against_truth:
             out.print(f"against truth: {report.against_truth}")
+
+
+@app.command()
+def adjudicate(
+    study: StudyArg,
+    reviewer: Annotated[
+        str, typer.Option(help="The annotator whose label decides (an account of the study).")
+    ],
+    min_agreement: Annotated[
+        float, typer.Option(help="Tasks below this mean pairwise agreement are reviewed.")
+    ] = 0.7,
+    round: Annotated[
+        int | None, typer.Option("--round", help="Only the tasks of this round.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="Fusion of the consensus offered as a version: majority or staple.")
+    ] = "majority",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send low-agreement tasks to a reviewer in Label Studio, every annotator's version shown
+    as a pre-annotation; record the reviewer's decisions made since the last call."""
+    from connectors.accounts import connect
+    from loop.adjudicate import adjudicate as run_adjudicate
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("adjudication", total=None)
+        tool = connect(s)
+        try:
+            report = run_adjudicate(
+                s,
+                tool,
+                reviewer=reviewer,
+                min_agreement=min_agreement,
+                round=round,
+                method=method,
+                progress=lambda stage, d, t: bar.update(
+                    job, description=stage, completed=d, total=t
+                ),
+            )
+        finally:
+            tool.close()
+    for line in report.recorded.ignored:
+        print(f"not used: {line}", file=sys.stderr)
+    rec = report.recorded
+    summary = {
+        "decided": rec.decided,
+        "unchanged": rec.unchanged,
+        "awaiting_review": rec.waiting,
+        "skipped_by_reviewer": rec.skipped_by_reviewer,
+        "below_threshold": len(report.candidates),
+        "sent": report.sent,
+        "already_sent": report.already,
+        "project": report.project,
+    }
+    if as_json:
+        emit_json(
+            {
+                **summary,
+                "tasks": [
+                    {k: getattr(t, k) for k in ("task_id", "image_id", "image", "round")}
+                    | {"agreement": t.agreement, "annotators": t.annotators}
+                    for t in report.candidates
+                ],
+            }
+        )
+        return
+    if report.candidates:
+        table = Table("task", "image", "round", "agreement", "annotators", title="below threshold")
+        for t in report.candidates:
+            table.add_row(
+                str(t.task_id),
+                t.image,
+                "" if t.round is None else str(t.round),
+                "" if t.agreement is None else f"{t.agreement:.3f}",
+                " ".join(t.annotators),
+            )
+        out.print(table)
+    out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
 # --- models -------------------------------------------------------------------------------

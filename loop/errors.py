@@ -149,6 +149,10 @@ class UnknownStrategy(LoopError):
     """A strategy name that ``loop strategies`` does not list, or that does not fit the task."""
 
 
+class AdjudicationError(LoopError):
+    """``loop adjudicate`` asked for something it cannot do (no such reviewer, a bad threshold)."""
+
+
 class NothingToExport(LoopError):
     """``loop export`` found no consensus or adjudicated labels."""
 

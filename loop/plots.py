@@ -75,6 +75,46 @@ def learning_curves(rounds: Sequence[dict], path: str | Path, *, metric: str) ->
     return _save(fig, path)
 
 
+def efficiency_curves(
+    efficiency: dict, path: str | Path, *, metric: str, full: float | None, title: str = ""
+) -> Path:
+    """Mean held-out ``metric`` (band: ± 1 sd over seeds) against labeled images, one line
+    per strategy, with 90% and 95% of the full-pool figure as dotted lines.
+
+    Parameters
+    ----------
+    efficiency : dict
+        strategy -> ``{"curve": [[n_labeled, mean, sd], ...], ...}``.
+    """
+    plt = _pyplot()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6, 3.8), dpi=100)
+    for name, record in efficiency.items():
+        curve = np.asarray(record["curve"], dtype=float).reshape(-1, 3)
+        style = "--" if name == "random" else "-"
+        ax.plot(curve[:, 0], curve[:, 1], style, marker="o", label=name)
+        ax.fill_between(
+            curve[:, 0], curve[:, 1] - curve[:, 2], curve[:, 1] + curve[:, 2], alpha=0.2
+        )
+    if full is not None:
+        for share, style in ((1.0, "-"), (0.95, ":"), (0.9, ":")):
+            ax.axhline(share * full, color="grey", linestyle=style, linewidth=1)
+            ax.annotate(
+                f"{share:.0%} of full pool",
+                (ax.get_xlim()[0], share * full),
+                fontsize=7,
+                color="grey",
+                va="bottom",
+            )
+    ax.set_xlabel("labeled images (initial set included)")
+    ax.set_ylabel(f"held-out {metric}")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def agreement_vs_model(rounds: Sequence[dict], path: str | Path) -> Path:
     """Per round of the main arm: the model's held-out F1 next to the annotators' mean
     pairwise agreement on the batch (the human ceiling) and the consensus against truth."""

@@ -20,6 +20,8 @@ class StudyStatus:
     groups: dict  # group key -> value -> split -> count
     skipped: dict  # reason -> count
     rounds: list
+    labels: dict  # source -> images (consensus, adjudicated)
+    review: dict  # adjudication tasks: sent, decided (by their reviewer)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +113,16 @@ def study_status(study: Study) -> StudyStatus:
         groups[key] = table
     skipped = dict(db.execute("SELECT reason, count(*) FROM skipped GROUP BY reason").fetchall())
     rounds = round_summaries(study)
+    labels = dict(
+        db.execute(
+            "SELECT source, count(*) FROM labels WHERE source IN ('consensus', 'adjudicated') "
+            "GROUP BY source ORDER BY source"
+        ).fetchall()
+    )
+    sent, decided = db.execute(
+        "SELECT count(*), count(a.id) FROM tasks t LEFT JOIN annotations a ON a.task_id = t.id "
+        "AND a.annotator = t.reviewer AND a.status = 'current' WHERE t.purpose = 'adjudicate'"
+    ).fetchone()
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),
@@ -119,4 +131,6 @@ def study_status(study: Study) -> StudyStatus:
         groups=groups,
         skipped=skipped,
         rounds=rounds,
+        labels=labels,
+        review={"sent": sent, "decided": decided},
     )

@@ -338,11 +338,17 @@ def _migration_4(db: sqlite_utils.Database) -> None:
         db["rounds"].add_column(column, kind)
 
 
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """Adjudication: the reviewer whose label decides an ``adjudicate`` task."""
+    db["tasks"].add_column("reviewer", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
+    _migration_5,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

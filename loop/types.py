@@ -33,7 +33,8 @@ class ToolTask:
     image_url: str
     height: int
     width: int
-    prediction: Prediction | None = None
+    predictions: tuple[Prediction, ...] = ()  # the model's, or each annotator's for a review
+    reviewer: str | None = None  # adjudication: the one account whose label decides
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,326 @@
+"""Label efficiency: how many labeled images a strategy needs to reach a given accuracy,
+against random selection, measured with the loop itself.
+
+Each (strategy, seed) is an arm of the study (named ``<strategy>-s<seed>``) that starts from
+the study's initial labeled set and runs rounds of ``batch`` images: train (warm-started, the
+seed sets the network's initialisation and the random choices), evaluate on the test split,
+select, annotate (simulated annotators through Label Studio), fuse, admit. The arms go round
+by round (round 0 of every arm, then round 1, ...), so a stopped run has balanced curves and
+resumes where it stopped: every step is cached in the study (``rounds``, ``models``,
+``evaluations``). Labels belong to images, so an image two arms choose is annotated once
+(the same consensus in both).
+
+Definitions
+-----------
+- curve: per round, the mean number of labeled images (initial set included) and the mean
+  and standard deviation over seeds of the held-out headline metric (AP@0.5 or macro-F1).
+- full pool: one model trained, with the same recipe and the same total number of training
+  steps as an arm used over all its rounds, on every pool image with its ground truth
+  (evaluated on the same test split; in a copy of the study, so the study is untouched).
+- ``labels_to_90`` / ``labels_to_95``: the smallest labeled count at which the mean curve
+  reaches 90% / 95% of the full-pool figure; ``None`` when it never does within the rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loop import learner, strategies
+from loop.errors import RoundError
+from loop.rounds import Annotate, Log, Progress, RoundOptions, current_round, run_round
+from loop.status import HEADLINE
+from loop.study import Study, open_study
+from loop.types import AnnotationTool
+
+FULL_POOL_ARM = "full-pool"
+
+
+def _quiet(*_args) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class EfficiencyOptions:
+    """What a label-efficiency run compares.
+
+    Parameters
+    ----------
+    strategies : tuple of str
+        Strategy names (``loop strategies``); ``random`` is the baseline and is added when
+        missing.
+    seeds : int
+        Arms per strategy (seeds 0..seeds-1).
+    rounds : int
+        Rounds of annotation; rounds 0..rounds are evaluated (the last one trains on every
+        batch).
+    batch : int
+        Images chosen per round.
+    steps : int, optional
+        Training steps per round (default: the study's recipe).
+    """
+
+    strategies: tuple[str, ...]
+    seeds: int = 3
+    rounds: int = 5
+    batch: int = 8
+    steps: int | None = None
+    gpu: bool | None = None
+
+    def __post_init__(self):
+        for name, low in (("seeds", 1), ("rounds", 1), ("batch", 1)):
+            if getattr(self, name) < low:
+                raise RoundError(f"--{name} {getattr(self, name)}: give at least {low}")
+        if not self.strategies:
+            raise RoundError("--strategies: name at least one strategy (e.g. random)")
+
+
+def arm_name(strategy: str, seed: int) -> str:
+    return f"{strategy}-s{seed}"
+
+
+def labels_to(curve: Sequence[Sequence[float]], target: float | None) -> int | None:
+    """The smallest labeled count whose mean reaches ``target`` (``None``: never).
+
+    Parameters
+    ----------
+    curve : sequence of (n_labeled, mean, sd)
+
+    >>> labels_to([[8, 0.5, 0], [16, 0.8, 0], [24, 0.9, 0]], 0.8)
+    16
+    >>> labels_to([[8, 0.5, 0]], 0.9) is None
+    True
+    """
+    if target is None:
+        return None
+    for n, mean, _sd in curve:
+        if mean is not None and mean >= target:
+            return int(round(n))
+    return None
+
+
+def mean_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
+    """Per round, [mean n_labeled, mean metric, sd metric] over the runs that reached it.
+
+    Parameters
+    ----------
+    runs : sequence of sequences of (n_labeled, metric)
+        One per seed, round by round.
+    """
+    out = []
+    for i in range(max((len(r) for r in runs), default=0)):
+        points = [r[i] for r in runs if len(r) > i]
+        ns = [p[0] for p in points]
+        values = [p[1] for p in points]
+        out.append(
+            [
+                round(float(np.mean(ns)), 2),
+                round(float(np.mean(values)), 4),
+                round(float(np.std(values)), 4),
+            ]
+        )
+    return out
+
+
+def summarize(
+    curves: dict[str, list[list[float]]], full: float | None, *, baseline: str = "random"
+) -> dict:
+    """``label_efficiency`` records: labels to 90% / 95% of ``full`` and ratios to the
+    baseline (a ratio < 1 means fewer labels than the baseline)."""
+    out = {}
+    for name, curve in curves.items():
+        out[name] = {
+            "labels_to_90": labels_to(curve, None if full is None else 0.9 * full),
+            "labels_to_95": labels_to(curve, None if full is None else 0.95 * full),
+            "curve": curve,
+        }
+    base = out.get(baseline)
+    for record in out.values():
+        for level in ("90", "95"):
+            mine, theirs = record[f"labels_to_{level}"], base and base[f"labels_to_{level}"]
+            record[f"ratio_to_{baseline}_{level}"] = (
+                round(mine / theirs, 3) if mine and theirs else None
+            )
+    return out
+
+
+def run_arms(
+    study: Study,
+    tool: AnnotationTool,
+    options: EfficiencyOptions,
+    *,
+    annotate: Annotate,
+    progress: Progress = _quiet,
+    log: Log = _quiet,
+) -> dict[str, list[list[tuple[float, float]]]]:
+    """Run every (strategy, seed) arm round by round; returns strategy -> per seed ->
+    [(n_labeled, metric)] by round."""
+    task = study.config.task
+    names = _with_baseline(options.strategies)
+    for name in names:
+        strategies.parse(name, task)
+    for number in range(options.rounds + 1):
+        for name in names:
+            for seed in range(options.seeds):
+                arm = arm_name(name, seed)
+                if current_round(study, arm) > number:
+                    continue
+                run_round(
+                    study,
+                    tool,
+                    options=RoundOptions(
+                        arm=arm,
+                        strategy=name,
+                        k=options.batch,
+                        seed=seed,
+                        steps=options.steps,
+                        gpu=options.gpu,
+                    ),
+                    annotate=annotate,
+                    wait=True,
+                    until="agree" if number < options.rounds else "evaluate",
+                    progress=progress,
+                    log=log,
+                )
+    return {
+        name: [_points(study, arm_name(name, s)) for s in range(options.seeds)] for name in names
+    }
+
+
+def _with_baseline(names: Sequence[str]) -> list[str]:
+    names = list(dict.fromkeys(names))
+    return names if "random" in names else ["random", *names]
+
+
+def _points(study: Study, arm: str) -> list[tuple[float, float]]:
+    metric = HEADLINE[study.config.task]
+    return [
+        (row["n_labeled"], json.loads(row["metrics"] or "{}").get(metric))
+        for row in study.store.rounds(arm)
+        if row["n_labeled"] is not None and metric in json.loads(row["metrics"] or "{}")
+    ]
+
+
+def steps_used(study: Study, arm: str) -> int:
+    """Training steps of the distinct models an arm used over its rounds."""
+    ids = {r["model_id"] for r in study.store.rounds(arm) if r["model_id"]}
+    return sum(
+        json.loads(study.store.db["models"].get(i)["params"] or "{}").get("steps", 0) for i in ids
+    )
+
+
+def full_pool(
+    study: Study,
+    folder: str | Path,
+    *,
+    steps: int | None,
+    gpu: bool | None = None,
+    progress: Progress = _quiet,
+) -> dict:
+    """Train and evaluate the full-pool reference in a copy of the study at ``folder``
+    (made once; a second call reuses its model).
+
+    Returns
+    -------
+    dict
+        ``metric``, ``value``, ``n_images``, ``steps``, ``model_id``, ``folder``.
+    """
+    folder = Path(folder)
+    if not (folder / "loop.db").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "loop.toml").write_text((study.path / "loop.toml").read_text())
+        target = sqlite3.connect(folder / "loop.db")
+        study.store.db.conn.backup(target)
+        target.close()
+    with open_study(folder) as copy:
+        db = copy.store.db
+        with copy.store.atomic():
+            db.execute("DELETE FROM labels WHERE source IN ('consensus', 'adjudicated')")
+            db.execute(
+                "UPDATE images SET split = 'labeled' WHERE split = 'pool' AND id IN "
+                "(SELECT image_id FROM labels WHERE source = 'truth')"
+            )
+            db.execute(
+                "UPDATE images SET split = 'pool' WHERE split = 'labeled' AND id NOT IN "
+                "(SELECT image_id FROM labels WHERE source = 'truth')"
+            )
+        items = learner.training_labels(copy)
+        if not items:
+            raise RoundError("no pool image has a ground truth: the full-pool model needs one")
+        report = learner.train(
+            copy, steps=steps, fresh=True, arm=FULL_POOL_ARM, gpu=gpu, progress=progress
+        )
+        metrics = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)
+        metric = HEADLINE[copy.config.task]
+        return {
+            "metric": metric,
+            "value": metrics[metric],
+            "n_images": len(items),
+            "steps": report.steps,
+            "model_id": report.model_id,
+            "folder": str(folder),
+        }
+
+
+def label_efficiency(
+    study: Study,
+    tool: AnnotationTool,
+    options: EfficiencyOptions,
+    *,
+    annotate: Annotate,
+    full_pool_folder: str | Path | None = None,
+    progress: Progress = _quiet,
+    log: Log = _quiet,
+) -> dict:
+    """Run the arms, the full-pool reference (unless ``full_pool_folder`` is None) and
+    summarise; the returned dict is what ``loop bench al --json`` prints."""
+    runs = run_arms(study, tool, options, annotate=annotate, progress=progress, log=log)
+    curves = {name: mean_curve(per_seed) for name, per_seed in runs.items()}
+    default = study.config.score.strategy or strategies.DEFAULTS[study.config.task]
+    reference = None
+    if full_pool_folder is not None:
+        budget = int(
+            np.median(
+                [
+                    steps_used(study, arm_name(name, s))
+                    for name in runs
+                    for s in range(options.seeds)
+                ]
+            )
+        )
+        log(f"full-pool reference: {budget} training steps")
+        reference = full_pool(
+            study, full_pool_folder, steps=budget, gpu=options.gpu, progress=progress
+        )
+    metric = HEADLINE[study.config.task]
+    value = None if reference is None else reference["value"]
+    return {
+        "metric": metric,
+        f"full_pool_{metric}": value,
+        "full_pool": reference,
+        "default_strategy": default,
+        "label_efficiency": summarize(curves, value),
+        "runs": {name: [[list(p) for p in r] for r in per_seed] for name, per_seed in runs.items()},
+        "settings": {
+            "strategies": list(runs),
+            "seeds": options.seeds,
+            "rounds": options.rounds,
+            "batch": options.batch,
+            "steps": options.steps,
+            "initial": _initial(study),
+            "test_images": study.store.db.execute(
+                "SELECT count(*) FROM images WHERE split = 'test'"
+            ).fetchone()[0],
+        },
+    }
+
+
+def _initial(study: Study) -> int:
+    return study.store.db.execute(
+        "SELECT count(DISTINCT image_id) FROM arm_images WHERE round = 0"
+    ).fetchone()[0]

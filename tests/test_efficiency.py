@@ -1,0 +1,104 @@
+"""Label efficiency: curve arithmetic, and a tiny run of random against the default strategy
+through the real Label Studio."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import tiny_rounds_toml
+from typer.testing import CliRunner
+
+from loop.cli import app
+from loop.efficiency import EfficiencyOptions, labels_to, mean_curve, summarize
+from loop.errors import RoundError
+
+runner = CliRunner()
+
+
+def test_labels_to_is_the_first_count_whose_mean_reaches_the_target():
+    curve = [[8, 0.60, 0.01], [16, 0.79, 0.02], [24, 0.81, 0.01], [32, 0.80, 0.0]]
+    assert labels_to(curve, 0.8) == 24
+    assert labels_to(curve, 0.6) == 8
+    assert labels_to(curve, 0.9) is None
+    assert labels_to(curve, None) is None
+
+
+def test_mean_curve_over_seeds():
+    runs = [[(8, 0.5), (16, 0.7)], [(8, 0.7), (16, 0.9)], [(8, 0.6)]]
+    curve = mean_curve(runs)
+    assert curve[0] == [8.0, 0.6, pytest.approx(0.0816, abs=1e-4)]
+    assert curve[1] == [16.0, 0.8, 0.1]  # the third seed has not reached round 1
+
+
+def test_summarize_gives_ratios_to_random():
+    curves = {
+        "random": [[8, 0.5, 0], [16, 0.7, 0], [24, 0.85, 0], [32, 0.9, 0]],
+        "smart": [[8, 0.5, 0], [16, 0.82, 0], [24, 0.9, 0], [32, 0.9, 0]],
+        "bad": [[8, 0.5, 0], [16, 0.6, 0]],
+    }
+    out = summarize(curves, 0.9)
+    assert (out["random"]["labels_to_90"], out["random"]["labels_to_95"]) == (24, 32)
+    assert (out["smart"]["labels_to_90"], out["smart"]["labels_to_95"]) == (16, 24)
+    assert out["smart"]["ratio_to_random_95"] == 0.75
+    assert out["bad"]["labels_to_95"] is None and out["bad"]["ratio_to_random_95"] is None
+    assert summarize(curves, None)["random"]["labels_to_95"] is None
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(RoundError, match="--seeds 0: give at least 1"):
+        EfficiencyOptions(strategies=("random",), seeds=0)
+    with pytest.raises(RoundError, match="--strategies: name at least one"):
+        EfficiencyOptions(strategies=())
+
+
+@pytest.mark.slow
+def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
+    """Random and the default strategy, 2 seeds, 1 round of 2 images on synthetic nuclei:
+    curves, labels-to figures, the full-pool reference and the plot; a second call resumes
+    (trains nothing new) and gives the same figures."""
+    from loop.demo import write_synthetic
+    from loop.ingest import ingest
+    from loop.split import split_study
+    from loop.study import init_study, open_study
+
+    for key, value in ls_remote.items():
+        monkeypatch.setenv(key, value)
+    data = write_synthetic(tmp_path / "data", 16, shape=(64, 64))
+    folder = tmp_path / "study"
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(tiny_rounds_toml(["eff-a", "eff-b", "eff-c"]))
+    with open_study(folder) as study:
+        ingest(study, data / "images", masks=data / "masks")
+        split_study(study, test=4, initial=4, seed=0)
+    args = ["bench", "al", str(folder), "--seeds", "2", "--rounds", "1", "--batch", "2"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["default_strategy"] == "flow-error+diversity"
+    assert set(out["label_efficiency"]) == {"random", "flow-error+diversity"}
+    for record in out["label_efficiency"].values():
+        assert [point[0] for point in record["curve"]] == [4, 6]
+        assert all(0 <= point[1] <= 1 for point in record["curve"])
+    full = out["full_pool_ap50"]
+    assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
+    # the reference trained as many steps as an arm over its rounds: 8 fresh, then 40% warm
+    assert out["full_pool"]["steps"] == 8 + round(8 * 0.4)
+    assert out["settings"]["initial"] == 4 and out["settings"]["test_images"] == 4
+    assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000
+    with open_study(folder) as study:
+        arms = {r["arm"] for r in study.store.db["rounds"].rows}
+        assert arms == {f"{s}-s{i}" for s in ("random", "flow-error+diversity") for i in (0, 1)}
+        n_models = study.store.db["models"].count
+        # the test split was never annotated
+        assert not study.store.db.execute(
+            "SELECT count(*) FROM tasks t JOIN images i ON i.id = t.image_id WHERE i.split = 'test'"
+        ).fetchone()[0]
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.stderr
+    assert "label efficiency" in again.stdout and "random" in again.stdout
+    with open_study(folder) as study:
+        assert study.store.db["models"].count == n_models
+    saved = json.loads((folder / "bench" / "label-efficiency.json").read_text())
+    assert saved["label_efficiency"] == out["label_efficiency"]
