@@ -168,7 +168,7 @@ def bench_segmentation(data: Path, *, quick: bool = False) -> dict:
     return out
 
 
-def bench_classification(data: Path, *, rounds: int = 6, batch: int = 10, seeds: int = 3) -> dict:
+def bench_classification(data: Path, *, rounds: int = 12, batch: int = 10, seeds: int = 3) -> dict:
     from modAL.uncertainty import entropy_sampling
     from sklearn.model_selection import train_test_split
 
@@ -226,7 +226,7 @@ def bench_classification(data: Path, *, rounds: int = 6, batch: int = 10, seeds:
                     picks, _ = entropy_sampling(model.learner.estimator, x[pool], n_instances=batch)
                 labeled += list(pool[picks])
             curves[arm].append(curve)
-    out["active_learning"] = {
+    out["active_learning"] = curves = {
         arm: [
             [
                 int(runs[0][i][0]),
@@ -236,6 +236,16 @@ def bench_classification(data: Path, *, rounds: int = 6, batch: int = 10, seeds:
             for i in range(rounds)
         ]
         for arm, runs in curves.items()
+    }
+    from loop.efficiency import summarize
+
+    full = out["logistic"]["macro_f1"]
+    out["efficiency"] = {
+        "full_pool_macro_f1": full,
+        "default_strategy": "entropy (modAL entropy_sampling)",
+        "label_efficiency": summarize(
+            {("random" if a == "random" else a): c for a, c in curves.items()}, full
+        ),
     }
     return out
 

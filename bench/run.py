@@ -9,6 +9,9 @@ Stages so far
   floor of reading and hashing the same files (no database); and a re-ingest (nothing changed).
 - agreement: ``loop agree`` on 30 tasks x 3 annotators of ~50 nuclei (bench/agreement.py).
 - labelstudio: push and pull against a local server (bench/labelstudio.py).
+- efficiency: label efficiency, random against the default strategy over 3 seeds on DSB2018
+  fluorescence through a real Label Studio, with a full-pool reference (bench/efficiency.py);
+  the headline. Classification (BCCD, modAL entropy against random) comes with the models.
 - models: training, evaluation, uncertainty and scoring (bench/models.py).
 """
 
@@ -128,7 +131,8 @@ def table(results: dict) -> str:
     if ls:
         n = ls["n_tasks"]
         lines.append(
-            f"| push {n} tasks + pre-annotations ({ls['mean_objects_per_image']:.0f} objects each) | "
+            f"| push {n} tasks + pre-annotations "
+            f"({ls['mean_objects_per_image']:.0f} objects each) | "
             f"{ls['push_s']:.1f} s | {ls['push_tasks_per_s']:.0f} tasks/s | "
             f"{ls['push_without_predictions_s']:.1f} s (no pre-annotations) | "
             f"{ls['push_s'] / ls['push_without_predictions_s']:.2f}x |"
@@ -154,10 +158,53 @@ def table(results: dict) -> str:
             f"push breakdown (s): {ls['push_breakdown_s']}; "
             f"pull breakdown (s): {ls['pull_breakdown_s']}"
         )
+    eff = results.get("label_efficiency")
+    if eff:
+        lines += ["", *efficiency_lines(results)]
     models = results.get("models")
     if models:
         lines += ["", *models_table(models)]
     return "\n".join(lines) + "\n"
+
+
+def _never(value) -> str:
+    return "never" if value is None else str(value)
+
+
+def efficiency_lines(results: dict) -> list[str]:
+    eff = results["efficiency"]
+    settings = eff["settings"]
+    lines = [
+        f"Label efficiency, DSB2018 fluorescence ({settings['test_images']} test images, "
+        f"{settings['initial']} initial labels, batches of {settings['batch']}, "
+        f"{settings['seeds']} seeds): full-pool AP@0.5 {results['full_pool_ap50']:.3f} "
+        f"({eff['full_pool']['n_images']} images, {eff['full_pool']['steps']} steps).",
+        "",
+        "| strategy | AP@0.5 by labeled images (mean ± sd) | to 90% | to 95% | vs random (95%) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in results["label_efficiency"].items():
+        default = " (default)" if name == results["default_strategy"] else ""
+        curve = ", ".join(f"{n:g}: {m:.3f}±{sd:.3f}" for n, m, sd in r["curve"])
+        lines.append(
+            f"| {name}{default} | {curve} | {_never(r['labels_to_90'])} | "
+            f"{_never(r['labels_to_95'])} | {_never(r['ratio_to_random_95'])} |"
+        )
+    cls = results.get("classification_efficiency")
+    if cls:
+        lines += [
+            "",
+            f"Classification, BCCD (macro-F1; full pool {cls['full_pool_macro_f1']:.3f}):",
+            "",
+            "| strategy | to 90% | to 95% | vs random (95%) |",
+            "|---|---|---|---|",
+        ]
+        for name, r in cls["label_efficiency"].items():
+            lines.append(
+                f"| {name} | {_never(r['labels_to_90'])} | {_never(r['labels_to_95'])} | "
+                f"{_never(r['ratio_to_random_95'])} |"
+            )
+    return lines
 
 
 def models_table(models: dict) -> list[str]:
@@ -171,20 +218,35 @@ def models_table(models: dict) -> list[str]:
     ]
     plain = seg.get("without_augmentation")
     if plain:
-        lines.append(f"Without augmentation: AP@0.5 {plain['test_ap50']:.3f}, AP@0.75 "
-                     f"{plain['test_ap75']:.3f} ({plain['train_seconds']:.0f} s).")
+        lines.append(
+            f"Without augmentation: AP@0.5 {plain['test_ap50']:.3f}, AP@0.75 "
+            f"{plain['test_ap75']:.3f} ({plain['train_seconds']:.0f} s)."
+        )
     u = seg["uncertainty"]
     lines += ["", "| measure | Spearman with 1 - AP@0.5 (test images) |", "|---|---|"]
     lines += [f"| {k} | {v:.3f} |" for k, v in u["spearman_with_error"].items()]
-    lines += ["", f"Seconds per image: plain {u['seconds_per_image']['plain']}, with TTA "
-              f"{u['seconds_per_image']['tta']}.", "",
-              "| loop score | images | seconds | images/s | peak RSS |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Seconds per image: plain {u['seconds_per_image']['plain']}, with TTA "
+        f"{u['seconds_per_image']['tta']}.",
+        "",
+        "| loop score | images | seconds | images/s | peak RSS |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in seg["score"].items():
-        lines.append(f"| pool of {name} | {r['scored']} | {r['seconds']:.0f} | "
-                     f"{r['images_per_s']:.2f} | {r['peak_rss_mb']:.0f} MB |")
-    lines += ["", f"Classification (BCCD, {cls['n_images']} crops, {cls['n_test']} test): "
-              + "; ".join(f"{k}: accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}"
-                          for k, v in cls.items() if isinstance(v, dict) and "accuracy" in v)]
+        lines.append(
+            f"| pool of {name} | {r['scored']} | {r['seconds']:.0f} | "
+            f"{r['images_per_s']:.2f} | {r['peak_rss_mb']:.0f} MB |"
+        )
+    lines += [
+        "",
+        f"Classification (BCCD, {cls['n_images']} crops, {cls['n_test']} test): "
+        + "; ".join(
+            f"{k}: accuracy {v['accuracy']:.3f}, macro-F1 {v['macro_f1']:.3f}"
+            for k, v in cls.items()
+            if isinstance(v, dict) and "accuracy" in v
+        ),
+    ]
     for arm, curve in cls["active_learning"].items():
         lines.append(f"- {arm}: " + ", ".join(f"{n}: {m:.3f}±{s:.3f}" for n, m, s in curve))
     return lines
@@ -199,7 +261,15 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--tasks", type=int, default=1000, help="tasks pushed and pulled")
     parser.add_argument(
-        "--skip", nargs="*", default=[], help="stages to skip (agreement, labelstudio, models)"
+        "--skip",
+        nargs="*",
+        default=[],
+        help="stages to skip (agreement, labelstudio, efficiency, models)",
+    )
+    parser.add_argument(
+        "--no-augmentation-run",
+        action="store_true",
+        help="models: also train without augmentation (about 3 min more)",
     )
     args = parser.parse_args(argv)
     if not (args.data / "images").is_dir():
@@ -216,17 +286,56 @@ def main(argv=None) -> None:
         from bench.labelstudio import bench_labelstudio
 
         results["speed"]["labelstudio"] = bench_labelstudio(args.tasks)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / results["env"]["date"]
+    if "efficiency" not in args.skip:
+        from bench.efficiency import bench_efficiency
+        from loop.plots import efficiency_curves
+
+        print("bench: label efficiency (about 30 min on 2 cores) ...", file=sys.stderr)
+        eff = bench_efficiency(args.data)
+        results["efficiency"] = eff
+        results["full_pool_ap50"] = eff["full_pool_ap50"]
+        results["label_efficiency"] = eff["label_efficiency"]
+        results["default_strategy"] = eff["default_strategy"]
+        results["speed"]["rounds"] = {
+            "step_seconds_median": eff["step_seconds_median"],
+            "report_seconds": eff["report_seconds"],
+        }
+        efficiency_curves(
+            eff["label_efficiency"],
+            Path(f"{stem}-efficiency.png"),
+            metric="AP@0.5",
+            full=eff["full_pool_ap50"],
+            title="DSB2018 fluorescence: random vs default, 3 seeds",
+        )
     if "models" not in args.skip:
         from bench.models import bench_classification, bench_segmentation
 
-        print("bench: models (about 20 min on 2 cores) ...", file=sys.stderr)
+        print("bench: models (about 12 min on 2 cores) ...", file=sys.stderr)
         results["models"] = {
-            "segmentation": bench_segmentation(args.data),
+            "segmentation": bench_segmentation(args.data, quick=not args.no_augmentation_run),
             "classification": bench_classification(args.data.parent / "bccd_wbc"),
         }
-        results["speed"]["score"] = results["models"]["segmentation"]["score"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / results["env"]["date"]
+        seg = results["models"]["segmentation"]
+        results["speed"]["score"] = seg["score"]
+        results["speed"]["score"]["seconds_per_image"] = seg["uncertainty"]["seconds_per_image"]
+        d = seg["default"]
+        results["speed"]["train"] = {
+            "seconds_per_image_epoch": round(d["train_seconds"] / (d["steps"] * 8), 4),
+            "note": "one 128 px crop of one image per image-epoch; batch 8",
+        }
+        cls = results["models"]["classification"]["efficiency"]
+        results["classification_efficiency"] = cls
+        from loop.plots import efficiency_curves
+
+        efficiency_curves(
+            cls["label_efficiency"],
+            Path(f"{stem}-efficiency-bccd.png"),
+            metric="macro-F1",
+            full=cls["full_pool_macro_f1"],
+            title="BCCD: random vs modAL entropy, 3 seeds",
+        )
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(results))
     sys.stdout.write(table(results))
