@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loop import learner, strategies
+from loop.adjudicate import record as record_adjudications
 from loop.agree import agree
 from loop.annotation import pull, push
 from loop.errors import RoundError, UnknownStrategy
@@ -440,6 +441,7 @@ def run_round(
                     sleep(config.poll_seconds)
         elif step == "pull":
             pull(study, tool, progress=lambda d, t: progress("pull", d, t))
+            record_adjudications(study)  # reviewers' decisions on earlier batches
             values = {"annotator_hours": _hours(study, batch)}
         elif step == "agree":
             report = agree(
