@@ -75,9 +75,9 @@ def bench_efficiency(
     import json
     import statistics
 
-    from connectors.accounts import connect, server_of
-    from connectors.simulated import profile_named, simulate
+    from connectors.accounts import server_of
     from loop import strategies
+    from loop.cli_rounds import _wiring
     from loop.efficiency import EfficiencyOptions, label_efficiency
 
     start = time.perf_counter()
@@ -85,18 +85,8 @@ def bench_efficiency(
     server = server_of(study)
     server.start(timeout=300)
     try:
-        tool = connect(study)
-        from connectors.accounts import add_annotators
-
-        config = study.config.rounds
-        profiles = {}
-        for name, profile in zip(config.annotators, config.profiles):
-            add_annotators(study, tool, [name], profile=profile)
-            profiles[name] = profile_named(profile)
-
-        def annotate() -> dict:
-            return simulate(study, tool, profiles, seed=0).annotated
-
+        # the simulated annotators of `loop bench al`: [rounds] of the TOML, noise seed 0
+        tool, annotate = _wiring(study, "simulated", 0)
         options = EfficiencyOptions(
             strategies=(strategies.DEFAULTS["segmentation"],),
             seeds=seeds,

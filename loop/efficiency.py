@@ -34,7 +34,7 @@ import numpy as np
 from loop import learner, strategies
 from loop.errors import RoundError
 from loop.rounds import Annotate, Log, Progress, RoundOptions, current_round, run_round
-from loop.status import HEADLINE
+from loop.status import HEADLINE, round_summaries
 from loop.study import Study, open_study
 from loop.types import AnnotationTool
 
@@ -198,11 +198,10 @@ def _with_baseline(names: Sequence[str]) -> list[str]:
 
 
 def _points(study: Study, arm: str) -> list[tuple[float, float]]:
-    metric = HEADLINE[study.config.task]
     return [
-        (row["n_labeled"], json.loads(row["metrics"] or "{}").get(metric))
-        for row in study.store.rounds(arm)
-        if row["n_labeled"] is not None and metric in json.loads(row["metrics"] or "{}")
+        (r["n_labeled"], r["score"])
+        for r in round_summaries(study, arm)
+        if r["n_labeled"] is not None and r["score"] is not None
     ]
 
 
