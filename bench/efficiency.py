@@ -14,8 +14,11 @@ The headline of ``make bench``, sized to fit the whole bench in < 60 min on 2 CP
 - recipe: the default network (nbase 2-8-16-32-64, 128 px crops, batch 8, augmentation on),
   100..300 steps fresh, half of that warm-started each round, no validation hold-out (every
   label trains); the default strategy measures 40 pool images sampled per round;
-- full-pool reference: the same recipe and as many steps as an arm used over its rounds, on
-  all 493 pool images + the 8 initial ones with their ground truth.
+- full-pool reference: the same recipe on all 493 pool images + the 8 initial ones with
+  their ground truth, trained in chunks of as many steps as an arm used over its rounds (the
+  first fresh, the next ones warm-started), until a chunk gains < 0.01 AP or 4 chunks ran;
+  the best chunk is the reference (an arm's budget alone is too small for 501 images: 650
+  steps gave 0.784, below what 16 labeled images reach).
 
 The study lives in ``bench/work/efficiency`` (git-ignored): a stopped bench resumes where it
 stopped, a finished one re-reads its figures. A changed recipe starts a fresh study.

@@ -285,6 +285,16 @@ def bench_al(
             help="Train the full-pool reference (a copy of the study under STUDY/bench/).",
         ),
     ] = True,
+    full_pool_chunks: Annotated[
+        int,
+        typer.Option(
+            help="The full-pool reference trains in chunks of the arms' median steps, "
+            "warm-started, until a chunk gains less than --full-pool-plateau: at most this many."
+        ),
+    ] = 4,
+    full_pool_plateau: Annotated[
+        float, typer.Option(help="Smallest gain of the headline metric worth another chunk.")
+    ] = 0.01,
     gpu: GpuOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -303,7 +313,14 @@ def bench_al(
             s.config.score.strategy or strategy_registry.DEFAULTS[s.config.task]
         ]
         options = EfficiencyOptions(
-            strategies=tuple(names), seeds=seeds, rounds=rounds, batch=batch, steps=steps, gpu=gpu
+            strategies=tuple(names),
+            seeds=seeds,
+            rounds=rounds,
+            batch=batch,
+            steps=steps,
+            gpu=gpu,
+            full_pool_chunks=full_pool_chunks,
+            full_pool_plateau=full_pool_plateau,
         )
         tool, annotate = _wiring(s, "simulated", 0)
         folder = s.path / "bench"

@@ -14,9 +14,13 @@ Definitions
 -----------
 - curve: per round, the mean number of labeled images (initial set included) and the mean
   and standard deviation over seeds of the held-out headline metric (AP@0.5 or macro-F1).
-- full pool: one model trained, with the same recipe and the same total number of training
-  steps as an arm used over all its rounds, on every pool image with its ground truth
-  (evaluated on the same test split; in a copy of the study, so the study is untouched).
+- full pool: one model trained with the same recipe on every pool image with its ground
+  truth, in a copy of the study (so the study is untouched), evaluated on the same test split.
+  Its budget grows until it stops paying: a first chunk of as many steps as an arm used over
+  all its rounds (median over arms), then further chunks of that size, each warm-started from
+  the last, until one gains less than ``full_pool_plateau`` or ``full_pool_chunks`` ran. The
+  reference is the best of these models (the curve of steps -> metric is reported), so a
+  budget too small for the whole pool cannot make the reference look easy to reach.
 - ``labels_to_90`` / ``labels_to_95``: the smallest labeled count at which the mean curve
   reaches 90% / 95% of the full-pool figure; ``None`` when it never does within the rounds.
 """
@@ -63,6 +67,11 @@ class EfficiencyOptions:
         Images chosen per round.
     steps : int, optional
         Training steps per round (default: the study's recipe).
+    full_pool_chunks : int
+        At most this many chunks of training for the full-pool reference.
+    full_pool_plateau : float
+        The full-pool reference stops growing its budget when a chunk gains less than this
+        (absolute, in the headline metric).
     """
 
     strategies: tuple[str, ...]
@@ -71,11 +80,19 @@ class EfficiencyOptions:
     batch: int = 8
     steps: int | None = None
     gpu: bool | None = None
+    full_pool_chunks: int = 4
+    full_pool_plateau: float = 0.01
 
     def __post_init__(self):
-        for name, low in (("seeds", 1), ("rounds", 1), ("batch", 1)):
+        for name, low in (("seeds", 1), ("rounds", 1), ("batch", 1), ("full_pool_chunks", 1)):
             if getattr(self, name) < low:
-                raise RoundError(f"--{name} {getattr(self, name)}: give at least {low}")
+                flag = name.replace("_", "-")
+                raise RoundError(f"--{flag} {getattr(self, name)}: give at least {low}")
+        if not 0 <= self.full_pool_plateau < 1:
+            raise RoundError(
+                f"--full-pool-plateau {self.full_pool_plateau}: give a gain in [0, 1), "
+                "e.g. 0.01"
+            )
         if not self.strategies:
             raise RoundError("--strategies: name at least one strategy (e.g. random)")
 
@@ -218,16 +235,23 @@ def full_pool(
     folder: str | Path,
     *,
     steps: int | None,
+    chunks: int = 1,
+    plateau: float = 0.0,
     gpu: bool | None = None,
     progress: Progress = _quiet,
+    log: Log = _quiet,
 ) -> dict:
     """Train and evaluate the full-pool reference in a copy of the study at ``folder``
-    (made once; a second call reuses its model).
+    (made once; a second call reuses its models and evaluations).
+
+    The first chunk of ``steps`` trains from scratch; each further chunk (up to ``chunks``)
+    continues the last model for ``steps`` more, until one gains less than ``plateau``.
 
     Returns
     -------
     dict
-        ``metric``, ``value``, ``n_images``, ``steps``, ``model_id``, ``folder``.
+        ``metric``, ``value`` (the best chunk's), ``n_images``, ``steps`` (total steps of the
+        best model), ``model_id``, ``curve`` ([[total steps, metric], ...]), ``folder``.
     """
     folder = Path(folder)
     if not (folder / "loop.db").is_file():
@@ -251,17 +275,42 @@ def full_pool(
         items = learner.training_labels(copy)
         if not items:
             raise RoundError("no pool image has a ground truth: the full-pool model needs one")
-        report = learner.train(
-            copy, steps=steps, fresh=True, arm=FULL_POOL_ARM, gpu=gpu, progress=progress
-        )
-        metrics = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)
         metric = HEADLINE[copy.config.task]
+        if copy.config.task == "classification":
+            chunks = 1  # the classifier fits to convergence: no step budget to grow
+        curve: list[list[float]] = []
+        best = None
+        parent, total = None, 0
+        for chunk in range(chunks):
+            report = learner.train(
+                copy,
+                steps=steps,
+                fresh=parent is None,
+                parent_id=parent,
+                extend=True,
+                arm=FULL_POOL_ARM,
+                gpu=gpu,
+                progress=progress,
+            )
+            total += report.steps
+            value = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[
+                metric
+            ]
+            log(f"full-pool reference, chunk {chunk + 1}: {total} steps, {metric} {value:.3f}")
+            gain = None if best is None else value - best["value"]
+            if best is None or value > best["value"]:
+                best = {"value": value, "steps": total, "model_id": report.model_id}
+            curve.append([total, round(float(value), 4)])
+            if gain is not None and gain < plateau:
+                break
+            parent = report.model_id
         return {
             "metric": metric,
-            "value": metrics[metric],
+            "value": best["value"],
             "n_images": len(items),
-            "steps": report.steps,
-            "model_id": report.model_id,
+            "steps": best["steps"],
+            "model_id": best["model_id"],
+            "curve": curve,
             "folder": str(folder),
         }
 
@@ -292,9 +341,16 @@ def label_efficiency(
                 ]
             )
         )
-        log(f"full-pool reference: {budget} training steps")
+        log(f"full-pool reference: chunks of {budget} training steps")
         reference = full_pool(
-            study, full_pool_folder, steps=budget, gpu=options.gpu, progress=progress
+            study,
+            full_pool_folder,
+            steps=budget,
+            chunks=options.full_pool_chunks,
+            plateau=options.full_pool_plateau,
+            gpu=options.gpu,
+            progress=progress,
+            log=log,
         )
     metric = HEADLINE[study.config.task]
     value = None if reference is None else reference["value"]
@@ -311,6 +367,8 @@ def label_efficiency(
             "rounds": options.rounds,
             "batch": options.batch,
             "steps": options.steps,
+            "full_pool_chunks": options.full_pool_chunks,
+            "full_pool_plateau": options.full_pool_plateau,
             "initial": _initial(study),
             "test_images": study.store.db.execute(
                 "SELECT count(*) FROM images WHERE split = 'test'"

@@ -186,6 +186,7 @@ def train(
     fresh: bool = False,
     image_ids=None,
     parent_id: int | None = None,
+    extend: bool = False,
     arm: str = "main",
     gpu: bool | None = None,
     progress: Progress = _noop,
@@ -204,6 +205,9 @@ def train(
         Train on these labeled images only (an arm's labeled set); default: all of them.
     parent_id : int, optional
         The previous model (warm start and validation gate); default: the arm's current one.
+    extend : bool
+        Train the parent further even when it was trained on the same labels (otherwise the
+        parent is returned as it is: training again on the same labels would only repeat it).
     arm : str
         The arm of the loop the model is trained for (recorded).
 
@@ -229,20 +233,35 @@ def train(
     if study.config.task == "classification":
         return _train_classifier(study, items, seed=seed, parent=parent, arm=arm, progress=progress)
     return _train_segmentation(
-        study, items, seed=seed, steps=steps, parent=parent, arm=arm, gpu=gpu, progress=progress
+        study,
+        items,
+        seed=seed,
+        steps=steps,
+        parent=parent,
+        extend=extend,
+        arm=arm,
+        gpu=gpu,
+        progress=progress,
     )
 
 
 def _reuse(
-    study: Study, kind: str, digest: str, params: dict, parent: dict | None
+    study: Study,
+    kind: str,
+    digest: str,
+    params: dict,
+    parent: dict | None,
+    *,
+    extend: bool = False,
 ) -> TrainReport | None:
     """The model already trained from the same labels and recipe (``digest``) and the same
-    parent, or the parent itself when it was trained on these labels, if its file is still
-    there: training again would only repeat it."""
+    parent, or (unless ``extend``) the parent itself when it was trained on these labels, if
+    its file is still there: training again would only repeat it."""
     parent_id = parent["id"] if parent else None
+    itself = 0 if extend else parent_id or 0
     for row in study.store.db["models"].rows_where(
         "kind = ? AND label_sha256 = ? AND (coalesce(parent_id, 0) = ? OR id = ?)",
-        [kind, digest, parent_id or 0, parent_id or 0],
+        [kind, digest, parent_id or 0, itself],
         order_by="id desc",
         limit=1,
     ):
@@ -324,13 +343,15 @@ def _next_path(study: Study, stem: str, suffix: str) -> Path:
     return folder / f"{stem}-{n:04d}{suffix}"
 
 
-def _train_segmentation(study, items, *, seed, steps, parent, arm, gpu, progress) -> TrainReport:
+def _train_segmentation(
+    study, items, *, seed, steps, parent, extend, arm, gpu, progress
+) -> TrainReport:
     from loop.models import cellpose_seg as cs
 
     config, augment = study.config.model, study.config.augment
     seed = config.seed if seed is None else seed
     train_items, val_items = validation_split(items, config.val_fraction)
-    warm = bool(parent and config.warm_start)
+    warm = bool(parent and (config.warm_start or extend))
     budget = steps or cs.n_steps(len(train_items), config, warm=warm)
     params = {
         "config": asdict(config),
@@ -348,7 +369,7 @@ def _train_segmentation(study, items, *, seed, steps, parent, arm, gpu, progress
             "steps": steps,
         },
     )
-    reused = _reuse(study, "cellpose", digest, params, parent)
+    reused = _reuse(study, "cellpose", digest, params, parent, extend=extend)
     if reused:
         return reused
 

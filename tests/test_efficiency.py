@@ -50,6 +50,10 @@ def test_bad_options_are_refused():
         EfficiencyOptions(strategies=("random",), seeds=0)
     with pytest.raises(RoundError, match="--strategies: name at least one"):
         EfficiencyOptions(strategies=())
+    with pytest.raises(RoundError, match="--full-pool-chunks 0: give at least 1"):
+        EfficiencyOptions(strategies=("random",), full_pool_chunks=0)
+    with pytest.raises(RoundError, match=r"--full-pool-plateau 1.5: give a gain in \[0, 1\)"):
+        EfficiencyOptions(strategies=("random",), full_pool_plateau=1.5)
 
 
 @pytest.mark.slow
@@ -72,6 +76,7 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         ingest(study, data / "images", masks=data / "masks")
         split_study(study, test=4, initial=4, seed=0)
     args = ["bench", "al", str(folder), "--seeds", "2", "--rounds", "1", "--batch", "2"]
+    args += ["--full-pool-chunks", "3"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
@@ -82,8 +87,17 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert all(0 <= point[1] <= 1 for point in record["curve"])
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
-    # the reference trained as many steps as an arm over its rounds: 8 fresh, then 40% warm
-    assert out["full_pool"]["steps"] == 8 + round(8 * 0.4)
+    # the reference trains in chunks of as many steps as an arm used over its rounds (8 fresh,
+    # then 40% warm), each chunk continuing the last, until a chunk gains < 0.01 or 3 chunks
+    chunk = 8 + round(8 * 0.4)
+    curve = out["full_pool"]["curve"]
+    assert [point[0] for point in curve] == [chunk * (i + 1) for i in range(len(curve))]
+    assert 1 <= len(curve) <= 3
+    if len(curve) < 3:
+        assert curve[-1][1] - max(point[1] for point in curve[:-1]) < 0.01
+    assert full == max(point[1] for point in curve)
+    assert out["full_pool"]["steps"] == next(s for s, v in curve if v == full)
+    assert out["settings"]["full_pool_chunks"] == 3
     assert out["settings"]["initial"] == 4 and out["settings"]["test_images"] == 4
     assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000
     with open_study(folder) as study:
@@ -94,11 +108,19 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert not study.store.db.execute(
             "SELECT count(*) FROM tasks t JOIN images i ON i.id = t.image_id WHERE i.split = 'test'"
         ).fetchone()[0]
+    with open_study(folder / "bench" / "full-pool") as copy:
+        n_full_pool = copy.store.db["models"].count
+        chunks = list(copy.store.db["models"].rows_where("arm = 'full-pool'", order_by="id"))
+        assert len(chunks) == len(curve)
+        # each chunk continues the one before
+        assert [m["parent_id"] for m in chunks][1:] == [m["id"] for m in chunks][:-1]
 
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.stderr
     assert "label efficiency" in again.stdout and "random" in again.stdout
     with open_study(folder) as study:
         assert study.store.db["models"].count == n_models
+    with open_study(folder / "bench" / "full-pool") as copy:
+        assert copy.store.db["models"].count == n_full_pool
     saved = json.loads((folder / "bench" / "label-efficiency.json").read_text())
     assert saved["label_efficiency"] == out["label_efficiency"]

@@ -111,6 +111,19 @@ def test_warm_start_and_rejection(tiny_study):
     reopened.close()
 
 
+def test_extend_trains_further_on_the_same_labels(tiny_study):
+    first = learner.train(tiny_study, steps=4)
+    # the same labels and recipe again: the parent is returned as it is
+    assert learner.train(tiny_study, steps=4).model_id == first.model_id
+    more = learner.train(tiny_study, steps=4, parent_id=first.model_id, extend=True)
+    assert more.model_id != first.model_id and not more.reused
+    row = learner.model_row(tiny_study, more.model_id)
+    assert json.loads(row["params"])["parent"] == first.model_id
+    # a second extension of the same parent reuses the first one
+    again = learner.train(tiny_study, steps=4, parent_id=first.model_id, extend=True)
+    assert again.model_id == more.model_id and again.reused
+
+
 def test_evaluate_score_predict(tiny_study, tmp_path):
     with pytest.raises(NoModel, match="run `loop train` first"):
         learner.evaluate(tiny_study)
