@@ -90,8 +90,7 @@ class EfficiencyOptions:
                 raise RoundError(f"--{flag} {getattr(self, name)}: give at least {low}")
         if not 0 <= self.full_pool_plateau < 1:
             raise RoundError(
-                f"--full-pool-plateau {self.full_pool_plateau}: give a gain in [0, 1), "
-                "e.g. 0.01"
+                f"--full-pool-plateau {self.full_pool_plateau}: give a gain in [0, 1), e.g. 0.01"
             )
         if not self.strategies:
             raise RoundError("--strategies: name at least one strategy (e.g. random)")
