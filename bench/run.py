@@ -178,9 +178,9 @@ def efficiency_lines(results: dict) -> list[str]:
         f"Label efficiency, DSB2018 fluorescence ({settings['test_images']} test images, "
         f"{settings['initial']} initial labels, batches of {settings['batch']}, "
         f"{settings['seeds']} seeds): full-pool AP@0.5 {results['full_pool_ap50']:.3f} "
-        f"({eff['full_pool']['n_images']} images, {eff['full_pool']['steps']} steps; "
-        "by training steps: "
-        + ", ".join(f"{n}: {v:.3f}" for n, v in eff["full_pool"].get("curve", []))
+        f"± {eff['full_pool']['sd']:.3f} ({eff['full_pool']['n_images']} images, "
+        f"{eff['full_pool']['steps']} steps, one model per seed: "
+        + ", ".join(f"{r['value']:.3f}" for r in eff["full_pool"]["seeds"])
         + ").",
         "",
         "| strategy | AP@0.5 by labeled images (mean ± sd) | to 90% | to 95% | vs random (95%) |",

@@ -230,6 +230,8 @@ class LabelStudio:
         payload: dict = {"data": data}
         if task.reviewer is not None:
             data["reviewer"] = task.reviewer
+        if task.tile is not None:
+            data["loop_tile"] = list(task.tile)
         if task.predictions:
             start = time.perf_counter()
             payload["predictions"] = [

@@ -3,7 +3,8 @@ seeded, per-annotator noise model. For demos, tests and benchmarks.
 
 Each simulated annotator asks Label Studio's own queue for its next task (``/next``, with its
 own token, as the labeling stream does), so the overlap Label Studio enforces is what is
-tested, then saves a noisy copy of the ground truth with a plausible lead time.
+tested, then saves a noisy copy of the ground truth (of the task's tile, for a tiled image)
+with a plausible lead time.
 
 Noise for instance masks (:func:`noisy_mask`): boundary jitter (erode or dilate by a few
 pixels), missed small objects, false positives, merges of touching objects, splits; for
@@ -24,6 +25,7 @@ from connectors.ls_results import class_to_results, mask_to_results
 from loop.errors import ConfigError, ToolRejected
 from loop.images import read_mask
 from loop.study import Study
+from loop.tiles import crop
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ def simulate(
                         raise ToolRejected(f"Label Studio served task {task_id} twice to {name}")
                     seen.add(task_id)
                     image_id = int(task["data"]["loop_image_id"])
-                    key = [seed, names.index(name), image_id]
+                    tile = task["data"].get("loop_tile")  # [row, col, height, width]
+                    key = [seed, names.index(name), image_id, *(tile or [])[:2]]
                     rng = np.random.default_rng(key + ([1] if purpose != "annotate" else []))
                     truth = store.truth(image_id)
                     if truth is None:
@@ -236,11 +239,10 @@ def simulate(
                         continue
                     if truth["kind"] == "mask":
                         image = store.image(image_id)
-                        mask = noisy_mask(
-                            read_mask(truth["mask_path"], (image["height"], image["width"])),
-                            profile,
-                            rng,
-                        )
+                        whole = read_mask(truth["mask_path"], (image["height"], image["width"]))
+                        if tile is not None:
+                            whole = crop(whole, tile)
+                        mask = noisy_mask(whole, profile, rng)
                         result = mask_to_results(mask, prefix=f"{name}-")
                         seconds = lead_time(profile, int(mask.max()), rng)
                     else:

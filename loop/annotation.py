@@ -10,6 +10,15 @@ Push
 So a killed push re-run ends with exactly one task per image, and pushing an image again
 creates nothing.
 
+Tiles
+-----
+With a :class:`~loop.tiles.Tiling`, an image larger than ``tiling.above`` gets one task row
+of its own (``tile`` NULL, never sent to the tool) and one row per tile (``purpose='tile'``,
+``tile`` = JSON [row, col, height, width]) which are the tool's tasks, all written in the same
+transaction. Pull stitches each annotator's tiles into an annotation of the image's own task
+once every tile is done (:func:`stitch_tiled`), so agreement, consensus and rounds see one
+annotation per annotator per image, as for whole images.
+
 Pull
 ----
 Every task of the study's project is read a page at a time; each task's annotations are
@@ -24,6 +33,7 @@ picks up the rest.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +43,10 @@ import numpy as np
 
 from loop.errors import MalformedAnnotation, PushRefused
 from loop.faults import crash_points
-from loop.images import count_objects, read_image, to_display_uint8, write_labels
+from loop.images import count_objects, read_image, read_mask, to_display_uint8, write_labels
 from loop.store import dumps, utcnow
 from loop.study import Study
+from loop.tiles import Box, Tiling, crop, stitch
 from loop.types import AnnotationTool, Prediction, ToolAnnotation, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
@@ -129,15 +140,19 @@ def select_for_push(
     return rows
 
 
-def display_png(study: Study, image: dict) -> str:
-    """Write (once) a browser-viewable PNG of an image; returns its path relative to the study."""
+def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
+    """Write (once) a browser-viewable PNG of an image, or of one tile of it (contrast set on
+    the whole image, so that tiles match); returns its path relative to the study."""
     from PIL import Image
 
-    rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}.png"
+    suffix = "" if tile is None else "_tile_{}_{}_{}x{}".format(*tile)
+    rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}{suffix}.png"
     target = study.path / rel
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         pixels = to_display_uint8(read_image(Path(image["root"]) / image["path"]))
+        if tile is not None:
+            pixels = crop(pixels, tile)
         tmp = target.with_suffix(".tmp.png")
         Image.fromarray(pixels).save(tmp)
         os.replace(tmp, target)
@@ -150,7 +165,8 @@ class PushReport:
     created: int = 0
     adopted: int = 0  # created by a push that was killed, found again
     already: int = 0  # pushed before
-    task_ids: list[int] = field(default_factory=list)
+    task_ids: list[int] = field(default_factory=list)  # one per image
+    tiled: int = 0  # images of this push cut into tiles
 
 
 def push(
@@ -164,9 +180,11 @@ def push(
     predictions: Callable[[dict], Prediction | Sequence[Prediction] | None] | None = None,
     purpose: str = "annotate",
     reviewer: str | None = None,
+    tiling: Tiling | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PushReport:
-    """Create one task per image in the project of ``purpose`` (idempotent, resumable).
+    """Create one task per image (or per tile of a large image) in the project of
+    ``purpose`` (idempotent, resumable).
 
     Parameters
     ----------
@@ -180,9 +198,21 @@ def push(
         Which of the study's projects the tasks go to.
     reviewer : str, optional
         Adjudication: the annotator whose label decides (stored with the task).
+    tiling : Tiling, optional
+        Cut images larger than ``tiling.above`` into tiles, one task each (segmentation).
+
+    Raises
+    ------
+    PushRefused
+        For an overlap below 1, or tiles asked for a classification study or a review.
     """
     if overlap < 1:
         raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
+    if tiling is not None and (study.config.task != "segmentation" or purpose != "annotate"):
+        raise PushRefused(
+            "--tile: only segmentation images are annotated in tiles (a class belongs to the "
+            "whole image, and a review shows the whole image)"
+        )
     store, db = study.store, study.store.db
     project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
     report = PushReport(project=project)
@@ -199,27 +229,28 @@ def push(
                 report.already += 1
                 report.task_ids.append(row[0])
                 continue
-            task_id = (
-                db["tasks"]
-                .insert(
-                    {
-                        "image_id": image["id"],
-                        "arm": arm,
-                        "round": round,
-                        "purpose": purpose,
-                        "reviewer": reviewer,
-                        "tool": tool.name,
-                        "project": project,
-                        "external_id": None,
-                        "overlap": overlap,
-                        "status": "pending",
-                        "created_at": now,
-                        "updated_at": now,
-                    }
+            boxes = tiling.boxes(image["height"], image["width"]) if tiling else []
+            base = {
+                "image_id": image["id"],
+                "arm": arm,
+                "round": round,
+                "purpose": purpose,
+                "reviewer": reviewer,
+                "tool": tool.name,
+                "project": project,
+                "external_id": None,
+                "overlap": overlap,
+                "status": "pending" if len(boxes) < 2 else "open",
+                "created_at": now,
+                "updated_at": now,
+            }
+            report.task_ids.append(db["tasks"].insert(base).last_pk)
+            if len(boxes) > 1:
+                report.tiled += 1
+                db["tasks"].insert_all(
+                    {**base, "purpose": "tile", "status": "pending", "tile": json.dumps(box)}
+                    for box in boxes
                 )
-                .last_pk
-            )
-            report.task_ids.append(task_id)
     pending = list(
         db["tasks"].rows_where(
             "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"
@@ -238,18 +269,23 @@ def push(
     for start in range(0, len(pending), BATCH):
         batch = pending[start : start + BATCH]
         tool_tasks = []
+        predicted: dict[int, tuple[Prediction, ...]] = {}  # per image, for all its tiles
         for task in batch:
             image = db["images"].get(task["image_id"])
+            if image["id"] not in predicted:
+                predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
+            tile = tuple(json.loads(task["tile"])) if task["tile"] else None
             tool_tasks.append(
                 ToolTask(
                     key=task["id"],
                     image_id=image["id"],
-                    name=image["name"],
-                    image_url=tool.media_url(display_png(study, image)),
-                    height=image["height"],
-                    width=image["width"],
-                    predictions=_as_tuple(predictions(image) if predictions else None),
+                    name=image["name"] if tile is None else f"{image['name']} {_where(tile)}",
+                    image_url=tool.media_url(display_png(study, image, tile)),
+                    height=image["height"] if tile is None else tile[2],
+                    width=image["width"] if tile is None else tile[3],
+                    predictions=_cropped(predicted[image["id"]], tile),
                     reviewer=task["reviewer"],
+                    tile=tile,
                 )
             )
         external_ids = tool.create_tasks(project, tool_tasks)
@@ -272,6 +308,23 @@ def _as_tuple(value: Prediction | Sequence[Prediction] | None) -> tuple[Predicti
     return (value,) if isinstance(value, Prediction) else tuple(value)
 
 
+def _where(tile: Box) -> str:
+    """A tile's place, as people read it: ``[rows 0-195, cols 222-476]``."""
+    r, c, h, w = tile
+    return f"[rows {r}-{r + h}, cols {c}-{c + w}]"
+
+
+def _cropped(preds: tuple[Prediction, ...], tile: Box | None) -> tuple[Prediction, ...]:
+    if tile is None:
+        return preds
+    return tuple(
+        Prediction(mask=crop(p.mask, tile), score=p.score, model_version=p.model_version)
+        if p.mask is not None
+        else p
+        for p in preds
+    )
+
+
 # --- pull --------------------------------------------------------------------------------
 
 
@@ -286,6 +339,7 @@ class PullReport:
     unknown_tasks: int = 0
     tasks_seen: int = 0
     tasks_done: int = 0
+    stitched: int = 0  # annotations of tiled images made (or remade) from their tiles
 
 
 def annotator_names(study: Study, tool: AnnotationTool) -> dict[str, str]:
@@ -303,12 +357,16 @@ def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: 
     return rel.as_posix()
 
 
-def _convert(study: Study, tool: AnnotationTool, image: dict, ann: ToolAnnotation):
-    """(mask, class, n_objects) of an annotation; raises MalformedAnnotation."""
+def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: ToolAnnotation):
+    """(mask, class, n_objects) of an annotation of a task (an image or a tile of it); raises
+    MalformedAnnotation."""
     if ann.cancelled:
         return None, None, None
     if study.config.task == "segmentation":
-        mask = tool.to_mask(ann.result, (image["height"], image["width"]))
+        shape = (image["height"], image["width"])
+        if task["tile"]:
+            shape = tuple(json.loads(task["tile"])[2:])
+        mask = tool.to_mask(ann.result, shape)
         return mask, None, count_objects(mask)
     return None, tool.to_class(ann.result), None
 
@@ -349,7 +407,112 @@ def pull(
                 crash.hit("pull.task")
             if progress:
                 progress(report.tasks_seen, total)
+    stitch_tiled(study, report)
     return report
+
+
+def stitch_tiled(study: Study, report: PullReport) -> None:
+    """For each tiled image, each annotator who has done every tile gets one annotation of
+    the image (the tiles stitched, :func:`loop.tiles.stitch`); idempotent: made again only
+    when one of the tile annotations changed, marked deleted when one is deleted.
+
+    A skipped tile makes the image's annotation skipped, a malformed one malformed (kept and
+    reported, as for whole images).
+    """
+    db = study.store.db
+    parents = db.query(
+        "SELECT p.* FROM tasks p WHERE p.purpose = 'annotate' AND p.external_id IS NULL "
+        "AND EXISTS (SELECT 1 FROM tasks t WHERE t.purpose = 'tile' AND t.image_id = p.image_id "
+        "AND t.tool = p.tool AND t.project = p.project) ORDER BY p.id"
+    )
+    for parent in list(parents):
+        tiles = list(
+            db["tasks"].rows_where(
+                "purpose = 'tile' AND image_id = ? AND tool = ? AND project = ?",
+                [parent["image_id"], parent["tool"], parent["project"]],
+                order_by="id",
+            )
+        )
+        by_annotator: dict[str, dict[int, dict]] = {}
+        marks = ", ".join("?" for _ in tiles)
+        for row in db["annotations"].rows_where(
+            f"task_id IN ({marks}) AND status != 'deleted'", [t["id"] for t in tiles]
+        ):
+            by_annotator.setdefault(row["annotator"], {})[row["task_id"]] = row
+        image = db["images"].get(parent["image_id"])
+        current = {
+            a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [parent["id"]])
+        }
+        prepared, present = [], set()
+        for name, by_tile in by_annotator.items():
+            if len(by_tile) < len(tiles):
+                continue  # not every tile done yet
+            present.add(name)
+            rows = [by_tile[t["id"]] for t in tiles]
+            signature = dumps(
+                {"tiles": [[r["task_id"], r["external_id"], r["version"]] for r in rows]}
+            )
+            old = current.get(name)
+            if old is not None and old["result"] == signature and old["status"] != "deleted":
+                continue
+            version = 1 if old is None else old["version"] + 1
+            row = _stitched(study, parent, image, name, version, tiles, rows, report)
+            prepared.append((old, {**row, "result": signature}))
+        written = PullReport()
+        _store_annotations(study, parent, prepared, current, present, written)
+        report.stitched += written.new + written.updated
+        report.deleted += written.deleted
+
+
+def _stitched(
+    study: Study,
+    parent: dict,
+    image: dict,
+    name: str,
+    version: int,
+    tiles: list[dict],
+    rows: list[dict],
+    report: PullReport,
+) -> dict:
+    """The annotation row of an image made from one annotator's tile annotations (``rows``,
+    in the order of ``tiles``); its mask written."""
+    times = [r["lead_time"] for r in rows if r["lead_time"] is not None]
+    row = {
+        "task_id": parent["id"],
+        "image_id": image["id"],
+        "annotator": name,
+        "external_id": None,
+        "mask_path": None,
+        "class": None,
+        "n_objects": None,
+        "lead_time": sum(times) if times else None,
+        "status": "current",
+        "version": version,
+    }
+    statuses = {r["status"] for r in rows}
+    where = f"task {parent['id']} ({image['name']}), {name}"
+    if "malformed" in statuses:
+        report.malformed.append(f"{where}: a tile's annotation is malformed, see its task")
+        return {**row, "status": "malformed"}
+    if "skipped" in statuses:
+        return {**row, "status": "skipped"}
+    boxes = [tuple(json.loads(t["tile"])) for t in tiles]
+    try:
+        mask = stitch(
+            [
+                (box, read_mask(study.resolve(r["mask_path"]), box[2:]))
+                for box, r in zip(boxes, rows)
+            ],
+            (image["height"], image["width"]),
+        )
+    except MalformedAnnotation as exc:
+        report.malformed.append(f"{where}: {exc}")
+        return {**row, "status": "malformed"}
+    return {
+        **row,
+        "mask_path": _write_mask(study, parent["id"], name, version, mask),
+        "n_objects": count_objects(mask),
+    }
 
 
 def _latest_per_annotator(annotations, names: dict[str, str]) -> dict[str, ToolAnnotation]:
@@ -369,7 +532,7 @@ def _pull_task(
     names: dict[str, str],
     report: PullReport,
 ) -> None:
-    store, db = study.store, study.store.db
+    db = study.store.db
     image = db["images"].get(task["image_id"])
     current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
     latest = _latest_per_annotator(annotations, names)
@@ -388,7 +551,7 @@ def _pull_task(
         version = 1 if old is None else old["version"] + 1
         status, mask_path, klass, n_objects = "current", None, None, None
         try:
-            mask, klass, n_objects = _convert(study, tool, image, ann)
+            mask, klass, n_objects = _convert(study, tool, task, image, ann)
         except MalformedAnnotation as exc:
             status = "malformed"
             report.malformed.append(f"task {task['id']} ({image['name']}), {name}: {exc}")
@@ -416,6 +579,21 @@ def _pull_task(
                 },
             )
         )
+    _store_annotations(study, task, prepared, current, set(latest), report)
+
+
+def _store_annotations(
+    study: Study,
+    task: dict,
+    prepared: list[tuple[dict | None, dict]],
+    current: dict[str, dict],
+    present: set[str],
+    report: PullReport,
+) -> None:
+    """Write a task's new and changed annotations (``prepared``: (current row or None, new
+    row)), mark those of annotators not ``present`` any more deleted, and set the task's
+    status, in one transaction."""
+    store, db = study.store, study.store.db
     now = utcnow()
     with store.atomic():
         for old, row in prepared:
@@ -429,7 +607,7 @@ def _pull_task(
                 db["annotations"].update(old["id"], {**row, "updated_at": now, "pulled_at": now})
                 report.updated += 1
         for name, old in current.items():
-            if name not in latest and old["status"] != "deleted":
+            if name not in present and old["status"] != "deleted":
                 _archive(db, old, now)
                 db["annotations"].update(
                     old["id"],

@@ -559,6 +559,17 @@ def push(
         str, typer.Option(help="Arm the tasks belong to (main, or a control arm).")
     ] = "main",
     round: Annotated[int | None, typer.Option("--round", help="Round the tasks belong to.")] = None,
+    tile: Annotated[
+        int,
+        typer.Option(
+            help="Images larger than --tile-above become tiles of at most this side, one task "
+            "each, stitched back on pull (0: whole images; default: [rounds] tile)."
+        ),
+    ] = -1,
+    tile_above: Annotated[
+        int, typer.Option(help="Only images with a side longer than this are tiled.")
+    ] = 512,
+    tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share.")] = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Send images to Label Studio as tasks (idempotent: an image is never pushed twice)."""
@@ -566,10 +577,18 @@ def push(
     from loop.annotation import push as run_push
     from loop.annotation import select_for_push
     from loop.study import open_study
+    from loop.tiles import Tiling
 
     with open_study(study) as s:
         rows = select_for_push(
             s, image_ids=_read_id_list(images) if images else None, split=split, limit=limit
+        )
+        tiling = (
+            s.config.rounds.tiling()
+            if tile < 0
+            else Tiling(tile=tile, above=tile_above, overlap=tile_overlap)
+            if tile
+            else None
         )
         tool = connect(s)
         with progress_bar() as bar:
@@ -582,6 +601,7 @@ def push(
                 arm=arm,
                 round=round,
                 predictions=_predictions_from(predictions),
+                tiling=tiling,
                 progress=lambda d, t: bar.update(job, completed=d, total=t),
             )
         tool.close()
@@ -591,6 +611,7 @@ def push(
         "adopted": report.adopted,
         "already_pushed": report.already,
         "tasks": len(report.task_ids),
+        "tiled_images": report.tiled,
     }
     if as_json:
         emit_json(summary)
@@ -626,6 +647,7 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         "malformed": len(report.malformed),
         "tasks_seen": report.tasks_seen,
         "tasks_done": report.tasks_done,
+        "stitched": report.stitched,
         "adjudicated": decisions.decided,
         "awaiting_review": decisions.waiting,
     }

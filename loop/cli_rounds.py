@@ -247,7 +247,8 @@ def efficiency_table(result: dict) -> Table:
         "to 90%",
         "to 95%",
         "vs random (95%)",
-        title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])})",
+        title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])}"
+        + (f" ± {result['full_pool']['sd']:.3f})" if result["full_pool"] else ")"),
         box=box.SIMPLE,
     )
     for name, record in result["label_efficiency"].items():
@@ -288,10 +289,11 @@ def bench_al(
     full_pool_chunks: Annotated[
         int,
         typer.Option(
-            help="The full-pool reference trains in chunks of the arms' median steps, "
-            "warm-started, until a chunk gains less than --full-pool-plateau: at most this many."
+            help="Train each full-pool model further, in chunks of the arms' median steps "
+            "(warm-started), until a chunk gains less than --full-pool-plateau: at most this "
+            "many chunks (1: the arms' budget only)."
         ),
-    ] = 4,
+    ] = 1,
     full_pool_plateau: Annotated[
         float, typer.Option(help="Smallest gain of the headline metric worth another chunk.")
     ] = 0.01,

@@ -194,6 +194,20 @@ class RoundsConfig:
     """How often `loop run` checks Label Studio while it waits for human annotators."""
     final_train: bool = True
     """After the last round, train and evaluate once more on every label (the last batch)."""
+    tile: int = 0
+    """Annotate images larger than ``tile_above`` as tiles of at most this side; 0 = whole."""
+    tile_above: int = 512
+    """Only images with a side longer than this are tiled."""
+    tile_overlap: int = 32
+    """Pixels neighbouring tiles share (more than most objects' diameter)."""
+
+    def tiling(self):
+        """The :class:`~loop.tiles.Tiling` of the rounds' pushes, or None (whole images)."""
+        from loop.tiles import Tiling
+
+        if not self.tile:
+            return None
+        return Tiling(tile=self.tile, above=self.tile_above, overlap=self.tile_overlap)
 
     def __post_init__(self):
         if self.overlap < 1:
@@ -209,6 +223,11 @@ class RoundsConfig:
             )
         if self.poll_seconds <= 0:
             raise ConfigError(f"rounds.poll_seconds = {self.poll_seconds}: give seconds > 0")
+        if self.tile:
+            try:
+                self.tiling()
+            except ConfigError as exc:
+                raise ConfigError(f"[rounds] tile settings: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -380,6 +399,9 @@ annotators = {_toml_list(rounds.annotators)}   # simulated annotators
 profiles = []            # noise: perfect/careful/average/sloppy; [] = careful, average, sloppy
 poll_seconds = {rounds.poll_seconds}      # how often `loop run` checks for human annotations
 final_train = true       # after the last round, train and evaluate on every label once more
+tile = {rounds.tile}                 # > 0: images larger than tile_above are annotated as tiles
+tile_above = {rounds.tile_above}         #   of at most tile x tile pixels, stitched back on pull
+tile_overlap = {rounds.tile_overlap}        #   neighbouring tiles share this many pixels
 """
 
 

@@ -14,13 +14,14 @@ Definitions
 -----------
 - curve: per round, the mean number of labeled images (initial set included) and the mean
   and standard deviation over seeds of the held-out headline metric (AP@0.5 or macro-F1).
-- full pool: one model trained with the same recipe on every pool image with its ground
-  truth, in a copy of the study (so the study is untouched), evaluated on the same test split.
-  Its budget grows until it stops paying: a first chunk of as many steps as an arm used over
-  all its rounds (median over arms), then further chunks of that size, each warm-started from
-  the last, until one gains less than ``full_pool_plateau`` or ``full_pool_chunks`` ran. The
-  reference is the best of these models (the curve of steps -> metric is reported), so a
-  budget too small for the whole pool cannot make the reference look easy to reach.
+- full pool: models trained with the same recipe on every pool image with its ground truth,
+  one per seed (the arms' seeds: training from scratch is seed-sensitive, on DSB one seed in
+  three lands 5 points of AP@0.5 lower), in a copy of the study (so the study is untouched),
+  evaluated on the same test split; the reference is their mean. Each gets the median number
+  of steps an arm used over all its rounds; with ``full_pool_chunks`` > 1 it is trained
+  further in chunks of that size, each warm-started from the last, until one gains less than
+  ``full_pool_plateau`` (the best chunk counts), to check that the budget was not what held
+  it back.
 - ``labels_to_90`` / ``labels_to_95``: the smallest labeled count at which the mean curve
   reaches 90% / 95% of the full-pool figure; ``None`` when it never does within the rounds.
 """
@@ -68,7 +69,7 @@ class EfficiencyOptions:
     steps : int, optional
         Training steps per round (default: the study's recipe).
     full_pool_chunks : int
-        At most this many chunks of training for the full-pool reference.
+        At most this many chunks of training for each full-pool model (1: the arms' budget).
     full_pool_plateau : float
         The full-pool reference stops growing its budget when a chunk gains less than this
         (absolute, in the headline metric).
@@ -80,7 +81,7 @@ class EfficiencyOptions:
     batch: int = 8
     steps: int | None = None
     gpu: bool | None = None
-    full_pool_chunks: int = 4
+    full_pool_chunks: int = 1
     full_pool_plateau: float = 0.01
 
     def __post_init__(self):
@@ -234,6 +235,7 @@ def full_pool(
     folder: str | Path,
     *,
     steps: int | None,
+    seeds: int = 1,
     chunks: int = 1,
     plateau: float = 0.0,
     gpu: bool | None = None,
@@ -243,14 +245,17 @@ def full_pool(
     """Train and evaluate the full-pool reference in a copy of the study at ``folder``
     (made once; a second call reuses its models and evaluations).
 
-    The first chunk of ``steps`` trains from scratch; each further chunk (up to ``chunks``)
-    continues the last model for ``steps`` more, until one gains less than ``plateau``.
+    For each seed, the first chunk of ``steps`` trains from scratch; each further chunk (up
+    to ``chunks``) continues the last model for ``steps`` more, until one gains less than
+    ``plateau``.
 
     Returns
     -------
     dict
-        ``metric``, ``value`` (the best chunk's), ``n_images``, ``steps`` (total steps of the
-        best model), ``model_id``, ``curve`` ([[total steps, metric], ...]), ``folder``.
+        ``metric``, ``value`` (mean over seeds of each seed's best chunk), ``sd``,
+        ``n_images``, ``steps`` (per model, first chunk), ``seeds``: per seed ``value``,
+        ``steps`` (of its best chunk), ``model_id``, ``curve`` ([[total steps, metric], ...]);
+        ``folder``.
     """
     folder = Path(folder)
     if not (folder / "loop.db").is_file():
@@ -277,41 +282,49 @@ def full_pool(
         metric = HEADLINE[copy.config.task]
         if copy.config.task == "classification":
             chunks = 1  # the classifier fits to convergence: no step budget to grow
-        curve: list[list[float]] = []
-        best = None
-        parent, total = None, 0
-        for chunk in range(chunks):
-            report = learner.train(
-                copy,
-                steps=steps,
-                fresh=parent is None,
-                parent_id=parent,
-                extend=True,
-                arm=FULL_POOL_ARM,
-                gpu=gpu,
-                progress=progress,
-            )
-            total += report.steps
-            value = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[
-                metric
-            ]
-            log(f"full-pool reference, chunk {chunk + 1}: {total} steps, {metric} {value:.3f}")
-            gain = None if best is None else value - best["value"]
-            if best is None or value > best["value"]:
-                best = {"value": value, "steps": total, "model_id": report.model_id}
-            curve.append([total, round(float(value), 4)])
-            if gain is not None and gain < plateau:
-                break
-            parent = report.model_id
+        per_seed = [
+            _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log)
+            for seed in range(seeds)
+        ]
+        values = [r["value"] for r in per_seed]
         return {
             "metric": metric,
-            "value": best["value"],
+            "value": float(np.mean(values)),
+            "sd": float(np.std(values)),
             "n_images": len(items),
-            "steps": best["steps"],
-            "model_id": best["model_id"],
-            "curve": curve,
+            "steps": per_seed[0]["curve"][0][0],
+            "seeds": per_seed,
             "folder": str(folder),
         }
+
+
+def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log) -> dict:
+    curve: list[list[float]] = []
+    best = None
+    parent, total = None, 0
+    for _ in range(chunks):
+        report = learner.train(
+            copy,
+            seed=seed,
+            steps=steps,
+            fresh=parent is None,
+            parent_id=parent,
+            extend=True,
+            arm=FULL_POOL_ARM,
+            gpu=gpu,
+            progress=progress,
+        )
+        total += report.steps
+        value = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[metric]
+        log(f"full-pool reference, seed {seed}, {total} steps: {metric} {value:.3f}")
+        gain = None if best is None else value - best["value"]
+        if best is None or value > best["value"]:
+            best = {"seed": seed, "value": value, "steps": total, "model_id": report.model_id}
+        curve.append([total, round(float(value), 4)])
+        if gain is not None and gain < plateau:
+            break
+        parent = report.model_id
+    return {**best, "curve": curve}
 
 
 def label_efficiency(
@@ -340,11 +353,12 @@ def label_efficiency(
                 ]
             )
         )
-        log(f"full-pool reference: chunks of {budget} training steps")
+        log(f"full-pool reference: {options.seeds} seed(s), {budget} training steps each")
         reference = full_pool(
             study,
             full_pool_folder,
             steps=budget,
+            seeds=options.seeds,
             chunks=options.full_pool_chunks,
             plateau=options.full_pool_plateau,
             gpu=options.gpu,

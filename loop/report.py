@@ -104,8 +104,10 @@ def annotator_rows(study: Study, rounds: list[dict]) -> list[list]:
     stats = {
         name: (n, hours)
         for name, n, hours in db.execute(
-            "SELECT annotator, count(*), coalesce(sum(lead_time), 0) / 3600.0 FROM annotations "
-            "WHERE status = 'current' GROUP BY annotator ORDER BY annotator"
+            "SELECT a.annotator, count(*), coalesce(sum(a.lead_time), 0) / 3600.0 "
+            "FROM annotations a JOIN tasks t ON t.id = a.task_id "
+            "WHERE a.status = 'current' AND t.purpose != 'tile' "  # a tiled image counts once
+            "GROUP BY a.annotator ORDER BY a.annotator"
         )
     }
     profiles = dict(db.execute("SELECT name, profile FROM annotators").fetchall())

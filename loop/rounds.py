@@ -417,6 +417,7 @@ def run_round(
                 arm=arm,
                 round=number,
                 predictions=_predictor(study, row["model_id"], options.gpu),
+                tiling=config.tiling() if study.config.task == "segmentation" else None,
                 progress=lambda d, t: progress("push", d, t),
             )
         elif step == "annotate":

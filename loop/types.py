@@ -35,6 +35,7 @@ class ToolTask:
     width: int
     predictions: tuple[Prediction, ...] = ()  # the model's, or each annotator's for a review
     reviewer: str | None = None  # adjudication: the one account whose label decides
+    tile: tuple[int, int, int, int] | None = None  # (row, col, height, width) in the image
 
 
 @dataclass(frozen=True)

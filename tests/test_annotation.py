@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import DSB
 from scipy import ndimage as ndi
 from test_ingest import dump
 
@@ -209,6 +210,7 @@ def test_killed_push_resumes_with_one_task_per_image(ls_study, tmp_path, nuclei_
         "adopted": 6,
         "already_pushed": 6,
         "tasks": 6,
+        "tiled_images": 0,
     }
     with open_study(study_dir) as study:
         project = next(study.store.db["tool_projects"].rows)["project"]
@@ -295,4 +297,127 @@ def test_server_killed_mid_pull_then_restart_finishes(ls_study):
         report = pull(study, tool)
         assert report.new == study.store.db["annotations"].count - partial
         assert study.store.db["annotations"].count_where("status = 'current'") >= 60
+        tool.close()
+
+
+TILED = ("2c83c86dd4", "449f417107")  # 520 x 696 fluorescence, 24 and 34 nuclei
+TILE_PROFILES = {"tia": "perfect", "tom": "average", "tess": "sloppy"}
+
+
+def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, monkeypatch):
+    """Two 520x696 DSB images as tiles of at most 256 px (3 x 3, 32 px shared) and a 256²
+    one whole, with the ground truth as pre-annotation; a push killed after Label Studio made
+    the tasks is resumed; three simulated annotators; the noise-free one's stitched masks are
+    the ground truth; a tile redrawn makes a new version of the image's annotation."""
+    from loop.agree import agree
+    from loop.ingest import ingest
+    from loop.tiles import Tiling
+
+    data = tmp_path / "data"
+    for folder in ("images", "masks"):
+        (data / folder).mkdir(parents=True)
+    names = [p.stem for p in sorted((DSB / "images").glob("*.png")) if p.stem.startswith(TILED)]
+    names.append(sorted((DSB / "images").glob("*.png"))[0].stem)  # 256 x 256
+    for name in names:
+        (data / "images" / f"{name}.png").write_bytes((DSB / "images" / f"{name}.png").read_bytes())
+        (data / "masks" / f"{name}.tif").write_bytes((DSB / "masks" / f"{name}.tif").read_bytes())
+    env = _remote_env(ls_study)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    study_dir = tmp_path / "tiled"
+    with init_study(study_dir) as study:
+        ingest(study, data / "images", masks=data / "masks")
+    killed = subprocess.run(
+        [sys.executable, "-m", "loop.cli", "push", str(study_dir), "--limit", "3"]
+        + ["--overlap", "3", "--tile", "256", "--predictions", str(data / "masks")],
+        env={**os.environ, "LOOP_CRASH_AT": "push.created"},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    with open_study(study_dir) as study:
+        db = study.store.db
+        assert db["tasks"].count_where("purpose = 'tile' AND status = 'pending'") == 18
+        tool = connect(study)
+        images = select_for_push(study, split="pool")
+        resumed = push(study, tool, images, overlap=3, tiling=Tiling(tile=256))
+        assert (resumed.adopted, resumed.created, resumed.already) == (19, 0, 3)
+        project = next(db["tool_projects"].rows)["project"]
+        in_tool = [t for page in tool.iter_tasks(project) for t in page]
+        assert len(in_tool) == 19 and len({t.key for t in in_tool}) == 19
+        tiles = list(db["tasks"].rows_where("purpose = 'tile'", order_by="id"))
+        boxes = [json.loads(t["tile"]) for t in tiles[:9]]
+        assert boxes[0] == [0, 0, 195, 254] and boxes[-1] == [325, 442, 195, 254]
+        # a tile task shows the tile and the model's prediction cut to it
+        task = tool._json("GET", f"/api/tasks/{tiles[4]['external_id']}", what="get a task")
+        assert task["data"]["loop_tile"] == boxes[4] and "rows 163-358" in task["data"]["name"]
+        region = task["predictions"][0]["result"][0]
+        assert (region["original_height"], region["original_width"]) == (195, 254)
+        assert list((study.path / "labelstudio" / "media").glob("*_tile_163_222_195x254.png"))
+
+        add_annotators(study, tool, list(TILE_PROFILES))  # accounts of the shared server
+        sim = simulate(study, tool, {n: PROFILES[p] for n, p in TILE_PROFILES.items()}, seed=0)
+        assert sim.annotated == {"tia": 19, "tom": 19, "tess": 19}
+        first = pull(study, tool)
+        assert (first.new, first.stitched, first.malformed) == (57, 6, [])
+        parents = {
+            r["image_id"]: r for r in db["tasks"].rows_where("purpose = 'annotate'", order_by="id")
+        }
+        assert all(p["status"] == "done" for p in parents.values())
+        for image_id, parent in parents.items():
+            found = db["annotations"].rows_where("task_id = ?", [parent["id"]])
+            rows = {a["annotator"]: a for a in found}
+            assert set(rows) == set(TILE_PROFILES)
+            image = study.store.image(image_id)
+            truth = read_mask(
+                study.store.truth(image_id)["mask_path"], (image["height"], image["width"])
+            )
+            got = read_mask(study.resolve(rows["tia"]["mask_path"]), truth.shape)
+            # the same objects, up to their numbering
+            pairs = np.unique(np.stack([truth.ravel(), got.ravel()]), axis=1)
+            assert len(pairs.T) == len(np.unique(truth)) == len(np.unique(got))
+            if image["width"] == 696:
+                lead = sum(
+                    a["lead_time"]
+                    for a in db.query(
+                        "SELECT a.lead_time FROM annotations a JOIN tasks t ON t.id = a.task_id "
+                        "WHERE t.purpose = 'tile' AND t.image_id = ? AND a.annotator = 'tia'",
+                        [image_id],
+                    )
+                )
+                assert rows["tia"]["lead_time"] == pytest.approx(lead)
+        # agreement sees one annotation per annotator per image
+        report = agree(study, write=False)
+        assert len(report.tasks) == 3 and all(len(t.annotators) == 3 for t in report.tasks)
+        assert all(0 < t.agreement <= 1 and t.consensus > 0 for t in report.tasks)
+        # tia (noise-free) agrees with the others' consensus at least as well as tess (sloppy)
+        assert all(t.per_annotator["tia"] >= t.per_annotator["tess"] for t in report.tasks)
+
+        again = pull(study, tool)
+        assert (again.new, again.updated, again.stitched, again.unchanged) == (0, 0, 0, 57)
+        # tom redraws one tile: empty
+        tom_tile = next(
+            db.query(
+                "SELECT a.* FROM annotations a JOIN tasks t ON t.id = a.task_id "
+                "WHERE t.purpose = 'tile' AND a.annotator = 'tom' AND a.n_objects > 0"
+            )
+        )
+        tom = connect_as(study, "tom", tool)
+        tom._json(
+            "PATCH",
+            f"/api/annotations/{tom_tile['external_id']}",
+            what="update",
+            json={"result": []},
+        )
+        tom.close()
+        changed = pull(study, tool)
+        assert (changed.updated, changed.stitched) == (1, 1)
+        parent = parents[tom_tile["image_id"]]
+        stitched = next(
+            db["annotations"].rows_where("task_id = ? AND annotator = 'tom'", [parent["id"]])
+        )
+        assert stitched["version"] == 2
+        versions = db["annotation_versions"]
+        old = next(versions.rows_where("task_id = ? AND annotator = 'tom'", [parent["id"]]))
+        assert stitched["n_objects"] < old["n_objects"]
         tool.close()

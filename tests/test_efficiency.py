@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import tiny_rounds_toml
 from typer.testing import CliRunner
@@ -87,16 +88,21 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert all(0 <= point[1] <= 1 for point in record["curve"])
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
-    # the reference trains in chunks of as many steps as an arm used over its rounds (8 fresh,
-    # then 40% warm), each chunk continuing the last, until a chunk gains < 0.01 or 3 chunks
+    # one reference per seed, each trained in chunks of as many steps as an arm used over
+    # its rounds (8 fresh, then 40% warm), each chunk continuing the last, until a chunk
+    # gains < 0.01 or 3 chunks ran; the reference is the mean of each seed's best chunk
     chunk = 8 + round(8 * 0.4)
-    curve = out["full_pool"]["curve"]
-    assert [point[0] for point in curve] == [chunk * (i + 1) for i in range(len(curve))]
-    assert 1 <= len(curve) <= 3
-    if len(curve) < 3:
-        assert curve[-1][1] - max(point[1] for point in curve[:-1]) < 0.01
-    assert full == max(point[1] for point in curve)
-    assert out["full_pool"]["steps"] == next(s for s, v in curve if v == full)
+    seeds = out["full_pool"]["seeds"]
+    assert [r["seed"] for r in seeds] == [0, 1] and out["full_pool"]["steps"] == chunk
+    for record in seeds:
+        curve = record["curve"]
+        assert [point[0] for point in curve] == [chunk * (i + 1) for i in range(len(curve))]
+        assert 1 <= len(curve) <= 3
+        if len(curve) < 3:
+            assert curve[-1][1] - max(point[1] for point in curve[:-1]) < 0.01
+        assert round(record["value"], 4) == max(point[1] for point in curve)
+        assert record["steps"] == next(s for s, v in curve if v == round(record["value"], 4))
+    assert full == pytest.approx(np.mean([r["value"] for r in seeds]))
     assert out["settings"]["full_pool_chunks"] == 3
     assert out["settings"]["initial"] == 4 and out["settings"]["test_images"] == 4
     assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000
@@ -111,9 +117,11 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     with open_study(folder / "bench" / "full-pool") as copy:
         n_full_pool = copy.store.db["models"].count
         chunks = list(copy.store.db["models"].rows_where("arm = 'full-pool'", order_by="id"))
-        assert len(chunks) == len(curve)
-        # each chunk continues the one before
-        assert [m["parent_id"] for m in chunks][1:] == [m["id"] for m in chunks][:-1]
+        assert len(chunks) == sum(len(r["curve"]) for r in seeds)
+        # each chunk continues the one before, each seed starts afresh
+        first = chunks[: len(seeds[0]["curve"])]
+        assert first[0]["parent_id"] is None
+        assert [m["parent_id"] for m in first][1:] == [m["id"] for m in first][:-1]
 
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.stderr
