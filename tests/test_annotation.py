@@ -156,6 +156,16 @@ def test_updated_and_deleted_annotations_are_versioned(ls_study):
         tool.close()
 
 
+def test_tiles_only_for_segmentation_annotation(cls_study, ls_study):
+    from loop.tiles import Tiling
+
+    with pytest.raises(PushRefused, match="--tile: only segmentation images are annotated"):
+        push(cls_study, None, [], tiling=Tiling())
+    with open_study(ls_study) as study:
+        with pytest.raises(PushRefused, match="a review shows the whole image"):
+            push(study, None, [], purpose="adjudicate", tiling=Tiling())
+
+
 def test_test_images_are_never_pushed(ls_study):
     with open_study(ls_study) as study:
         test_image = study.store.images("split = 'test'")[0]

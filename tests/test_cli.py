@@ -105,6 +105,8 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
     assert result.exit_code == 1 and "nothing ingested" in result.stderr
     result = runner.invoke(app, ["init", str(tmp_path / "s")])
     assert result.exit_code == 1 and "already holds a study" in result.stderr
+    result = runner.invoke(app, ["push", str(tmp_path / "s"), "--tile", "16"])
+    assert result.exit_code == 1 and "--tile 16: give a tile side of at least 32" in result.stderr
 
 
 def test_model_commands_classification(tmp_path, class_folder):

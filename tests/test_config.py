@@ -83,6 +83,16 @@ def test_fraction_or_count():
         SplitConfig(initial=-1)
 
 
+def test_tile_settings():
+    assert parse_config("").rounds.tiling() is None
+    tiling = parse_config("[rounds]\ntile = 256\ntile_above = 600\n").rounds.tiling()
+    assert (tiling.tile, tiling.above, tiling.overlap) == (256, 600, 32)
+    with pytest.raises(
+        ConfigError, match=r"\[rounds\] tile settings: --tile-overlap 200: give 0..128"
+    ):
+        parse_config("[rounds]\ntile = 256\ntile_overlap = 200\n")
+
+
 def test_invalid_toml():
     with pytest.raises(ConfigError, match="is not valid TOML"):
         parse_config("task = \n")
