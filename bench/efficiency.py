@@ -81,7 +81,7 @@ def bench_efficiency(
     from connectors.accounts import server_of
     from loop import strategies
     from loop.cli_rounds import _wiring
-    from loop.efficiency import EfficiencyOptions, label_efficiency
+    from loop.efficiency import EfficiencyOptions, arm_name, label_efficiency
 
     start = time.perf_counter()
     study = _study(data, work)
@@ -114,9 +114,10 @@ def bench_efficiency(
         }
         from loop.report import write_report
 
-        began = time.perf_counter()
-        write_report(study, work / "report")
+        began = time.perf_counter()  # the report of one arm, its gallery included
+        written = write_report(study, work / "report", arm=arm_name("random", 0))
         result["report_seconds"] = round(time.perf_counter() - began, 2)
+        result["report_plots"] = len(written.plots)
         result["split"] = SPLIT
         result["recipe"] = TOML
     finally:

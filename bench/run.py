@@ -304,6 +304,7 @@ def main(argv=None) -> None:
         results["speed"]["rounds"] = {
             "step_seconds_median": eff["step_seconds_median"],
             "report_seconds": eff["report_seconds"],
+            "report_plots": eff.get("report_plots"),
         }
         efficiency_curves(
             eff["label_efficiency"],

@@ -213,6 +213,9 @@ def report(
         Path | None, typer.Option("-o", "--output", help="Folder (default: STUDY/report).")
     ] = None,
     gallery: Annotated[int, typer.Option(help="Images in the prediction gallery.")] = 6,
+    arm: Annotated[
+        str, typer.Option(help="The arm whose curve, annotators and model the report is about.")
+    ] = "main",
     as_json: JsonOpt = False,
 ) -> None:
     """Write the study's report: learning curves (PNG), agreement next to the model (the
@@ -223,7 +226,11 @@ def report(
 
     with open_study(study) as s, progress_bar() as bar:
         result = write_report(
-            s, output or s.path / "report", gallery=gallery, progress=_stage_progress(bar)
+            s,
+            output or s.path / "report",
+            gallery=gallery,
+            arm=arm,
+            progress=_stage_progress(bar),
         )
     if as_json:
         emit_json(

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from loop import learner, plots
+from loop.errors import RoundError
 from loop.images import read_image, read_mask
 from loop.status import HEADLINE, round_summaries
 from loop.store import utcnow
@@ -34,14 +35,14 @@ class ReportResult:
     hint: str = ""
 
 
-def stop_hint(rounds: list[dict], metric: str) -> str:
-    """A plain-words hint on whether more rounds are worth it, from the main arm's curve.
+def stop_hint(rounds: list[dict], metric: str, arm: str = "main") -> str:
+    """A plain-words hint on whether more rounds are worth it, from an arm's curve.
 
     >>> stop_hint([{"arm": "main", "score": s, "f1": None, "agreement": None}
     ...            for s in (0.5, 0.6, 0.605, 0.607)], "ap50")[:24]
     'The last 2 rounds gained'
     """
-    scores = [r for r in rounds if r["arm"] == "main" and r["score"] is not None]
+    scores = [r for r in rounds if r["arm"] == arm and r["score"] is not None]
     if len(scores) < 2:
         return "Too few rounds to judge the trend: run at least two."
     values = [r["score"] for r in scores]
@@ -97,9 +98,9 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def annotator_rows(study: Study, rounds: list[dict]) -> list[list]:
+def annotator_rows(study: Study, rounds: list[dict], arm: str = "main") -> list[list]:
     """Per annotator: annotations, hours, agreement with the others' consensus and, where
-    ground truth exists (simulations), F1 (or accuracy) against it, over all rounds."""
+    ground truth exists (simulations), F1 (or accuracy) against it, over an arm's rounds."""
     db = study.store.db
     stats = {
         name: (n, hours)
@@ -114,7 +115,7 @@ def annotator_rows(study: Study, rounds: list[dict]) -> list[list]:
     agreement: dict[str, list] = {}
     truth: dict[str, list] = {}
     for r in rounds:
-        if r["arm"] != "main":
+        if r["arm"] != arm:
             continue
         for name, value in r["annotators"].items():
             agreement.setdefault(name, []).append(value)
@@ -137,11 +138,11 @@ def annotator_rows(study: Study, rounds: list[dict]) -> list[list]:
 
 
 def _gallery(
-    study: Study, rounds: list[dict], folder: Path, n: int, progress
+    study: Study, rounds: list[dict], folder: Path, n: int, progress, arm: str
 ) -> list[tuple[Path, str]]:
-    """Overlays of the latest main-arm model on its worst test images (against ground truth)
+    """Overlays of the arm's latest model on its worst test images (against ground truth)
     and on the last batch (against the consensus)."""
-    main = [r for r in rounds if r["arm"] == "main" and r["model_id"]]
+    main = [r for r in rounds if r["arm"] == arm and r["model_id"]]
     if not main or study.config.task != "segmentation" or n < 1:
         return []
     from loop.models import cellpose_seg as cs
@@ -158,7 +159,7 @@ def _gallery(
             label = study.store.truth(p["image_id"])
             if label:
                 picks.append((p["image_id"], f"worst test image, AP@0.5 {p['ap50']:.2f}", label))
-    batches = [r for r in rounds if r["arm"] == "main" and r["batch"]]
+    batches = [r for r in rounds if r["arm"] == arm and r["batch"]]
     if batches:
         for image_id in batches[-1]["batch"]:
             if len(picks) >= n:
@@ -198,16 +199,26 @@ def write_report(
     folder: str | Path,
     *,
     gallery: int = 6,
+    arm: str = "main",
     progress: Callable[[str, int, int], None] = lambda *a: None,
 ) -> ReportResult:
-    """Write ``folder/index.html`` and its PNGs; returns their paths and the stop hint."""
+    """Write ``folder/index.html`` and its PNGs; returns their paths and the stop hint.
+
+    ``arm``: the arm whose curve gives the stop hint, whose annotators' figures and latest
+    model's gallery are shown (every arm's rounds are listed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     metric = HEADLINE[study.config.task]
     rounds = round_summaries(study)
+    arms = sorted({r["arm"] for r in rounds})
+    if arm != "main" and arm not in arms:
+        raise RoundError(
+            f"--arm {arm}: the study has no rounds of that arm; its arms: "
+            f"{', '.join(arms) or 'none yet'}"
+        )
     result = ReportResult(html=folder / "index.html")
     sections = []
-    hint = stop_hint(rounds, metric)
+    hint = stop_hint(rounds, metric, arm)
     result.hint = hint
     sections.append(f"<h2>When to stop</h2><p>{html.escape(hint)}</p>")
     sections.append(
@@ -266,7 +277,7 @@ def write_report(
             "people: the human ceiling) and the consensus scored against ground truth where "
             "it exists.</p>" + _img(ceiling)
         )
-    people = annotator_rows(study, rounds)
+    people = annotator_rows(study, rounds, arm)
     if people:
         sections.append(
             "<h2>Annotators</h2>"
@@ -282,7 +293,7 @@ def write_report(
                 people,
             )
         )
-    latest = [r for r in rounds if r["arm"] == "main" and r["metrics"]]
+    latest = [r for r in rounds if r["arm"] == arm and r["metrics"]]
     if latest:
         groups = latest[-1]["metrics"].get("per_group") or {}
         if groups:
@@ -294,7 +305,7 @@ def write_report(
                     [[g, v.get("n_images"), *(v.get(k) for k in keys)] for g, v in groups.items()],
                 )
             )
-    shown = _gallery(study, rounds, folder, gallery, progress)
+    shown = _gallery(study, rounds, folder, gallery, progress, arm)
     if shown:
         result.plots += [p for p, _ in shown]
         sections.append(

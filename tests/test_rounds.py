@@ -273,6 +273,8 @@ def test_without_annotators_the_round_waits_then_finishes(base, remote, tmp_path
 def test_report_is_self_contained(uninterrupted, tmp_path):
     with open_study(uninterrupted) as study:
         result = write_report(study, tmp_path / "report", gallery=2)
+        with pytest.raises(RoundError, match="--arm nope: the study has no rounds of that arm"):
+            write_report(study, tmp_path / "other", arm="nope")
     page = result.html.read_text()
     assert page.count("data:image/png;base64,") == len(result.plots) >= 4
     assert "learning-curve.png" in {p.name for p in result.plots}
@@ -297,6 +299,7 @@ def test_stop_hint():
         return [{"arm": "main", "score": s, "f1": f1, "agreement": agreement} for s in scores]
 
     assert "flat" in stop_hint(rows(0.5, 0.7, 0.705, 0.708), "ap50")
+    assert "Too few rounds" in stop_hint(rows(0.5, 0.7, 0.705, 0.708), "ap50", arm="random")
     assert "still worth" in stop_hint(rows(0.5, 0.6, 0.7), "ap50")
     assert "Too few" in stop_hint(rows(0.5), "ap50")
     assert "within 0.010" in stop_hint(rows(0.5, 0.6, f1=0.8, agreement=0.81), "ap50")
