@@ -15,10 +15,11 @@ The headline of ``make bench``, sized to fit the whole bench in < 60 min on 2 CP
   100..300 steps fresh, half of that warm-started each round, no validation hold-out (every
   label trains); the default strategy measures 40 pool images sampled per round;
 - full-pool reference: the same recipe on all 493 pool images + the 8 initial ones with
-  their ground truth, trained in chunks of as many steps as an arm used over its rounds (the
-  first fresh, the next ones warm-started), until a chunk gains < 0.01 AP or 4 chunks ran;
-  the best chunk is the reference (an arm's budget alone is too small for 501 images: 650
-  steps gave 0.784, below what 16 labeled images reach).
+  their ground truth, one model per seed (3), each with as many steps as an arm used over its
+  rounds; the reference is their mean (training from scratch is seed-sensitive: one seed in
+  three lands about 5 points of AP@0.5 lower). ``loop bench al --full-pool-chunks`` can train
+  each further in warm-started chunks; twice the budget changed seed 0 by 0.001, so the bench
+  does not.
 
 The study lives in ``bench/work/efficiency`` (git-ignored): a stopped bench resumes where it
 stopped, a finished one re-reads its figures. A changed recipe starts a fresh study.
