@@ -25,10 +25,11 @@ def bench_agreement(data: Path, repeats: int = 3, n_tasks: int = 30) -> dict:
 
     import tifffile
 
-    from connectors.simulated import PROFILES, noisy_mask
+    from connectors.simulated import noisy_mask
     from loop.agree import agree
     from loop.images import read_mask
     from loop.ingest import ingest
+    from loop.noise import PROFILES
     from loop.store import utcnow
     from loop.study import init_study
 

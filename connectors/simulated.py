@@ -8,7 +8,8 @@ with a plausible lead time.
 
 Noise for instance masks (:func:`noisy_mask`): boundary jitter (erode or dilate by a few
 pixels), missed small objects, false positives, merges of touching objects, splits; for
-classes (:func:`noisy_class`): label flips.
+classes (:func:`noisy_class`): label flips. How much of each: a
+:class:`loop.noise.NoiseProfile` (built-in ones, or ``[noise.NAME]`` in ``loop.toml``).
 """
 
 from __future__ import annotations
@@ -22,70 +23,11 @@ from scipy import ndimage as ndi
 from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
 from connectors.ls_results import class_to_results, mask_to_results
-from loop.errors import ConfigError, ToolRejected
+from loop.errors import ToolRejected
 from loop.images import read_mask
+from loop.noise import NoiseProfile
 from loop.study import Study
 from loop.tiles import crop
-
-
-@dataclass(frozen=True)
-class NoiseProfile:
-    """How one simulated annotator errs. Probabilities are per object (per image for flips)."""
-
-    jitter: tuple[int, int] = (0, 0)  # erode/dilate each object by lo..hi pixels
-    miss_small: float = 0.0  # probability to miss an object smaller than half the median
-    miss: float = 0.0  # probability to miss any other object
-    false_positive: float = 0.0  # expected false objects per true object
-    merge: float = 0.0  # probability to merge an object with a touching neighbour
-    split: float = 0.0  # probability to split a large object in two
-    flip: float = 0.0  # classification: probability to choose another class
-    seconds_per_object: float = 2.0
-    seconds_per_image: float = 6.0
-
-
-PROFILES = {
-    "perfect": NoiseProfile(),
-    "careful": NoiseProfile(
-        jitter=(0, 1),
-        miss_small=0.03,
-        miss=0.005,
-        false_positive=0.005,
-        merge=0.01,
-        split=0.005,
-        flip=0.03,
-        seconds_per_object=3.0,
-    ),
-    "average": NoiseProfile(
-        jitter=(1, 2),
-        miss_small=0.10,
-        miss=0.02,
-        false_positive=0.02,
-        merge=0.04,
-        split=0.02,
-        flip=0.10,
-        seconds_per_object=2.0,
-    ),
-    "sloppy": NoiseProfile(
-        jitter=(2, 3),
-        miss_small=0.30,
-        miss=0.06,
-        false_positive=0.06,
-        merge=0.10,
-        split=0.05,
-        flip=0.25,
-        seconds_per_object=1.2,
-    ),
-}
-DEFAULT_ORDER = ("careful", "average", "sloppy")
-
-
-def profile_named(name: str) -> NoiseProfile:
-    try:
-        return PROFILES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown noise profile {name!r}; choose one of {', '.join(PROFILES)}"
-        ) from None
 
 
 def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:

@@ -473,7 +473,10 @@ def annotators_add(
     domain: Annotated[str, typer.Option(help="Email domain of the new accounts.")] = "loop.local",
     profile: Annotated[
         str | None,
-        typer.Option(help="Noise profile if simulated: perfect, careful, average, sloppy."),
+        typer.Option(
+            help="Noise profile if simulated: perfect, careful, average, sloppy, or a "
+            "[noise.NAME] of loop.toml."
+        ),
     ] = None,
 ) -> None:
     """Create one Label Studio account (with its own API token) per annotator; idempotent."""
@@ -482,9 +485,9 @@ def annotators_add(
 
     with open_study(study) as s:
         if profile is not None:
-            from connectors.simulated import profile_named
+            from loop.noise import profile_named
 
-            profile_named(profile)
+            profile_named(profile, s.config.noise)
         admin = connect(s)
         added = add_annotators(s, admin, names, domain=domain, profile=profile)
     for a in added:
@@ -661,7 +664,7 @@ def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> 
     """Accounts for simulated annotators (made if missing); returns name -> noise profile:
     the one chosen, else the one stored, else careful, average, sloppy by position."""
     from connectors.accounts import add_annotators
-    from connectors.simulated import DEFAULT_ORDER, profile_named
+    from loop.noise import DEFAULT_ORDER, profile_named
 
     stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
     profiles = {}
@@ -670,20 +673,20 @@ def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> 
             chosen.get(name) or stored.get(name) or DEFAULT_ORDER[i % len(DEFAULT_ORDER)]
         )
     for name, value in profiles.items():
-        profile_named(value)
+        profile_named(value, s.config.noise)
         add_annotators(s, admin, [name], profile=value)
     return profiles
 
 
 def _simulate_now(s, admin, profiles: dict[str, str], seed: int, purpose: str = "annotate"):
-    from connectors.simulated import profile_named
     from connectors.simulated import simulate as run_simulate
+    from loop.noise import profile_named
 
     with err.status("simulated annotators at work ...") as status_line:
         return run_simulate(
             s,
             admin,
-            {n: profile_named(p) for n, p in profiles.items()},
+            {n: profile_named(p, s.config.noise) for n, p in profiles.items()},
             seed=seed,
             purpose=purpose,
             progress=lambda name, n: status_line.update(f"{name}: {n} tasks annotated"),
@@ -698,7 +701,10 @@ def simulate(
     ] = "alice,bob,carol",
     profile: Annotated[
         list[str] | None,
-        typer.Option(help="NAME=PROFILE (perfect, careful, average, sloppy). Repeatable."),
+        typer.Option(
+            help="NAME=PROFILE (perfect, careful, average, sloppy, or a [noise.NAME] of "
+            "loop.toml). Repeatable."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the annotators' noise.")] = 0,
     review: Annotated[

@@ -16,6 +16,7 @@ from pathlib import Path
 import tomllib
 
 from loop.errors import ConfigError
+from loop.noise import PROFILES, NoiseProfile
 
 TASKS = ("segmentation", "classification")
 
@@ -244,10 +245,20 @@ class StudyConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
+    noise: dict[str, NoiseProfile] = field(default_factory=dict)
+    """The study's own noise profiles of simulated annotators (``[noise.NAME]`` tables), beside
+    (or instead of) the built-in perfect, careful, average and sloppy."""
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"task = {self.task!r}: choose one of {', '.join(TASKS)}")
+        known = {*PROFILES, *self.noise}
+        for name in self.rounds.profiles:
+            if name not in known:
+                raise ConfigError(
+                    f"rounds.profiles: unknown noise profile {name!r}; choose one of "
+                    f"{', '.join(sorted(known))}, or define it as [noise.{name}]"
+                )
 
 
 def _coerce(value, annotation, where: str):
@@ -257,6 +268,19 @@ def _coerce(value, annotation, where: str):
         if not isinstance(value, dict):
             raise ConfigError(f"[{where}] must be a table, got {value!r}")
         return _build(annotation, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{where}] must be a table of tables, got {value!r}")
+        (_key_type, item_type) = typing.get_args(annotation)
+        out = {}
+        for key, item in value.items():
+            try:
+                out[key] = _coerce(item, item_type, f"{where}.{key}")
+            except ConfigError as exc:  # say which table, once
+                if f"{where}.{key}" in str(exc):
+                    raise
+                raise ConfigError(f"[{where}.{key}] {exc}") from None
+        return out
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {value!r}")
@@ -402,6 +426,20 @@ final_train = true       # after the last round, train and evaluate on every lab
 tile = {rounds.tile}                 # > 0: images larger than tile_above are annotated as tiles
 tile_above = {rounds.tile_above}         #   of at most tile x tile pixels, stitched back on pull
 tile_overlap = {rounds.tile_overlap}        #   neighbouring tiles share this many pixels
+
+# Noise profiles of your own for simulated annotators (`rounds.profiles`, `loop simulate
+# --profile NAME=PROFILE`), one table each; a key left out is exact (0). A table named after a
+# built-in profile replaces it. Probabilities per object (flip: per image).
+# [noise.resident]
+# jitter = [1, 3]          # erode or dilate each object by 1..3 px
+# miss_small = 0.2         # objects smaller than half the median
+# miss = 0.03              # any other object
+# false_positive = 0.03    # false objects per true object
+# merge = 0.05             # touching objects drawn as one
+# split = 0.02             # large objects drawn as two
+# flip = 0.15              # classification: another class
+# seconds_per_object = 2.5
+# seconds_per_image = 6.0
 """
 
 

@@ -125,8 +125,9 @@ def test_adjudication_through_label_studio(tmp_path, nuclei_folder, ls_remote, m
     as a pre-annotation (a killed send resumes without duplicates); the reviewer's labels are
     pulled, win over the consensus, and are exported as such."""
     from connectors.accounts import add_annotators, connect
-    from connectors.simulated import PROFILES, simulate
+    from connectors.simulated import simulate
     from loop.annotation import pull, push
+    from loop.noise import PROFILES
 
     for key, value in ls_remote.items():
         monkeypatch.setenv(key, value)

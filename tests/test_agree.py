@@ -7,11 +7,12 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from connectors.simulated import PROFILES, noisy_class, noisy_mask
+from connectors.simulated import noisy_class, noisy_mask
 from loop.agree import agree
 from loop.cli import app
 from loop.images import read_mask
 from loop.ingest import ingest
+from loop.noise import PROFILES
 from loop.store import utcnow
 
 NAMES = {"alice": "careful", "bob": "average", "carol": "sloppy"}

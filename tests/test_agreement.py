@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from connectors.simulated import PROFILES, noisy_mask
+from connectors.simulated import noisy_mask
 from loop.agreement import (
     cohen_kappa,
     consensus_mask,
@@ -15,6 +15,7 @@ from loop.agreement import (
     percent_agreement,
     staple,
 )
+from loop.noise import PROFILES
 from loop.synthetic import synthetic_nuclei
 
 

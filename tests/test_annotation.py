@@ -9,17 +9,18 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DSB
+from conftest import DSB, remote_env
 from scipy import ndimage as ndi
 from test_ingest import dump
 
 from connectors.accounts import add_annotators, connect, connect_as, server_of
 from connectors.labelstudio import web_login
-from connectors.simulated import PROFILES, simulate
+from connectors.simulated import simulate
 from loop.annotation import pull, push, select_for_push
 from loop.errors import PushRefused, ToolRejected, ToolUnreachable
 from loop.faults import CRASH_EXIT_CODE
 from loop.images import read_mask
+from loop.noise import PROFILES
 from loop.study import init_study, open_study
 from loop.types import Prediction
 
@@ -179,19 +180,10 @@ def test_test_images_are_never_pushed(ls_study):
             select_for_push(study, image_ids=[99999])
 
 
-def _remote_env(ls_study):
-    with open_study(ls_study) as study:
-        server = server_of(study)
-        return {
-            "LABEL_STUDIO_URL": server.info().url,
-            "LABEL_STUDIO_API_KEY": server.credentials()["admin"]["token"],
-        }
-
-
 def test_killed_push_resumes_with_one_task_per_image(ls_study, tmp_path, nuclei_folder):
     """Another study on the same server, as a remote one (LABEL_STUDIO_URL): images are sent
     as data URIs."""
-    env = {**os.environ, **_remote_env(ls_study)}
+    env = {**os.environ, **remote_env(ls_study)}
     env.pop("LOOP_CRASH_AT", None)
     study_dir = tmp_path / "remote"
     with init_study(study_dir) as study:
@@ -331,7 +323,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
     for name in names:
         (data / "images" / f"{name}.png").write_bytes((DSB / "images" / f"{name}.png").read_bytes())
         (data / "masks" / f"{name}.tif").write_bytes((DSB / "masks" / f"{name}.tif").read_bytes())
-    env = _remote_env(ls_study)
+    env = remote_env(ls_study)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     study_dir = tmp_path / "tiled"

@@ -170,3 +170,40 @@ def test_init_refuses_a_bad_config(tmp_path):
 def test_round_settings_are_checked(text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text)
+
+
+def test_noise_profiles_of_one_s_own():
+    from loop.noise import PROFILES, NoiseProfile
+
+    config = parse_config(
+        "[rounds]\nannotators = ['ann', 'ben']\nprofiles = ['resident', 'sloppy']\n"
+        "[noise.resident]\njitter = [1, 3]\nmiss_small = 0.2\nfalse_positive = 0.03\n"
+        "[noise.sloppy]\nmerge = 0.5\n"
+    )
+    assert config.noise["resident"] == NoiseProfile(
+        jitter=(1, 3), miss_small=0.2, false_positive=0.03
+    )
+    assert config.noise["sloppy"].merge == 0.5 and config.noise["sloppy"] != PROFILES["sloppy"]
+    # the commented example of the default loop.toml parses when uncommented
+    example = default_toml("segmentation").split("# [noise.resident]")[1]
+    lines = "\n".join(line.removeprefix("# ") for line in example.strip().splitlines())
+    assert parse_config("[noise.resident]\n" + lines).noise["resident"].jitter == (1, 3)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[noise.mine]\nmis = 0.1", "[noise.mine] unknown key(s) mis; known keys: false_positive"),
+        ("[noise.mine]\nmiss = 2", "[noise.mine] miss = 2.0: give a probability in 0..1"),
+        ("[noise.mine]\njitter = 2", "noise.mine.jitter must be a list"),
+        ("noise = 3", "[noise] must be a table of tables"),
+        (
+            "[rounds]\nannotators = ['a']\nprofiles = ['resident']",
+            "rounds.profiles: unknown noise profile 'resident'; choose one of average, careful, "
+            "perfect, sloppy, or define it as [noise.resident]",
+        ),
+    ],
+)
+def test_noise_settings_are_checked(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text)

@@ -375,7 +375,8 @@ def test_a_classification_round(class_folder, remote, tmp_path):
 
 def test_run_waits_for_people(base, remote, tmp_path, monkeypatch):
     """Without simulated annotators `run` polls; the experts come in while it sleeps."""
-    from connectors.simulated import PROFILES, simulate
+    from connectors.simulated import simulate
+    from loop.noise import PROFILES
 
     folder = clone(base, tmp_path / "study")
     for key, value in remote.items():

@@ -1,8 +1,11 @@
+import json
+
 import numpy as np
 import pytest
+from conftest import remote_env
 
-from connectors.simulated import PROFILES, lead_time, noisy_class, noisy_mask, profile_named
-from loop.errors import ConfigError
+from connectors.simulated import lead_time, noisy_class, noisy_mask
+from loop.noise import PROFILES
 from loop.synthetic import synthetic_nuclei
 
 
@@ -64,12 +67,50 @@ def test_lead_time_grows_with_objects():
     assert many > 3 * few
 
 
-def test_unknown_profile():
-    with pytest.raises(ConfigError, match="unknown noise profile 'messy'; choose one of perfect"):
-        profile_named("messy")
-
-
 def test_empty_truth():
     assert (
         noisy_mask(np.zeros((5, 5), int), PROFILES["sloppy"], np.random.default_rng(0)).max() == 0
     )
+
+
+@pytest.mark.slow
+def test_simulate_with_a_noise_profile_of_the_study_s_own(ls_study, tmp_path, nuclei_folder):
+    """``[noise.blind]`` in loop.toml (misses every object) chosen with ``--profile``: the
+    annotator's annotations are empty, the profile is stored with the account."""
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+    from loop.ingest import ingest
+    from loop.study import init_study, open_study
+
+    env = remote_env(ls_study)
+    folder = tmp_path / "blind"
+    with init_study(folder) as study:
+        ingest(study, nuclei_folder / "images", masks=nuclei_folder / "masks")
+    with (folder / "loop.toml").open("a") as toml:
+        toml.write("\n[noise.blind]\nmiss = 1.0\nmiss_small = 1.0\n")
+    runner = CliRunner()
+    pushed = runner.invoke(app, ["push", str(folder), "--limit", "2", "--overlap", "1"], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    bad = runner.invoke(
+        app, ["simulate", str(folder), "--annotators", "nora", "--profile", "nora=messy"], env=env
+    )
+    assert bad.exit_code == 1
+    assert "unknown noise profile 'messy'" in bad.stderr and "[noise.messy]" in bad.stderr
+    done = runner.invoke(
+        app,
+        ["simulate", str(folder), "--annotators", "nora", "--profile", "nora=blind", "--json"],
+        env=env,
+    )
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert shown["profiles"] == {"nora": "blind"} and shown["annotated"] == {"nora": 2}
+    pulled = runner.invoke(app, ["pull", str(folder), "--json"], env=env)
+    assert json.loads(pulled.stdout)["new"] == 2
+    with open_study(folder) as study:
+        rows = list(study.store.db["annotations"].rows_where("annotator = 'nora'"))
+        assert len(rows) == 2 and all(r["n_objects"] == 0 for r in rows)
+        nora = next(study.store.db["annotators"].rows_where("name = 'nora'"))
+        assert nora["profile"] == "blind"
+        # the truth has objects: an empty annotation is the profile's doing
+        assert all(study.store.truth(r["image_id"])["n_objects"] > 0 for r in rows)
