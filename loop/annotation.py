@@ -340,6 +340,7 @@ class PullReport:
     tasks_seen: int = 0
     tasks_done: int = 0
     stitched: int = 0  # annotations of tiled images made (or remade) from their tiles
+    tile_gaps: list[str] = field(default_factory=list)  # tiled images no one can finish
 
 
 def annotator_names(study: Study, tool: AnnotationTool) -> dict[str, str]:
@@ -458,10 +459,27 @@ def stitch_tiled(study: Study, report: PullReport) -> None:
             version = 1 if old is None else old["version"] + 1
             row = _stitched(study, parent, image, name, version, tiles, rows, report)
             prepared.append((old, {**row, "result": signature}))
+        overlap = parent["overlap"] or 1
+        if len(present) < overlap and all(t["status"] == "done" for t in tiles):
+            report.tile_gaps.append(_tile_gap(image, len(tiles), overlap, by_annotator))
         written = PullReport()
         _store_annotations(study, parent, prepared, current, present, written)
         report.stitched += written.new + written.updated
         report.deleted += written.deleted
+
+
+def _tile_gap(image: dict, n_tiles: int, overlap: int, by_annotator: dict) -> str:
+    """Why a tiled image cannot get its ``overlap`` whole annotations, and what to do."""
+    done = ", ".join(f"{n} {len(t)}/{n_tiles}" for n, t in sorted(by_annotator.items()))
+    partial = sorted(n for n, t in by_annotator.items() if len(t) < n_tiles)
+    return (
+        f"{image['name']}: every tile has its {overlap} annotations, but "
+        f"{sum(len(t) == n_tiles for t in by_annotator.values())} annotator(s) did all "
+        f"{n_tiles} tiles ({done}): Label Studio's queue gave its tiles to different people. "
+        f"Ask {' or '.join(partial)} to open the image's other tiles in the Data Manager and "
+        "annotate them (tasks named after the image), or give tiled images as many annotators "
+        "as the overlap"
+    )
 
 
 def _stitched(

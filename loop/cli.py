@@ -639,6 +639,8 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         decisions = record(s)
     for line in report.malformed:
         print(f"malformed annotation kept as is: {line}", file=sys.stderr)
+    for line in report.tile_gaps:
+        print(f"tiled image not complete: {line}", file=sys.stderr)
     for line in decisions.ignored:
         print(f"not used: {line}", file=sys.stderr)
     summary = {
@@ -651,6 +653,7 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         "tasks_seen": report.tasks_seen,
         "tasks_done": report.tasks_done,
         "stitched": report.stitched,
+        "tile_gaps": len(report.tile_gaps),
         "adjudicated": decisions.decided,
         "awaiting_review": decisions.waiting,
     }

@@ -425,8 +425,11 @@ def run_round(
                 counts = annotate()
                 log("  " + ", ".join(f"{name}: {n} tasks" for name, n in counts.items()))
             else:
+                told: set[str] = set()
                 while True:
-                    pull(study, tool)
+                    for gap in set(pull(study, tool).tile_gaps) - told:
+                        log(f"  tiled image not complete: {gap}")
+                        told.add(gap)
                     complete, total = _batch_complete(study, batch, config.overlap)
                     progress("waiting for annotators", complete, total)
                     if complete >= total:

@@ -423,3 +423,66 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
         old = next(versions.rows_where("task_id = ? AND annotator = 'tom'", [parent["id"]]))
         assert stitched["n_objects"] < old["n_objects"]
         tool.close()
+
+
+def test_tiles_done_by_different_people_are_reported_then_finished(ls_study, tmp_path, monkeypatch):
+    """With more annotators than the overlap, the queue may give an image's tiles to different
+    people: every tile has its 2 annotations, yet only one person did the whole image. Pull
+    says so and who can finish it; once gus annotates his missing tiles (from the task view,
+    tasks that are already full), he gets his stitched annotation and the image is done."""
+    from connectors.ls_results import mask_to_results
+    from loop.ingest import ingest
+    from loop.tiles import Tiling, crop
+
+    data = tmp_path / "data"
+    for folder in ("images", "masks"):
+        (data / folder).mkdir(parents=True)
+    name = next(p.stem for p in (DSB / "images").glob(f"{TILED[0]}*.png"))
+    (data / "images" / f"{name}.png").write_bytes((DSB / "images" / f"{name}.png").read_bytes())
+    (data / "masks" / f"{name}.tif").write_bytes((DSB / "masks" / f"{name}.tif").read_bytes())
+    study_dir = tmp_path / "gaps"
+    with init_study(study_dir) as study:
+        ingest(study, data / "images", masks=data / "masks")
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    with open_study(study_dir) as study:
+        db = study.store.db
+        tool = connect(study)
+        push(study, tool, select_for_push(study, split="pool"), overlap=2, tiling=Tiling())
+        tiles = list(db["tasks"].rows_where("purpose = 'tile'", order_by="id"))
+        assert len(tiles) == 9
+        add_annotators(study, tool, ["gia", "gus", "gil"])
+        image = db["images"].get(tiles[0]["image_id"])
+        truth = read_mask(study.store.truth(image["id"])["mask_path"])
+
+        def annotate(who, some):
+            client = connect_as(study, who, tool)
+            for t in some:
+                mask = crop(truth, tuple(json.loads(t["tile"])))
+                client.annotate(t["external_id"], mask_to_results(mask), lead_time=10.0)
+            client.close()
+
+        annotate("gia", tiles)
+        annotate("gus", tiles[:5])
+        annotate("gil", tiles[5:])
+        first = pull(study, tool)
+        assert first.new == 18 and first.stitched == 1 and len(first.tile_gaps) == 1
+        gap = first.tile_gaps[0]
+        assert "every tile has its 2 annotations, but 1 annotator(s) did all 9 tiles" in gap
+        assert "gia 9/9, gil 4/9, gus 5/9" in gap and "Ask gil or gus" in gap
+        parent = next(db["tasks"].rows_where("purpose = 'annotate'"))
+        assert db["tasks"].get(parent["id"])["status"] == "open"
+
+        annotate("gus", tiles[5:])  # the tiles already have 2 annotations each
+        second = pull(study, tool)
+        assert (second.new, second.stitched, second.tile_gaps) == (4, 1, [])
+        assert db["tasks"].get(parent["id"])["status"] == "done"
+        whole = {
+            a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [parent["id"]])
+        }
+        assert set(whole) == {"gia", "gus"}  # gil's tiles are kept, not stitched
+        got = read_mask(study.resolve(whole["gus"]["mask_path"]), truth.shape)
+        assert len(np.unique(np.stack([truth.ravel(), got.ravel()]), axis=1).T) == len(
+            np.unique(truth)
+        )
+        tool.close()
