@@ -1092,6 +1092,67 @@ def predict(
 
 
 @app.command()
+def measure(
+    study: StudyArg,
+    folder: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Folder for objects.csv, images.csv, ...")
+    ],
+    model: Annotated[
+        int | None, typer.Option(help="Model id (default: the current model).")
+    ] = None,
+    masks: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="Measure these label images (<file>.tif) instead of segmenting.",
+        ),
+    ] = None,
+    pixel_size: Annotated[
+        float | None, typer.Option(help="Micrometres per pixel: adds *_um columns.")
+    ] = None,
+    gpu: GpuOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-object measurements of every image in a folder (segmented by the study's model):
+    objects.csv, images.csv and provenance.json (model and software versions)."""
+    from loop.measure import measure_folder
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        report = measure_folder(
+            s,
+            folder,
+            output,
+            model_id=model,
+            masks=masks,
+            pixel_size=pixel_size,
+            gpu=gpu,
+            progress=_stage_progress(bar),
+        )
+    for file, why in report.errors:
+        err.print(f"skipped {folder / file}: {why}")
+    summary = {
+        "images": report.n_images,
+        "skipped": len(report.errors),
+        "objects": report.n_objects,
+        "model_id": report.model_id,
+        "objects_csv": str(report.out / "objects.csv"),
+        "images_csv": str(report.out / "images.csv"),
+        "provenance": str(report.out / "provenance.json"),
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    source = f"model {report.model_id}" if report.model_id else f"labels in {masks}"
+    out.print(
+        f"{report.n_objects} objects in {report.n_images} images ({len(report.errors)} skipped; "
+        f"{source}) -> {report.out / 'objects.csv'}"
+    )
+
+
+@app.command()
 def strategies(
     task: Annotated[str, typer.Option(help="segmentation or classification.")] = "segmentation",
     as_json: JsonOpt = False,

@@ -145,6 +145,11 @@ class NoModel(LoopError):
     """A command that needs a trained model ran before ``loop train``."""
 
 
+class MeasureError(LoopError):
+    """``loop measure`` cannot measure a folder (no images, output inside it, no masks for
+    an image, a classification study)."""
+
+
 class UnknownStrategy(LoopError):
     """A strategy name that ``loop strategies`` does not list, or that does not fit the task."""
 

@@ -145,10 +145,13 @@ def model_row(study: Study, model_id: int | None = None) -> dict:
     return rows[0]
 
 
-def _versions() -> dict:
+def software_versions() -> dict:
+    """Versions of loop and of the packages its models depend on (recorded with each model
+    and each measurement run)."""
     import importlib.metadata as md
+    import platform
 
-    out = {}
+    out = {"python": platform.python_version()}
     for package in (
         "loop-al",
         "torch",
@@ -305,7 +308,7 @@ def _record(
         "path": str(path.relative_to(study.path)),
         "sha256": file_sha256(path),
         "params": dumps(params),
-        "versions": dumps(_versions()),
+        "versions": dumps(software_versions()),
         "train_image_ids": dumps(sorted(train_ids)),
         "val_image_ids": dumps(sorted(val_ids)),
         "losses": dumps(losses),

@@ -1,0 +1,337 @@
+"""Batch measurement: a folder of images in, a spreadsheet of per-object measurements out.
+
+:func:`measure_objects` measures the objects of one label image (shape, size, intensities per
+channel, whether the object touches the border); :func:`measure_folder` segments every image
+of a folder with a study's model (or reads label images given with it), measures them and
+writes, in ``out/``:
+
+- ``objects.csv``: one row per object (image, label, centroid, bounding box, area, perimeter,
+  axes, eccentricity, solidity, orientation, raw intensities per channel, the model's mean
+  cell probability inside the object), in pixels and, with a pixel size, in micrometres;
+- ``images.csv``: one row per file (sha256, shape, number of objects, or the error that made
+  it skip);
+- ``provenance.json``: the model (id, file sha256, parameters, training images, the software
+  versions it was trained with), the software versions of this run, the options and the time;
+- ``labels/<file>.tif``: the label images the measurements came from (when segmenting).
+
+Files are written to temporary names and renamed at the end, so a run that stops leaves the
+previous results whole; images are processed one at a time, so memory does not grow with the
+folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from skimage.measure import regionprops_table
+
+from loop.errors import ImageError, MeasureError
+from loop.images import file_sha256, read_image, read_mask, write_labels
+from loop.study import Study
+
+SHAPE = (
+    "label",
+    "centroid",
+    "bbox",
+    "area",
+    "perimeter",
+    "equivalent_diameter_area",
+    "major_axis_length",
+    "minor_axis_length",
+    "eccentricity",
+    "solidity",
+    "orientation",
+)
+RENAME = {
+    "centroid-0": "centroid_row",
+    "centroid-1": "centroid_col",
+    "bbox-0": "bbox_min_row",
+    "bbox-1": "bbox_min_col",
+    "bbox-2": "bbox_max_row",
+    "bbox-3": "bbox_max_col",
+    "equivalent_diameter_area": "equivalent_diameter",
+}
+LENGTHS = ("perimeter", "equivalent_diameter", "major_axis_length", "minor_axis_length")
+IMAGE_COLUMNS = ("file", "sha256", "height", "width", "channels", "n_objects", "labels", "error")
+
+
+def measure_objects(
+    labels: np.ndarray,
+    image: np.ndarray | None = None,
+    *,
+    pixel_size: float | None = None,
+    probability: np.ndarray | None = None,
+) -> list[dict]:
+    """Measurements of every object of a label image.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N)
+        Instance labels, 0 = background.
+    image : ndarray of shape (M, N) or (M, N, C), optional
+        The raw image: mean, min, max and integrated intensity per channel (``intensity_*``
+        for one channel, ``c<k>_intensity_*`` for several), in the file's own units.
+    pixel_size : float, optional
+        Micrometres per pixel: adds ``area_um2`` and ``<length>_um`` columns.
+    probability : ndarray of shape (M, N), optional
+        The model's foreground probability: adds ``model_probability``, its mean over the
+        object (low values flag objects the model was unsure of).
+
+    Returns
+    -------
+    list of dict
+        One dict per object, in label order. ``touches_border`` says whether the object is cut
+        by the image's edge (its size is then biased low).
+
+    Raises
+    ------
+    MeasureError
+        When ``image`` or ``probability`` does not have the shape of ``labels``.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 8), int); labels[1:4, 1:4] = 1; labels[5:8, 5:8] = 2
+    >>> [(r["label"], r["area"], r["touches_border"]) for r in measure_objects(labels)]
+    [(1, 9, False), (2, 9, True)]
+    """
+    labels = np.asarray(labels)
+    for name, extra in (("image", image), ("probability", probability)):
+        if extra is not None and extra.shape[:2] != labels.shape:
+            raise MeasureError(
+                f"the {name} has shape {extra.shape[:2]} but the labels {labels.shape}: "
+                "measure each label image with its own image"
+            )
+    if pixel_size is not None and pixel_size <= 0:
+        raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
+    labels = labels.astype(np.int64, copy=False)
+    if not labels.any():
+        return []
+    table = {RENAME.get(k, k): v for k, v in regionprops_table(labels, properties=SHAPE).items()}
+    rows = [{k: _plain(v[i]) for k, v in table.items()} for i in range(len(table["label"]))]
+    height, width = labels.shape
+    for row in rows:
+        row["area"] = int(row["area"])  # a pixel count
+        row["touches_border"] = bool(
+            row["bbox_min_row"] == 0
+            or row["bbox_min_col"] == 0
+            or row["bbox_max_row"] == height
+            or row["bbox_max_col"] == width
+        )
+        if pixel_size is not None:
+            row["area_um2"] = row["area"] * pixel_size**2
+            for name in LENGTHS:
+                row[f"{name}_um"] = row[name] * pixel_size
+    if image is not None:
+        channels = image[..., None] if image.ndim == 2 else image
+        for k in range(channels.shape[-1]):
+            prefix = "intensity" if channels.shape[-1] == 1 else f"c{k}_intensity"
+            values = channels[..., k].astype(np.float64)
+            stats = _per_object(labels, values, [r["label"] for r in rows])
+            for row, (mean, low, high, total) in zip(rows, stats):
+                row[f"{prefix}_mean"], row[f"{prefix}_min"] = mean, low
+                row[f"{prefix}_max"], row[f"{prefix}_integrated"] = high, total
+    if probability is not None:
+        stats = _per_object(labels, probability.astype(np.float64), [r["label"] for r in rows])
+        for row, (mean, *_rest) in zip(rows, stats):
+            row["model_probability"] = mean
+    return rows
+
+
+def _per_object(labels: np.ndarray, values: np.ndarray, ids: list[int]) -> list[tuple]:
+    """(mean, min, max, sum) of ``values`` over each object in ``ids``."""
+    from scipy import ndimage as ndi
+
+    means = ndi.mean(values, labels, ids)
+    lows = ndi.minimum(values, labels, ids)
+    highs = ndi.maximum(values, labels, ids)
+    sums = ndi.sum_labels(values, labels, ids)
+    return [tuple(float(x) for x in t) for t in zip(means, lows, highs, sums)]
+
+
+def _plain(value):
+    """numpy scalars as Python numbers (for CSV and JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+@dataclass
+class MeasureReport:
+    """What :func:`measure_folder` did."""
+
+    out: Path
+    n_images: int  # files read and measured
+    n_objects: int
+    errors: list[tuple[str, str]]  # (file, why it was skipped)
+    model_id: int | None
+
+
+def measure_folder(
+    study: Study,
+    folder: str | Path,
+    out: str | Path,
+    *,
+    model_id: int | None = None,
+    masks: str | Path | None = None,
+    pixel_size: float | None = None,
+    gpu: bool | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> MeasureReport:
+    """Segment (or read the labels of) every image under ``folder`` and measure its objects.
+
+    Parameters
+    ----------
+    study : Study
+        Its model segments the images (``model_id``, default the current one); its config
+        says which file extensions are images.
+    folder : path
+        Images, searched recursively; relative paths name them in the tables.
+    out : path
+        Folder for ``objects.csv``, ``images.csv``, ``provenance.json`` and ``labels/``.
+    masks : path, optional
+        Measure these label images (``<masks>/<relative path>.tif``, as ``loop predict`` and
+        ``loop export`` write them) instead of segmenting: no model is needed.
+    pixel_size : float, optional
+        Micrometres per pixel, for the ``*_um`` columns.
+
+    Raises
+    ------
+    MeasureError
+        When ``folder`` holds no image, ``out`` is inside ``folder``, or the study's task is
+        classification (and no ``masks`` are given).
+    NoModel
+        When no model is given or trained (and no ``masks``).
+    """
+    from loop import learner
+
+    folder, out = Path(folder), Path(out)
+    if not folder.is_dir():
+        raise MeasureError(f"{folder} is not a folder of images")
+    if out.resolve().is_relative_to(folder.resolve()):
+        raise MeasureError(
+            f"-o {out} is inside {folder}: its label images would be measured next time; "
+            "write the results elsewhere"
+        )
+    if masks is None and study.config.task != "segmentation":
+        raise MeasureError(
+            "this study classifies whole images: per-object measurements need a segmentation "
+            "study, or label images given with --masks (`loop predict` gives classes)"
+        )
+    if pixel_size is not None and pixel_size <= 0:
+        raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
+    extensions = {e.lower() for e in study.config.ingest.extensions}
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    if not files:
+        raise MeasureError(
+            f"no image in {folder} (looked for {', '.join(sorted(extensions))} files)"
+        )
+    model = row = None
+    if masks is None:
+        from loop.models import cellpose_seg as cs
+
+        row = learner.model_row(study, model_id)
+        model = learner.load_model(study, row, gpu)
+    out.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    objects_tmp = out / "objects.csv.tmp"
+    image_rows, errors, n_objects, columns = [], [], 0, None
+    with open(objects_tmp, "w", newline="") as handle:
+        writer = None
+        for i, path in enumerate(files):
+            rel = path.relative_to(folder).as_posix()
+            record = {"file": rel}
+            try:
+                pixels = read_image(path)
+                record.update(
+                    sha256=file_sha256(path),
+                    height=pixels.shape[0],
+                    width=pixels.shape[1],
+                    channels=1 if pixels.ndim == 2 else pixels.shape[2],
+                )
+                probability = None
+                if masks is None:
+                    seg = cs.segment(model, pixels, config=study.config.model)
+                    labels = seg.masks
+                    probability = 1.0 / (1.0 + np.exp(-np.clip(seg.cellprob, -30, 30)))
+                    target = out / "labels" / Path(rel).with_suffix(".tif")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    write_labels(target, labels)
+                    record["labels"] = target.relative_to(out).as_posix()
+                else:
+                    source = Path(masks) / Path(rel).with_suffix(".tif")
+                    if not source.is_file():
+                        raise MeasureError(f"no label image {source} for it")
+                    labels = read_mask(source, pixels.shape[:2])
+                    record["labels"] = str(source)
+                rows = measure_objects(
+                    labels, pixels, pixel_size=pixel_size, probability=probability
+                )
+            except (ImageError, MeasureError) as exc:
+                record["error"] = str(exc)
+                errors.append((rel, str(exc)))
+            else:
+                record["n_objects"] = len(rows)
+                n_objects += len(rows)
+                for r in rows:
+                    line = {"file": rel, **r}
+                    if writer is None:
+                        columns = list(line) + (["model_id"] if row else [])
+                        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+                        writer.writeheader()
+                    writer.writerow({**line, "model_id": row["id"] if row else None})
+            image_rows.append(record)
+            if progress:
+                progress("measuring", i + 1, len(files))
+        if writer is None:  # no object anywhere: a header still says what the columns are
+            csv.writer(handle).writerow(["file", "label"])
+    images_tmp = out / "images.csv.tmp"
+    with open(images_tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(image_rows)
+    provenance = {
+        "folder": str(folder.resolve()),
+        "study": str(study.path.resolve()),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pixel_size_um": pixel_size,
+        "masks": None if masks is None else str(Path(masks).resolve()),
+        "n_images": len(files) - len(errors),
+        "n_skipped": len(errors),
+        "n_objects": n_objects,
+        "columns": columns,
+        "software": learner.software_versions(),
+        "model": None if row is None else _model_provenance(row),
+    }
+    provenance_tmp = out / "provenance.json.tmp"
+    provenance_tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+    for tmp in (objects_tmp, images_tmp, provenance_tmp):
+        os.replace(tmp, tmp.with_suffix(""))
+    return MeasureReport(
+        out=out,
+        n_images=len(files) - len(errors),
+        n_objects=n_objects,
+        errors=errors,
+        model_id=None if row is None else row["id"],
+    )
+
+
+def _model_provenance(row: dict) -> dict:
+    """What identifies a model: id, file and its sha256, parameters, training images,
+    the software it was trained with, when."""
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "path": row["path"],
+        "sha256": row["sha256"],
+        "created_at": row.get("created_at"),
+        "params": json.loads(row["params"] or "{}"),
+        "train_image_ids": json.loads(row["train_image_ids"] or "[]"),
+        "trained_with": json.loads(row["versions"] or "{}"),
+        "device": row.get("device"),
+    }

@@ -1,0 +1,187 @@
+"""Per-object measurements: one label image (against numbers worked out by hand), a folder of
+label images, and a folder segmented by a tiny trained model through the CLI."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from loop.cli import app
+from loop.errors import MeasureError, NoModel
+from loop.images import file_sha256, read_mask
+from loop.measure import measure_folder, measure_objects
+from loop.synthetic import synthetic_nuclei
+
+
+@pytest.fixture
+def two_objects():
+    labels = np.zeros((20, 30), dtype=np.uint16)
+    labels[2:6, 3:9] = 4  # 4 x 6 rectangle, inside
+    labels[10:20, 25:30] = 7  # 10 x 5, on the bottom and right edges
+    image = np.zeros((20, 30, 2), dtype=np.uint16)
+    image[..., 0] = np.arange(30)[None, :]  # channel 0: the column index
+    image[..., 1] = 100
+    return labels, image
+
+
+def test_shape_size_and_border(two_objects):
+    labels, _ = two_objects
+    rows = measure_objects(labels)
+    assert [r["label"] for r in rows] == [4, 7]
+    first, second = rows
+    assert (first["area"], second["area"]) == (24, 50)
+    assert (first["centroid_row"], first["centroid_col"]) == pytest.approx((3.5, 5.5))
+    assert (first["bbox_min_row"], first["bbox_min_col"]) == (2, 3)
+    assert (first["bbox_max_row"], first["bbox_max_col"]) == (6, 9)
+    assert (first["touches_border"], second["touches_border"]) == (False, True)
+    assert first["equivalent_diameter"] == pytest.approx(np.sqrt(4 * 24 / np.pi))
+    assert first["major_axis_length"] > first["minor_axis_length"]
+    assert first["solidity"] == pytest.approx(1.0)
+
+
+def test_intensities_per_channel_and_micrometres(two_objects):
+    labels, image = two_objects
+    rows = measure_objects(labels, image, pixel_size=0.5)
+    first = rows[0]
+    # channel 0 is the column index: columns 3..8 -> mean 5.5, min 3, max 8, sum 4 * 33
+    assert first["c0_intensity_mean"] == pytest.approx(5.5)
+    assert (first["c0_intensity_min"], first["c0_intensity_max"]) == (3.0, 8.0)
+    assert first["c0_intensity_integrated"] == pytest.approx(4 * sum(range(3, 9)))
+    assert first["c1_intensity_mean"] == 100 and first["c1_intensity_integrated"] == 2400
+    assert first["area_um2"] == pytest.approx(24 * 0.25)
+    assert first["perimeter_um"] == pytest.approx(first["perimeter"] * 0.5)
+    one = measure_objects(labels, image[..., 1])[1]
+    assert one["intensity_mean"] == 100 and "c0_intensity_mean" not in one
+
+
+def test_model_probability_is_the_mean_inside_each_object(two_objects):
+    labels, _ = two_objects
+    probability = np.zeros(labels.shape)
+    probability[labels == 4] = 0.9
+    probability[labels == 7] = 0.3
+    rows = measure_objects(labels, probability=probability)
+    assert [r["model_probability"] for r in rows] == pytest.approx([0.9, 0.3])
+
+
+def test_bad_inputs_are_refused(two_objects):
+    labels, image = two_objects
+    assert measure_objects(np.zeros((5, 5), int)) == []
+    with pytest.raises(MeasureError, match=r"the image has shape \(20, 29\) but the labels"):
+        measure_objects(labels, image[:, :29])
+    with pytest.raises(MeasureError, match=r"the probability has shape \(3, 3\)"):
+        measure_objects(labels, probability=np.zeros((3, 3)))
+    with pytest.raises(MeasureError, match="--pixel-size 0: give micrometres per pixel"):
+        measure_objects(labels, pixel_size=0)
+
+
+def _folder(tmp_path, n=3):
+    images, masks = tmp_path / "data" / "images", tmp_path / "data" / "masks"
+    (images / "plate1").mkdir(parents=True)
+    masks.joinpath("plate1").mkdir(parents=True)
+    for i in range(n):
+        image, mask = synthetic_nuclei((64, 64), 3 + i, radius=(4, 7), rng=i)
+        tifffile.imwrite(images / "plate1" / f"w{i}.tif", image)
+        tifffile.imwrite(masks / "plate1" / f"w{i}.tif", mask.astype(np.uint16))
+    return images, masks
+
+
+def _csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_folder_of_label_images(seg_study, tmp_path):
+    images, masks = _folder(tmp_path)
+    (images / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
+    tifffile.imwrite(images / "no-mask.tif", np.zeros((8, 8), np.uint8))
+    report = measure_folder(seg_study, images, tmp_path / "out", masks=masks, pixel_size=0.65)
+    objects = _csv(tmp_path / "out" / "objects.csv")
+    per_image = {r["file"]: r for r in _csv(tmp_path / "out" / "images.csv")}
+    expected = {
+        f"plate1/w{i}.tif": int(read_mask(masks / "plate1" / f"w{i}.tif").max()) for i in range(3)
+    }
+    assert report.n_images == 3 and report.n_objects == sum(expected.values())
+    assert len(objects) == report.n_objects and report.model_id is None
+    for name, n in expected.items():
+        assert int(per_image[name]["n_objects"]) == n
+        assert sum(r["file"] == name for r in objects) == n
+        assert per_image[name]["sha256"] == file_sha256(images / name)
+    # bad files are listed with their reason, never fatal
+    assert {f for f, _ in report.errors} == {"broken.tif", "no-mask.tif"}
+    assert "no label image" in per_image["no-mask.tif"]["error"]
+    assert per_image["broken.tif"]["error"] and not per_image["broken.tif"]["n_objects"]
+    assert float(objects[0]["area_um2"]) == pytest.approx(float(objects[0]["area"]) * 0.65**2)
+    provenance = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert provenance["model"] is None and provenance["pixel_size_um"] == 0.65
+    assert provenance["software"]["scikit-image"] and provenance["n_objects"] == len(objects)
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_folder_errors(seg_study, cls_study, tmp_path):
+    images, masks = _folder(tmp_path, n=1)
+    with pytest.raises(MeasureError, match="is inside"):
+        measure_folder(seg_study, images, images / "results", masks=masks)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MeasureError, match="no image in"):
+        measure_folder(seg_study, tmp_path / "empty", tmp_path / "out", masks=masks)
+    with pytest.raises(MeasureError, match="is not a folder of images"):
+        measure_folder(seg_study, tmp_path / "nowhere", tmp_path / "out")
+    with pytest.raises(MeasureError, match="this study classifies whole images"):
+        measure_folder(cls_study, images, tmp_path / "out")
+    with pytest.raises(MeasureError, match="--pixel-size -1.0"):
+        measure_folder(seg_study, images, tmp_path / "out", masks=masks, pixel_size=-1.0)
+    with pytest.raises(NoModel, match="run `loop train` first"):
+        measure_folder(seg_study, images, tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
+    runner = CliRunner()
+    study = tmp_path / "s"
+    runner.invoke(app, ["init", str(study)])
+    (study / "loop.toml").write_text(
+        "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
+    )
+    runner.invoke(
+        app,
+        [
+            "ingest",
+            str(study),
+            str(nuclei_folder / "images"),
+            "--masks",
+            str(nuclei_folder / "masks"),
+        ],
+    )
+    runner.invoke(app, ["split", str(study), "--test", "2", "--initial", "2"])
+    assert runner.invoke(app, ["train", str(study)]).exit_code == 0
+    out = tmp_path / "measured"
+    result = runner.invoke(
+        app, ["measure", str(study), str(nuclei_folder / "images"), "-o", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the JSON alone
+    per_image = _csv(out / "images.csv")
+    assert summary["images"] == len(per_image) == len(list((nuclei_folder / "images").iterdir()))
+    objects = _csv(out / "objects.csv")
+    assert summary["objects"] == len(objects) == sum(int(r["n_objects"]) for r in per_image)
+    for r in per_image:  # the label image written is the one measured
+        assert read_mask(out / r["labels"]).max() == int(r["n_objects"])
+    provenance = json.loads((out / "provenance.json").read_text())
+    model = provenance["model"]
+    assert model["id"] == summary["model_id"] and all(
+        r["model_id"] == str(model["id"]) for r in objects
+    )
+    assert model["sha256"] == file_sha256(study / model["path"])
+    assert model["trained_with"]["cellpose"].startswith("3.") and model["train_image_ids"]
+    assert provenance["software"]["torch"]
+    if objects:
+        assert 0 <= float(objects[0]["model_probability"]) <= 1
+    # a bad pixel size is a clean error
+    bad = runner.invoke(
+        app,
+        ["measure", str(study), str(nuclei_folder / "images"), "-o", str(out), "--pixel-size", "0"],
+    )
+    assert bad.exit_code == 1 and "--pixel-size 0.0: give micrometres per pixel" in bad.stderr
