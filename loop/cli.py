@@ -1153,6 +1153,81 @@ def measure(
 
 
 @app.command()
+def shift(
+    study: StudyArg,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Metadata key to group by (instrument, session, ...) or split; "
+            "default: the study's first group.",
+        ),
+    ] = None,
+    splits: Annotated[
+        str, typer.Option(help="Comma-separated splits whose images are compared.")
+    ] = "pool,labeled,test",
+    min_images: Annotated[int, typer.Option(help="Groups with fewer images get no AUC.")] = 5,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="PNG of the features' first two principal components by group "
+            "(default: STUDY/report/shift-<key>.png)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Domain shift and batch effects: can each group's images be told from the rest, by
+    what, and is each group labeled and tested?"""
+    from dataclasses import asdict
+
+    from loop.shift import shift_report
+    from loop.status import group_keys
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        key = by or (group_keys(s) or [None])[0]
+        target = plot or s.path / "report" / f"shift-{key or 'groups'}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with progress_bar() as bar:
+            report = shift_report(
+                s,
+                key=key,
+                splits=[x.strip() for x in splits.split(",") if x.strip()],
+                min_images=min_images,
+                plot=target,
+                progress=_stage_progress(bar),
+            )
+    if as_json:
+        emit_json(
+            {
+                "key": report.key,
+                "n_images": report.n_images,
+                "plot": str(report.plot),
+                "groups": [asdict(g) for g in report.groups],
+            }
+        )
+        return
+    table = Table(report.key, "images", "by split", "AUC", "verdict", "differs most in (d)")
+    for g in report.groups:
+        table.add_row(
+            g.group,
+            str(g.n_images),
+            ", ".join(f"{k} {v}" for k, v in g.splits.items()),
+            "-" if g.auc is None else f"{g.auc:.2f}",
+            g.verdict,
+            ", ".join(f"{name} {d:+.1f}" for name, d in g.differs_in),
+        )
+    out.print(table)
+    for g in report.groups:
+        for line in g.warnings:
+            out.print(f"{report.key} = {g.group}: {line}")
+    out.print(
+        "AUC: how well a classifier tells the group from the rest by image features "
+        f"(0.5: not at all, 1: always). Plot: {report.plot}"
+    )
+
+
+@app.command()
 def strategies(
     task: Annotated[str, typer.Option(help="segmentation or classification.")] = "segmentation",
     as_json: JsonOpt = False,

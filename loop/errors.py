@@ -145,6 +145,10 @@ class NoModel(LoopError):
     """A command that needs a trained model ran before ``loop train``."""
 
 
+class ShiftError(LoopError):
+    """``loop shift`` cannot compare groups (unknown key, a single group, too few images)."""
+
+
 class MeasureError(LoopError):
     """``loop measure`` cannot measure a folder (no images, output inside it, no masks for
     an image, a classification study)."""

@@ -175,3 +175,25 @@ def overlay(
     b.set_title("green: reference, magenta: model", fontsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def feature_map(x: np.ndarray, groups: Sequence[str], path: str | Path, *, title: str) -> Path:
+    """The first two principal components of standardised features ``x`` (shape (n, F)),
+    one colour per group (``groups``, shape (n,)), into ``path`` (PNG)."""
+    plt = _pyplot()
+    path = Path(path)
+    z = (x - x.mean(axis=0)) / np.where(x.std(axis=0) > 1e-12, x.std(axis=0), 1.0)
+    _, s, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    pcs = z @ vt[:2].T
+    explained = s[:2] ** 2 / max(float((s**2).sum()), 1e-12)
+    groups = np.asarray(groups)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
+    for name in sorted(set(groups)):
+        at = groups == name
+        ax.scatter(pcs[at, 0], pcs[at, 1], s=12, alpha=0.7, label=f"{name} ({int(at.sum())})")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%})" if len(explained) > 1 else "PC 2")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
