@@ -132,3 +132,26 @@ chunk = 4
 min_agreement = 0.3
 annotators = [{names}]
 """
+
+
+TINY_SEG_TOML = (
+    "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
+)
+
+
+def cli_seg_study(folder: Path, nuclei_folder: Path) -> Path:
+    """A segmentation study made through the CLI (init, a tiny network, ingest of
+    ``nuclei_folder``, split 2 test / 2 initial), as a user would; returns its folder."""
+    from typer.testing import CliRunner
+
+    from loop.cli import app
+
+    def run(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+
+    run("init", folder)
+    (folder / "loop.toml").write_text(TINY_SEG_TOML)
+    run("ingest", folder, nuclei_folder / "images", "--masks", nuclei_folder / "masks")
+    run("split", folder, "--test", 2, "--initial", 2)
+    return folder

@@ -4,7 +4,7 @@ import re
 import click
 import pytest
 import typer
-from conftest import REPO
+from conftest import REPO, cli_seg_study
 from typer.testing import CliRunner
 
 from loop.cli import app
@@ -138,22 +138,7 @@ def test_model_commands_classification(tmp_path, class_folder):
 
 
 def test_model_commands_segmentation(tmp_path, nuclei_folder):
-    study = tmp_path / "s"
-    runner.invoke(app, ["init", str(study)])
-    (study / "loop.toml").write_text(
-        "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
-    )
-    runner.invoke(
-        app,
-        [
-            "ingest",
-            str(study),
-            str(nuclei_folder / "images"),
-            "--masks",
-            str(nuclei_folder / "masks"),
-        ],
-    )
-    runner.invoke(app, ["split", str(study), "--test", "2", "--initial", "2"])
+    study = cli_seg_study(tmp_path / "s", nuclei_folder)
     result = runner.invoke(app, ["train", str(study)])
     assert result.exit_code == 0, result.stderr
     assert "trained 1" in result.stdout

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import tifffile
+from conftest import cli_seg_study
 from typer.testing import CliRunner
 
 from loop.cli import app
@@ -140,22 +141,7 @@ def test_folder_errors(seg_study, cls_study, tmp_path):
 @pytest.mark.slow
 def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     runner = CliRunner()
-    study = tmp_path / "s"
-    runner.invoke(app, ["init", str(study)])
-    (study / "loop.toml").write_text(
-        "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
-    )
-    runner.invoke(
-        app,
-        [
-            "ingest",
-            str(study),
-            str(nuclei_folder / "images"),
-            "--masks",
-            str(nuclei_folder / "masks"),
-        ],
-    )
-    runner.invoke(app, ["split", str(study), "--test", "2", "--initial", "2"])
+    study = cli_seg_study(tmp_path / "s", nuclei_folder)
     assert runner.invoke(app, ["train", str(study)]).exit_code == 0
     out = tmp_path / "measured"
     result = runner.invoke(
