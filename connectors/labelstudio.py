@@ -1,5 +1,9 @@
 """Label Studio as the loop's annotation tool: projects, tasks, predictions, annotations,
-annotator accounts. The only module that imports ``label_studio_sdk``.
+annotator accounts. The only module that talks to Label Studio's REST API.
+
+It calls the API with httpx rather than through ``label_studio_sdk``'s client, so that every
+request shares one retry and error policy; the SDK (its brush codec) is the reference the
+tests and ``make bench`` check our RLE codec against.
 
 Every request goes through :meth:`LabelStudio._call`: transport errors, timeouts and 5xx are
 retried with exponential backoff, then raised as :class:`~loop.errors.ToolUnreachable` saying
