@@ -256,6 +256,15 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + ", ".join(f"{r} {n}" for r, n in st.skipped.items())
             + " (SELECT * FROM skipped)"
         )
+    pushed = st.annotation
+    if pushed["images_pushed"]:
+        tiles = f" (as {pushed['tiles']} tiles where large)" if pushed["tiles"] else ""
+        out.print(
+            f"annotation: {pushed['images_pushed']} images pushed{tiles}: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(pushed["tasks"].items()))
+            + "; current annotations: "
+            + (", ".join(f"{a} {n}" for a, n in pushed["annotations"].items()) or "none")
+        )
     if st.labels or st.review["sent"]:
         out.print(
             f"labels made: {st.labels.get('consensus', 0)} consensus, "

@@ -1,4 +1,5 @@
-"""What a study holds: images by split and group, ground truth, skipped files, rounds."""
+"""What a study holds: images by split and group, ground truth, skipped files, annotation
+so far, rounds."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class StudyStatus:
     rounds: list
     labels: dict  # source -> images (consensus, adjudicated)
     review: dict  # adjudication tasks: sent, decided (by their reviewer)
+    annotation: dict  # images pushed by task status, tiles, annotations per annotator
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +125,24 @@ def study_status(study: Study) -> StudyStatus:
         "SELECT count(*), count(a.id) FROM tasks t LEFT JOIN annotations a ON a.task_id = t.id "
         "AND a.annotator = t.reviewer AND a.status = 'current' WHERE t.purpose = 'adjudicate'"
     ).fetchone()
+    tasks = dict(
+        db.execute(
+            "SELECT status, count(*) FROM tasks WHERE purpose = 'annotate' GROUP BY status"
+        ).fetchall()
+    )
+    per_annotator = dict(
+        db.execute(
+            "SELECT a.annotator, count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+            "WHERE t.purpose = 'annotate' AND a.status = 'current' GROUP BY a.annotator "
+            "ORDER BY a.annotator"
+        ).fetchall()
+    )
+    annotation = {
+        "images_pushed": sum(tasks.values()),
+        "tasks": tasks,  # pending (not yet in the tool), open, done
+        "tiles": db["tasks"].count_where("purpose = 'tile'"),
+        "annotations": per_annotator,  # current annotations of whole images
+    }
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),
@@ -133,4 +153,5 @@ def study_status(study: Study) -> StudyStatus:
         rounds=rounds,
         labels=labels,
         review={"sent": sent, "decided": decided},
+        annotation=annotation,
     )

@@ -203,7 +203,12 @@ def test_adjudication_through_label_studio(tmp_path, nuclei_folder, ls_remote, m
     status = json.loads(runner.invoke(app, ["status", str(folder), "--json"]).stdout)
     assert status["review"] == {"sent": n, "decided": n}
     assert status["labels"]["adjudicated"] == n
-    assert "adjudicated; review tasks: " in runner.invoke(app, ["status", str(folder)]).stdout
+    shown = runner.invoke(app, ["status", str(folder)]).stdout
+    assert "adjudicated; review tasks: " in shown
+    pushed = status["annotation"]
+    assert pushed["images_pushed"] == 6 and pushed["tiles"] == 0  # review tasks not counted
+    assert pushed["annotations"] == {name: 6 for name in names}
+    assert "annotation: 6 images pushed: 6 done; current annotations: " in shown
     final = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     assert (final["decided"], final["unchanged"], final["below_threshold"]) == (0, n, 0)
     result = runner.invoke(app, ["export", str(folder), str(tmp_path / "out")])

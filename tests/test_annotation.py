@@ -388,6 +388,16 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
                     )
                 )
                 assert rows["tia"]["lead_time"] == pytest.approx(lead)
+        # loop status counts images (not tiles) and whole-image annotations
+        from loop.status import study_status
+
+        shown = study_status(study).annotation
+        assert shown == {
+            "images_pushed": 3,
+            "tasks": {"done": 3},
+            "tiles": 18,
+            "annotations": {"tess": 3, "tia": 3, "tom": 3},
+        }
         # agreement sees one annotation per annotator per image
         report = agree(study, write=False)
         assert len(report.tasks) == 3 and all(len(t.annotators) == 3 for t in report.tasks)
