@@ -238,10 +238,12 @@ def measure_folder(
         model = learner.load_model(study, row, gpu)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
-    objects_tmp = out / "objects.csv.tmp"
-    image_rows, errors, n_objects, columns = [], [], 0, None
-    with open(objects_tmp, "w", newline="") as handle:
-        writer = None
+    # objects go to a JSON-lines scratch file first: images with different channel counts
+    # have different intensity columns, and the CSV needs all of them in its header
+    scratch = out / "objects.jsonl.tmp"
+    image_rows, errors, n_objects = [], [], 0
+    columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
+    with open(scratch, "w") as handle:
         for i, path in enumerate(files):
             rel = path.relative_to(folder).as_posix()
             record = {"file": rel}
@@ -278,17 +280,21 @@ def measure_folder(
                 record["n_objects"] = len(rows)
                 n_objects += len(rows)
                 for r in rows:
-                    line = {"file": rel, **r}
-                    if writer is None:
-                        columns = list(line) + (["model_id"] if row else [])
-                        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-                        writer.writeheader()
-                    writer.writerow({**line, "model_id": row["id"] if row else None})
+                    line = {"file": rel, **r, "model_id": row["id"] if row else None}
+                    columns.update(dict.fromkeys(line))
+                    handle.write(json.dumps(line) + "\n")
             image_rows.append(record)
             if progress:
                 progress("measuring", i + 1, len(files))
-        if writer is None:  # no object anywhere: a header still says what the columns are
-            csv.writer(handle).writerow(["file", "label"])
+    if len(columns) == 1:  # no object anywhere: a header still says what the columns are
+        columns.update(dict.fromkeys(["label", "model_id"]))
+    objects_tmp = out / "objects.csv.tmp"
+    with open(scratch) as lines, open(objects_tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for text in lines:
+            writer.writerow(json.loads(text))
+    scratch.unlink()
     images_tmp = out / "images.csv.tmp"
     with open(images_tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
@@ -304,7 +310,7 @@ def measure_folder(
         "n_images": len(files) - len(errors),
         "n_skipped": len(errors),
         "n_objects": n_objects,
-        "columns": columns,
+        "columns": list(columns),
         "software": learner.software_versions(),
         "model": None if row is None else _model_provenance(row),
     }

@@ -121,6 +121,28 @@ def test_a_folder_of_label_images(seg_study, tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp"))
 
 
+def test_grey_and_colour_images_keep_all_their_columns(seg_study, tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    grey, mask = synthetic_nuclei((48, 48), 3, radius=(4, 6), rng=0)
+    tifffile.imwrite(images / "a_grey.tif", grey)
+    tifffile.imwrite(images / "b_rgb.tif", np.stack([grey, grey // 2, grey // 4], axis=-1))
+    for name in ("a_grey", "b_rgb"):
+        tifffile.imwrite(masks / f"{name}.tif", mask.astype(np.uint16))
+    measure_folder(seg_study, images, tmp_path / "out", masks=masks)
+    objects = _csv(tmp_path / "out" / "objects.csv")
+    grey_rows = [r for r in objects if r["file"] == "a_grey.tif"]
+    rgb_rows = [r for r in objects if r["file"] == "b_rgb.tif"]
+    assert len(grey_rows) == len(rgb_rows) == int(mask.max())
+    assert all(r["intensity_mean"] and not r["c0_intensity_mean"] for r in grey_rows)
+    assert all(r["c2_intensity_mean"] and not r["intensity_mean"] for r in rgb_rows)
+    assert float(rgb_rows[0]["c0_intensity_mean"]) == pytest.approx(
+        float(grey_rows[0]["intensity_mean"])
+    )
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
 def test_folder_errors(seg_study, cls_study, tmp_path):
     images, masks = _folder(tmp_path, n=1)
     with pytest.raises(MeasureError, match="is inside"):
