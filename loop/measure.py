@@ -312,6 +312,7 @@ def measure_folder(
         "n_objects": n_objects,
         "columns": list(columns),
         "software": learner.software_versions(),
+        "device": None if model is None else str(model.device),
         "model": None if row is None else _model_provenance(row),
     }
     provenance_tmp = out / "provenance.json.tmp"

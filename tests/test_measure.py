@@ -184,7 +184,9 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     )
     assert model["sha256"] == file_sha256(study / model["path"])
     assert model["trained_with"]["cellpose"].startswith("3.") and model["train_image_ids"]
-    assert provenance["software"]["torch"]
+    from loop.models.cellpose_seg import device_of
+
+    assert provenance["software"]["torch"] and provenance["device"] == str(device_of(None))
     if objects:
         assert 0 <= float(objects[0]["model_probability"]) <= 1
     # a bad pixel size is a clean error
