@@ -1189,13 +1189,12 @@ def shift(
     what, and is each group labeled and tested?"""
     from dataclasses import asdict
 
-    from loop.shift import shift_report
-    from loop.status import group_keys
+    from loop.shift import default_key, shift_report
     from loop.study import open_study
 
     with open_study(study) as s:
-        key = by or (group_keys(s) or [None])[0]
-        target = plot or s.path / "report" / f"shift-{key or 'groups'}.png"
+        key = by or default_key(s)
+        target = plot or s.path / "report" / f"shift-{key}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         with progress_bar() as bar:
             report = shift_report(

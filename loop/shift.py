@@ -200,6 +200,25 @@ class ShiftReport:
     plot: Path | None = None
 
 
+def default_key(study: Study) -> str:
+    """The first of the study's groups (``groups`` in loop.toml, else categorical metadata).
+
+    Raises
+    ------
+    ShiftError
+        When the study has neither.
+    """
+    from loop.status import group_keys
+
+    keys = group_keys(study)
+    if not keys:
+        raise ShiftError(
+            "the study has no metadata to group by: give --by KEY (a metadata key, or "
+            "split), or ingest a metadata table with an instrument/session column"
+        )
+    return keys[0]
+
+
 def shift_report(
     study: Study,
     *,
@@ -230,17 +249,8 @@ def shift_report(
     ShiftError
         When the key is unknown, has a single group, or no image is in ``splits``.
     """
-    from loop.status import group_keys
-
     db = study.store.db
-    if key is None:
-        keys = group_keys(study)
-        if not keys:
-            raise ShiftError(
-                "the study has no metadata to group by: give --by KEY (a metadata key, or "
-                "split), or ingest a metadata table with an instrument/session column"
-            )
-        key = keys[0]
+    key = default_key(study) if key is None else key
     if key == "split":
         column = "split"
     else:
