@@ -34,6 +34,7 @@ from skimage.measure import regionprops_table
 
 from loop.errors import ImageError, MeasureError
 from loop.images import file_sha256, read_image, read_mask, write_labels
+from loop.ingest import find_images
 from loop.study import Study
 
 SHAPE = (
@@ -224,12 +225,10 @@ def measure_folder(
         )
     if pixel_size is not None and pixel_size <= 0:
         raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
-    extensions = {e.lower() for e in study.config.ingest.extensions}
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+    extensions = study.config.ingest.extensions
+    files = find_images(folder, extensions)
     if not files:
-        raise MeasureError(
-            f"no image in {folder} (looked for {', '.join(sorted(extensions))} files)"
-        )
+        raise MeasureError(f"no image in {folder} (looked for {', '.join(extensions)} files)")
     model = row = None
     if masks is None:
         from loop.models import cellpose_seg as cs
@@ -259,7 +258,7 @@ def measure_folder(
                 if masks is None:
                     seg = cs.segment(model, pixels, config=study.config.model)
                     labels = seg.masks
-                    probability = 1.0 / (1.0 + np.exp(-np.clip(seg.cellprob, -30, 30)))
+                    probability = cs.cell_probability(seg.cellprob)
                     target = out / "labels" / Path(rel).with_suffix(".tif")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     write_labels(target, labels)

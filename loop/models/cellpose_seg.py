@@ -364,13 +364,18 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
     return masks, errors, cellprob, style[0]
 
 
+def cell_probability(cellprob: np.ndarray) -> np.ndarray:
+    """The network's cell-probability logits (shape (M, N)) as probabilities in [0, 1]."""
+    return 1.0 / (1.0 + np.exp(-np.clip(cellprob, -30, 30)))
+
+
 def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
     """Mean binary entropy (bits) of the cell probability over pixels with p > ``floor``.
 
     Over the whole image this hardly tracks errors (background dominates); over the
     foreground and its uncertain rim it does.
     """
-    p = 1.0 / (1.0 + np.exp(-np.clip(cellprob, -30, 30)))
+    p = cell_probability(cellprob)
     keep = p > floor
     if not keep.any():
         return 0.0
