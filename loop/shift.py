@@ -26,7 +26,8 @@ import numpy as np
 
 from loop.errors import ShiftError
 from loop.images import read_image
-from loop.store import META_PREFIX
+from loop.learner import image_path
+from loop.store import META_PREFIX, meta_column
 from loop.study import Study
 
 FEATURES = (
@@ -254,10 +255,11 @@ def shift_report(
     if key == "split":
         column = "split"
     else:
-        column = META_PREFIX + key if not key.startswith(META_PREFIX) else key
-        if column[len(META_PREFIX) :] not in study.store.meta_columns():
-            known = ", ".join(study.store.meta_columns()) or "none"
-            raise ShiftError(f"--by {key}: no such metadata key (known: {known}; or split)")
+        column, known = meta_column(key), study.store.meta_columns()
+        if column[len(META_PREFIX) :] not in known:
+            raise ShiftError(
+                f"--by {key}: no such metadata key (known: {', '.join(known) or 'none'}; or split)"
+            )
     marks = ", ".join("?" for _ in splits)
     images = list(
         db.query(
@@ -269,7 +271,7 @@ def shift_report(
     if not images:
         raise ShiftError(f"no image in the splits {', '.join(splits)}")
     labels = np.array(["(none)" if r["grp"] is None else str(r["grp"]) for r in images])
-    present = {r["split"] for r in images}
+    present = sorted({r["split"] for r in images})
     names = sorted(set(labels))
     if len(names) < 2:
         raise ShiftError(
@@ -278,16 +280,15 @@ def shift_report(
         )
     rows = []
     for i, image in enumerate(images):
-        rows.append(image_features(read_image(Path(image["root"]) / image["path"])))
+        rows.append(image_features(read_image(image_path(image))))
         if progress:
             progress("image features", i + 1, len(images))
     x = np.vstack(rows)
-    all_splits = sorted({r["split"] for r in images})
     groups = []
     for name in names:
         in_group = labels == name
         of_group = [r["split"] for r, g in zip(images, in_group) if g]
-        counts = {s: of_group.count(s) for s in all_splits}
+        counts = {s: of_group.count(s) for s in present}
         warnings = []
         if key != "split":
             for split, what in MISSING.items():
