@@ -461,20 +461,23 @@ def stitch_tiled(study: Study, report: PullReport) -> None:
             prepared.append((old, {**row, "result": signature}))
         overlap = parent["overlap"] or 1
         if len(present) < overlap and all(t["status"] == "done" for t in tiles):
-            report.tile_gaps.append(_tile_gap(image, len(tiles), overlap, by_annotator))
+            report.tile_gaps.append(
+                _tile_gap(image, len(tiles), overlap, len(present), by_annotator)
+            )
         written = PullReport()
         _store_annotations(study, parent, prepared, current, present, written)
         report.stitched += written.new + written.updated
         report.deleted += written.deleted
 
 
-def _tile_gap(image: dict, n_tiles: int, overlap: int, by_annotator: dict) -> str:
-    """Why a tiled image cannot get its ``overlap`` whole annotations, and what to do."""
+def _tile_gap(image: dict, n_tiles: int, overlap: int, complete: int, by_annotator: dict) -> str:
+    """Why a tiled image cannot get its ``overlap`` whole annotations (``complete`` people
+    did every tile), and what to do."""
     done = ", ".join(f"{n} {len(t)}/{n_tiles}" for n, t in sorted(by_annotator.items()))
     partial = sorted(n for n, t in by_annotator.items() if len(t) < n_tiles)
     return (
         f"{image['name']}: every tile has its {overlap} annotations, but "
-        f"{sum(len(t) == n_tiles for t in by_annotator.values())} annotator(s) did all "
+        f"{complete} annotator(s) did all "
         f"{n_tiles} tiles ({done}): Label Studio's queue gave its tiles to different people. "
         f"Ask {' or '.join(partial)} to open the image's other tiles in the Data Manager and "
         "annotate them (tasks named after the image), or give tiled images as many annotators "
