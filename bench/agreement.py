@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.run import _median_time
+from bench.timing import median_time
 
 NAMES = {"alice": "careful", "bob": "average", "carol": "sloppy"}
 
@@ -26,9 +26,9 @@ def bench_agreement(data: Path, repeats: int = 3, n_tasks: int = 30) -> dict:
     import tifffile
 
     from connectors.simulated import noisy_mask
-    from loop.agree import agree
-    from loop.images import read_mask
-    from loop.ingest import ingest
+    from loop.annotate.consensus import agree
+    from loop.core.images import read_mask
+    from loop.data.ingest import ingest
     from loop.noise import PROFILES
     from loop.store import utcnow
     from loop.study import init_study
@@ -91,8 +91,8 @@ def bench_agreement(data: Path, repeats: int = 3, n_tasks: int = 30) -> dict:
                 for path in paths:
                     read_mask(path)
 
-            median, times = _median_time(run, repeats)
-            floor_median, _ = _median_time(floor, repeats)
+            median, times = median_time(run, repeats)
+            floor_median, _ = median_time(floor, repeats)
             report = agree(study, against_truth=True, min_agreement=0.0, write=False)
     objects = [r["n_labels"] for r in chosen]
     return {

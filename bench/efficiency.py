@@ -6,7 +6,7 @@ The headline of ``make bench``, sized to fit the whole bench in < 60 min on 2 CP
   labeled images, the rest (493) the pool; ``loop split --where modality=fluorescence
   --test 40 --initial 8 --seed 0``;
 - arms: ``random`` and the default strategy (``flow-error+diversity``), 3 seeds each, 4 rounds
-  of 8 images (8 -> 40 labeled images), through ``loop.efficiency`` (the same code as
+  of 8 images (8 -> 40 labeled images), through ``loop.rounds.efficiency`` (the same code as
   ``loop bench al``);
 - annotation: 3 simulated annotators (careful, average, sloppy) through a real Label Studio
   started for the bench, consensus by pixel majority, every batch image admitted
@@ -54,8 +54,8 @@ SPLIT = {"test": 40, "initial": 8, "seed": 0, "where": ["modality=fluorescence"]
 
 
 def _study(data: Path, work: Path):
-    from loop.ingest import ingest
-    from loop.split import split_study
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
     from loop.study import init_study, open_study
 
     if (work / "study" / "loop.toml").is_file():
@@ -80,9 +80,9 @@ def bench_efficiency(
     import statistics
 
     from connectors.accounts import server_of
-    from loop import strategies
-    from loop.cli_rounds import _wiring
-    from loop.efficiency import EfficiencyOptions, arm_name, label_efficiency
+    from loop.cli.wiring import wiring as _wiring
+    from loop.core import strategies
+    from loop.rounds.efficiency import EfficiencyOptions, arm_name, label_efficiency
 
     start = time.perf_counter()
     study = _study(data, work)
@@ -113,7 +113,7 @@ def bench_efficiency(
         result["step_seconds_median"] = {
             k: round(statistics.median(v), 2) for k, v in steps.items()
         }
-        from loop.report import write_report
+        from loop.reports.html import write_report
 
         began = time.perf_counter()  # the report of one arm, its gallery included
         written = write_report(study, work / "report", arm=arm_name("random", 0))

@@ -17,7 +17,7 @@ import numpy as np
 def _make_images(folder: Path, n: int, shape=(256, 256)) -> None:
     import tifffile
 
-    from loop.synthetic import synthetic_nuclei
+    from loop.data.synthetic import synthetic_nuclei
 
     (folder / "images").mkdir(parents=True)
     (folder / "masks").mkdir()
@@ -62,9 +62,10 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
 def bench_labelstudio(n_tasks: int = 1000) -> dict:
     from connectors.accounts import connect, server_of
     from connectors.ls_results import mask_to_results
-    from loop.annotation import pull, push, select_for_push
-    from loop.images import read_mask
-    from loop.ingest import ingest
+    from loop.annotate.pull import pull
+    from loop.annotate.push import push, select_for_push
+    from loop.core.images import read_mask
+    from loop.data.ingest import ingest
     from loop.study import init_study
     from loop.types import Prediction
 

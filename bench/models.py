@@ -40,8 +40,8 @@ def _study(
     initial=40,
     toml: str | None = None,
 ):
-    from loop.ingest import ingest
-    from loop.split import split_study
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
     from loop.study import init_study, open_study
 
     study = init_study(folder)
@@ -57,17 +57,17 @@ def _study(
 def _spearman(study, model_id: int) -> dict:
     from scipy.stats import spearmanr
 
-    from loop import learner
-    from loop.images import read_image
-    from loop.metrics import segmentation_scores
+    from loop import learn
+    from loop.core.images import read_image
+    from loop.core.metrics import segmentation_scores
     from loop.models import cellpose_seg as cs
 
-    row = learner.model_row(study, model_id)
-    net = learner.load_model(study, row)
+    row = learn.model_row(study, model_id)
+    net = learn.load_model(study, row)
     errors, measures, seconds = [], [], {"plain": [], "tta": []}
     for image in study.store.images("split = 'test'"):
-        pixels = read_image(learner.image_path(image))
-        truth = learner._mask_of(study, image, study.store.truth(image["id"]))
+        pixels = read_image(learn.image_path(image))
+        truth = learn._mask_of(study, image, study.store.truth(image["id"]))
         start = time.perf_counter()
         cs.segment(net, pixels, config=study.config.model)
         seconds["plain"].append(time.perf_counter() - start)
@@ -90,10 +90,10 @@ def _spearman(study, model_id: int) -> dict:
 def _score_process(study_path: Path) -> dict:
     code = (
         "import resource, sys, time, json\n"
-        "from loop.study import open_study\nfrom loop import learner\n"
+        "from loop.study import open_study\nfrom loop import learn\n"
         f"s = open_study({str(study_path)!r})\n"
         "t = time.perf_counter()\n"
-        "r = learner.score(s, k=16)\n"
+        "r = learn.score(s, k=16)\n"
         "print(json.dumps({'seconds': time.perf_counter() - t, 'scored': r.scored,"
         " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
@@ -105,24 +105,24 @@ def _score_process(study_path: Path) -> dict:
 
 def _copy_model(source, target) -> None:
     """Register ``source``'s current model in ``target`` (same file), for scoring benches."""
-    from loop import learner
+    from loop import learn
 
-    row = dict(learner.current_model(source))
+    row = dict(learn.current_model(source))
     row.pop("id")
     row["path"] = str(source.resolve(row["path"]))
     target.store.db["models"].insert(row)
 
 
 def bench_segmentation(data: Path, *, quick: bool = False) -> dict:
-    from loop import learner
+    from loop import learn
 
     out = {"split": "fluorescence; test 60, initial 40, seed 0; pool = the rest"}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         study = _study(tmp / "seg", data)
         print("bench: training the default model on 40 images ...", file=sys.stderr)
-        report = learner.train(study)
-        metrics = learner.evaluate(study)
+        report = learn.train(study)
+        metrics = learn.evaluate(study)
         out["default"] = {
             "train_seconds": round(report.seconds, 1),
             "steps": report.steps,
@@ -139,8 +139,8 @@ def bench_segmentation(data: Path, *, quick: bool = False) -> dict:
             print("bench: training without augmentation ...", file=sys.stderr)
             toml = "[augment]\nflips = false\nintensity = false\nnoise = false\nblur = false\n"
             plain = _study(tmp / "plain", data, toml=toml)
-            r2 = learner.train(plain)
-            m2 = learner.evaluate(plain)
+            r2 = learn.train(plain)
+            m2 = learn.evaluate(plain)
             out["without_augmentation"] = {
                 "train_seconds": round(r2.seconds, 1),
                 "test_ap50": m2["ap50"],
@@ -173,8 +173,8 @@ def bench_classification(data: Path, *, rounds: int = 12, batch: int = 10, seeds
     from sklearn.model_selection import train_test_split
 
     from loop.config import ClassifierConfig
-    from loop.images import read_image
-    from loop.metrics import classification_scores
+    from loop.core.images import read_image
+    from loop.core.metrics import classification_scores
     from loop.models import classifier as cl
 
     files = sorted((data / "BCCD_cropped").glob("*/*"))
@@ -237,7 +237,7 @@ def bench_classification(data: Path, *, rounds: int = 12, batch: int = 10, seeds
         ]
         for arm, runs in curves.items()
     }
-    from loop.efficiency import summarize
+    from loop.rounds.efficiency import summarize
 
     full = out["logistic"]["macro_f1"]
     out["efficiency"] = {

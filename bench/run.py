@@ -20,29 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+from bench.timing import median_time
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
 def bench_ingest(data: Path, repeats: int) -> dict:
-    from loop.images import file_sha256, read_image, read_mask
-    from loop.ingest import find_images, ingest
+    from loop.core.images import file_sha256, read_image, read_mask
+    from loop.data.ingest import find_images, ingest
     from loop.study import init_study
 
     files = find_images(data / "images", (".png", ".tif"))
@@ -66,9 +57,9 @@ def bench_ingest(data: Path, repeats: int) -> dict:
                     study, data / "images", masks=data / "masks", metadata=data / "manifest.json"
                 )
 
-            t_again, _ = _median_time(again, repeats)
-    t_floor, _ = _median_time(floor, repeats)
-    t_fresh, runs = _median_time(fresh, repeats)
+            t_again, _ = median_time(again, repeats)
+    t_floor, _ = median_time(floor, repeats)
+    t_fresh, runs = median_time(fresh, repeats)
     n = len(files)
     return {
         "n_images": n,
@@ -293,7 +284,7 @@ def main(argv=None) -> None:
     stem = args.out / results["env"]["date"]
     if "efficiency" not in args.skip:
         from bench.efficiency import bench_efficiency
-        from loop.plots import efficiency_curves
+        from loop.reports.plots import efficiency_curves
 
         print("bench: label efficiency (about 30 min on 2 cores) ...", file=sys.stderr)
         eff = bench_efficiency(args.data)
@@ -333,7 +324,7 @@ def main(argv=None) -> None:
         }
         cls = results["models"]["classification"]["efficiency"]
         results["classification_efficiency"] = cls
-        from loop.plots import efficiency_curves
+        from loop.reports.plots import efficiency_curves
 
         efficiency_curves(
             cls["label_efficiency"],

@@ -30,7 +30,7 @@ from connectors.ls_results import (
     results_to_class,
     results_to_mask,
 )
-from loop.annotation import MEDIA_DIR
+from loop.annotate.push import MEDIA_DIR
 from loop.errors import ToolRejected, ToolUnreachable
 from loop.types import Prediction, ToolAnnotation, ToolTask, ToolTaskState
 

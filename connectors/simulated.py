@@ -23,11 +23,11 @@ from scipy import ndimage as ndi
 from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
 from connectors.ls_results import class_to_results, mask_to_results
+from loop.core.images import read_mask
+from loop.core.tiles import crop
 from loop.errors import ToolRejected
-from loop.images import read_mask
 from loop.noise import NoiseProfile
 from loop.study import Study
-from loop.tiles import crop
 
 
 def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:

@@ -203,8 +203,8 @@ class RoundsConfig:
     """Pixels neighbouring tiles share (more than most objects' diameter)."""
 
     def tiling(self):
-        """The :class:`~loop.tiles.Tiling` of the rounds' pushes, or None (whole images)."""
-        from loop.tiles import Tiling
+        """The :class:`~loop.core.tiles.Tiling` of the rounds' pushes, or None (whole images)."""
+        from loop.core.tiles import Tiling
 
         if not self.tile:
             return None

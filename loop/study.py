@@ -6,7 +6,7 @@ sub-folders of it, so a study can be moved or archived as one folder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loop.config import StudyConfig, default_toml, load_config, parse_config
@@ -24,8 +24,11 @@ class Study:
     path: Path
     config: StudyConfig
     store: Store
+    # models loaded while the study is open, by (model id, sha256, gpu): one load per round
+    models: dict = field(default_factory=dict, repr=False, compare=False)
 
     def close(self) -> None:
+        self.models.clear()
         self.store.close()
 
     def __enter__(self) -> Study:

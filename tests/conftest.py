@@ -10,8 +10,8 @@ import pytest
 import tifffile
 from PIL import Image
 
+from loop.data.synthetic import synthetic_nuclei
 from loop.study import init_study
-from loop.synthetic import synthetic_nuclei
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -70,9 +70,9 @@ def ls_study(tmp_path_factory):
     started once per test session on 127.0.0.1 and stopped at the end."""
     from connectors.accounts import server_of
     from connectors.labelstudio_server import find_executable
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
     from loop.errors import ServerStartFailed
-    from loop.ingest import ingest
-    from loop.split import split_study
 
     if not DSB.exists():
         pytest.skip(f"{DSB} not present")

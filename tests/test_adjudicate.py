@@ -13,13 +13,13 @@ import pytest
 import tifffile
 from typer.testing import CliRunner
 
-from loop.adjudicate import check_request, record
+from loop.annotate.adjudicate import check_request, record
 from loop.cli import app
+from loop.core.images import read_mask
+from loop.data.ingest import ingest
 from loop.errors import AdjudicationError
 from loop.faults import CRASH_EXIT_CODE
-from loop.images import read_mask
-from loop.ingest import ingest
-from loop.learner import training_labels
+from loop.learn.labels import training_labels
 from loop.store import utcnow
 from loop.study import init_study, open_study
 
@@ -126,7 +126,8 @@ def test_adjudication_through_label_studio(tmp_path, nuclei_folder, ls_remote, m
     pulled, win over the consensus, and are exported as such."""
     from connectors.accounts import add_annotators, connect
     from connectors.simulated import simulate
-    from loop.annotation import pull, push
+    from loop.annotate.pull import pull
+    from loop.annotate.push import push
     from loop.noise import PROFILES
 
     for key, value in ls_remote.items():

@@ -8,10 +8,10 @@ import tifffile
 from typer.testing import CliRunner
 
 from connectors.simulated import noisy_class, noisy_mask
-from loop.agree import agree
+from loop.annotate.consensus import agree
 from loop.cli import app
-from loop.images import read_mask
-from loop.ingest import ingest
+from loop.core.images import read_mask
+from loop.data.ingest import ingest
 from loop.noise import PROFILES
 from loop.store import utcnow
 
@@ -177,7 +177,8 @@ def test_thirty_dsb_images_through_label_studio(tmp_path, ls_remote, monkeypatch
 
     from connectors.accounts import add_annotators, connect
     from connectors.simulated import simulate
-    from loop.annotation import pull, push
+    from loop.annotate.pull import pull
+    from loop.annotate.push import push
     from loop.study import init_study
 
     if not DSB.exists():

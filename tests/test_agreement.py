@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from connectors.simulated import noisy_mask
-from loop.agreement import (
+from loop.core.agreement import (
     cohen_kappa,
     consensus_mask,
     fleiss_kappa,
@@ -15,8 +15,8 @@ from loop.agreement import (
     percent_agreement,
     staple,
 )
+from loop.data.synthetic import synthetic_nuclei
 from loop.noise import PROFILES
-from loop.synthetic import synthetic_nuclei
 
 
 def square(shape=(30, 30), top=5, left=5, size=10, label=1):

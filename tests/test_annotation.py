@@ -16,10 +16,11 @@ from test_ingest import dump
 from connectors.accounts import add_annotators, connect, connect_as, server_of
 from connectors.labelstudio import web_login
 from connectors.simulated import simulate
-from loop.annotation import pull, push, select_for_push
+from loop.annotate.pull import pull
+from loop.annotate.push import push, select_for_push
+from loop.core.images import read_mask
 from loop.errors import PushRefused, ToolRejected, ToolUnreachable
 from loop.faults import CRASH_EXIT_CODE
-from loop.images import read_mask
 from loop.noise import PROFILES
 from loop.study import init_study, open_study
 from loop.types import Prediction
@@ -158,7 +159,7 @@ def test_updated_and_deleted_annotations_are_versioned(ls_study):
 
 
 def test_tiles_only_for_segmentation_annotation(cls_study, ls_study):
-    from loop.tiles import Tiling
+    from loop.core.tiles import Tiling
 
     with pytest.raises(PushRefused, match="--tile: only segmentation images are annotated"):
         push(cls_study, None, [], tiling=Tiling())
@@ -187,7 +188,7 @@ def test_killed_push_resumes_with_one_task_per_image(ls_study, tmp_path, nuclei_
     env.pop("LOOP_CRASH_AT", None)
     study_dir = tmp_path / "remote"
     with init_study(study_dir) as study:
-        from loop.ingest import ingest
+        from loop.data.ingest import ingest
 
         ingest(study, nuclei_folder / "images", masks=nuclei_folder / "masks")
 
@@ -311,9 +312,9 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
     one whole, with the ground truth as pre-annotation; a push killed after Label Studio made
     the tasks is resumed; three simulated annotators; the noise-free one's stitched masks are
     the ground truth; a tile redrawn makes a new version of the image's annotation."""
-    from loop.agree import agree
-    from loop.ingest import ingest
-    from loop.tiles import Tiling
+    from loop.annotate.consensus import agree
+    from loop.core.tiles import Tiling
+    from loop.data.ingest import ingest
 
     data = tmp_path / "data"
     for folder in ("images", "masks"):
@@ -389,7 +390,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
                 )
                 assert rows["tia"]["lead_time"] == pytest.approx(lead)
         # loop status counts images (not tiles) and whole-image annotations
-        from loop.status import study_status
+        from loop.reports.status import study_status
 
         shown = study_status(study).annotation
         assert shown == {
@@ -441,8 +442,8 @@ def test_tiles_done_by_different_people_are_reported_then_finished(ls_study, tmp
     says so and who can finish it; once gus annotates his missing tiles (from the task view,
     tasks that are already full), he gets his stitched annotation and the image is done."""
     from connectors.ls_results import mask_to_results
-    from loop.ingest import ingest
-    from loop.tiles import Tiling, crop
+    from loop.core.tiles import Tiling, crop
+    from loop.data.ingest import ingest
 
     data = tmp_path / "data"
     for folder in ("images", "masks"):

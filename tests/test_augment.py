@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from loop.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
 from loop.config import AugmentConfig
+from loop.core.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
 
 
 @pytest.mark.parametrize("code", range(8))

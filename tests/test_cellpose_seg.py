@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from loop.config import AugmentConfig, ModelConfig
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import ModelError
 from loop.models import cellpose_seg as cs
-from loop.synthetic import synthetic_nuclei
 
 CPU = torch.device("cpu")
 TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max_steps=40)

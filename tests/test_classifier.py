@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from loop.config import AugmentConfig, ClassifierConfig
+from loop.core.images import file_sha256
 from loop.errors import ModelError
-from loop.images import file_sha256
 from loop.models import classifier as cl
 
 
@@ -50,7 +50,7 @@ def test_learns_separable_classes(separable, estimator):
 def test_modal_strategies_apply_to_the_learner(separable):
     from modAL.uncertainty import entropy_sampling
 
-    from loop.strategies import entropy, least_confident, top_k
+    from loop.core.strategies import entropy, least_confident, top_k
 
     x, y = separable
     model = cl.train(x[:30:3], y[:30:3], config=ClassifierConfig(), rng=np.random.default_rng(0))

@@ -8,10 +8,10 @@ import pytest
 from conftest import DSB, needs
 from PIL import Image
 
-from loop.datasets import convert_stage1, fetch_bbbc038, modality_of, registry
+from loop.core.images import read_mask
+from loop.data.datasets import convert_stage1, fetch_bbbc038, modality_of, registry
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import DatasetError
-from loop.images import read_mask
-from loop.synthetic import synthetic_nuclei
 
 
 def stage1_folder(root, n=2):

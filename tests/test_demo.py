@@ -4,8 +4,8 @@ from conftest import tiny_rounds_toml
 from typer.testing import CliRunner
 
 from loop.cli import app
-from loop.demo import find_dsb, write_synthetic
-from loop.images import read_image, read_mask
+from loop.core.images import read_image, read_mask
+from loop.data.demo import find_dsb, write_synthetic
 
 
 def test_write_synthetic(tmp_path):

@@ -11,8 +11,8 @@ from conftest import tiny_rounds_toml
 from typer.testing import CliRunner
 
 from loop.cli import app
-from loop.efficiency import EfficiencyOptions, labels_to, mean_curve, summarize
 from loop.errors import RoundError
+from loop.rounds.efficiency import EfficiencyOptions, labels_to, mean_curve, summarize
 
 runner = CliRunner()
 
@@ -62,9 +62,9 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     """Random and the default strategy, 2 seeds, 1 round of 2 images on synthetic nuclei:
     curves, labels-to figures, the full-pool reference and the plot; a second call resumes
     (trains nothing new) and gives the same figures."""
-    from loop.demo import write_synthetic
-    from loop.ingest import ingest
-    from loop.split import split_study
+    from loop.data.demo import write_synthetic
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
     from loop.study import init_study, open_study
 
     for key, value in ls_remote.items():

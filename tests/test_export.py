@@ -6,12 +6,12 @@ import pytest
 from test_agree import annotate
 from typer.testing import CliRunner
 
-from loop.agree import agree
+from loop.annotate.consensus import agree
 from loop.cli import app
+from loop.core.images import read_mask
+from loop.data.ingest import ingest
 from loop.errors import NothingToExport
-from loop.export import export
-from loop.images import read_mask
-from loop.ingest import ingest
+from loop.reports.export import export
 
 
 def test_export_consensus_with_provenance(seg_study, nuclei_folder, tmp_path):

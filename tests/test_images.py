@@ -5,8 +5,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from loop.errors import BadMask, EmptyFile, MetadataError, UnreadableImage, UnsupportedImage
-from loop.images import (
+from loop.core.images import (
     class_of,
     count_objects,
     image_info,
@@ -19,6 +18,7 @@ from loop.images import (
     read_table,
     to_display_uint8,
 )
+from loop.errors import BadMask, EmptyFile, MetadataError, UnreadableImage, UnsupportedImage
 
 
 def test_reads_16bit_tiff(tmp_path):
@@ -200,7 +200,7 @@ def test_class_of():
 
 
 def test_write_labels_round_trip(tmp_path):
-    from loop.images import write_labels
+    from loop.core.images import write_labels
 
     mask = np.zeros((5, 6), np.int64)
     mask[1, 1], mask[3, 4] = 2, 70000

@@ -11,9 +11,9 @@ import tifffile
 from conftest import DSB, needs
 from PIL import Image
 
+from loop.data.ingest import ingest
 from loop.errors import DataRootNotFound, MetadataError, NothingIngested, TaskMismatch
 from loop.faults import CRASH_EXIT_CODE
-from loop.ingest import ingest
 from loop.study import open_study
 
 

@@ -1,17 +1,19 @@
 """Train, evaluate, score and predict through a study (tiny networks, synthetic data)."""
 
+import importlib
 import json
 
 import numpy as np
 import pytest
 import tifffile
 
-from loop import learner
+from loop import learn as learner
+from loop.core.images import file_sha256
+from loop.data.ingest import ingest
+from loop.data.split import split_study
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import ModelError, NoModel, UnknownStrategy
-from loop.ingest import ingest
-from loop.split import split_study
 from loop.study import open_study
-from loop.synthetic import synthetic_nuclei
 
 TINY_TOML = """\
 task = "segmentation"
@@ -60,7 +62,7 @@ def test_train_uses_exactly_the_labeled_images(tiny_study):
     labeled = {im["id"] for im in tiny_study.store.images("split = 'labeled'")}
     used = set(json.loads(row["train_image_ids"])) | set(json.loads(row["val_image_ids"]))
     assert used == labeled and report.n_val >= 2 and report.status == "accepted"
-    assert row["sha256"] == learner.file_sha256(tiny_study.resolve(row["path"]))
+    assert row["sha256"] == file_sha256(tiny_study.resolve(row["path"]))
     assert json.loads(row["versions"])["cellpose"].startswith("3.")
     assert len(json.loads(row["losses"])) >= 1
     png = tiny_study.resolve(row["path"]).with_name(f"cellpose-{report.model_id:04d}-loss.png")
@@ -70,11 +72,21 @@ def test_train_uses_exactly_the_labeled_images(tiny_study):
     assert again.reused and again.model_id == report.model_id
 
 
+def test_a_model_is_loaded_once_while_the_study_is_open(tiny_study):
+    learner.train(tiny_study)
+    row = learner.model_row(tiny_study)
+    first = learner.load_model(tiny_study, row, gpu=False)
+    assert learner.load_model(tiny_study, row, gpu=False) is first
+    tiny_study.close()
+    assert tiny_study.models == {}
+
+
 def test_pool_truth_is_never_read(tiny_study, monkeypatch):
     seen = []
-    real = learner._mask_of
+    train_module = importlib.import_module("loop.learn.train")  # the module, not train()
+    real = train_module._mask_of
     monkeypatch.setattr(
-        learner, "_mask_of", lambda s, im, lab: seen.append(im["split"]) or real(s, im, lab)
+        train_module, "_mask_of", lambda s, im, lab: seen.append(im["split"]) or real(s, im, lab)
     )
     learner.train(tiny_study)
     assert seen and set(seen) == {"labeled"}

@@ -11,8 +11,8 @@ from connectors.ls_results import (
     results_to_class,
     results_to_mask,
 )
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import MalformedAnnotation
-from loop.synthetic import synthetic_nuclei
 
 GOLDEN = REPO / "tests" / "data"
 

@@ -11,10 +11,11 @@ from conftest import cli_seg_study
 from typer.testing import CliRunner
 
 from loop.cli import app
+from loop.core.images import file_sha256, read_mask
+from loop.core.objects import measure_objects
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import MeasureError, NoModel
-from loop.images import file_sha256, read_mask
-from loop.measure import measure_folder, measure_objects
-from loop.synthetic import synthetic_nuclei
+from loop.learn.measure import measure_folder
 
 
 @pytest.fixture

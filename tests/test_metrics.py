@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loop.metrics import classification_scores, segmentation_scores, summarize_segmentation
+from loop.core.metrics import classification_scores, segmentation_scores, summarize_segmentation
 
 
 def squares(n, shift=0, size=4):

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from connectors.simulated import noisy_mask
+from loop.data.synthetic import synthetic_nuclei
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile, profile_named
-from loop.synthetic import synthetic_nuclei
 
 
 def test_built_in_profiles_and_the_study_s_own():

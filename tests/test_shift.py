@@ -11,9 +11,9 @@ from conftest import DSB, needs
 from typer.testing import CliRunner
 
 from loop.cli import app
+from loop.data.ingest import ingest
 from loop.errors import ShiftError
-from loop.ingest import ingest
-from loop.shift import FEATURES, domain_auc, effect_sizes, image_features, shift_report
+from loop.reports.shift import FEATURES, domain_auc, effect_sizes, image_features, shift_report
 from loop.study import init_study
 
 
@@ -140,7 +140,7 @@ def test_cli_json_alone_on_stdout_and_a_plot(dsb_mixed):
     table = CliRunner().invoke(app, ["shift", str(dsb_mixed), "--by", "modality"])
     assert table.exit_code == 0 and "strong shift" in table.stdout
     assert "HE/IHC color: no labeled image" in table.stdout
-    from loop.status import group_keys
+    from loop.reports.status import group_keys
     from loop.study import open_study
 
     with open_study(dsb_mixed) as study:

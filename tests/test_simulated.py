@@ -5,8 +5,8 @@ import pytest
 from conftest import remote_env
 
 from connectors.simulated import lead_time, noisy_class, noisy_mask
+from loop.data.synthetic import synthetic_nuclei
 from loop.noise import PROFILES
-from loop.synthetic import synthetic_nuclei
 
 
 def iou_matched(a, b):
@@ -80,7 +80,7 @@ def test_simulate_with_a_noise_profile_of_the_study_s_own(ls_study, tmp_path, nu
     from typer.testing import CliRunner
 
     from loop.cli import app
-    from loop.ingest import ingest
+    from loop.data.ingest import ingest
     from loop.study import init_study, open_study
 
     env = remote_env(ls_study)

@@ -1,8 +1,8 @@
 import pytest
 
+from loop.data.ingest import ingest
+from loop.data.split import allocate, parse_where, split_study
 from loop.errors import SplitError
-from loop.ingest import ingest
-from loop.split import allocate, parse_where, split_study
 
 
 @pytest.fixture

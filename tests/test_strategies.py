@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from loop import strategies as st
+from loop.core import strategies as st
 from loop.errors import UnknownStrategy
 
 

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import measure
 
+from loop.core.tiles import Tiling, crop, stitch
 from loop.errors import ConfigError, MalformedAnnotation
-from loop.tiles import Tiling, crop, stitch
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:

@@ -37,10 +37,10 @@ from cellpose import core, dynamics, resnet_torch
 from cellpose import metrics as cp_metrics
 from skimage.segmentation import relabel_sequential
 
-from loop.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
 from loop.config import AugmentConfig, ModelConfig
+from loop.core.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
+from loop.core.images import normalize_percentile
 from loop.errors import ModelError
-from loop.images import normalize_percentile
 
 STYLE_WIDTH = 256  # core.run_net assumes a 256-wide style vector
 STOCK_NBASE = (2, 32, 64, 128, 256)
@@ -394,7 +394,7 @@ def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
     count_cv : float
         Coefficient of variation of the object counts.
     """
-    from loop.agreement import matched_ious
+    from loop.core.agreement import matched_ious
 
     ref = masks[0]
     values = []

@@ -31,10 +31,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from loop.augment import dihedral, photometric
 from loop.config import AugmentConfig, ClassifierConfig
+from loop.core.augment import dihedral, photometric
+from loop.core.images import file_sha256
 from loop.errors import ModelError
-from loop.images import file_sha256
 
 
 def features(image: np.ndarray, *, size: int = 64) -> np.ndarray:

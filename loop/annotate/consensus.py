@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.agreement import (
+from loop.core.agreement import (
     consensus_mask,
     krippendorff_alpha,
     majority_vote,
     object_f1,
     percent_agreement,
 )
-from loop.images import count_objects, read_mask, write_labels
+from loop.core.images import count_objects, read_mask, write_labels
 from loop.store import dumps, utcnow
 from loop.study import Study
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from loop.agree import TaskAgreement, agree
-from loop.agreement import consensus_mask
-from loop.annotation import PushReport, pull, push
+from loop.annotate.consensus import TaskAgreement, agree
+from loop.annotate.pull import pull
+from loop.annotate.push import PushReport, push
+from loop.core.agreement import consensus_mask
+from loop.core.images import read_mask
 from loop.errors import AdjudicationError
-from loop.images import read_mask
 from loop.store import dumps, utcnow
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.core.images import read_image
 from loop.errors import ShiftError
-from loop.images import read_image
-from loop.learner import image_path
+from loop.learn.labels import image_path
 from loop.store import META_PREFIX, meta_column
 from loop.study import Study
 
@@ -209,7 +209,7 @@ def default_key(study: Study) -> str:
     ShiftError
         When the study has neither.
     """
-    from loop.status import group_keys
+    from loop.reports.status import group_keys
 
     keys = group_keys(study)
     if not keys:
@@ -306,7 +306,7 @@ def shift_report(
         groups.append(GroupShift(str(name), n, counts, auc, says, differs, warnings))
     report = ShiftReport(key=key, n_images=len(images), groups=groups)
     if plot is not None:
-        from loop.plots import feature_map
+        from loop.reports.plots import feature_map
 
         report.plot = feature_map(x, labels, Path(plot), title=f"image features by {key}")
     return report

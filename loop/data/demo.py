@@ -46,7 +46,7 @@ def write_synthetic(folder: Path, n_images: int = 60, *, shape=(192, 192), rng=0
     """
     import tifffile
 
-    from loop.synthetic import synthetic_nuclei
+    from loop.data.synthetic import synthetic_nuclei
 
     rng = np.random.default_rng(rng)
     (folder / "images").mkdir(parents=True, exist_ok=True)

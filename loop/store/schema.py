@@ -1,65 +1,15 @@
-"""The study database: one SQLite file (``loop.db``) in the study folder.
+"""The schema of the study database and its migrations (``PRAGMA user_version``).
 
-Tables other tools read (see the README for columns):
-
-``images``       one row per image file: path relative to its data root, sha256, shape,
-                 split (``pool``/``labeled``/``test``/``excluded``), metadata as ``meta_*``
-                 columns and as JSON.
-``labels``       the labels the loop knows: ground truth (``source='truth'``, never used for
-                 training unless the image is ``labeled``), consensus, adjudicated.
-``annotations``  the current version per (task, annotator), raw payload kept;
-                 older versions in ``annotation_versions``.
-``tasks``        one row per image per push to the annotation tool.
-``rounds``       one row per (arm, round): labels used, model, held-out metrics, timings.
-``arm_images``   the labeled images of each arm of the loop, with the round that added them.
-``models``       one row per trained model: file, sha256, parameters, software versions.
-``changes``      what re-ingest changed (old and new values); ``skipped`` files ingest could
-                 not use and why; ``splits`` every split made.
-
-Every multi-row write goes through :meth:`Store.atomic`, so a killed process leaves the
-database as it was before the write. The schema is versioned with ``PRAGMA user_version``
-and migrated forward on open.
+Each migration runs in one transaction; a database written by a newer loop is refused.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Callable
 
 import sqlite_utils
 
-from loop.errors import SchemaTooNew, StudyNotFound
-
-SPLITS = ("pool", "labeled", "test", "excluded")
-LABEL_SOURCES = ("truth", "consensus", "adjudicated", "annotator")
-META_PREFIX = "meta_"
-
-
-def utcnow() -> str:
-    """An ISO-8601 UTC timestamp with milliseconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def dumps(value) -> str:
-    """Canonical JSON (sorted keys) so equal values compare equal as text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def meta_column(key: str) -> str:
-    """The ``images`` column that holds metadata ``key``.
-
-    >>> meta_column("Instrument ID")
-    'meta_instrument_id'
-    """
-    slug = re.sub(r"[^0-9a-zA-Z]+", "_", key.strip()).strip("_").lower()
-    return META_PREFIX + (slug or "unnamed")
-
-
-# --- schema ----------------------------------------------------------------------------
+from loop.errors import SchemaTooNew
 
 
 def _migration_1(db: sqlite_utils.Database) -> None:
@@ -350,6 +300,8 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_4,
     _migration_5,
 )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -377,124 +329,3 @@ def migrate(db: sqlite_utils.Database) -> int:
             MIGRATIONS[version - 1](db)
             db.execute(f"PRAGMA user_version = {version}")
     return SCHEMA_VERSION - current
-
-
-class Store:
-    """The study database.
-
-    Parameters
-    ----------
-    path : path
-        The SQLite file (created when ``create=True``).
-    create : bool
-        Create the file if missing; otherwise a missing file is :class:`StudyNotFound`.
-    """
-
-    def __init__(self, path: str | Path, *, create: bool = False):
-        self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StudyNotFound(
-                f"no study database at {self.path}; create the study with `loop init`"
-            )
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        migrate(self.db)
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    @contextmanager
-    def atomic(self) -> Iterator[sqlite_utils.Database]:
-        """A transaction (a savepoint when nested): all of it is written, or none."""
-        with self.db.atomic():
-            yield self.db
-
-    @property
-    def schema_version(self) -> int:
-        return self.db.execute("PRAGMA user_version").fetchone()[0]
-
-    # --- images ------------------------------------------------------------------------
-
-    def image_by_path(self, root: str, path: str) -> dict | None:
-        rows = list(self.db["images"].rows_where("root = ? and path = ?", [root, path]))
-        return rows[0] if rows else None
-
-    def image_by_sha(self, sha256: str) -> dict | None:
-        rows = list(self.db["images"].rows_where("sha256 = ?", [sha256]))
-        return rows[0] if rows else None
-
-    def image(self, image_id: int) -> dict:
-        return self.db["images"].get(image_id)
-
-    def images(self, where: str | None = None, params=(), order_by: str = "id") -> list[dict]:
-        return list(self.db["images"].rows_where(where, list(params), order_by=order_by))
-
-    def meta_columns(self) -> list[str]:
-        """Metadata keys that have a column, without the ``meta_`` prefix."""
-        return [
-            c.name[len(META_PREFIX) :]
-            for c in self.db["images"].columns
-            if c.name.startswith(META_PREFIX)
-        ]
-
-    def ensure_meta_columns(self, keys) -> None:
-        columns = {c.name for c in self.db["images"].columns}
-        for key in keys:
-            column = meta_column(key)
-            if column not in columns:
-                # no declared type: metadata keeps its JSON type (numbers compare as numbers)
-                self.db.execute(f'ALTER TABLE images ADD COLUMN "{column}"')
-                columns.add(column)
-
-    def truth(self, image_id: int) -> dict | None:
-        """The ground-truth label of an image, if any."""
-        rows = list(self.db["labels"].rows_where("image_id = ? and source = 'truth'", [image_id]))
-        return rows[0] if rows else None
-
-    def record_change(self, image_id: int, field: str, old, new) -> None:
-        self.db["changes"].insert(
-            {
-                "image_id": image_id,
-                "field": field,
-                "old": dumps(old),
-                "new": dumps(new),
-                "at": utcnow(),
-            }
-        )
-
-    # --- skipped files -----------------------------------------------------------------
-
-    def record_skipped(self, path: str, reason: str, message: str) -> None:
-        self.db["skipped"].upsert(
-            {"path": path, "reason": reason, "message": message, "at": utcnow()},
-            pk="path",
-            alter=False,
-        )
-
-    def clear_skipped(self, path: str) -> None:
-        self.db.execute("DELETE FROM skipped WHERE path = ?", [path])
-
-    # --- summaries ---------------------------------------------------------------------
-
-    def count_by(self, column: str, where: str | None = None, params=()) -> dict:
-        """Image counts by the values of an ``images`` column."""
-        if column not in {c.name for c in self.db["images"].columns}:
-            raise KeyError(column)
-        sql = f'SELECT "{column}", count(*) FROM images'
-        if where:
-            sql += f" WHERE {where}"
-        sql += f' GROUP BY "{column}" ORDER BY "{column}"'
-        return {value: n for value, n in self.db.execute(sql, list(params)).fetchall()}
-
-    def rounds(self, arm: str | None = None) -> list[dict]:
-        where, params = ("arm = ?", [arm]) if arm else (None, [])
-        return list(self.db["rounds"].rows_where(where, params, order_by="arm, round"))

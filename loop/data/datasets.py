@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.core.images import write_labels
 from loop.errors import DatasetError
-from loop.images import write_labels
 
 BBBC038_URL = "https://data.broadinstitute.org/bbbc/BBBC038/stage1_train.zip"
 REGISTRY = "bbbc038_stage1_train.sha256"

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from loop import learner, plots
+from loop import learn
+from loop.core.images import read_image, read_mask
 from loop.errors import RoundError
-from loop.images import read_image, read_mask
-from loop.status import HEADLINE, round_summaries
+from loop.models.family import family
+from loop.reports import plots
+from loop.reports.status import HEADLINE, round_summaries
 from loop.store import utcnow
 from loop.study import Study
 
@@ -145,7 +147,6 @@ def _gallery(
     main = [r for r in rounds if r["arm"] == arm and r["model_id"]]
     if not main or study.config.task != "segmentation" or n < 1:
         return []
-    from loop.models import cellpose_seg as cs
 
     model_id = main[-1]["model_id"]
     db = study.store.db
@@ -172,14 +173,14 @@ def _gallery(
                 picks.append((image_id, caption, label))
     if not picks:
         return []
-    row = learner.model_row(study, model_id)
-    net = learner.load_model(study, row)
+    row = learn.model_row(study, model_id)
+    net = learn.load_model(study, row)
     out = []
     for i, (image_id, caption, label) in enumerate(picks):
         image = study.store.image(image_id)
-        pixels = read_image(learner.image_path(image))
+        pixels = read_image(learn.image_path(image))
         reference = read_mask(study.resolve(label["mask_path"]), (image["height"], image["width"]))
-        seg = cs.segment(net, pixels, config=study.config.model)
+        (seg,) = family(row["kind"]).predict(net, [pixels], config=study.config.model)
         name = image["name"] if len(image["name"]) <= 24 else image["name"][:20] + "..."
         title = f"{name}: {caption} (model {model_id})"
         out.append(

@@ -6,15 +6,6 @@ transaction; the keys of ``timings`` are the steps done. Every step is idempoten
 with the same labels returns the recorded model, evaluations and scores are cached, a push
 never makes a second task for an image, pulls and consensus only write what changed), so a
 run killed at any point and started again continues where it stopped, with the same rows.
-
-Arms
-----
-An arm is a selection policy with its own labeled set (table ``arm_images``): ``main`` uses
-the study's strategy; a control arm such as ``random`` runs beside it in the same study, on
-the same test split, from the same initial labels. Labels belong to images, not arms: an
-image both arms chose is annotated once, and each arm trains on the images it chose. Round
-``r`` trains on the arm's initial images and the batches of rounds ``< r`` that reached a
-consensus; a batch image sent to adjudication joins when its label exists.
 """
 
 from __future__ import annotations
@@ -26,20 +17,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from loop import learner, strategies
-from loop.adjudicate import record as record_adjudications
-from loop.agree import agree
-from loop.annotation import pull, push
+from loop import learn
+from loop.annotate.adjudicate import record as record_adjudications
+from loop.annotate.consensus import agree
+from loop.annotate.pull import pull
+from loop.annotate.push import push
+from loop.core import strategies
+from loop.core.images import read_image
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import crash_points
-from loop.images import read_image
+from loop.models.family import family
+from loop.rounds.arms import _admit_labeled, _start_arm, arm_images, candidates
 from loop.store import dumps, utcnow
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction
 
 STEPS = ("train", "evaluate", "select", "push", "annotate", "pull", "agree")
+
+
 Progress = Callable[[str, int, int], None]
+
+
 Log = Callable[[str], None]
+
+
 # simulated annotators: annotate every open task, return {annotator: tasks annotated}
 Annotate = Callable[[], dict]
 
@@ -115,92 +116,6 @@ def arm_strategy(study: Study, options: RoundOptions) -> str:
     return name
 
 
-# --- arms ------------------------------------------------------------------------------------
-
-
-def arm_images(study: Study, arm: str, *, before: int | None = None) -> list[int]:
-    """The labeled image ids of an arm (those usable by round ``before``, when given)."""
-    sql, params = "SELECT image_id FROM arm_images WHERE arm = ?", [arm]
-    if before is not None:
-        sql += " AND round <= ?"
-        params.append(before)
-    return [r[0] for r in study.store.db.execute(sql + " ORDER BY image_id", params)]
-
-
-def _start_arm(study: Study, arm: str) -> None:
-    """Give a new arm its initial labels: those every arm started from, or the study's
-    labeled images when it is the first arm."""
-    db = study.store.db
-    if db.execute("SELECT 1 FROM arm_images WHERE arm = ? LIMIT 1", [arm]).fetchone():
-        return
-    initial = [r[0] for r in db.execute("SELECT DISTINCT image_id FROM arm_images WHERE round = 0")]
-    if not initial:
-        initial = [image["id"] for image, _ in learner.training_labels(study)]
-    if not initial:
-        raise RoundError(
-            "no labeled images to start from: `loop split --initial N` labels N images "
-            "from ground truth"
-        )
-    now = utcnow()
-    with study.store.atomic() as db:
-        db["arm_images"].insert_all(
-            [{"arm": arm, "image_id": i, "round": 0, "added_at": now} for i in initial],
-            ignore=True,
-        )
-
-
-def _batches(study: Study, arm: str, *, up_to: int | None = None) -> set[int]:
-    """The image ids of the arm's batches (of rounds ``<= up_to``, when given)."""
-    sql, params = "arm = ? AND batch IS NOT NULL", [arm]
-    if up_to is not None:
-        sql += " AND round <= ?"
-        params.append(up_to)
-    out: set[int] = set()
-    for row in study.store.db["rounds"].rows_where(sql, params):
-        out.update(json.loads(row["batch"]))
-    return out
-
-
-def candidates(study: Study, arm: str) -> list[int]:
-    """Pool images of an arm: not test or excluded, not labeled by the arm, not in one of its
-    earlier batches (those wait for their labels)."""
-    taken = set(arm_images(study, arm)) | _batches(study, arm)
-    return [
-        im["id"]
-        for im in study.store.images("split IN ('pool', 'labeled')")
-        if im["id"] not in taken
-    ]
-
-
-def _admit_labeled(study: Study, arm: str, round: int) -> int:
-    """Add the arm's batch images that now have a consensus or adjudicated label to its
-    labeled set, usable from round ``round + 1``; returns how many join for that round."""
-    db = study.store.db
-    have = set(arm_images(study, arm))
-    batches = _batches(study, arm, up_to=round)
-    labeled = {
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT image_id FROM labels WHERE source IN ('consensus', 'adjudicated')"
-        )
-    }
-    new = sorted((batches & labeled) - have)
-    if new:
-        now = utcnow()
-        with study.store.atomic():
-            db["arm_images"].insert_all(
-                [{"arm": arm, "image_id": i, "round": round + 1, "added_at": now} for i in new],
-                ignore=True,
-            )
-    # counted, not the difference: a re-run after a kill gives the same figure
-    return db.execute(
-        "SELECT count(*) FROM arm_images WHERE arm = ? AND round = ?", [arm, round + 1]
-    ).fetchone()[0]
-
-
-# --- the round row ---------------------------------------------------------------------------
-
-
 def _row(study: Study, arm: str, round: int) -> dict | None:
     rows = list(study.store.db["rounds"].rows_where("arm = ? AND round = ?", [arm, round]))
     return rows[0] if rows else None
@@ -235,29 +150,20 @@ def _previous_model(study: Study, arm: str, round: int) -> int | None:
 def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
     """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
     or a class with its probability."""
-    row = learner.model_row(study, model_id)
-    model = learner.load_model(study, row, gpu)
+    row = learn.model_row(study, model_id)
+    model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
+    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
     version = f"loop-model-{row['id']}"
 
     def predict(image: dict) -> Prediction:
-        pixels = read_image(learner.image_path(image))
-        if row["kind"] == "cellpose":
-            from loop.models import cellpose_seg as cs
-
-            seg = cs.segment(model, pixels, config=study.config.model)
+        (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
+        if output.masks is not None:
             return Prediction(
-                mask=seg.masks,
-                score=float(np.clip(1.0 - seg.measures["flow_error"], 0.0, 1.0)),
+                mask=output.masks,
+                score=float(np.clip(1.0 - output.measures["flow_error"], 0.0, 1.0)),
                 model_version=version,
             )
-        from loop.models import classifier as cl
-
-        proba = model.proba(cl.features(pixels, size=model.size)[None])[0]
-        return Prediction(
-            klass=model.classes[int(proba.argmax())],
-            score=float(proba.max()),
-            model_version=version,
-        )
+        return Prediction(klass=output.klass, score=output.confidence, model_version=version)
 
     return predict
 
@@ -286,9 +192,6 @@ def _hours(study: Study, batch: list[int]) -> float | None:
         batch,
     ).fetchone()[0]
     return None if total is None else total / 3600.0
-
-
-# --- one round -------------------------------------------------------------------------------
 
 
 def run_round(
@@ -362,7 +265,7 @@ def run_round(
         if step == "train":
             labeled = arm_images(study, arm, before=number)
             previous = _previous_model(study, arm, number)
-            report = learner.train(
+            report = learn.train(
                 study,
                 seed=options.seed,
                 steps=options.steps,
@@ -377,7 +280,7 @@ def run_round(
             if report.status == "rejected":
                 in_use = previous or report.model_id
                 log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
-            items = learner.training_labels(study, labeled)
+            items = learn.training_labels(study, labeled)
             values = {
                 "model_id": in_use,
                 "n_labeled": len(items),
@@ -385,7 +288,7 @@ def run_round(
                 "notes": report.decision,
             }
         elif step == "evaluate":
-            metrics = learner.evaluate(
+            metrics = learn.evaluate(
                 study, model_id=row["model_id"], gpu=options.gpu, progress=progress
             )
             values = {
@@ -395,7 +298,7 @@ def run_round(
             pool = candidates(study, arm)
             if not pool:
                 raise RoundError(f"arm {arm}: the pool is used up; nothing left to annotate")
-            chosen = learner.score(
+            chosen = learn.score(
                 study,
                 strategy=strategy,
                 k=options.k,

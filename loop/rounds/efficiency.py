@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from loop import learner, strategies
+from loop import learn
+from loop.core import strategies
 from loop.errors import RoundError
-from loop.rounds import Annotate, Log, Progress, RoundOptions, current_round, run_round
-from loop.status import HEADLINE, round_summaries
+from loop.reports.status import HEADLINE, round_summaries
+from loop.rounds.round import Annotate, Log, Progress, RoundOptions, current_round, run_round
 from loop.study import Study, open_study
 from loop.types import AnnotationTool
 
@@ -276,7 +277,7 @@ def full_pool(
                 "UPDATE images SET split = 'pool' WHERE split = 'labeled' AND id NOT IN "
                 "(SELECT image_id FROM labels WHERE source = 'truth')"
             )
-        items = learner.training_labels(copy)
+        items = learn.training_labels(copy)
         if not items:
             raise RoundError("no pool image has a ground truth: the full-pool model needs one")
         metric = HEADLINE[copy.config.task]
@@ -303,7 +304,7 @@ def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, l
     best = None
     parent, total = None, 0
     for _ in range(chunks):
-        report = learner.train(
+        report = learn.train(
             copy,
             seed=seed,
             steps=steps,
@@ -315,7 +316,7 @@ def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, l
             progress=progress,
         )
         total += report.steps
-        value = learner.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[metric]
+        value = learn.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[metric]
         log(f"full-pool reference, seed {seed}, {total} steps: {metric} {value:.3f}")
         gain = None if best is None else value - best["value"]
         if best is None or value > best["value"]:

@@ -51,7 +51,7 @@ def learning_curves(rounds: Sequence[dict], path: str | Path, *, metric: str) ->
     Parameters
     ----------
     rounds : sequence of dict
-        :func:`loop.status.round_summary` records (``arm``, ``n_labeled``, ``score``,
+        :func:`loop.reports.status.round_summary` records (``arm``, ``n_labeled``, ``score``,
         ``annotator_hours``).
     """
     plt = _pyplot()
@@ -158,7 +158,7 @@ def overlay(
     """
     from skimage.segmentation import find_boundaries
 
-    from loop.images import to_display_uint8
+    from loop.core.images import to_display_uint8
 
     plt = _pyplot()
     path = Path(path)

@@ -1,7 +1,7 @@
 """Held-out evaluation: instance-segmentation and classification metrics on arrays.
 
 Segmentation follows the convention of the Cellpose and DSB2018 papers: objects are matched
-one-to-one by IoU (Hungarian, see :func:`loop.agreement.match`) and the *average precision*
+one-to-one by IoU (Hungarian, see :func:`loop.core.agreement.match`) and the *average precision*
 at a threshold ``t`` of one image is ``TP / (TP + FP + FN)`` with a match counted when its
 IoU >= ``t``; a data set's AP is the mean over its images.
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loop.agreement import cohen_kappa, matched_ious, pixel_dice
+from loop.core.agreement import cohen_kappa, matched_ious, pixel_dice
 
 AP_THRESHOLDS = (0.5, 0.75, 0.9)
 

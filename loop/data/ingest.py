@@ -20,6 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.core.images import (
+    class_of,
+    count_objects,
+    file_sha256,
+    image_info,
+    index_table,
+    lookup,
+    read_image,
+    read_mask,
+    read_sidecar,
+    read_table,
+)
 from loop.errors import (
     BadSidecar,
     DataRootNotFound,
@@ -32,18 +44,6 @@ from loop.errors import (
     TaskMismatch,
 )
 from loop.faults import crash_points
-from loop.images import (
-    class_of,
-    count_objects,
-    file_sha256,
-    image_info,
-    index_table,
-    lookup,
-    read_image,
-    read_mask,
-    read_sidecar,
-    read_table,
-)
 from loop.store import dumps, meta_column, utcnow
 from loop.study import Study
 

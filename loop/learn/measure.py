@@ -1,9 +1,9 @@
 """Batch measurement: a folder of images in, a spreadsheet of per-object measurements out.
 
-:func:`measure_objects` measures the objects of one label image (shape, size, intensities per
-channel, whether the object touches the border); :func:`measure_folder` segments every image
-of a folder with a study's model (or reads label images given with it), measures them and
-writes, in ``out/``:
+:func:`loop.core.objects.measure_objects` measures the objects of one label image (shape,
+size, intensities per channel, whether the object touches the border); :func:`measure_folder`
+segments every image of a folder with a study's model (or reads label images given with it),
+measures them and writes, in ``out/``:
 
 - ``objects.csv``: one row per object (image, label, centroid, bounding box, area, perimeter,
   axes, eccentricity, solidity, orientation, raw intensities per channel, the model's mean
@@ -29,136 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from skimage.measure import regionprops_table
-
+from loop.core.images import file_sha256, read_image, read_mask, write_labels
+from loop.core.objects import measure_objects
+from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
-from loop.images import file_sha256, read_image, read_mask, write_labels
-from loop.ingest import find_images
+from loop.learn.registry import load_model, model_row, software_versions
+from loop.models.family import family
 from loop.study import Study
 
-SHAPE = (
-    "label",
-    "centroid",
-    "bbox",
-    "area",
-    "perimeter",
-    "equivalent_diameter_area",
-    "major_axis_length",
-    "minor_axis_length",
-    "eccentricity",
-    "solidity",
-    "orientation",
-)
-RENAME = {
-    "centroid-0": "centroid_row",
-    "centroid-1": "centroid_col",
-    "bbox-0": "bbox_min_row",
-    "bbox-1": "bbox_min_col",
-    "bbox-2": "bbox_max_row",
-    "bbox-3": "bbox_max_col",
-    "equivalent_diameter_area": "equivalent_diameter",
-}
-LENGTHS = ("perimeter", "equivalent_diameter", "major_axis_length", "minor_axis_length")
 IMAGE_COLUMNS = ("file", "sha256", "height", "width", "channels", "n_objects", "labels", "error")
-
-
-def measure_objects(
-    labels: np.ndarray,
-    image: np.ndarray | None = None,
-    *,
-    pixel_size: float | None = None,
-    probability: np.ndarray | None = None,
-) -> list[dict]:
-    """Measurements of every object of a label image.
-
-    Parameters
-    ----------
-    labels : ndarray of shape (M, N)
-        Instance labels, 0 = background.
-    image : ndarray of shape (M, N) or (M, N, C), optional
-        The raw image: mean, min, max and integrated intensity per channel (``intensity_*``
-        for one channel, ``c<k>_intensity_*`` for several), in the file's own units.
-    pixel_size : float, optional
-        Micrometres per pixel: adds ``area_um2`` and ``<length>_um`` columns.
-    probability : ndarray of shape (M, N), optional
-        The model's foreground probability: adds ``model_probability``, its mean over the
-        object (low values flag objects the model was unsure of).
-
-    Returns
-    -------
-    list of dict
-        One dict per object, in label order. ``touches_border`` says whether the object is cut
-        by the image's edge (its size is then biased low).
-
-    Raises
-    ------
-    MeasureError
-        When ``image`` or ``probability`` does not have the shape of ``labels``.
-
-    Examples
-    --------
-    >>> labels = np.zeros((8, 8), int); labels[1:4, 1:4] = 1; labels[5:8, 5:8] = 2
-    >>> [(r["label"], r["area"], r["touches_border"]) for r in measure_objects(labels)]
-    [(1, 9, False), (2, 9, True)]
-    """
-    labels = np.asarray(labels)
-    for name, extra in (("image", image), ("probability", probability)):
-        if extra is not None and extra.shape[:2] != labels.shape:
-            raise MeasureError(
-                f"the {name} has shape {extra.shape[:2]} but the labels {labels.shape}: "
-                "measure each label image with its own image"
-            )
-    if pixel_size is not None and pixel_size <= 0:
-        raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
-    labels = labels.astype(np.int64, copy=False)
-    if not labels.any():
-        return []
-    table = {RENAME.get(k, k): v for k, v in regionprops_table(labels, properties=SHAPE).items()}
-    rows = [{k: _plain(v[i]) for k, v in table.items()} for i in range(len(table["label"]))]
-    height, width = labels.shape
-    for row in rows:
-        row["area"] = int(row["area"])  # a pixel count
-        row["touches_border"] = bool(
-            row["bbox_min_row"] == 0
-            or row["bbox_min_col"] == 0
-            or row["bbox_max_row"] == height
-            or row["bbox_max_col"] == width
-        )
-        if pixel_size is not None:
-            row["area_um2"] = row["area"] * pixel_size**2
-            for name in LENGTHS:
-                row[f"{name}_um"] = row[name] * pixel_size
-    if image is not None:
-        channels = image[..., None] if image.ndim == 2 else image
-        for k in range(channels.shape[-1]):
-            prefix = "intensity" if channels.shape[-1] == 1 else f"c{k}_intensity"
-            values = channels[..., k].astype(np.float64)
-            stats = _per_object(labels, values, [r["label"] for r in rows])
-            for row, (mean, low, high, total) in zip(rows, stats):
-                row[f"{prefix}_mean"], row[f"{prefix}_min"] = mean, low
-                row[f"{prefix}_max"], row[f"{prefix}_integrated"] = high, total
-    if probability is not None:
-        stats = _per_object(labels, probability.astype(np.float64), [r["label"] for r in rows])
-        for row, (mean, *_rest) in zip(rows, stats):
-            row["model_probability"] = mean
-    return rows
-
-
-def _per_object(labels: np.ndarray, values: np.ndarray, ids: list[int]) -> list[tuple]:
-    """(mean, min, max, sum) of ``values`` over each object in ``ids``."""
-    from scipy import ndimage as ndi
-
-    means = ndi.mean(values, labels, ids)
-    lows = ndi.minimum(values, labels, ids)
-    highs = ndi.maximum(values, labels, ids)
-    sums = ndi.sum_labels(values, labels, ids)
-    return [tuple(float(x) for x in t) for t in zip(means, lows, highs, sums)]
-
-
-def _plain(value):
-    """numpy scalars as Python numbers (for CSV and JSON)."""
-    return value.item() if hasattr(value, "item") else value
 
 
 @dataclass
@@ -208,8 +87,6 @@ def measure_folder(
     NoModel
         When no model is given or trained (and no ``masks``).
     """
-    from loop import learner
-
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise MeasureError(f"{folder} is not a folder of images")
@@ -231,10 +108,10 @@ def measure_folder(
         raise MeasureError(f"no image in {folder} (looked for {', '.join(extensions)} files)")
     model = row = None
     if masks is None:
-        from loop.models import cellpose_seg as cs
+        from loop.models.cellpose_seg import cell_probability
 
-        row = learner.model_row(study, model_id)
-        model = learner.load_model(study, row, gpu)
+        row = model_row(study, model_id)
+        model = load_model(study, row, gpu)
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     # objects go to a JSON-lines scratch file first: images with different channel counts
@@ -256,9 +133,9 @@ def measure_folder(
                 )
                 probability = None
                 if masks is None:
-                    seg = cs.segment(model, pixels, config=study.config.model)
+                    (seg,) = family(row["kind"]).predict(model, [pixels], config=study.config.model)
                     labels = seg.masks
-                    probability = cs.cell_probability(seg.cellprob)
+                    probability = cell_probability(seg.cellprob)
                     target = out / "labels" / Path(rel).with_suffix(".tif")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     write_labels(target, labels)
@@ -310,7 +187,7 @@ def measure_folder(
         "n_skipped": len(errors),
         "n_objects": n_objects,
         "columns": list(columns),
-        "software": learner.software_versions(),
+        "software": software_versions(),
         "device": None if model is None else str(model.device),
         "model": None if row is None else _model_provenance(row),
     }

@@ -1,0 +1,318 @@
+"""Push images to the annotation tool as tasks, crash-safely (the project, display images,
+pre-annotations and tiles).
+
+Push
+----
+1. The study's task rows are written first (``status='pending'``, no external id), in one
+   transaction: the store knows what it is about to create.
+2. Pending tasks the tool already has (a push killed after creating them) are found by the key
+   stored in their data and adopted; the rest are created in batches with their
+   pre-annotations, and their external ids written back in one transaction per batch.
+So a killed push re-run ends with exactly one task per image, and pushing an image again
+creates nothing.
+
+Tiles
+-----
+With a :class:`~loop.tiles.Tiling`, an image larger than ``tiling.above`` gets one task row
+of its own (``tile`` NULL, never sent to the tool) and one row per tile (``purpose='tile'``,
+``tile`` = JSON [row, col, height, width]) which are the tool's tasks, all written in the same
+transaction. Pull stitches each annotator's tiles into an annotation of the image's own task
+once every tile is done (:func:`stitch_tiled`), so agreement, consensus and rounds see one
+annotation per annotator per image, as for whole images.
+
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loop.core.images import read_image, to_display_uint8
+from loop.core.tiles import Box, Tiling, crop
+from loop.errors import PushRefused
+from loop.faults import crash_points
+from loop.store import utcnow
+from loop.study import Study
+from loop.types import AnnotationTool, Prediction, ToolTask
+
+PUSHABLE_SPLITS = ("pool", "labeled")
+
+
+MEDIA_DIR = Path("labelstudio") / "media"
+
+
+BATCH = 100
+
+
+def project_title(study: Study) -> str:
+    """A title unique to the study's folder (Label Studio wants 3..50 characters)."""
+    digest = hashlib.sha1(str(study.path.resolve()).encode()).hexdigest()[:8]
+    return f"loop {study.path.resolve().name[:30]} {digest}"
+
+
+def classes_of(study: Study) -> list[str]:
+    """The classes a classification study knows (from its ground truth and consensus)."""
+    rows = study.store.db.execute(
+        "SELECT DISTINCT class FROM labels WHERE kind = 'class' AND class IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ensure_project(
+    study: Study, tool: AnnotationTool, *, overlap: int, purpose: str = "annotate"
+) -> str:
+    """The study's project in the tool (created on first use, recorded in ``tool_projects``)."""
+    db = study.store.db
+    rows = list(db["tool_projects"].rows_where("tool = ? and purpose = ?", [tool.name, purpose]))
+    existing = rows[0]["project"] if rows else None
+    title = project_title(study) if purpose == "annotate" else f"{project_title(study)} adj"
+    project = tool.ensure_project(
+        title=title,
+        task=study.config.task,
+        classes=classes_of(study),
+        overlap=overlap,
+        existing=existing,
+    )
+    with study.store.atomic():
+        if rows:
+            db["tool_projects"].update(rows[0]["id"], {"project": project, "overlap": overlap})
+        else:
+            db["tool_projects"].insert(
+                {
+                    "tool": tool.name,
+                    "purpose": purpose,
+                    "project": project,
+                    "title": title,
+                    "overlap": overlap,
+                    "created_at": utcnow(),
+                }
+            )
+    return project
+
+
+def select_for_push(
+    study: Study,
+    *,
+    image_ids: Sequence[int] | None = None,
+    split: str = "pool",
+    limit: int | None = None,
+) -> list[dict]:
+    """The images to push: given ids (checked), or the first ``limit`` of a split.
+
+    Raises
+    ------
+    PushRefused
+        For unknown ids, or images of the test split or excluded ones.
+    """
+    store = study.store
+    if image_ids is not None:
+        rows = []
+        for image_id in image_ids:
+            found = store.images("id = ?", [image_id])
+            if not found:
+                raise PushRefused(f"no image with id {image_id} in the study")
+            rows.append(found[0])
+    else:
+        if split not in PUSHABLE_SPLITS:
+            raise PushRefused(
+                f"--split {split}: only {' or '.join(PUSHABLE_SPLITS)} images are annotated"
+            )
+        rows = store.images("split = ?", [split])
+        rows = rows[:limit] if limit is not None else rows
+    refused = [r for r in rows if r["split"] not in PUSHABLE_SPLITS]
+    if refused:
+        names = ", ".join(f"{r['id']} ({r['split']})" for r in refused[:5])
+        raise PushRefused(
+            f"{len(refused)} image(s) cannot be annotated: {names}; test images are held out "
+            "and never offered for annotation, excluded images are outside the study"
+        )
+    return rows
+
+
+def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
+    """Write (once) a browser-viewable PNG of an image, or of one tile of it (contrast set on
+    the whole image, so that tiles match); returns its path relative to the study."""
+    from PIL import Image
+
+    suffix = "" if tile is None else "_tile_{}_{}_{}x{}".format(*tile)
+    rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}{suffix}.png"
+    target = study.path / rel
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pixels = to_display_uint8(read_image(Path(image["root"]) / image["path"]))
+        if tile is not None:
+            pixels = crop(pixels, tile)
+        tmp = target.with_suffix(".tmp.png")
+        Image.fromarray(pixels).save(tmp)
+        os.replace(tmp, target)
+    return rel.as_posix()
+
+
+@dataclass
+class PushReport:
+    project: str
+    created: int = 0
+    adopted: int = 0  # created by a push that was killed, found again
+    already: int = 0  # pushed before
+    task_ids: list[int] = field(default_factory=list)  # one per image
+    tiled: int = 0  # images of this push cut into tiles
+
+
+def push(
+    study: Study,
+    tool: AnnotationTool,
+    images: Sequence[dict],
+    *,
+    overlap: int = 3,
+    arm: str = "main",
+    round: int | None = None,
+    predictions: Callable[[dict], Prediction | Sequence[Prediction] | None] | None = None,
+    purpose: str = "annotate",
+    reviewer: str | None = None,
+    tiling: Tiling | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """Create one task per image (or per tile of a large image) in the project of
+    ``purpose`` (idempotent, resumable).
+
+    Parameters
+    ----------
+    images : sequence of images rows
+        From :func:`select_for_push`.
+    overlap : int
+        Distinct annotators wanted per task.
+    predictions : callable(image row) -> Prediction, sequence of them, or None, optional
+        The pre-annotations of an image: the model's, or each annotator's for a review.
+    purpose : {"annotate", "adjudicate"}
+        Which of the study's projects the tasks go to.
+    reviewer : str, optional
+        Adjudication: the annotator whose label decides (stored with the task).
+    tiling : Tiling, optional
+        Cut images larger than ``tiling.above`` into tiles, one task each (segmentation).
+
+    Raises
+    ------
+    PushRefused
+        For an overlap below 1, or tiles asked for a classification study or a review.
+    """
+    if overlap < 1:
+        raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
+    if tiling is not None and (study.config.task != "segmentation" or purpose != "annotate"):
+        raise PushRefused(
+            "--tile: only segmentation images are annotated in tiles (a class belongs to the "
+            "whole image, and a review shows the whole image)"
+        )
+    store, db = study.store, study.store.db
+    project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
+    report = PushReport(project=project)
+    crash = crash_points()
+    now = utcnow()
+    with store.atomic():
+        for image in images:
+            row = db.execute(
+                "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? "
+                "AND purpose = ?",
+                [image["id"], tool.name, project, purpose],
+            ).fetchone()
+            if row is not None:
+                report.already += 1
+                report.task_ids.append(row[0])
+                continue
+            boxes = tiling.boxes(image["height"], image["width"]) if tiling else []
+            base = {
+                "image_id": image["id"],
+                "arm": arm,
+                "round": round,
+                "purpose": purpose,
+                "reviewer": reviewer,
+                "tool": tool.name,
+                "project": project,
+                "external_id": None,
+                "overlap": overlap,
+                "status": "pending" if len(boxes) < 2 else "open",
+                "created_at": now,
+                "updated_at": now,
+            }
+            report.task_ids.append(db["tasks"].insert(base).last_pk)
+            if len(boxes) > 1:
+                report.tiled += 1
+                db["tasks"].insert_all(
+                    {**base, "purpose": "tile", "status": "pending", "tile": json.dumps(box)}
+                    for box in boxes
+                )
+    pending = list(
+        db["tasks"].rows_where(
+            "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"
+        )
+    )
+    if pending:
+        found = tool.find_tasks(project, {t["id"] for t in pending})
+        if found:
+            with store.atomic():
+                for key, external in found.items():
+                    db["tasks"].update(
+                        key, {"external_id": external, "status": "open", "updated_at": utcnow()}
+                    )
+            report.adopted = len(found)
+        pending = [t for t in pending if t["id"] not in found]
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        tool_tasks = []
+        predicted: dict[int, tuple[Prediction, ...]] = {}  # per image, for all its tiles
+        for task in batch:
+            image = db["images"].get(task["image_id"])
+            if image["id"] not in predicted:
+                predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
+            tile = tuple(json.loads(task["tile"])) if task["tile"] else None
+            tool_tasks.append(
+                ToolTask(
+                    key=task["id"],
+                    image_id=image["id"],
+                    name=image["name"] if tile is None else f"{image['name']} {_where(tile)}",
+                    image_url=tool.media_url(display_png(study, image, tile)),
+                    height=image["height"] if tile is None else tile[2],
+                    width=image["width"] if tile is None else tile[3],
+                    predictions=_cropped(predicted[image["id"]], tile),
+                    reviewer=task["reviewer"],
+                    tile=tile,
+                )
+            )
+        external_ids = tool.create_tasks(project, tool_tasks)
+        crash.hit("push.created")
+        with store.atomic():
+            for task, external in zip(batch, external_ids):
+                db["tasks"].update(
+                    task["id"],
+                    {"external_id": str(external), "status": "open", "updated_at": utcnow()},
+                )
+        report.created += len(batch)
+        if progress:
+            progress(start + len(batch), len(pending))
+    return report
+
+
+def _as_tuple(value: Prediction | Sequence[Prediction] | None) -> tuple[Prediction, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, Prediction) else tuple(value)
+
+
+def _where(tile: Box) -> str:
+    """A tile's place, as people read it: ``[rows 0-195, cols 222-476]``."""
+    r, c, h, w = tile
+    return f"[rows {r}-{r + h}, cols {c}-{c + w}]"
+
+
+def _cropped(preds: tuple[Prediction, ...], tile: Box | None) -> tuple[Prediction, ...]:
+    if tile is None:
+        return preds
+    return tuple(
+        Prediction(mask=crop(p.mask, tile), score=p.score, model_version=p.model_version)
+        if p.mask is not None
+        else p
+        for p in preds
+    )

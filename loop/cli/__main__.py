@@ -1,0 +1,5 @@
+"""``python -m loop.cli``."""
+
+from loop.cli.main import main
+
+main()

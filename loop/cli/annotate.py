@@ -1,0 +1,399 @@
+"""Annotation commands: ``push``, ``pull``, ``simulate``, ``agree``, ``adjudicate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loop.cli.common import (
+    JsonOpt,
+    LoopGroup,
+    StudyArg,
+    emit_json,
+    out,
+    progress_bar,
+)
+
+app = typer.Typer(cls=LoopGroup)
+
+
+def _read_id_list(images: str) -> list[int]:
+    from loop.errors import PushRefused
+
+    path = Path(images)
+    text = path.read_text() if path.is_file() else images
+    try:
+        return [int(tok) for tok in text.replace(",", " ").split()]
+    except ValueError:
+        raise PushRefused(f"--images {images!r}: give image ids (1,2,3) or a file of ids") from None
+
+
+def _predictions_from(folder: Path | None):
+    if folder is None:
+        return None
+    from loop.core.images import read_mask
+    from loop.types import Prediction
+
+    def predict(image: dict):
+        for ext in (".tif", ".tiff", ".png"):
+            path = folder / f"{image['name']}{ext}"
+            if path.is_file():
+                return Prediction(
+                    mask=read_mask(path, (image["height"], image["width"])),
+                    model_version=folder.name,
+                )
+        return None
+
+    return predict
+
+
+@app.command()
+def push(
+    study: StudyArg,
+    images: Annotated[
+        str | None, typer.Option(help="Image ids (1,2,3) or a file listing them.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option(help="Push images of this split (pool or labeled).")
+    ] = "pool",
+    limit: Annotated[int | None, typer.Option(help="At most this many images of --split.")] = None,
+    overlap: Annotated[int, typer.Option(help="Distinct annotators wanted per task.")] = 3,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="Folder of label TIFFs <image name>.tif used as pre-annotations."),
+    ] = None,
+    arm: Annotated[
+        str, typer.Option(help="Arm the tasks belong to (main, or a control arm).")
+    ] = "main",
+    round: Annotated[int | None, typer.Option("--round", help="Round the tasks belong to.")] = None,
+    tile: Annotated[
+        int,
+        typer.Option(
+            help="Images larger than --tile-above become tiles of at most this side, one task "
+            "each, stitched back on pull (0: whole images; default: [rounds] tile)."
+        ),
+    ] = -1,
+    tile_above: Annotated[
+        int, typer.Option(help="Only images with a side longer than this are tiled.")
+    ] = 512,
+    tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share.")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send images to Label Studio as tasks (idempotent: an image is never pushed twice)."""
+    from loop.annotate.push import push as run_push
+    from loop.annotate.push import select_for_push
+    from loop.cli.wiring import connect
+    from loop.core.tiles import Tiling
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        rows = select_for_push(
+            s, image_ids=_read_id_list(images) if images else None, split=split, limit=limit
+        )
+        tiling = (
+            s.config.rounds.tiling()
+            if tile < 0
+            else Tiling(tile=tile, above=tile_above, overlap=tile_overlap)
+            if tile
+            else None
+        )
+        tool = connect(s)
+        with progress_bar() as bar:
+            job = bar.add_task("push", total=None)
+            report = run_push(
+                s,
+                tool,
+                rows,
+                overlap=overlap,
+                arm=arm,
+                round=round,
+                predictions=_predictions_from(predictions),
+                tiling=tiling,
+                progress=lambda d, t: bar.update(job, completed=d, total=t),
+            )
+        tool.close()
+    summary = {
+        "project": report.project,
+        "created": report.created,
+        "adopted": report.adopted,
+        "already_pushed": report.already,
+        "tasks": len(report.task_ids),
+        "tiled_images": report.tiled,
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@app.command()
+def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """Bring finished annotations back from Label Studio (incremental; nothing is ever lost)."""
+    from loop.annotate.adjudicate import record
+    from loop.annotate.pull import pull as run_pull
+    from loop.cli.wiring import connect
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        tool = connect(s)
+        with progress_bar() as bar:
+            job = bar.add_task("pull", total=None)
+            report = run_pull(s, tool, progress=lambda d, t: bar.update(job, completed=d, total=t))
+        tool.close()
+        decisions = record(s)
+    for line in report.malformed:
+        print(f"malformed annotation kept as is: {line}", file=sys.stderr)
+    for line in report.tile_gaps:
+        print(f"tiled image not complete: {line}", file=sys.stderr)
+    for line in decisions.ignored:
+        print(f"not used: {line}", file=sys.stderr)
+    summary = {
+        "new": report.new,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "deleted": report.deleted,
+        "skipped_by_annotator": report.skipped_by_annotator,
+        "malformed": len(report.malformed),
+        "tasks_seen": report.tasks_seen,
+        "tasks_done": report.tasks_done,
+        "stitched": report.stitched,
+        "tile_gaps": len(report.tile_gaps),
+        "adjudicated": decisions.decided,
+        "awaiting_review": decisions.waiting,
+    }
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+@app.command()
+def simulate(
+    study: StudyArg,
+    annotators: Annotated[
+        str, typer.Option(help="Comma-separated annotator names (accounts are created if missing).")
+    ] = "alice,bob,carol",
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=PROFILE (perfect, careful, average, sloppy, or a [noise.NAME] of "
+            "loop.toml). Repeatable."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the annotators' noise.")] = 0,
+    review: Annotated[
+        bool,
+        typer.Option(
+            "--review", help="Work the adjudication project (simulated reviewers) instead."
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Simulated annotators annotate every open task assigned to them, through the API.
+
+    Default profiles by position: careful, average, sloppy."""
+    from loop.cli.wiring import connect
+    from loop.errors import ConfigError
+    from loop.study import open_study
+
+    names = [n.strip() for n in annotators.split(",") if n.strip()]
+    chosen = {}
+    for item in profile or []:
+        name, _, value = item.partition("=")
+        if name not in names or not value:
+            raise ConfigError(
+                f"--profile {item!r}: write NAME=PROFILE for one of {', '.join(names)}"
+            )
+        chosen[name] = value
+    with open_study(study) as s:
+        admin = connect(s)
+        from loop.cli.wiring import simulate_now, simulated_annotators
+
+        profiles = simulated_annotators(s, admin, names, chosen)
+        report = simulate_now(s, admin, profiles, seed, "adjudicate" if review else "annotate")
+        admin.close()
+    if as_json:
+        emit_json({"profiles": profiles, "annotated": report.annotated, "skipped": report.skipped})
+    else:
+        for name in names:
+            out.print(
+                f"{name} ({profiles[name]}): {report.annotated[name]} annotated, "
+                f"{report.skipped[name]} skipped"
+            )
+
+
+@app.command()
+def agree(
+    study: StudyArg,
+    round: Annotated[
+        int | None, typer.Option("--round", help="Only the tasks of this round.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Mask fusion: majority or staple.")] = "majority",
+    min_agreement: Annotated[
+        float, typer.Option(help="Tasks below this mean pairwise agreement go to adjudication.")
+    ] = 0.7,
+    against_truth: Annotated[
+        bool,
+        typer.Option(
+            "--against-truth", help="Also score annotators and consensus against ground truth."
+        ),
+    ] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table, json or csv (one row per task).")
+    ] = "table",
+    as_json: JsonOpt = False,
+) -> None:
+    """Inter-annotator agreement per task, pair and annotator; writes consensus labels and lists
+    tasks for adjudication."""
+    import csv
+
+    from loop.annotate.consensus import agree as run_agree
+    from loop.errors import ConfigError
+    from loop.study import open_study
+
+    if output_format not in ("table", "json", "csv"):
+        raise ConfigError(f"--format {output_format}: choose table, json or csv")
+    output_format = "json" if as_json else output_format
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("agreement", total=None)
+        report = run_agree(
+            s,
+            round=round,
+            method=method,
+            min_agreement=min_agreement,
+            against_truth=against_truth,
+            progress=lambda d, t: bar.update(job, completed=d, total=t),
+        )
+    if output_format == "json":
+        data = {
+            "overall": report.overall,
+            "annotators": report.annotators,
+            "tasks": [vars(t) for t in report.tasks],
+        }
+        if against_truth:
+            data.update(report.against_truth or {"consensus": None, "annotators": {}})
+        emit_json(data)
+    elif output_format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(
+            [
+                "task_id",
+                "image_id",
+                "image",
+                "round",
+                "annotators",
+                "agreement",
+                "consensus",
+                "adjudicate",
+            ]
+        )
+        for t in report.tasks:
+            writer.writerow(
+                [
+                    t.task_id,
+                    t.image_id,
+                    t.image,
+                    t.round,
+                    " ".join(t.annotators),
+                    "" if t.agreement is None else f"{t.agreement:.4f}",
+                    t.consensus,
+                    int(t.adjudicate),
+                ]
+            )
+    else:
+        table = Table("annotator", "agreement with the others' consensus")
+        for name, value in report.annotators.items():
+            table.add_row(name, f"{value:.3f}")
+        out.print(table)
+        overall = report.overall
+        mean = overall["mean_agreement"]
+        out.print(
+            f"{overall['tasks']} tasks, mean pairwise agreement "
+            f"{'n/a' if mean is None else f'{mean:.3f}'}; "
+            f"{len(overall['adjudicate'])} for adjudication: {overall['adjudicate'][:20]}"
+        )
+        if report.against_truth:
+            out.print(f"against truth: {report.against_truth}")
+
+
+@app.command()
+def adjudicate(
+    study: StudyArg,
+    reviewer: Annotated[
+        str, typer.Option(help="The annotator whose label decides (an account of the study).")
+    ],
+    min_agreement: Annotated[
+        float, typer.Option(help="Tasks below this mean pairwise agreement are reviewed.")
+    ] = 0.7,
+    round: Annotated[
+        int | None, typer.Option("--round", help="Only the tasks of this round.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="Fusion of the consensus offered as a version: majority or staple.")
+    ] = "majority",
+    as_json: JsonOpt = False,
+) -> None:
+    """Send low-agreement tasks to a reviewer in Label Studio, every annotator's version shown
+    as a pre-annotation; record the reviewer's decisions made since the last call."""
+    from loop.annotate.adjudicate import adjudicate as run_adjudicate
+    from loop.cli.wiring import connect
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("adjudication", total=None)
+        tool = connect(s)
+        try:
+            report = run_adjudicate(
+                s,
+                tool,
+                reviewer=reviewer,
+                min_agreement=min_agreement,
+                round=round,
+                method=method,
+                progress=lambda stage, d, t: bar.update(
+                    job, description=stage, completed=d, total=t
+                ),
+            )
+        finally:
+            tool.close()
+    for line in report.recorded.ignored:
+        print(f"not used: {line}", file=sys.stderr)
+    rec = report.recorded
+    summary = {
+        "decided": rec.decided,
+        "unchanged": rec.unchanged,
+        "awaiting_review": rec.waiting,
+        "skipped_by_reviewer": rec.skipped_by_reviewer,
+        "below_threshold": len(report.candidates),
+        "sent": report.sent,
+        "already_sent": report.already,
+        "project": report.project,
+    }
+    if as_json:
+        emit_json(
+            {
+                **summary,
+                "tasks": [
+                    {k: getattr(t, k) for k in ("task_id", "image_id", "image", "round")}
+                    | {"agreement": t.agreement, "annotators": t.annotators}
+                    for t in report.candidates
+                ],
+            }
+        )
+        return
+    if report.candidates:
+        table = Table("task", "image", "round", "agreement", "annotators", title="below threshold")
+        for t in report.candidates:
+            table.add_row(
+                str(t.task_id),
+                t.image,
+                "" if t.round is None else str(t.round),
+                "" if t.agreement is None else f"{t.agreement:.3f}",
+                " ".join(t.annotators),
+            )
+        out.print(table)
+    out.print(", ".join(f"{k}: {v}" for k, v in summary.items()))

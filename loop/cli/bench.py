@@ -1,0 +1,144 @@
+"""``loop bench al``: label efficiency of strategies against random on a study."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from loop.cli.common import (
+    GpuOpt,
+    JsonOpt,
+    LoopGroup,
+    StudyArg,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    stage_progress,
+)
+from loop.cli.rounds import StepsOpt
+
+app = typer.Typer(
+    cls=LoopGroup, help="Benchmarks run on a study (label efficiency).", no_args_is_help=True
+)
+
+
+def efficiency_table(result: dict) -> Table:
+    """Per strategy: the mean ± sd curve, labels to 90% / 95% of the full pool, ratio to random."""
+    metric = result["metric"]
+    table = Table(
+        "strategy",
+        f"{metric} by labeled images (mean ± sd over seeds)",
+        "to 90%",
+        "to 95%",
+        "vs random (95%)",
+        title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])}"
+        + (f" ± {result['full_pool']['sd']:.3f})" if result["full_pool"] else ")"),
+        box=box.SIMPLE,
+    )
+    for name, record in result["label_efficiency"].items():
+        table.add_row(
+            name + (" (default)" if name == result["default_strategy"] else ""),
+            ", ".join(f"{n:g}: {m:.3f}±{s:.3f}" for n, m, s in record["curve"]),
+            _fmt(record["labels_to_90"]),
+            _fmt(record["labels_to_95"]),
+            _fmt(record["ratio_to_random_95"]),
+        )
+    return table
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "never"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@app.command("al")
+def bench_al(
+    study: StudyArg,
+    strategies: Annotated[
+        str,
+        typer.Option(help="Comma-separated strategies; random (the baseline) is always run."),
+    ] = "",
+    seeds: Annotated[int, typer.Option(help="Arms (seeds) per strategy.")] = 3,
+    rounds: Annotated[int, typer.Option(help="Rounds of annotation per arm.")] = 5,
+    batch: Annotated[int, typer.Option("--batch", help="Images per round.")] = 8,
+    steps: StepsOpt = None,
+    full_pool: Annotated[
+        bool,
+        typer.Option(
+            "--full-pool/--no-full-pool",
+            help="Train the full-pool reference (a copy of the study under STUDY/bench/).",
+        ),
+    ] = True,
+    full_pool_chunks: Annotated[
+        int,
+        typer.Option(
+            help="Train each full-pool model further, in chunks of the arms' median steps "
+            "(warm-started), until a chunk gains less than --full-pool-plateau: at most this "
+            "many chunks (1: the arms' budget only)."
+        ),
+    ] = 1,
+    full_pool_plateau: Annotated[
+        float, typer.Option(help="Smallest gain of the headline metric worth another chunk.")
+    ] = 0.01,
+    gpu: GpuOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Label efficiency: each strategy against random over several seeds, with simulated
+    annotators through Label Studio; labeled images to reach 90% / 95% of a model trained on
+    the whole pool. Writes STUDY/bench/label-efficiency.json and .png. Resumable."""
+    import json
+
+    from loop.core import strategies as strategy_registry
+    from loop.reports.plots import efficiency_curves
+    from loop.rounds.efficiency import EfficiencyOptions, label_efficiency
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        names = [n.strip() for n in strategies.split(",") if n.strip()] or [
+            s.config.score.strategy or strategy_registry.DEFAULTS[s.config.task]
+        ]
+        options = EfficiencyOptions(
+            strategies=tuple(names),
+            seeds=seeds,
+            rounds=rounds,
+            batch=batch,
+            steps=steps,
+            gpu=gpu,
+            full_pool_chunks=full_pool_chunks,
+            full_pool_plateau=full_pool_plateau,
+        )
+        from loop.cli.wiring import wiring
+
+        tool, annotate = wiring(s, "simulated", 0)
+        folder = s.path / "bench"
+        with progress_bar() as bar:
+            result = label_efficiency(
+                s,
+                tool,
+                options,
+                annotate=annotate,
+                full_pool_folder=folder / "full-pool" if full_pool else None,
+                progress=stage_progress(bar),
+                log=err.print,
+            )
+        tool.close()
+    folder.mkdir(exist_ok=True)
+    (folder / "label-efficiency.json").write_text(json.dumps(result, indent=2) + "\n")
+    metric = result["metric"]
+    efficiency_curves(
+        result["label_efficiency"],
+        folder / "label-efficiency.png",
+        metric=metric,
+        full=result[f"full_pool_{metric}"],
+        title=f"{study.name}: {seeds} seeds, batch {batch}",
+    )
+    err.print(f"wrote {folder / 'label-efficiency.json'} and .png")
+    if as_json:
+        emit_json(result)
+        return
+    out.print(efficiency_table(result))

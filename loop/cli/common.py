@@ -1,0 +1,115 @@
+"""What every command group shares: the consoles (tables to stdout, progress and logs to
+stderr), the error-to-exit-code group, common options, progress bars, JSON output and the
+rounds table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from loop.errors import LoopError
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class LoopGroup(TyperGroup):
+    """Turns library errors into a clean message and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LoopError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(code=1) from None
+
+
+StudyArg = Annotated[Path, typer.Argument(help="The study folder (holds loop.toml and loop.db).")]
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
+
+
+GpuOpt = Annotated[
+    bool | None,
+    typer.Option("--gpu/--cpu", help="Use CUDA (default: when present) or force the CPU."),
+]
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr (never stdout, which may carry --json)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def emit_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def stage_progress(bar: Progress):
+    job = bar.add_task("starting", total=None)
+    return lambda stage, done, total: bar.update(
+        job, description=stage, completed=done, total=total
+    )
+
+
+LEGEND = (
+    "score: held-out AP@0.5 (segmentation) or macro-F1 (classification); F1: the model's F1 at "
+    "IoU 0.5 (or accuracy), next to agree: the annotators' pairwise F1 on the batch; cons.: "
+    "consensus vs ground truth; hours: annotator lead times; s: seconds"
+)
+
+
+def rounds_table(rows: list[dict], title: str = "rounds") -> Table:
+    """A per-round table (rows from :func:`loop.reports.status.round_summary`)."""
+
+    def num(value, fmt="{:.3f}"):
+        return "" if value is None else fmt.format(value)
+
+    table = Table(
+        "arm",
+        "round",
+        "labeled",
+        "model",
+        "score",
+        "F1",
+        "agree",
+        "cons.",
+        "hours",
+        "s",
+        "status",
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for r in rows:
+        table.add_row(
+            r["arm"],
+            str(r["round"]),
+            num(r["n_labeled"], "{}"),
+            num(r["model_id"], "{}"),
+            num(r["score"]),
+            num(r["f1"]),
+            num(r["agreement"]),
+            num(r["consensus_vs_truth"]),
+            num(r["annotator_hours"], "{:.2f}"),
+            num(r["seconds"], "{:.0f}"),
+            r["status"],
+        )
+    return table

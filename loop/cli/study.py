@@ -1,0 +1,461 @@
+"""Commands on the study itself: ``init``, ``ingest``, ``split``, ``status``, ``shift``,
+``export`` and the ``demo``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loop.cli.common import (
+    GpuOpt,
+    JsonOpt,
+    LoopGroup,
+    StudyArg,
+    emit_json,
+    err,
+    out,
+    progress_bar,
+    stage_progress,
+)
+
+app = typer.Typer(cls=LoopGroup)
+
+
+@app.command()
+def init(
+    study: StudyArg,
+    task: Annotated[
+        str,
+        typer.Option(help="segmentation (instance masks) or classification (whole-image classes)."),
+    ] = "segmentation",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Start from this loop.toml (e.g. configs/nuclei.toml); its task wins.",
+        ),
+    ] = None,
+) -> None:
+    """Create a study folder with a commented loop.toml and an empty loop.db."""
+    from loop.study import init_study
+
+    with init_study(study, task=task, config=config) as s:
+        task = s.config.task
+        out.print(
+            f"created study {s.path} ({task}): edit {s.path / 'loop.toml'} to change defaults"
+        )
+
+
+@app.command()
+def ingest(
+    study: StudyArg,
+    folder: Annotated[
+        Path, typer.Argument(help="Data root: image files under it are ingested (recursive).")
+    ],
+    masks: Annotated[
+        Path | None,
+        typer.Option(help="Folder of instance label images, <stem>.tif per image (segmentation)."),
+    ] = None,
+    metadata: Annotated[
+        Path | None,
+        typer.Option(help="CSV/JSON table of metadata, one row per image (key: id/filename/path)."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="CSV/JSON table of classes (classification): key + class/label column."),
+    ] = None,
+    classes_from_folders: Annotated[
+        bool, typer.Option("--classes-from-folders", help="Class = first folder under the root.")
+    ] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="Task of a new study (default: classification with classes, else segmentation)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a folder of images with masks or classes and metadata (idempotent: re-run to
+    resume or to pick up changes)."""
+    from loop.data.ingest import ingest as run_ingest
+    from loop.study import init_study, open_study
+
+    if (study / "loop.toml").exists():
+        s = open_study(study)
+    else:
+        task = task or ("classification" if (classes_from_folders or labels) else "segmentation")
+        s = init_study(study, task=task)
+        err.print(f"created study {study} ({task})")
+    with s, progress_bar() as bar:
+        job = bar.add_task("ingest", total=None)
+        report = run_ingest(
+            s,
+            folder,
+            masks=masks,
+            metadata=metadata,
+            labels=labels,
+            classes_from_folders=classes_from_folders,
+            progress=lambda done, total: bar.update(job, completed=done, total=total),
+        )
+    for skip in report.skipped:
+        print(f"skipped {skip.path}: [{skip.reason}] {skip.message}", file=sys.stderr)
+    if report.unmatched_rows:
+        print(
+            f"warning: {len(report.unmatched_rows)} metadata rows matched no image "
+            f"(first: {report.unmatched_rows[0]})",
+            file=sys.stderr,
+        )
+    summary = {
+        "root": report.root,
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "with_truth": report.with_truth,
+        "skipped": len(report.skipped),
+    }
+    if as_json:
+        emit_json({**summary, "skipped_files": [vars(s) for s in report.skipped]})
+    else:
+        out.print(", ".join(f"{k}: {v}" for k, v in summary.items() if k != "root"))
+
+
+@app.command()
+def split(
+    study: StudyArg,
+    test: Annotated[
+        float | None, typer.Option(help="Held-out test set: fraction (< 1) or count.")
+    ] = None,
+    initial: Annotated[
+        float | None, typer.Option(help="Initial labeled set: fraction (< 1) or count.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed of the draw.")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE or KEY!=VALUE; images that fail are excluded. Repeatable."),
+    ] = None,
+    stratify: Annotated[
+        list[str] | None, typer.Option(help="Metadata key (or 'class') to stratify by. Repeatable.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Re-split a study whose annotation has begun.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hold out a test split (never annotated) and an initial labeled set; the rest is the pool."""
+    from loop.data.split import split_study
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        cfg = s.config.split
+        result = split_study(
+            s,
+            test=cfg.test if test is None else test,
+            initial=cfg.initial if initial is None else initial,
+            seed=cfg.seed if seed is None else seed,
+            where=where or (),
+            stratify=tuple(stratify) if stratify else None,
+            force=force,
+        )
+    if as_json:
+        emit_json(
+            {
+                "counts": result.counts,
+                "stratify": list(result.stratify),
+                "by_stratum": result.by_stratum,
+            }
+        )
+        return
+    table = Table(
+        "stratum",
+        "pool",
+        "labeled",
+        "test",
+        title=f"split (stratified by {', '.join(result.stratify) or 'nothing'})",
+    )
+    for key, c in result.by_stratum.items():
+        table.add_row(key, str(c["pool"]), str(c["labeled"]), str(c["test"]))
+    out.print(table)
+    out.print(", ".join(f"{k}: {v}" for k, v in result.counts.items()))
+
+
+@app.command()
+def status(study: StudyArg, as_json: JsonOpt = False) -> None:
+    """Images by split and by group, ground truth, skipped files and rounds so far."""
+    from loop.reports.status import study_status
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        st = study_status(s)
+    if as_json:
+        emit_json(st.to_dict())
+        return
+    splits = ("pool", "labeled", "test", "excluded")
+    table = Table("", *splits, "total", title=f"{study} ({st.task}): {st.n_images} images")
+    table.add_row("images", *(str(st.by_split.get(k, 0)) for k in splits), str(st.n_images))
+    table.add_row(
+        "with truth",
+        *(str(st.with_truth.get(k, 0)) for k in splits),
+        str(sum(st.with_truth.values())),
+    )
+    for key, values in st.groups.items():
+        for value, counts in values.items():
+            table.add_row(
+                f"{key}={value}",
+                *(str(counts.get(k, 0)) for k in splits),
+                str(sum(counts.values())),
+            )
+    out.print(table)
+    if st.skipped:
+        out.print(
+            "skipped files: "
+            + ", ".join(f"{r} {n}" for r, n in st.skipped.items())
+            + " (SELECT * FROM skipped)"
+        )
+    pushed = st.annotation
+    if pushed["images_pushed"]:
+        tiles = f" (as {pushed['tiles']} tiles where large)" if pushed["tiles"] else ""
+        out.print(
+            f"annotation: {pushed['images_pushed']} images pushed{tiles}: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(pushed["tasks"].items()))
+            + "; current annotations: "
+            + (", ".join(f"{a} {n}" for a, n in pushed["annotations"].items()) or "none")
+        )
+    if st.labels or st.review["sent"]:
+        out.print(
+            f"labels made: {st.labels.get('consensus', 0)} consensus, "
+            f"{st.labels.get('adjudicated', 0)} adjudicated; review tasks: "
+            f"{st.review['sent']} sent, {st.review['decided']} decided"
+        )
+    if st.rounds:
+        from loop.cli.common import LEGEND, rounds_table
+
+        out.print(rounds_table(st.rounds))
+        out.print(LEGEND)
+    else:
+        out.print("rounds: none yet")
+
+
+@app.command()
+def shift(
+    study: StudyArg,
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Metadata key to group by (instrument, session, ...) or split; "
+            "default: the study's first group.",
+        ),
+    ] = None,
+    splits: Annotated[
+        str, typer.Option(help="Comma-separated splits whose images are compared.")
+    ] = "pool,labeled,test",
+    min_images: Annotated[int, typer.Option(help="Groups with fewer images get no AUC.")] = 5,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="PNG of the features' first two principal components by group "
+            "(default: STUDY/report/shift-<key>.png)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Domain shift and batch effects: can each group's images be told from the rest, by
+    what, and is each group labeled and tested?"""
+    from dataclasses import asdict
+
+    from loop.reports.shift import default_key, shift_report
+    from loop.study import open_study
+
+    with open_study(study) as s:
+        key = by or default_key(s)
+        target = plot or s.path / "report" / f"shift-{key}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with progress_bar() as bar:
+            report = shift_report(
+                s,
+                key=key,
+                splits=[x.strip() for x in splits.split(",") if x.strip()],
+                min_images=min_images,
+                plot=target,
+                progress=stage_progress(bar),
+            )
+    if as_json:
+        emit_json(
+            {
+                "key": report.key,
+                "n_images": report.n_images,
+                "plot": str(report.plot),
+                "groups": [asdict(g) for g in report.groups],
+            }
+        )
+        return
+    table = Table(report.key, "images", "by split", "AUC", "verdict", "differs most in (d)")
+    for g in report.groups:
+        table.add_row(
+            g.group,
+            str(g.n_images),
+            ", ".join(f"{k} {v}" for k, v in g.splits.items()),
+            "-" if g.auc is None else f"{g.auc:.2f}",
+            g.verdict,
+            ", ".join(f"{name} {d:+.1f}" for name, d in g.differs_in),
+        )
+    out.print(table)
+    for g in report.groups:
+        for line in g.warnings:
+            out.print(f"{report.key} = {g.group}: {line}")
+    out.print(
+        "AUC: how well a classifier tells the group from the rest by image features "
+        f"(0.5: not at all, 1: always). Plot: {report.plot}"
+    )
+
+
+@app.command("export")
+def export_labels(
+    study: StudyArg,
+    folder: Annotated[Path, typer.Argument(help="Output folder (created; files are overwritten).")],
+    truth: Annotated[
+        bool, typer.Option("--truth", help="Also export images whose only label is ground truth.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Consensus (or adjudicated) label TIFFs, napari/Fiji-ready, and provenance.csv (annotators,
+    method, round, agreement)."""
+    from loop.reports.export import export
+    from loop.study import open_study
+
+    with open_study(study) as s, progress_bar() as bar:
+        job = bar.add_task("exporting", total=None)
+        report = export(
+            s, folder, truth=truth, progress=lambda d, t: bar.update(job, completed=d, total=t)
+        )
+    if as_json:
+        emit_json(
+            {
+                "folder": report.folder,
+                "labels": report.n_labels,
+                "by_source": report.by_source,
+                "provenance": report.provenance,
+            }
+        )
+        return
+    out.print(
+        f"{report.n_labels} labels in {report.folder} ({report.by_source}); "
+        f"provenance in {report.provenance}"
+    )
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Study folder for the demo (created; git-ignored demo/ by default)."),
+    ] = Path("demo"),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="DSB2018-layout folder (images/, masks/, manifest.json); default: "
+            "shared/data/dsb2018_train if found, else synthetic nuclei."
+        ),
+    ] = None,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="Without local data, download BBBC038 (DSB2018, ~80 MB, needs the internet).",
+        ),
+    ] = False,
+    rounds: Annotated[int, typer.Option(help="Rounds of annotation.")] = 4,
+    control: Annotated[
+        bool, typer.Option("--control", help="Also run a random-selection control arm.")
+    ] = False,
+    stop_server: Annotated[
+        bool,
+        typer.Option(
+            "--stop-server/--keep-server",
+            help="Stop Label Studio at the end (default: keep it, to look at the tasks).",
+        ),
+    ] = False,
+    gpu: GpuOpt = None,
+) -> None:
+    """The demo: sample data into a study, a local Label Studio, rounds of train -> score ->
+    push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
+    from loop.cli.common import LEGEND, rounds_table
+    from loop.cli.wiring import env_server, server_of, wiring
+    from loop.data.demo import DEMO_TOML, DSB_SPLIT, SYNTHETIC_SPLIT, find_dsb, write_synthetic
+    from loop.data.ingest import ingest as run_ingest
+    from loop.data.split import split_study
+    from loop.reports.html import write_report
+    from loop.reports.status import round_summaries
+    from loop.rounds import RoundOptions
+    from loop.rounds import run as run_rounds
+    from loop.study import init_study, open_study
+
+    source = data or find_dsb()
+    if source is None and download:
+        from loop.data.datasets import fetch_bbbc038
+
+        with err.status("downloading BBBC038 (once; kept in the user cache) ..."):
+            fetched = fetch_bbbc038()
+        source = fetched.folder
+    if source is None:
+        source = write_synthetic(folder / "synthetic-data")
+        err.print(
+            f"no DSB2018 data found: using {source} (synthetic nuclei, generated now); "
+            "`loop demo --download` fetches the real BBBC038 images"
+        )
+        metadata, (n_test, n_initial) = source / "metadata.csv", SYNTHETIC_SPLIT
+    else:
+        err.print(f"sample data: {source}")
+        metadata, (n_test, n_initial) = source / "manifest.json", DSB_SPLIT
+    if not (folder / "loop.toml").exists():
+        init_study(folder).close()
+        (folder / "loop.toml").write_text(DEMO_TOML)
+    with open_study(folder) as s:
+        with progress_bar() as bar:
+            job = bar.add_task("ingest", total=None)
+            report = run_ingest(
+                s,
+                source / "images",
+                masks=source / "masks",
+                metadata=metadata,
+                progress=lambda done, total: bar.update(job, completed=done, total=total),
+            )
+        err.print(f"ingested {report.valid} images ({report.added} new)")
+        if not s.store.db["splits"].count:  # a re-run keeps the study's split
+            split_study(s, test=n_test, initial=n_initial, seed=0, where=["modality=fluorescence"])
+        server = None
+        if env_server() is None:
+            server = server_of(s)
+            with err.status("starting Label Studio (about 40 s the first time) ..."):
+                info = server.start()
+            err.print(f"Label Studio at {info.url}")
+        arms = ["main", "random"] if control else ["main"]
+        for arm in arms:
+            tool, annotate = wiring(s, "simulated", 0)
+            with progress_bar() as bar:
+                run_rounds(
+                    s,
+                    tool,
+                    rounds=rounds,
+                    options=RoundOptions(arm=arm, gpu=gpu),
+                    annotate=annotate,
+                    progress=stage_progress(bar),
+                    log=err.print,
+                )
+            tool.close()
+        with progress_bar() as bar:
+            written = write_report(s, s.path / "report", progress=stage_progress(bar))
+        if server is not None and stop_server:
+            server.stop()
+        summaries = round_summaries(s)
+    out.print(rounds_table(summaries, title=f"{folder}: demo"))
+    out.print(LEGEND)
+    out.print(written.hint)
+    out.print(f"report: {written.html}")
+    if server is not None and not stop_server:
+        out.print(f"Label Studio keeps running; stop it with `loop labelstudio stop {folder}`")

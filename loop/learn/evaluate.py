@@ -1,0 +1,99 @@
+"""Held-out figures of a model on the test split, overall and per group (cached per model)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from loop.core.images import read_image
+from loop.core.metrics import classification_scores, segmentation_scores, summarize_segmentation
+from loop.errors import ModelError
+from loop.learn.labels import Progress, _mask_of, _noop, image_path
+from loop.learn.registry import load_model, model_row
+from loop.models.family import family
+from loop.store import dumps, meta_column, utcnow
+from loop.study import Study
+
+
+def _groups(study: Study, image: dict) -> list[str]:
+    return [f"{key}={image.get(meta_column(key))}" for key in study.config.groups]
+
+
+def evaluate(
+    study: Study,
+    *,
+    model_id: int | None = None,
+    split: str = "test",
+    gpu: bool | None = None,
+    progress: Progress = _noop,
+) -> dict:
+    """Held-out figures of a model on ``split`` (default: the test split), cached per model.
+
+    Returns
+    -------
+    dict
+        Segmentation: ``ap50``, ``ap75``, ``ap90``, ``precision``, ``recall``, ``f1``,
+        ``matched_iou``, ``dice``, ``n_images``, ``per_group``; classification: ``accuracy``,
+        ``macro_f1``, ``kappa``, ``per_class``, ``n_images``, ``per_group``. Plus
+        ``model_id`` and ``split``.
+
+    Raises
+    ------
+    NoModel
+        Without a trained model.
+    ModelError
+        When the split has no images with ground truth.
+    """
+    row = model_row(study, model_id)
+    db = study.store.db
+    cached = list(db["evaluations"].rows_where("model_id = ? AND split = ?", [row["id"], split]))
+    if cached:
+        return {**json.loads(cached[0]["metrics"]), "model_id": row["id"], "split": split}
+    images = [im for im in study.store.images("split = ?", [split])]
+    truths = {im["id"]: study.store.truth(im["id"]) for im in images}
+    images = [im for im in images if truths[im["id"]] is not None]
+    if not images:
+        raise ModelError(
+            f"no {split} images with ground truth to evaluate on: "
+            "`loop split --test` makes a test split of images with masks/classes"
+        )
+    started = time.perf_counter()
+    model = load_model(study, row, gpu)
+    adapter = family(row["kind"])
+    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
+    per_image, groups, pred = [], [], []
+    for i, image in enumerate(images):
+        (output,) = adapter.predict(model, [read_image(image_path(image))], config=config)
+        if output.masks is not None:
+            truth = _mask_of(study, image, truths[image["id"]])
+            per_image.append({"image_id": image["id"], **segmentation_scores(truth, output.masks)})
+        pred.append(output.klass)
+        groups.append(_groups(study, image))
+        progress("evaluating", i + 1, len(images))
+    if row["kind"] == "cellpose":
+        metrics = summarize_segmentation(per_image)
+        for level in range(len(study.config.groups)):
+            by = summarize_segmentation(per_image, [g[level] for g in groups])["per_group"]
+            metrics["per_group"].update(by)
+    else:
+        truth = [truths[im["id"]]["class"] for im in images]
+        per_image = [
+            {"image_id": im["id"], "truth": t, "pred": p} for im, t, p in zip(images, truth, pred)
+        ]
+        metrics = classification_scores(truth, pred)
+        for level in range(len(study.config.groups)):
+            g = [g[level] for g in groups]
+            metrics["per_group"].update(classification_scores(truth, pred, g)["per_group"])
+    with study.store.atomic():
+        db["evaluations"].insert(
+            {
+                "model_id": row["id"],
+                "split": split,
+                "metrics": dumps(metrics),
+                "per_image": dumps(per_image),
+                "seconds": time.perf_counter() - started,
+                "created_at": utcnow(),
+            },
+            replace=True,
+        )
+    return {**metrics, "model_id": row["id"], "split": split}

@@ -1,0 +1,96 @@
+"""What trains: the labels of labeled images, best first, and the validation split.
+
+Which label trains an image: ``adjudicated`` over ``consensus`` over ``truth``; only images
+in the ``labeled`` split train (ground truth of pool images is never read here, and test
+images never train or validate). A fixed part of the labeled images (chosen by a hash of
+their content, so an image stays on the same side across rounds) validates each new model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from loop.core.images import read_mask
+from loop.store import dumps
+from loop.study import Study
+
+Progress = Callable[[str, int, int], None]
+
+
+LABEL_PRIORITY = ("adjudicated", "consensus", "truth")
+
+
+def _noop(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def training_labels(study: Study, image_ids=None) -> list[tuple[dict, dict]]:
+    """(image, label) of every ``labeled`` image (of those in ``image_ids`` when given), best
+    label first by :data:`LABEL_PRIORITY`.
+
+    Labeled images without any usable label are left out.
+    """
+    db = study.store.db
+    rank = {source: i for i, source in enumerate(LABEL_PRIORITY)}
+    wanted = None if image_ids is None else set(image_ids)
+    out = []
+    for image in study.store.images("split = 'labeled'"):
+        if wanted is not None and image["id"] not in wanted:
+            continue
+        labels = [
+            row
+            for row in db["labels"].rows_where("image_id = ?", [image["id"]])
+            if row["source"] in rank
+        ]
+        if labels:
+            out.append((image, min(labels, key=lambda r: rank[r["source"]])))
+    return out
+
+
+def is_validation(sha256: str, fraction: float) -> bool:
+    """Whether an image with content hash ``sha256`` validates (stable across rounds).
+
+    >>> is_validation("ab" * 32, 0.0), is_validation("ab" * 32, 1.0)
+    (False, True)
+    """
+    return _validation_key(sha256) < fraction
+
+
+def _validation_key(sha256: str) -> float:
+    digest = hashlib.sha256(("validation:" + sha256).encode()).hexdigest()
+    return int(digest[:8], 16) / 0x100000000
+
+
+def validation_split(items: list, fraction: float) -> tuple[list, list]:
+    """(train, validation) items; no validation under 10 labeled images, at least 2 above."""
+    if fraction <= 0 or len(items) < 10:
+        return list(items), []
+    val = [it for it in items if is_validation(it[0]["sha256"], fraction)]
+    if len(val) < 2:
+        val = sorted(items, key=lambda it: _validation_key(it[0]["sha256"]))[:2]
+    val_ids = {it[0]["id"] for it in val}
+    return [it for it in items if it[0]["id"] not in val_ids], val
+
+
+def _label_digest(items: list[tuple[dict, dict]], recipe: dict) -> str:
+    """Digest of the training labels and the recipe (config, seed, options) that trains on
+    them: equal digests give equal models."""
+    h = hashlib.sha256(dumps(recipe).encode())
+    for image, label in sorted(items, key=lambda it: it[0]["id"]):
+        h.update(
+            f"{image['id']}:{image['sha256']}:{label['source']}:{label.get('mask_sha256')}:"
+            f"{label.get('class')}:{label.get('version')}\n".encode()
+        )
+    return h.hexdigest()
+
+
+def _mask_of(study: Study, image: dict, label: dict) -> np.ndarray:
+    return read_mask(study.resolve(label["mask_path"]), (image["height"], image["width"]))
+
+
+def image_path(image: dict) -> Path:
+    return Path(image["root"]) / image["path"]

@@ -1,0 +1,138 @@
+"""The models table: the current model of an arm, a model by id, recording a trained model,
+the software it was trained with, and loading a model's file through its family.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loop.core.images import file_sha256
+from loop.errors import NoModel
+from loop.models.family import family
+from loop.store import dumps, utcnow
+from loop.study import Study
+
+MODELS_DIR = "models"
+
+
+def current_model(study: Study, arm: str = "main") -> dict | None:
+    """The latest accepted model of the study's task trained for ``arm``, or None."""
+    rows = list(
+        study.store.db["models"].rows_where(
+            "task = ? AND status = 'accepted' AND coalesce(arm, 'main') = ?",
+            [study.config.task, arm],
+            order_by="id desc",
+            limit=1,
+        )
+    )
+    return rows[0] if rows else None
+
+
+def model_row(study: Study, model_id: int | None = None) -> dict:
+    """A model row by id, or the current model.
+
+    Raises
+    ------
+    NoModel
+        When the study has no (such) model.
+    """
+    if model_id is None:
+        row = current_model(study)
+        if row is None:
+            raise NoModel("the study has no trained model yet: run `loop train` first")
+        return row
+    rows = list(study.store.db["models"].rows_where("id = ?", [model_id]))
+    if not rows:
+        raise NoModel(f"no model with id {model_id}; `loop status --json` lists the models")
+    return rows[0]
+
+
+def software_versions() -> dict:
+    """Versions of loop and of the packages its models depend on (recorded with each model
+    and each measurement run)."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for package in (
+        "loop-al",
+        "torch",
+        "cellpose",
+        "scikit-learn",
+        "scikit-image",
+        "modAL-python",
+        "numpy",
+    ):
+        try:
+            out[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _record(
+    study: Study,
+    *,
+    kind: str,
+    path: Path,
+    params: dict,
+    train_ids,
+    val_ids,
+    losses,
+    parent: dict | None,
+    status: str,
+    decision: str,
+    val: dict,
+    digest: str,
+    device: str,
+    seconds: float,
+    arm: str,
+) -> int:
+    row = {
+        "kind": kind,
+        "task": study.config.task,
+        "path": str(path.relative_to(study.path)),
+        "sha256": file_sha256(path),
+        "params": dumps(params),
+        "versions": dumps(software_versions()),
+        "train_image_ids": dumps(sorted(train_ids)),
+        "val_image_ids": dumps(sorted(val_ids)),
+        "losses": dumps(losses),
+        "parent_id": parent["id"] if parent else None,
+        "status": status,
+        "decision": decision,
+        "val_metrics": dumps(val),
+        "label_sha256": digest,
+        "arm": arm,
+        "device": device,
+        "seconds": seconds,
+        "created_at": utcnow(),
+    }
+    with study.store.atomic() as db:
+        return db["models"].insert(row).last_pk
+
+
+def _next_path(study: Study, stem: str, suffix: str) -> Path:
+    folder = study.path / MODELS_DIR
+    folder.mkdir(exist_ok=True)
+    n = study.store.db["models"].count + 1
+    while (folder / f"{stem}-{n:04d}{suffix}").exists():
+        n += 1
+    return folder / f"{stem}-{n:04d}{suffix}"
+
+
+def load_model(study: Study, row: dict, gpu: bool | None = None):
+    """The model object of a models row, loaded once per open study and device (a Cellpose
+    network or a :class:`~loop.models.classifier.Classifier`).
+
+    Raises
+    ------
+    ModelError
+        When the file is missing (or, for a classifier, changed since it was recorded).
+    """
+    key = (row["id"], row["sha256"], gpu)
+    if key not in study.models:
+        study.models[key] = family(row["kind"]).load(
+            study.resolve(row["path"]), sha256=row["sha256"], gpu=gpu
+        )
+    return study.models[key]
