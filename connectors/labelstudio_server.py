@@ -31,6 +31,16 @@ HOST = "127.0.0.1"
 ADMIN_EMAIL = "loop-admin@localhost.local"
 
 
+def private(folder: Path) -> None:
+    """Make ``folder`` readable by its owner only: the folder and those under it 0700, its
+    files 0600 (checked on every start, so studies made before this check are fixed too)."""
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def find_executable() -> str:
     """``$LOOP_LABEL_STUDIO``, else the repository's ``.venv-labelstudio``, else PATH.
 
@@ -154,6 +164,7 @@ class LabelStudioServer:
         port = port or free_port()
         data_dir = self.folder / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
+        private(data_dir)  # its SQLite file holds every API token in plain text
         (self.folder / "media").mkdir(exist_ok=True)
         env = {
             **os.environ,
@@ -194,6 +205,7 @@ class LabelStudioServer:
                 env=env,
                 cwd=self.folder,
                 start_new_session=True,
+                umask=0o077,  # what the server writes (its database, uploads) is 0600
             )
         url = f"http://{HOST}:{port}"
         info = ServerInfo(

@@ -162,3 +162,34 @@ def test_strategies_listing():
     assert "committee" in result.stdout
     result = runner.invoke(app, ["strategies", "--task", "counting"])
     assert result.exit_code == 1 and "choose one of" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["score", "{s}", "--k", "-3"],
+        ["score", "{s}", "--k", "0"],
+        ["push", "{s}", "--overlap", "0"],
+        ["push", "{s}", "--limit", "0"],
+        ["run", "{s}", "--rounds", "0"],
+        ["round", "{s}", "--batch", "0"],
+        ["bench", "al", "{s}", "--seeds", "0"],
+        ["demo", "{s}", "--rounds", "-1"],
+    ],
+)
+def test_counts_must_be_positive(tmp_path, args):
+    study = tmp_path / "study"
+    CliRunner().invoke(app, ["init", str(study)])
+    result = CliRunner().invoke(app, [a.format(s=study) for a in args])
+    assert result.exit_code == 2
+    wanted = r"Invalid value for '--[\w-]+': Input should be greater than or equal to 1"
+    assert re.search(wanted, result.output)
+
+
+def test_labelstudio_status_exits_1_when_the_server_is_down(tmp_path):
+    study = tmp_path / "study"
+    CliRunner().invoke(app, ["init", str(study)])
+    result = CliRunner().invoke(app, ["labelstudio", "status", str(study)])
+    assert result.exit_code == 1 and "not running" in result.stdout
+    result = CliRunner().invoke(app, ["labelstudio", "status", str(study), "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["running"] is False

@@ -60,8 +60,10 @@ def push(
     split: Annotated[
         str, typer.Option(help="Push images of this split (pool or labeled).")
     ] = "pool",
-    limit: Annotated[int | None, typer.Option(help="At most this many images of --split.")] = None,
-    overlap: Annotated[int, typer.Option(help="Distinct annotators wanted per task.")] = 3,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many images of --split.")
+    ] = None,
+    overlap: Annotated[int, typer.Option(min=1, help="Distinct annotators wanted per task.")] = 3,
     predictions: Annotated[
         Path | None,
         typer.Option(help="Folder of label TIFFs <image name>.tif used as pre-annotations."),

@@ -63,8 +63,8 @@ def bench_al(
         str,
         typer.Option(help="Comma-separated strategies; random (the baseline) is always run."),
     ] = "",
-    seeds: Annotated[int, typer.Option(help="Arms (seeds) per strategy.")] = 3,
-    rounds: Annotated[int, typer.Option(help="Rounds of annotation per arm.")] = 5,
+    seeds: Annotated[int, typer.Option(min=1, help="Arms (seeds) per strategy.")] = 3,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of annotation per arm.")] = 5,
     batch: Annotated[int, typer.Option("--batch", help="Images per round.")] = 8,
     steps: StepsOpt = None,
     full_pool: Annotated[

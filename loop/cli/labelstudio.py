@@ -73,7 +73,8 @@ def labelstudio_stop(study: StudyArg) -> None:
 
 @app.command("status")
 def labelstudio_status(study: StudyArg, as_json: JsonOpt = False) -> None:
-    """Say whether the study's Label Studio runs, where, and whether it is healthy."""
+    """Say whether the study's Label Studio runs, where, and whether it is healthy (exit code 1
+    when it is not running or not healthy)."""
     from loop.cli.wiring import healthy, server_of
     from loop.study import open_study
 
@@ -93,6 +94,8 @@ def labelstudio_status(study: StudyArg, as_json: JsonOpt = False) -> None:
             if info
             else "not running"
         )
+    if not state["healthy"]:  # as `systemctl status` does: scripts can test it
+        raise typer.Exit(code=1)
 
 
 @annotators_app.command("add")

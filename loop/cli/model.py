@@ -109,7 +109,7 @@ def score(
     strategy: Annotated[
         str | None, typer.Option(help="A name from `loop strategies` (default: config/task).")
     ] = None,
-    k: Annotated[int | None, typer.Option(help="Batch size to choose.")] = None,
+    k: Annotated[int | None, typer.Option(min=1, help="Batch size to choose.")] = None,
     model: Annotated[
         int | None, typer.Option(help="Model id (default: the current model).")
     ] = None,

@@ -36,7 +36,7 @@ StrategyOpt = Annotated[
 ]
 
 
-BatchOpt = Annotated[int | None, typer.Option("--batch", help="Images per round (score.k).")]
+BatchOpt = Annotated[int | None, typer.Option("--batch", min=1, help="Images per round (score.k).")]
 
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of training and selection.")]
@@ -101,7 +101,7 @@ def round_(
 @app.command()
 def run(
     study: StudyArg,
-    rounds: Annotated[int, typer.Option(help="Rounds of annotation to reach.")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of annotation to reach.")] = 4,
     arm: ArmOpt = "main",
     strategy: StrategyOpt = None,
     batch: BatchOpt = None,

@@ -369,7 +369,7 @@ def demo(
             help="Without local data, download BBBC038 (DSB2018, ~80 MB, needs the internet).",
         ),
     ] = False,
-    rounds: Annotated[int, typer.Option(help="Rounds of annotation.")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of annotation.")] = 4,
     control: Annotated[
         bool, typer.Option("--control", help="Also run a random-selection control arm.")
     ] = False,
