@@ -184,6 +184,8 @@ class RoundsConfig:
     """Distinct annotators per task."""
     min_agreement: float = 0.5
     """Tasks below this mean pairwise agreement go to adjudication instead of training."""
+    min_annotations: int = 2
+    """Valid annotations a consensus needs (at most the task's overlap); fewer: it waits."""
     fusion: str = "majority"
     """Consensus of instance masks: majority or staple."""
     annotators: tuple[str, ...] = ("alice", "bob", "carol")
@@ -215,6 +217,10 @@ class RoundsConfig:
             raise ConfigError(f"rounds.overlap = {self.overlap}: ask for at least 1 annotator")
         if not 0 <= self.min_agreement <= 1:
             raise ConfigError(f"rounds.min_agreement = {self.min_agreement}: give 0..1")
+        if self.min_annotations < 1:
+            raise ConfigError(
+                f"rounds.min_annotations = {self.min_annotations}: a consensus needs at least 1"
+            )
         if self.fusion not in FUSIONS:
             raise ConfigError(f"rounds.fusion = {self.fusion!r}: choose {' or '.join(FUSIONS)}")
         if self.profiles and len(self.profiles) != len(self.annotators):
@@ -418,6 +424,7 @@ pool_sample = {score.pool_sample}          # measure a seeded random subset of t
 [rounds]                 # `loop round` and `loop run`
 overlap = {rounds.overlap}              # distinct annotators per task
 min_agreement = {rounds.min_agreement}      # below: adjudication instead of a consensus label
+min_annotations = {rounds.min_annotations}      # valid annotations a consensus needs (<= overlap)
 fusion = "{rounds.fusion}"       # consensus of instance masks: majority or staple
 annotators = {_toml_list(rounds.annotators)}   # simulated annotators
 profiles = []            # noise: perfect/careful/average/sloppy; [] = careful, average, sloppy

@@ -209,3 +209,48 @@ def test_thirty_dsb_images_through_label_studio(tmp_path, ls_remote, monkeypatch
     truth = report.against_truth
     mean_single = np.mean([truth["annotators"][n]["f1_50"] for n in names])
     assert truth["consensus"]["f1_50"] > mean_single
+
+
+def test_a_consensus_needs_two_valid_annotations(seg_study, nuclei_folder):
+    """An image annotated validly by one of its three annotators (the others' annotations
+    malformed or missing) waits: no consensus from one person, no move to labeled."""
+    ingest(seg_study, nuclei_folder / "images", masks=nuclei_folder / "masks")
+    ids = [r["id"] for r in seg_study.store.images()][:2]
+
+    def make(image, name):
+        return read_mask(seg_study.store.truth(image["id"])["mask_path"])
+
+    annotate(seg_study, ids, make)
+    db = seg_study.store.db
+    lonely = ids[0]
+    db.execute(
+        "UPDATE annotations SET status = 'malformed' WHERE image_id = ? AND annotator != 'alice'",
+        [lonely],
+    )
+    db.conn.commit()
+    report = agree(seg_study, min_agreement=0.0)
+    assert [t.image_id for t in report.tasks] == [ids[1]]
+    assert [(w.image_id, w.annotators, w.needed) for w in report.waiting] == [
+        (lonely, ["alice"], 2)
+    ]
+    assert "1 valid annotation(s) (alice), a consensus needs 2" in str(report.waiting[0])
+    sources = {r["image_id"] for r in db["labels"].rows_where("source = 'consensus'")}
+    assert sources == {ids[1]}
+    assert seg_study.store.image(lonely)["split"] == "pool"
+    # loop status says why it waits; the CLI lists it on stderr and in --json
+    result = CliRunner().invoke(app, ["status", str(seg_study.path)])
+    assert "waiting: 1 done tasks have too few valid annotations" in result.stdout
+    result = CliRunner().invoke(app, ["agree", str(seg_study.path), "--json"])
+    assert json.loads(result.stdout)["waiting"][0]["image_id"] == lonely
+    assert "waiting: task" in result.stderr
+    # one is enough when asked for (or when the task's overlap is 1)
+    report = agree(seg_study, min_agreement=0.0, min_annotations=1)
+    assert not report.waiting and {t.image_id for t in report.tasks} == set(ids)
+
+
+def test_min_annotations_is_checked():
+    from loop.config import RoundsConfig
+    from loop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rounds.min_annotations = 0: a consensus needs"):
+        RoundsConfig(min_annotations=0)

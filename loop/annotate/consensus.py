@@ -49,16 +49,36 @@ class TaskAgreement:
 
 
 @dataclass
+class Waiting:
+    """A task with too few valid annotations for a consensus: it waits for more."""
+
+    task_id: int
+    image_id: int
+    image: str
+    annotators: list[str]
+    needed: int
+
+    def __str__(self) -> str:
+        have = ", ".join(self.annotators) or "nobody"
+        return (
+            f"task {self.task_id} ({self.image}): {len(self.annotators)} valid annotation(s) "
+            f"({have}), a consensus needs {self.needed}"
+        )
+
+
+@dataclass
 class AgreementReport:
     tasks: list[TaskAgreement]
     annotators: dict  # name -> mean agreement with the others' consensus
     overall: dict  # mean agreement; kappa/alpha for classes
     against_truth: dict | None = None
+    waiting: list[Waiting] = field(default_factory=list)  # too few annotations, no consensus
 
 
 def _current_annotations(study: Study, round: int | None, image_ids=None) -> dict[int, list[dict]]:
     sql = (
-        "SELECT a.*, t.round AS task_round FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "SELECT a.*, t.round AS task_round, t.overlap AS task_overlap "
+        "FROM annotations a JOIN tasks t ON t.id = a.task_id "
         "WHERE a.status = 'current' AND t.purpose = 'annotate'"
     )
     params: list = []
@@ -91,6 +111,7 @@ def agree(
     image_ids=None,
     method: str = "majority",
     min_agreement: float = 0.7,
+    min_annotations: int = 2,
     against_truth: bool = False,
     write: bool = True,
     progress: Callable[[int, int], None] | None = None,
@@ -109,6 +130,10 @@ def agree(
     min_agreement : float
         Tasks whose mean pairwise agreement (object F1 at IoU 0.5, or share of agreeing pairs
         for classes) is below this go to adjudication.
+    min_annotations : int
+        Valid (current, not malformed) annotations a task needs for a consensus, capped by
+        the task's overlap: ``min(overlap, min_annotations)``. A task with fewer waits (in
+        ``AgreementReport.waiting``): no consensus, no adjudication, its image stays put.
     against_truth : bool
         Also score each annotator and the consensus against the ground truth, where it exists.
     write : bool
@@ -118,9 +143,16 @@ def agree(
     by_task = _current_annotations(study, round, image_ids)
     segmentation = study.config.task == "segmentation"
     results: list[TaskAgreement] = []
+    waiting: list[Waiting] = []
     for done, (task_id, rows) in enumerate(by_task.items(), start=1):
         image = store.image(rows[0]["image_id"])
         names = [r["annotator"] for r in rows]
+        needed = min(rows[0]["task_overlap"] or 1, min_annotations)
+        if len(rows) < needed:
+            waiting.append(Waiting(task_id, image["id"], image["name"], names, needed))
+            if progress:
+                progress(done, len(by_task))
+            continue
         item = TaskAgreement(task_id, image["id"], image["name"], rows[0]["task_round"], names)
         truth = store.truth(image["id"]) if against_truth else None
         if segmentation:
@@ -171,7 +203,9 @@ def agree(
         results.append(item)
         if progress:
             progress(done, len(by_task))
-    return _summarise(results, by_task, segmentation)
+    report = _summarise(results, by_task, segmentation)
+    report.waiting = waiting
+    return report
 
 
 def _store_consensus(

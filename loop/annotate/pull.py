@@ -12,13 +12,10 @@ picks up the rest.
 
 Tiles
 -----
-With a :class:`~loop.tiles.Tiling`, an image larger than ``tiling.above`` gets one task row
-of its own (``tile`` NULL, never sent to the tool) and one row per tile (``purpose='tile'``,
-``tile`` = JSON [row, col, height, width]) which are the tool's tasks, all written in the same
-transaction. Pull stitches each annotator's tiles into an annotation of the image's own task
-once every tile is done (:func:`stitch_tiled`), so agreement, consensus and rounds see one
-annotation per annotator per image, as for whole images.
-
+Tasks of tiled images (see :mod:`loop.annotate.push`) are the tiles; pull stitches each
+annotator's tiles into an annotation of the image's own task once every tile is done
+(:func:`stitch_tiled`), so agreement, consensus and rounds see one annotation per annotator
+per image, as for whole images.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ creates nothing.
 
 Tiles
 -----
-With a :class:`~loop.tiles.Tiling`, an image larger than ``tiling.above`` gets one task row
+With a :class:`~loop.core.tiles.Tiling`, an image larger than ``tiling.above`` gets one task row
 of its own (``tile`` NULL, never sent to the tool) and one row per tile (``purpose='tile'``,
 ``tile`` = JSON [row, col, height, width]) which are the tool's tasks, all written in the same
 transaction. Pull stitches each annotator's tiles into an annotation of the image's own task

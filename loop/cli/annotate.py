@@ -238,6 +238,14 @@ def agree(
     min_agreement: Annotated[
         float, typer.Option(help="Tasks below this mean pairwise agreement go to adjudication.")
     ] = 0.7,
+    min_annotations: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Valid annotations a consensus needs, at most the overlap (default: "
+            "rounds.min_annotations); tasks with fewer wait.",
+        ),
+    ] = None,
     against_truth: Annotated[
         bool,
         typer.Option(
@@ -267,14 +275,18 @@ def agree(
             round=round,
             method=method,
             min_agreement=min_agreement,
+            min_annotations=min_annotations or s.config.rounds.min_annotations,
             against_truth=against_truth,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
         )
+    for line in report.waiting:
+        print(f"waiting: {line}", file=sys.stderr)
     if output_format == "json":
         data = {
             "overall": report.overall,
             "annotators": report.annotators,
             "tasks": [vars(t) for t in report.tasks],
+            "waiting": [vars(w) for w in report.waiting],
         }
         if against_truth:
             data.update(report.against_truth or {"consensus": None, "annotators": {}})

@@ -225,6 +225,12 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + "; current annotations: "
             + (", ".join(f"{a} {n}" for a, n in pushed["annotations"].items()) or "none")
         )
+        if pushed["too_few_annotations"]:
+            out.print(
+                f"waiting: {pushed['too_few_annotations']} done tasks have too few valid "
+                f"annotations for a consensus (rounds.min_annotations = "
+                f"{s.config.rounds.min_annotations}); `loop agree` lists them"
+            )
     if st.labels or st.review["sent"]:
         out.print(
             f"labels made: {st.labels.get('consensus', 0)} consensus, "

@@ -137,8 +137,18 @@ def study_status(study: Study) -> StudyStatus:
             "ORDER BY a.annotator"
         ).fetchall()
     )
+    # done in the tool, but too few valid annotations for a consensus (malformed ones, say)
+    too_few = db.execute(
+        "SELECT count(*) FROM tasks t WHERE t.purpose = 'annotate' AND t.status = 'done' "
+        "AND (SELECT count(*) FROM annotations a WHERE a.task_id = t.id "
+        "AND a.status = 'current') < min(coalesce(t.overlap, 1), ?) "
+        "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = t.image_id "
+        "AND l.source IN ('consensus', 'adjudicated'))",
+        [study.config.rounds.min_annotations],
+    ).fetchone()[0]
     annotation = {
         "images_pushed": sum(tasks.values()),
+        "too_few_annotations": too_few,
         "tasks": tasks,  # pending (not yet in the tool), open, done
         "tiles": db["tasks"].count_where("purpose = 'tile'"),
         "annotations": per_annotator,  # current annotations of whole images

@@ -356,6 +356,7 @@ def run_round(
                 image_ids=batch,
                 method=config.fusion,
                 min_agreement=config.min_agreement,
+                min_annotations=config.min_annotations,
                 against_truth=True,
                 progress=lambda d, t: progress("agreement", d, t),
             )
