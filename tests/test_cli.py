@@ -1,5 +1,6 @@
 import json
 import re
+from pathlib import Path
 
 import click
 import pytest
@@ -193,3 +194,14 @@ def test_labelstudio_status_exits_1_when_the_server_is_down(tmp_path):
     assert result.exit_code == 1 and "not running" in result.stdout
     result = CliRunner().invoke(app, ["labelstudio", "status", str(study), "--json"])
     assert result.exit_code == 1 and json.loads(result.stdout)["running"] is False
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys")
+def test_os_errors_are_one_line_and_exit_1():
+    """The kernel refuses a folder under /sys (even to root): one line, no traceback."""
+    result = CliRunner().invoke(app, ["init", "/sys/loop-study"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: /sys/loop-study: Operation not permitted (check that you may write there)"
+    ]
+    assert "Traceback" not in result.output

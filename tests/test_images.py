@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from loop.core.images import (
     read_sidecar,
     read_table,
     to_display_uint8,
+    write_labels,
 )
 from loop.errors import BadMask, EmptyFile, MetadataError, UnreadableImage, UnsupportedImage
 
@@ -207,3 +209,16 @@ def test_write_labels_round_trip(tmp_path):
     write_labels(tmp_path / "a" / "m.tif", mask)
     assert np.array_equal(read_mask(tmp_path / "a" / "m.tif"), mask)
     assert not list((tmp_path / "a").glob("*.tmp.tif"))
+
+
+def test_write_labels_leaves_no_temporary_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    import tifffile
+
+    def full(path, *args, **kwargs):
+        Path(path).write_bytes(b"")  # what a full disk leaves: a file begun
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(tifffile, "imwrite", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_labels(tmp_path / "a.tif", np.ones((4, 4), np.uint16))
+    assert list(tmp_path.iterdir()) == []

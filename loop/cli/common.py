@@ -4,6 +4,7 @@ rounds table."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class LoopGroup(TyperGroup):
-    """Turns library errors into a clean message and exit code 1."""
+    """Turns library errors and OS errors (a read-only or full disk, a missing path) into one
+    line on stderr and exit code 1, never a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -31,6 +33,31 @@ class LoopGroup(TyperGroup):
         except LoopError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(code=1) from None
+        except OSError as exc:
+            print(f"error: {os_error_message(exc)}", file=sys.stderr)
+            raise typer.Exit(code=1) from None
+
+
+_OS_HINTS = {
+    errno.EROFS: "the file system is read-only: run on a writable copy of the study",
+    errno.EACCES: "check that you may write there",
+    errno.EPERM: "check that you may write there",
+    errno.ENOSPC: "free some space, then run it again",
+    errno.EDQUOT: "free some space, then run it again",
+    errno.ENOENT: "check the path",
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an OS error: the path, the cause and what to do.
+
+    >>> os_error_message(OSError(28, "No space left on device", "/s/x.tif"))
+    '/s/x.tif: No space left on device (free some space, then run it again)'
+    """
+    where = f"{exc.filename}: " if exc.filename else ""
+    cause = exc.strerror or str(exc)
+    hint = _OS_HINTS.get(exc.errno)
+    return f"{where}{cause}" + (f" ({hint})" if hint else "")
 
 
 StudyArg = Annotated[Path, typer.Argument(help="The study folder (holds loop.toml and loop.db).")]

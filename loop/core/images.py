@@ -185,8 +185,12 @@ def write_labels(path: str | Path, mask: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.tif")
     dtype = np.uint16 if mask.max(initial=0) < 65536 else np.uint32
-    tifffile.imwrite(tmp, mask.astype(dtype), compression="zlib")
-    os.replace(tmp, path)
+    try:
+        tifffile.imwrite(tmp, mask.astype(dtype), compression="zlib")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a kill: no half-written file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def count_objects(mask: np.ndarray) -> int:
