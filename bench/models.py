@@ -60,6 +60,7 @@ def _spearman(study, model_id: int) -> dict:
     from loop import learn
     from loop.core.images import read_image
     from loop.core.metrics import segmentation_scores
+    from loop.learn.labels import _mask_of
     from loop.models import cellpose_seg as cs
 
     row = learn.model_row(study, model_id)
@@ -67,7 +68,7 @@ def _spearman(study, model_id: int) -> dict:
     errors, measures, seconds = [], [], {"plain": [], "tta": []}
     for image in study.store.images("split = 'test'"):
         pixels = read_image(learn.image_path(image))
-        truth = learn._mask_of(study, image, study.store.truth(image["id"]))
+        truth = _mask_of(study, image, study.store.truth(image["id"]))
         start = time.perf_counter()
         cs.segment(net, pixels, config=study.config.model)
         seconds["plain"].append(time.perf_counter() - start)
