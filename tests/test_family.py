@@ -72,3 +72,11 @@ def test_classifier_outputs_carry_class_confidence_and_measures(tmp_path):
     assert [o.klass for o in adapter.predict(loaded, images)] == model.predict(x)
     with pytest.raises(ModelError, match="has changed since it was trained"):
         adapter.load(path, sha256="0" * 64, gpu=None)
+
+
+def test_each_family_reads_its_own_section_of_the_config():
+    from loop.config import StudyConfig
+
+    config = StudyConfig()
+    assert family("cellpose").settings(config) is config.model
+    assert family("classifier").settings(config) is config.classifier

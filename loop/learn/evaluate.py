@@ -60,7 +60,7 @@ def evaluate(
     started = time.perf_counter()
     model = load_model(study, row, gpu)
     adapter = family(row["kind"])
-    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
+    config = adapter.settings(study.config)
     per_image, groups, pred = [], [], []
     for i, image in enumerate(images):
         (output,) = adapter.predict(model, [read_image(image_path(image))], config=config)

@@ -45,7 +45,7 @@ def predict_folder(
     row = model_row(study, model_id)
     model = load_model(study, row, gpu)
     adapter = family(row["kind"])
-    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
+    config = adapter.settings(study.config)
     files = find_images(folder, study.config.ingest.extensions)
     out.mkdir(parents=True, exist_ok=True)
     rows = []

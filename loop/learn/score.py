@@ -158,7 +158,7 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
         return 0, len(images)
     model = load_model(study, row, gpu)
     adapter = family(row["kind"])
-    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
+    config = adapter.settings(study.config)
     n = 0
     for part in _chunks(todo, study.config.score.chunk):
         pixels = [read_image(image_path(image)) for image in part]

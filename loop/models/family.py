@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from loop.config import ClassifierConfig, ModelConfig, StudyConfig
 from loop.errors import ModelError
 
 
@@ -55,6 +56,9 @@ class ModelFamily(Protocol):
 
     kind: str  # the ``models.kind`` column
 
+    def settings(self, config: StudyConfig) -> Any:
+        """The family's section of a study's configuration (what ``predict`` takes)."""
+
     def load(self, path: Path, *, sha256: str, gpu: bool | None) -> Any:
         """The model object of a file the study recorded."""
 
@@ -68,6 +72,9 @@ class CellposeFamily:
     """Cellpose 3 networks (:mod:`loop.models.cellpose_seg`): instance segmentation."""
 
     kind = "cellpose"
+
+    def settings(self, config: StudyConfig) -> ModelConfig:
+        return config.model
 
     def load(self, path: Path, *, sha256: str, gpu: bool | None):
         from loop.models import cellpose_seg as cs
@@ -97,6 +104,9 @@ class ClassifierFamily:
     """Feature-vector classifiers (:mod:`loop.models.classifier`): whole-image classes."""
 
     kind = "classifier"
+
+    def settings(self, config: StudyConfig) -> ClassifierConfig:
+        return config.classifier
 
     def load(self, path: Path, *, sha256: str, gpu: bool | None):
         from loop.models import classifier as cl

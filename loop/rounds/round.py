@@ -152,7 +152,7 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
     or a class with its probability."""
     row = learn.model_row(study, model_id)
     model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
-    config = study.config.model if row["kind"] == "cellpose" else study.config.classifier
+    config = adapter.settings(study.config)
     version = f"loop-model-{row['id']}"
 
     def predict(image: dict) -> Prediction:
