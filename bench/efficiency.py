@@ -1,25 +1,28 @@
-"""Label efficiency on DSB2018 fluorescence nuclei: random against the default strategy.
+"""Label efficiency on a pool that mixes modalities: strategies against random.
 
-The headline of ``make bench``, sized to fit the whole bench in < 60 min on 2 CPU cores:
+The headline of ``make bench``, sized for 2 CPU cores:
 
-- split (fixed): fluorescence images only, 40 test images (never annotated), 8 initial
-  labeled images, the rest (493) the pool; ``loop split --where modality=fluorescence
-  --test 40 --initial 8 --seed 0``;
-- arms: ``random`` and the default strategy (``flow-error+diversity``), 3 seeds each, 4 rounds
-  of 8 images (8 -> 40 labeled images), through ``loop.rounds.efficiency`` (the same code as
-  ``loop bench al``);
+- data: a fixed, seeded subset of ../shared/data/dsb2018_train stratified by the manifest's
+  ``modality`` (``SUBSET`` images of each: fluorescence, stained tissue, brightfield), hard-linked
+  into ``bench/work/efficiency/data``; test split stratified by modality (``SPLIT``), never
+  annotated; 4 initial labeled images; the rest is the pool, **ranked whole every round**
+  (``pool_sample = 0``);
+- arms: ``STRATEGIES`` (random; the old default ``flow-error+diversity``, now on a shortlist
+  ranked by ``flip``; the new default ``auto``, which is TypiClust below
+  ``score.coverage_until = 16`` labeled images, i.e. for every choice of this bench),
+  ``SEEDS`` seeds each, ``ROUNDS`` rounds of ``BATCH`` images, through
+  ``loop.rounds.efficiency`` (the same code as ``loop bench al``);
 - annotation: 3 simulated annotators (careful, average, sloppy) through a real Label Studio
   started for the bench, consensus by pixel majority, every batch image admitted
-  (``min_agreement = 0``: the noise stays in the labels, as without adjudication);
-- recipe: the default network (nbase 2-8-16-32-64, 128 px crops, batch 8, augmentation on),
-  100..300 steps fresh, half of that warm-started each round, no validation hold-out (every
-  label trains); the default strategy measures 40 pool images sampled per round;
-- full-pool reference: the same recipe on all 493 pool images + the 8 initial ones with
-  their ground truth, one model per seed (3), each with as many steps as an arm used over its
-  rounds; the reference is their mean (training from scratch is seed-sensitive: one seed in
-  three lands about 5 points of AP@0.5 lower). ``loop bench al --full-pool-chunks`` can train
-  each further in warm-started chunks; twice the budget changed seed 0 by 0.001, so the bench
-  does not.
+  (``min_agreement = 0``);
+- recipe: the default network (nbase 2-8-16-32-64, 128 px crops, batch 8, augmentation on,
+  input polarity ``auto``), 100..300 steps fresh, half of that warm-started each round, no
+  validation hold-out (every label trains);
+- full-pool reference: the same recipe on every pool image with its ground truth, one model
+  per seed, each with the median number of steps an arm used;
+- reported (``loop.rounds.efficiency.label_efficiency``): AP@0.5 overall and per modality by
+  labeled images, mean and 95% interval over seeds; labels and annotated objects to 90/95% of
+  the full pool with bootstrap intervals; the area under the curve over the full pool.
 
 The study lives in ``bench/work/efficiency`` (git-ignored): a stopped bench resumes where it
 stopped, a finished one re-reads its figures. A changed recipe starts a fresh study.
@@ -27,6 +30,7 @@ stopped, a finished one re-reads its figures. A changed recipe starts a fresh st
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -35,22 +39,53 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "efficiency"
 ANNOTATORS = ("bench-careful", "bench-average", "bench-sloppy")
+SUBSET = {"fluorescence": 70, "HE/IHC color": 40, "brightfield": 10}
+STRATEGIES = ("random", "flow-error+diversity", "auto")
+SEEDS, ROUNDS, BATCH = 5, 2, 4
 TOML = f"""\
 # make bench: label efficiency (bench/efficiency.py)
 task = "segmentation"
+groups = ["modality"]
 [model]
 min_steps = 100
 max_steps = 300
 warm_fraction = 0.5
 val_fraction = 0.0
 [score]
-pool_sample = 40
+pool_sample = 0
 [rounds]
 min_agreement = 0.0
 annotators = [{", ".join(f'"{a}"' for a in ANNOTATORS)}]
 profiles = ["careful", "average", "sloppy"]
 """
-SPLIT = {"test": 40, "initial": 8, "seed": 0, "where": ["modality=fluorescence"]}
+SPLIT = {"test": 30, "initial": 4, "seed": 0, "stratify": ("modality",)}
+
+
+def subset(data: Path, folder: Path, *, seed: int = 0) -> Path:
+    """Link (hard links, or copies) a seeded subset of the DSB images (``SUBSET`` per
+    modality), their masks and their manifest entries into ``folder``; returns it."""
+    import json
+
+    import numpy as np
+
+    manifest = json.loads((data / "manifest.json").read_text())
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for modality, n in SUBSET.items():
+        rows = sorted((r for r in manifest if r["modality"] == modality), key=lambda r: r["id"])
+        chosen += [rows[i] for i in sorted(rng.choice(len(rows), min(n, len(rows)), False))]
+    for sub in ("images", "masks"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for row in chosen:
+        for sub, ext in (("images", ".png"), ("masks", ".tif")):
+            link = folder / sub / f"{row['id']}{ext}"
+            if not link.exists():  # ingest refuses symlinks out of the folder: a hard link
+                try:
+                    os.link(data / sub / f"{row['id']}{ext}", link)
+                except OSError:  # another file system: a copy in the git-ignored work folder
+                    shutil.copyfile(data / sub / f"{row['id']}{ext}", link)
+    (folder / "manifest.json").write_text(json.dumps(chosen))
+    return folder
 
 
 def _study(data: Path, work: Path):
@@ -66,13 +101,14 @@ def _study(data: Path, work: Path):
     (work / "study" / "loop.toml").write_text(TOML)
     study.close()
     study = open_study(work / "study")
+    data = subset(data, work / "data")
     ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
     split_study(study, **SPLIT)
     return study
 
 
 def bench_efficiency(
-    data: Path, *, work: Path = WORK, seeds: int = 3, rounds: int = 4, batch: int = 8
+    data: Path, *, work: Path = WORK, seeds: int = SEEDS, rounds: int = ROUNDS, batch: int = BATCH
 ) -> dict:
     """Run (or resume) the label-efficiency arms; returns the ``loop bench al`` record plus
     the wall time of this call and the per-step medians of the rounds."""
@@ -81,7 +117,6 @@ def bench_efficiency(
 
     from connectors.accounts import server_of
     from loop.cli.wiring import wiring as _wiring
-    from loop.core import strategies
     from loop.rounds.efficiency import EfficiencyOptions, arm_name, label_efficiency
 
     start = time.perf_counter()
@@ -92,7 +127,7 @@ def bench_efficiency(
         # the simulated annotators of `loop bench al`: [rounds] of the TOML, noise seed 0
         tool, annotate = _wiring(study, "simulated", 0)
         options = EfficiencyOptions(
-            strategies=(strategies.DEFAULTS["segmentation"],),
+            strategies=STRATEGIES,
             seeds=seeds,
             rounds=rounds,
             batch=batch,
@@ -119,7 +154,7 @@ def bench_efficiency(
         written = write_report(study, work / "report", arm=arm_name("random", 0))
         result["report_seconds"] = round(time.perf_counter() - began, 2)
         result["report_plots"] = len(written.plots)
-        result["split"] = SPLIT
+        result["split"] = {**SPLIT, "subset": SUBSET}
         result["recipe"] = TOML
     finally:
         server.stop()

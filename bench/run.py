@@ -162,28 +162,48 @@ def _never(value) -> str:
     return "never" if value is None else str(value)
 
 
+def _ci(record: dict | None) -> str:
+    if not record or record.get("value") is None:
+        return "never"
+    low, high = record.get("low"), record.get("high")
+    band = f" [{low:g}, {high:g}]" if low is not None else ""
+    return f"{record['value']:g}{band}"
+
+
 def efficiency_lines(results: dict) -> list[str]:
     eff = results["efficiency"]
     settings = eff["settings"]
+    split = eff.get("split", {})
     lines = [
-        f"Label efficiency, DSB2018 fluorescence ({settings['test_images']} test images, "
+        f"Label efficiency, DSB2018 all modalities (subset {split.get('subset')}; "
+        f"{settings['test_images']} test images stratified by modality, "
         f"{settings['initial']} initial labels, batches of {settings['batch']}, "
-        f"{settings['seeds']} seeds): full-pool AP@0.5 {results['full_pool_ap50']:.3f} "
-        f"± {eff['full_pool']['sd']:.3f} ({eff['full_pool']['n_images']} images, "
-        f"{eff['full_pool']['steps']} steps, one model per seed: "
-        + ", ".join(f"{r['value']:.3f}" for r in eff["full_pool"]["seeds"])
-        + ").",
+        f"{settings['seeds']} seeds, whole pool ranked: {eff.get('pool_ranked')}): full-pool "
+        f"AP@0.5 {results['full_pool_ap50']:.3f} ± {eff['full_pool']['sd']:.3f} "
+        f"({eff['full_pool']['n_images']} images, {eff['full_pool']['steps']} steps, one model "
+        "per seed: " + ", ".join(f"{r['value']:.3f}" for r in eff["full_pool"]["seeds"]) + ").",
         "",
-        "| strategy | AP@0.5 by labeled images (mean ± sd) | to 90% | to 95% | vs random (95%) |",
-        "|---|---|---|---|---|",
+        "| strategy | AP@0.5 by labeled images (mean [95% interval]) | labels to 95% [bootstrap] "
+        "| objects to 95% [bootstrap] | AUC / full | worst group at the end |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results["label_efficiency"].items():
         default = " (default)" if name == results["default_strategy"] else ""
-        curve = ", ".join(f"{n:g}: {m:.3f}±{sd:.3f}" for n, m, sd in r["curve"])
-        lines.append(
-            f"| {name}{default} | {curve} | {_never(r['labels_to_90'])} | "
-            f"{_never(r['labels_to_95'])} | {_never(r['ratio_to_random_95'])} |"
+        curve = ", ".join(
+            f"{n:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for n, m, lo, hi in r.get("interval_curve", [])
         )
+        objects = eff["cost_axis"][name]["objects_to_95_interval"]
+        worst = f"{r['worst_group']} {r['worst_group_final']:.3f}" if r.get("worst_group") else "-"
+        lines.append(
+            f"| {name}{default} | {curve} | {_ci(r.get('labels_to_95_interval'))} | "
+            f"{_ci(objects)} | {_never(r.get('auc'))} | {worst} |"
+        )
+    lines += ["", "| strategy | group | AP@0.5 by labeled images (mean [95% interval]) |"]
+    lines += ["|---|---|---|"]
+    for name, r in results["label_efficiency"].items():
+        for group, curve in (r.get("per_group") or {}).items():
+            points = ", ".join(f"{n:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for n, m, lo, hi in curve)
+            lines.append(f"| {name} | {group} | {points} |")
     cls = results.get("classification_efficiency")
     if cls:
         lines += [
@@ -199,6 +219,20 @@ def efficiency_lines(results: dict) -> list[str]:
                 f"{_never(r['ratio_to_random_95'])} |"
             )
     return lines
+
+
+def _score_speed_lines(speed: dict | None) -> list[str]:
+    if not speed:
+        return []
+    return [
+        "",
+        f"Default measure (flip, forward only) on {speed['n_images']} 256x256 images: "
+        f"{speed['default_seconds_per_image']} s per image = {speed['default_vs_forward']}x one "
+        f"batched forward pass ({speed['forward_seconds_per_image']} s; target <= 2x); "
+        f"segment (masks) {speed['segment_vs_forward']}x. `loop score` of 1,000 256x256 "
+        f"images: {speed['rank_1000_seconds']} s (target < 180 s), peak RSS "
+        f"{speed['peak_rss_mb']} MB.",
+    ]
 
 
 def models_table(models: dict) -> list[str]:
@@ -222,7 +256,8 @@ def models_table(models: dict) -> list[str]:
     lines += [
         "",
         f"Seconds per image: plain {u['seconds_per_image']['plain']}, with TTA "
-        f"{u['seconds_per_image']['tta']}.",
+        f"{u['seconds_per_image']['tta']}, flip (forward only) {u['seconds_per_image']['flip']}.",
+        *_score_speed_lines(seg.get("score_speed")),
         "",
         "| loop score | images | seconds | images/s | peak RSS |",
         "|---|---|---|---|---|",
@@ -286,7 +321,7 @@ def main(argv=None) -> None:
         from bench.efficiency import bench_efficiency
         from loop.reports.plots import efficiency_curves
 
-        print("bench: label efficiency (about 30 min on 2 cores) ...", file=sys.stderr)
+        print("bench: label efficiency (about 60 min on 2 cores) ...", file=sys.stderr)
         eff = bench_efficiency(args.data)
         results["efficiency"] = eff
         results["full_pool_ap50"] = eff["full_pool_ap50"]
@@ -302,7 +337,8 @@ def main(argv=None) -> None:
             Path(f"{stem}-efficiency.png"),
             metric="AP@0.5",
             full=eff["full_pool_ap50"],
-            title="DSB2018 fluorescence: random vs default, 3 seeds",
+            title=f"DSB2018, all modalities: {eff['seeds']} seeds, "
+            f"batches of {eff['settings']['batch']}",
         )
     if "models" not in args.skip:
         from bench.models import bench_classification, bench_segmentation
@@ -316,6 +352,7 @@ def main(argv=None) -> None:
         results["speed"]["score"] = {
             "pools": seg["score"],
             "seconds_per_image": seg["uncertainty"]["seconds_per_image"],  # plain and with TTA
+            **seg["score_speed"],  # default_images_per_s, default_vs_forward, rank_1000_seconds
         }
         d = seg["default"]
         results["speed"]["train"] = {

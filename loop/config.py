@@ -78,6 +78,9 @@ def _check_val_fraction(section: str, value: float) -> None:
         raise ConfigError(f"{section}.val_fraction = {value}: give a value in [0, 0.5)")
 
 
+INVERT_MODES = ("auto", "never", "always")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The Cellpose segmentation model of ``loop train`` (task = segmentation)."""
@@ -102,8 +105,15 @@ class ModelConfig:
     val_fraction: float = 0.1
     """Labeled images kept out of training to validate (never test images)."""
     keep_tolerance: float = 0.02
-    """A new model whose validation AP@0.5 is lower than the previous one's by more than this
-    is recorded as rejected and the previous model stays in use."""
+    """A new model is recorded as rejected (the previous one stays in use) when its
+    validation AP@0.5 is lower than the previous one's by more than this beyond noise: even
+    the upper end of the one-sided 95% interval of the per-image paired difference is below
+    ``-keep_tolerance``."""
+    invert: str = "auto"
+    """Input polarity: ``auto`` inverts an image whose background is bright (the median of its
+    normalised grey level above one half: stained tissue, brightfield), so that objects are
+    bright on dark in every modality, as in fluorescence; ``never`` or ``always`` (Cellpose's
+    ``invert``). A model keeps the mode it was trained with."""
     flow_threshold: float = 0.4
     cellprob_threshold: float = 0.0
     min_size: int = 15
@@ -117,6 +127,10 @@ class ModelConfig:
             )
         if self.crop % 16 or self.crop < 32:
             raise ConfigError(f"model.crop = {self.crop}: give a multiple of 16, at least 32")
+        if self.invert not in INVERT_MODES:
+            raise ConfigError(
+                f"model.invert = {self.invert!r}: give one of {', '.join(INVERT_MODES)}"
+            )
         _check_val_fraction("model", self.val_fraction)
         if self.min_steps > self.max_steps:
             raise ConfigError(
@@ -164,9 +178,12 @@ class ScoreConfig:
     """Images per chunk while scoring (memory stays flat whatever the pool size)."""
     pool_sample: int = 0
     """Measure a seeded random subset of this many pool images per model (0 = all of them)."""
+    coverage_until: int = 16
+    """The ``auto`` strategy picks typical images (coverage) while fewer than this many images
+    are labeled, then uncertain ones."""
 
     def __post_init__(self):
-        for name in ("k", "shortlist", "chunk"):
+        for name in ("k", "shortlist", "chunk", "coverage_until"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"score.{name} = {getattr(self, name)}: give at least 1")
         if self.pool_sample < 0:
@@ -395,7 +412,8 @@ warm_start = true        # continue from the last accepted model with warm_fract
 warm_fraction = {model.warm_fraction}
 learning_rate = {model.learning_rate}
 val_fraction = {model.val_fraction}       # labeled images kept out to validate (never test images)
-keep_tolerance = {model.keep_tolerance}     # reject a model validating worse than the last by more
+keep_tolerance = {model.keep_tolerance}     # reject a model worse than the last beyond noise
+invert = "{model.invert}"        # auto: bright-background images (stains) inverted; never; always
 flow_threshold = {model.flow_threshold}
 cellprob_threshold = {model.cellprob_threshold}
 seed = {model.seed}
@@ -420,6 +438,7 @@ k = {score.k}
 shortlist = {score.shortlist}            # diversity and expensive scores see the top shortlist * k
 chunk = {score.chunk}
 pool_sample = {score.pool_sample}          # measure a seeded random subset of the pool (0 = all)
+coverage_until = {score.coverage_until}      # auto: typical images until this many are labeled
 
 [rounds]                 # `loop round` and `loop run`
 overlap = {rounds.overlap}              # distinct annotators per task

@@ -154,3 +154,33 @@ def test_n_steps_bounds_and_warm_fraction():
     assert cs.n_steps(8, config, warm=False) == 50
     assert cs.n_steps(800, config, warm=False) == 60
     assert cs.n_steps(800, config, warm=True) == 30
+
+
+def test_auto_polarity_makes_dark_objects_on_bright_look_like_fluorescence():
+    image, mask = synthetic_nuclei((64, 64), 5, radius=(4, 7), rng=3)  # bright on dark
+    stained = image.max() - image  # the same nuclei, dark on a bright background
+    fluo = cs.to_input(image, invert="auto")[0]
+    tissue = cs.to_input(stained, invert="auto")[0]
+    assert fluo[mask > 0].mean() > fluo[mask == 0].mean()
+    assert tissue[mask > 0].mean() > tissue[mask == 0].mean()  # inverted: bright nuclei
+    assert np.allclose(fluo, tissue, atol=0.05)
+    # never: the stained image keeps its dark nuclei; always: even fluorescence is inverted
+    assert cs.to_input(stained, invert="never")[0][mask > 0].mean() < 0.5
+    assert cs.to_input(image, invert="always")[0][mask > 0].mean() < 0.5
+
+
+def test_a_model_keeps_the_polarity_it_was_trained_with(tmp_path):
+    net = cs.build_net(TINY.nbase, CPU, invert="auto")
+    path = cs.save(net, tmp_path / "m.pt", nbase=TINY.nbase)
+    assert cs.polarity(cs.load(path, CPU)) == "auto"
+    # a model saved before the polarity was recorded (no "invert" in its JSON): never
+    meta = path.with_suffix(".json")
+    meta.write_text(meta.read_text().replace('"invert": "auto"', '"old": 1'))
+    assert cs.polarity(cs.load(path, CPU)) == "never"
+
+
+def test_invert_mode_is_checked():
+    from loop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.invert = 'sometimes': give one of auto"):
+        ModelConfig(invert="sometimes")

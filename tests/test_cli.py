@@ -9,6 +9,7 @@ from conftest import REPO, cli_seg_study
 from typer.testing import CliRunner
 
 from loop.cli import app
+from loop.study import open_study
 
 runner = CliRunner()
 
@@ -72,6 +73,21 @@ def test_init_ingest_split_status(tmp_path, nuclei_folder):
     status = json.loads(runner.invoke(app, ["status", str(study), "--json"]).stdout)
     assert status["by_split"] == {"labeled": 2, "pool": 2, "test": 2}
     assert sum(status["groups"]["instrument"]["scopeB"].values()) == 3
+    assert status["lagging"] == [] and "warning" not in result.stderr
+    # a round whose model fails one instrument while the other is fine: a loud warning
+    per_group = {
+        "instrument=scopeA": {"ap50": 0.72, "n_images": 1},
+        "instrument=scopeB": {"ap50": 0.0, "n_images": 1},
+    }
+    with open_study(study) as s:
+        s.store.db["rounds"].insert(
+            {"arm": "main", "round": 0, "status": "done", "n_labeled": 2,
+             "metrics": json.dumps({"ap50": 0.36, "per_group": per_group})}
+        )  # fmt: skip
+    result = runner.invoke(app, ["status", str(study)])
+    assert "warning: instrument=scopeB: ap50 0.00 on 1 test images" in result.stderr
+    status = json.loads(runner.invoke(app, ["status", str(study), "--json"]).stdout)
+    assert [g["group"] for g in status["lagging"]] == ["instrument=scopeB"]
 
 
 def test_ingest_creates_a_classification_study(tmp_path, class_folder):
@@ -146,7 +162,10 @@ def test_model_commands_segmentation(tmp_path, nuclei_folder):
     result = runner.invoke(app, ["score", str(study), "--k", "2", "--json"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["strategy"] == "flow-error+diversity" and report["scored"] == 2
+    # the default, auto, starts with typical images (few labeled); labeled images are
+    # measured too (TypiClust clusters them with the pool)
+    assert report["strategy"] == "auto=typiclust" and len(report["chosen"]) == 2
+    assert report["scored"] > 2
     result = runner.invoke(app, ["evaluate", str(study)])
     assert result.exit_code == 0 and "ap50" in result.stdout
     result = runner.invoke(
@@ -158,7 +177,8 @@ def test_model_commands_segmentation(tmp_path, nuclei_folder):
 def test_strategies_listing():
     result = runner.invoke(app, ["strategies", "--json"])
     listing = json.loads(result.stdout)
-    assert listing["default"] == "flow-error+diversity" and "tta" in listing["strategies"]
+    assert listing["default"] == "auto" and "tta" in listing["strategies"]
+    assert {"typiclust", "flip+clue", "flow-error+diversity"} <= set(listing["strategies"])
     result = runner.invoke(app, ["strategies", "--task", "classification"])
     assert "committee" in result.stdout
     result = runner.invoke(app, ["strategies", "--task", "counting"])

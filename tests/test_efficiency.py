@@ -81,11 +81,21 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["default_strategy"] == "flow-error+diversity"
-    assert set(out["label_efficiency"]) == {"random", "flow-error+diversity"}
-    for record in out["label_efficiency"].values():
+    assert out["default_strategy"] == "auto"
+    assert set(out["label_efficiency"]) == {"random", "auto"}
+    assert out["seeds"] == 2 and out["pool_ranked"] is True
+    for name, record in out["label_efficiency"].items():
         assert [point[0] for point in record["curve"]] == [4, 6]
         assert all(0 <= point[1] <= 1 for point in record["curve"])
+        # mean and 95% interval per point, over the 2 seeds
+        for (n, mean, _sd), (n2, mean2, low, high) in zip(
+            record["curve"], record["interval_curve"]
+        ):
+            assert n == n2 and mean == pytest.approx(mean2, abs=1e-4) and low <= mean <= high
+        assert set(record["labels_to_95_interval"]) == {"value", "low", "high", "never"}
+        assert record["labels_to_95_interval"]["value"] == record["labels_to_95"]
+        cost = out["cost_axis"][name]["objects_to_95"]
+        assert cost is None or cost > 0
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
     # one reference per seed, each trained in chunks of as many steps as an arm used over
@@ -108,7 +118,7 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000
     with open_study(folder) as study:
         arms = {r["arm"] for r in study.store.db["rounds"].rows}
-        assert arms == {f"{s}-s{i}" for s in ("random", "flow-error+diversity") for i in (0, 1)}
+        assert arms == {f"{s}-s{i}" for s in ("random", "auto") for i in (0, 1)}
         n_models = study.store.db["models"].count
         # the test split was never annotated
         assert not study.store.db.execute(
@@ -132,3 +142,24 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert copy.store.db["models"].count == n_full_pool
     saved = json.loads((folder / "bench" / "label-efficiency.json").read_text())
     assert saved["label_efficiency"] == out["label_efficiency"]
+
+
+def test_intervals_costs_and_area():
+    from loop.rounds.efficiency import area_under, cost_to, interval, interval_curve
+
+    mean, low, high = interval([0.4, 0.5, 0.6, 0.5, 0.5])
+    assert mean == pytest.approx(0.5) and low < 0.5 < high and high - low < 0.2
+    assert interval([0.7]) == (0.7, 0.7, 0.7)
+    runs = [[(4, 0.2), (8, 0.6), (12, 0.9)], [(4, 0.3), (8, 0.8), (12, 0.95)]]
+    curve = interval_curve(runs)
+    assert [c[0] for c in curve] == [4, 8, 12] and curve[1][1] == pytest.approx(0.7)
+    cost = cost_to(runs, 0.7, resamples=200)
+    assert cost["value"] == 8 and 8 <= cost["low"] <= cost["high"] <= 12 and cost["never"] == 0
+    assert cost_to(runs, 0.99, resamples=50) == {
+        "value": None,
+        "low": None,
+        "high": None,
+        "never": 1.0,
+    }
+    assert area_under([[4, 0.25], [8, 0.75], [12, 1.0]], 1.0) == pytest.approx(0.6875)
+    assert area_under([[4, 0.5]], 1.0) is None

@@ -144,14 +144,25 @@ def test_evaluate_score_predict(tiny_study, tmp_path):
     assert metrics["n_images"] == 4 and 0 <= metrics["ap50"] <= 1 and "dice" in metrics
     assert learner.evaluate(tiny_study) == metrics  # cached
     pool = tiny_study.store.images("split = 'pool'")
-    report = learner.score(tiny_study, strategy="flow-error+diversity", k=3)
-    assert report.scored == len(pool) and len(report.chosen) == 3
-    assert tiny_study.store.db["scores"].count == len(pool)
-    again = learner.score(tiny_study, strategy="tta", k=2)
-    assert again.scored == 2 * 2 and again.reused == len(pool)  # TTA on the shortlist only
+    labeled = tiny_study.store.images("split = 'labeled'")
+    shortlist = tiny_study.config.score.shortlist
+    report = learner.score(tiny_study, strategy="flow-error+diversity", k=1)
+    # the forward pass measures every pool and labeled image; flow error the shortlist only
+    segmented = min(len(pool), shortlist)
+    assert report.scored == len(pool) + len(labeled) + segmented and len(report.chosen) == 1
+    stored = {r["image_id"]: json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows}
+    assert len(stored) == len(pool) + len(labeled) and all("flip" in m for m in stored.values())
+    assert sum("flow_error" in m for m in stored.values()) == segmented
+    # a plain measure picks the highest values of that measure (the measure's own key)
+    top = learner.score(tiny_study, strategy="entropy", k=2)
+    by_entropy = sorted((stored[im["id"]]["entropy"], im["id"]) for im in pool)[::-1]
+    assert [c["image_id"] for c in top.chosen] == [i for _, i in by_entropy[:2]]
+    assert top.scored == 0 and top.reused == len(pool) + len(labeled)
+    again = learner.score(tiny_study, strategy="tta", k=1)
+    assert again.scored == min(len(pool), shortlist)  # TTA on the shortlist only
     measures = [json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows]
-    assert sum("tta" in m for m in measures) == 4
-    assert tiny_study.store.db["selections"].count == 2
+    assert sum("tta" in m for m in measures) == min(len(pool), shortlist)
+    assert tiny_study.store.db["selections"].count == 3
     with pytest.raises(UnknownStrategy, match="unknown strategy"):
         learner.score(tiny_study, strategy="margin")
     rows = learner.predict_folder(
@@ -230,3 +241,33 @@ def test_evaluate_needs_test_images_with_truth(tiny_study):
             "(SELECT id FROM images WHERE split = 'pool')"
         )
         learner.evaluate(tiny_study, split="pool")
+
+
+def test_the_gate_rejects_only_a_loss_beyond_noise():
+    from loop.learn.train import _decide
+
+    # the demo's case: 0.741 against 0.768 on 4 images, one image worse: noise, kept
+    noisy = [-0.2, 0.05, 0.02, 0.02]
+    status, decision = _decide(0.741, 0.768, 0.02, noisy)
+    assert status == "accepted" and "95% bound" in decision
+    # every image worse by 0.1: rejected, and the decision says by how much at least
+    status, decision = _decide(0.6, 0.7, 0.02, [-0.1, -0.11, -0.09, -0.1])
+    assert status == "rejected" and "worse by at least 0.0" in decision
+    assert _decide(0.5, None, 0.02)[0] == "accepted"
+
+
+def test_random_within_groups_follows_the_metadata(tiny_study):
+    with pytest.raises(UnknownStrategy, match="needs metadata groups"):
+        learner.score(tiny_study, strategy="random+groups", k=2)
+    db = tiny_study.store.db
+    pool = tiny_study.store.images("split = 'pool'")
+    db["images"].add_column("meta_modality", str)
+    for i, image in enumerate(pool):  # one rare image among the pool
+        db["images"].update(image["id"], {"meta_modality": "tissue" if i == 0 else "fluo"})
+    (tiny_study.path / "loop.toml").write_text('groups = ["modality"]\n' + TINY_TOML)
+    with open_study(tiny_study.path) as study:
+        for image in study.store.images("split = 'labeled'"):
+            study.store.db["images"].update(image["id"], {"meta_modality": "fluo"})
+        report = learner.score(study, strategy="random+groups", k=2, seed=0)
+        # 12 labeled fluorescence images: the tissue image catches up with its share
+        assert pool[0]["id"] in [c["image_id"] for c in report.chosen]

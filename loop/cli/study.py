@@ -244,6 +244,8 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
         out.print(LEGEND)
     else:
         out.print("rounds: none yet")
+    for lag in st.lagging:  # loud: a group the model fails while others rise
+        err.print(f"[bold red]warning:[/] {lag['message']}")
 
 
 @app.command()

@@ -162,3 +162,59 @@ def _class_summary(truth: list, pred: list) -> dict:
         "per_class": per_class,
         "n_images": n,
     }
+
+
+def lagging_groups(
+    per_group: dict, metric: str, *, floor: float = 0.1, gap: float = 0.3
+) -> list[dict]:
+    """Groups (modality, instrument, ...) the model fails while it works on others.
+
+    Parameters
+    ----------
+    per_group : dict
+        Group -> summary (with ``metric`` and ``n_images``), as ``per_group`` of
+        :func:`summarize_segmentation` or :func:`classification_scores`.
+    metric : str
+        The headline key (``ap50``, ``macro_f1``).
+    floor, gap : float
+        A group lags when its figure is below ``floor`` while the best group's is at least
+        ``floor + gap``.
+
+    Returns
+    -------
+    list of dict
+        ``group``, ``value``, ``n_images``, ``best_group``, ``best_value``, ``message``.
+
+    Examples
+    --------
+    >>> groups = {"modality=fluo": {"ap50": 0.6, "n_images": 9},
+    ...           "modality=tissue": {"ap50": 0.0, "n_images": 4}}
+    >>> [g["group"] for g in lagging_groups(groups, "ap50")]
+    ['modality=tissue']
+    """
+    values = {g: s.get(metric) for g, s in per_group.items() if s.get(metric) is not None}
+    if len(values) < 2:
+        return []
+    best = max(values, key=values.get)
+    if values[best] < floor + gap:
+        return []
+    out = []
+    for group, value in sorted(values.items()):
+        if value < floor:
+            n = per_group[group].get("n_images")
+            out.append(
+                {
+                    "group": group,
+                    "value": value,
+                    "n_images": n,
+                    "best_group": best,
+                    "best_value": values[best],
+                    "message": (
+                        f"{group}: {metric} {value:.2f} on {n} test images while {best} "
+                        f"reaches {values[best]:.2f}: the model fails this group. Label more "
+                        "of it (a strategy with +groups), check its input (model.invert) or "
+                        "train it apart"
+                    ),
+                }
+            )
+    return out

@@ -1,10 +1,13 @@
 """Query strategies: uncertainty measures and batch selectors, as plain functions on arrays.
 
-A strategy is ``<measure>`` or ``<measure>+diversity``: the measure ranks the unlabeled
-images (higher = more worth annotating), the selector picks a batch of ``k``. ``+diversity``
-first keeps the ``shortlist * k`` most uncertain images, then picks ``k`` of them by k-center
-greedy on an image embedding (Cellpose's style vector, or the classifier's features), so a
-batch is not ``k`` copies of the same hard image. ``random`` is the control arm.
+A strategy is ``<measure>[+diversity|+clue][+groups]``, a coverage selector (``diversity``,
+``typiclust``), ``random`` (the control arm) or ``auto`` (coverage first, then uncertainty). The
+measure ranks the unlabeled images (higher = more worth annotating), the selector picks a
+batch of ``k``: ``+diversity`` keeps the ``shortlist * k`` most uncertain images, then picks
+``k`` of them by k-center greedy from the labeled images on an image embedding (Cellpose's
+style vector, or the classifier's features), so a batch is not ``k`` copies of the same hard
+image; ``+clue`` clusters by uncertainty-weighted k-means; ``+groups`` gives each metadata
+group (modality, instrument) its share of the batch.
 
 Segmentation measures come from :func:`loop.models.cellpose_seg.segment`; classification
 measures are computed here from class probabilities (modAL's definitions).
@@ -19,6 +22,12 @@ Seung, H. S., Opper, M., Sompolinsky, H. (1992). Query by committee. COLT.
 Sener, O., Savarese, S. (2018). Active learning for convolutional neural networks: a core-set
 approach. ICLR (k-center greedy).
 Stringer, C. et al. (2021). Cellpose. Nat. Methods 18, 100-106 (flow error as a mask check).
+Hacohen, G., Dekel, A., Weinshall, D. (2022). Active learning on a budget: opposite
+strategies suit high and low budgets. ICML (TypiClust).
+Prabhu, V. et al. (2021). Active domain adaptation via clustering uncertainty-weighted
+embeddings. ICCV (CLUE).
+Kottke, D. et al. (2021). scikit-activeml: a library and toolbox for active learning
+algorithms. Preprints 2021030194 (the TypiClust used here).
 Danka, T., Horvath, P. (2018). modAL: a modular active learning framework for Python.
 arXiv:1805.00979.
 """
@@ -177,69 +186,273 @@ def uncertainty_diversity(
 ) -> np.ndarray:
     """The top ``shortlist * k`` images by score, then ``k`` of them by k-center greedy.
 
-    The most uncertain image is picked first; labeled images' embeddings (``centers``) are
-    not used to start, so the batch still begins at the hardest image.
+    With ``centers`` (the labeled images' embeddings) each pick is the shortlisted image
+    farthest from everything labeled or picked, so a batch does not repeat what is already
+    labeled; without them the most uncertain image is picked first.
 
     Returns
     -------
     ndarray of shape (min(k, n),)
         Indices into ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.0], [0.1], [5.0]])
+    >>> uncertainty_diversity(np.array([0.9, 0.8, 0.1]), x, 1, centers=np.array([[0.0]])).tolist()
+    [2]
     """
     candidates = top_k(scores, max(k, shortlist * k))
-    picked = k_center_greedy(np.asarray(embeddings)[candidates], k, first=0)
+    picked = k_center_greedy(np.asarray(embeddings)[candidates], k, centers=centers, first=0)
     return candidates[picked]
+
+
+def typiclust(
+    embeddings: np.ndarray,
+    k: int,
+    *,
+    centers: np.ndarray | None = None,
+    neighbours: int = 20,
+    rng=None,
+) -> np.ndarray:
+    """TypiClust (Hacohen et al. 2022): the most typical image of each of the largest clusters
+    that hold no labeled image, for low budgets. scikit-activeml's implementation.
+
+    The pool and the labeled images are clustered together by k-means into
+    ``len(centers) + k`` clusters; typicality is the inverse mean distance to the
+    ``neighbours`` nearest images of the same cluster.
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (n, d)
+        The unlabeled candidates.
+    centers : ndarray of shape (m, d), optional
+        The labeled images.
+
+    Returns
+    -------
+    ndarray of shape (min(k, n),)
+        Indices into ``embeddings``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.concatenate([np.zeros((30, 2)), np.full((6, 2), 9.0)])
+    >>> x = x + np.random.default_rng(0).normal(0, 0.1, x.shape)
+    >>> sorted(set(int(i >= 30) for i in typiclust(x, 2, rng=0)))
+    [0, 1]
+    """
+    from skactiveml.pool import TypiClust
+
+    x = np.asarray(embeddings, float)
+    k = min(k, len(x))
+    if k <= 0:
+        return np.zeros(0, dtype=int)
+    c = np.zeros((0, x.shape[1])) if centers is None or not len(centers) else centers
+    both = np.concatenate([np.asarray(c, float), x])
+    y = np.full(len(both), np.nan)
+    y[: len(c)] = 0
+    seed = int(_as_rng(rng).integers(2**31))
+    query = TypiClust(random_state=seed, k=min(neighbours, max(1, len(both) - 1)))
+    picked = query.query(both, y, candidates=np.arange(len(c), len(both)), batch_size=k)
+    return np.asarray(picked, dtype=int) - len(c)
+
+
+def clue(scores: np.ndarray, embeddings: np.ndarray, k: int, *, rng=None) -> np.ndarray:
+    """CLUE-like selection (Prabhu et al. 2021): k-means of the candidates weighted by their
+    uncertainty into ``k`` clusters, then the image nearest each centre.
+
+    Uncertain regions of the embedding pull the centres, so the batch is uncertain,
+    representative and diverse at once.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n,)
+        Uncertainty (>= 0; NaN counts as the highest).
+
+    Returns
+    -------
+    ndarray of shape (min(k, n),)
+    """
+    from sklearn.cluster import KMeans
+
+    x = np.asarray(embeddings, float)
+    k = min(k, len(x))
+    if k <= 0:
+        return np.zeros(0, dtype=int)
+    w = np.asarray(scores, float)
+    w = np.nan_to_num(w, nan=np.nanmax(w) if np.isfinite(w).any() else 1.0)
+    w = np.clip(w, 0, None) + 1e-6
+    seed = int(_as_rng(rng).integers(2**31))
+    model = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x, sample_weight=w)
+    distance = ((x[:, None, :] - model.cluster_centers_[None]) ** 2).sum(-1)
+    chosen: list[int] = []
+    for centre in np.argsort(-np.bincount(model.labels_, weights=w, minlength=k)):
+        order = np.argsort(distance[:, centre], kind="stable")
+        pick = next(int(i) for i in order if int(i) not in chosen)
+        chosen.append(pick)
+    return np.array(chosen, dtype=int)
+
+
+def group_quotas(groups: np.ndarray, weights: np.ndarray, k: int, *, labeled=()) -> dict:
+    """Batch slots per group, so that after this batch each group holds about its share of
+    ``weights`` (its share of the pool's uncertainty, or of the pool) of all labeled images.
+
+    Parameters
+    ----------
+    groups : ndarray of shape (n,)
+        The candidates' groups.
+    weights : ndarray of shape (n,)
+    k : int
+    labeled : sequence of group names
+        The groups of the images labeled so far: a group that has had fewer than its share
+        catches up, so a rare group is not rounded away batch after batch.
+
+    Returns
+    -------
+    dict
+        Group -> slots (summing to ``min(k, n)``; never more than the group's candidates),
+        by largest remainder.
+
+    >>> import numpy as np
+    >>> g = np.array(["a", "a", "a", "b"])
+    >>> group_quotas(g, np.ones(4), 4), group_quotas(g, np.array([1.0, 1.0, 1.0, 3.0]), 2)
+    ({'a': 3, 'b': 1}, {'a': 1, 'b': 1})
+    """
+    groups = np.asarray(groups)
+    w = np.clip(np.nan_to_num(np.asarray(weights, float), nan=1.0), 0, None) + 1e-9
+    names = list(dict.fromkeys(groups.tolist()))
+    size = {g: int((groups == g).sum()) for g in names}
+    share = {g: float(w[groups == g].sum()) for g in names}
+    total = sum(share.values())
+    k = min(k, len(groups))
+    have = {g: sum(1 for x in labeled if x == g) for g in names}
+    after = k + sum(have.values())
+    want = {g: max(0.0, after * share[g] / total - have[g]) for g in names}
+    scale = sum(want.values())
+    exact = {g: k * want[g] / scale if scale else k * share[g] / total for g in names}
+    quota = {g: min(size[g], int(exact[g])) for g in names}
+    while sum(quota.values()) < k:
+        g = max(
+            (g for g in names if quota[g] < size[g]), key=lambda g: (exact[g] - quota[g], share[g])
+        )
+        quota[g] += 1
+    return {g: q for g, q in quota.items() if q}
 
 
 # --- the registry ---------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class Measure:
+    """An uncertainty measure: the key of its value in a model's per-image measures, the pass
+    that computes it (``forward``: network outputs only, the whole pool; ``segment``: masks
+    reconstructed, and ``tta``: 4 flipped predictions, both on a shortlist), and what it is."""
+
+    key: str
+    tier: str
+    doc: str
+
+
 TASK_MEASURES = {
     "segmentation": {
-        "flow-error": "mean per-object flow error: Cellpose's flows vs the flows of its own "
-        "masks (Stringer et al. 2021)",
-        "entropy": "mean binary entropy of the cell probability over the foreground",
-        "tta": "instance disagreement between predictions of flipped copies (4x cost; on a "
-        "shortlist)",
-        "count": "spread of object counts across flipped copies (4x cost; on a shortlist)",
+        "flip": Measure(
+            "flip",
+            "forward",
+            "disagreement of the flows and cell probability between the image and its flipped "
+            "copy, over the foreground (2 forward passes; the whole pool)",
+        ),
+        "entropy": Measure(
+            "entropy", "forward", "mean binary entropy of the cell probability over the foreground"
+        ),
+        "flow-error": Measure(
+            "flow_error",
+            "segment",
+            "mean per-object flow error: Cellpose's flows vs the flows of its own masks "
+            "(Stringer et al. 2021; masks reconstructed, on a shortlist)",
+        ),
+        "tta": Measure(
+            "tta",
+            "tta",
+            "instance disagreement between predictions of flipped copies (4x; on a shortlist)",
+        ),
+        "count": Measure(
+            "count", "tta", "spread of object counts across flipped copies (4x; on a shortlist)"
+        ),
     },
     "classification": {
-        "least-confident": "1 - max class probability (Settles 2009; modAL uncertainty_sampling)",
-        "margin": "1 - gap between the two most likely classes (modAL margin_sampling)",
-        "entropy": "entropy of the class probabilities (modAL entropy_sampling)",
-        "committee": "BALD disagreement of a bootstrap committee (Houlsby et al. 2011)",
+        "least-confident": Measure(
+            "least-confident",
+            "forward",
+            "1 - max class probability (Settles 2009; modAL uncertainty_sampling)",
+        ),
+        "margin": Measure(
+            "margin", "forward", "1 - gap between the two most likely classes (modAL margin)"
+        ),
+        "entropy": Measure(
+            "entropy", "forward", "entropy of the class probabilities (modAL entropy_sampling)"
+        ),
+        "committee": Measure(
+            "committee", "forward", "BALD disagreement of a bootstrap committee (Houlsby 2011)"
+        ),
     },
 }
-EXPENSIVE = {"tta", "count"}
-DEFAULTS = {"segmentation": "flow-error+diversity", "classification": "entropy+diversity"}
+SHORTLIST_BY = {"segmentation": "flip", "classification": "entropy"}
+"""The forward-pass measure that shortlists images for a measure of a costlier tier."""
+SELECTORS = {
+    "diversity": "top shortlist, then k-center greedy from the labeled images",
+    "clue": "k-means weighted by the measure, the image nearest each centre (Prabhu 2021)",
+}
+DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
+AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
+"""``auto``: coverage (the first) while fewer than ``score.coverage_until`` images are
+labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
+later (Hacohen et al. 2022)."""
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A parsed strategy name."""
+    """A parsed strategy name: ``<measure>[+diversity|+clue][+groups]``, ``random``,
+    ``diversity``, ``typiclust`` or ``auto``."""
 
     name: str
     measure: str  # a key of TASK_MEASURES[task], or "random"
-    diversity: bool
-    expensive: bool
+    selector: str  # top | diversity | clue | random | kcenter | typiclust
+    groups: bool = False  # batch slots per metadata group (see group_quotas)
+    tier: str = "forward"
 
     @property
     def random(self) -> bool:
         return self.measure == "random"
 
+    @property
+    def diversity(self) -> bool:
+        return self.selector in ("diversity", "kcenter")
+
+    @property
+    def expensive(self) -> bool:
+        return self.tier != "forward"
+
 
 def available(task: str) -> dict[str, str]:
-    """Strategy name -> one-line description, for ``loop strategies``."""
+    """Strategy name -> one-line description, for ``loop strategies``; ``+groups`` may follow
+    any name but ``auto``."""
+    first, then = AUTO[task]
     out = {
+        "auto": f"{first} while few images are labeled (score.coverage_until), then {then}",
         "random": "uniform random batch (the control arm)",
-        "diversity": "k-center greedy on the embedding alone (Sener & Savarese 2018)",
+        "diversity": "k-center greedy on the embedding from the labeled images (Sener 2018)",
+        "typiclust": "typical images of uncovered clusters (Hacohen et al. 2022; low budgets)",
     }
-    for measure, doc in TASK_MEASURES[task].items():
-        out[measure] = doc
-        out[f"{measure}+diversity"] = f"top {measure} shortlist, then k-center greedy"
+    for measure, info in TASK_MEASURES[task].items():
+        out[measure] = info.doc
+        for selector, doc in SELECTORS.items():
+            out[f"{measure}+{selector}"] = f"{measure}: {doc}"
     return out
 
 
-def parse(name: str, task: str) -> Strategy:
-    """Parse ``name`` for ``task``.
+def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: int = 16):
+    """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count.
 
     Raises
     ------
@@ -248,17 +461,43 @@ def parse(name: str, task: str) -> Strategy:
 
     >>> parse("flow-error+diversity", "segmentation").diversity
     True
+    >>> parse("auto", "segmentation", labeled=4).selector
+    'typiclust'
+    >>> parse("flip+clue+groups", "segmentation").groups
+    True
     """
     known = available(task)
-    if name not in known:
+    base, groups = (name[: -len("+groups")], True) if name.endswith("+groups") else (name, False)
+    if base not in known or (groups and base == "auto"):
         raise UnknownStrategy(
-            f"unknown strategy {name!r} for {task}; choose one of {', '.join(known)} "
-            "(see `loop strategies`)"
+            f"unknown strategy {name!r} for {task}; choose one of {', '.join(known)}, "
+            "optionally followed by +groups (see `loop strategies`)"
         )
-    measure, _, extra = name.partition("+")
-    if measure == "diversity":
-        return Strategy(name, "random", True, False)
-    return Strategy(name, measure, extra == "diversity", measure in EXPENSIVE)
+    if base == "auto":
+        first, then = AUTO[task]
+        chosen = first if labeled is not None and labeled < coverage_until else then
+        return parse(chosen, task)
+    measure, _, extra = base.partition("+")
+    if measure in ("random", "diversity", "typiclust"):
+        selector = {"random": "random", "diversity": "kcenter", "typiclust": "typiclust"}[measure]
+        return Strategy(name, "random", selector, groups)
+    tier = TASK_MEASURES[task][measure].tier
+    return Strategy(name, measure, extra or "top", groups, tier)
+
+
+def check_groups(strategy: Strategy, groups) -> None:
+    """Refuse a ``+groups`` strategy when the study names no metadata groups.
+
+    Raises
+    ------
+    UnknownStrategy
+        For ``...+groups`` without ``groups``.
+    """
+    if strategy.groups and not groups:
+        raise UnknownStrategy(
+            f'strategy {strategy.name!r} needs metadata groups: set groups = ["modality"] '
+            "(a metadata key given at ingest) in loop.toml"
+        )
 
 
 def select(
@@ -268,6 +507,9 @@ def select(
     k: int,
     *,
     shortlist: int = 4,
+    centers: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    labeled_groups=(),
     rng=None,
 ) -> np.ndarray:
     """Pick ``k`` indices of the scored images with ``strategy``.
@@ -275,16 +517,50 @@ def select(
     Parameters
     ----------
     scores : ndarray of shape (n,) or None
-        The strategy's measure per image (ignored by random and pure diversity).
+        The strategy's measure per image (ignored by random, diversity and typiclust).
     embeddings : ndarray of shape (n, d)
+    centers : ndarray of shape (m, d), optional
+        The labeled images' embeddings (k-center and TypiClust start from them).
+    groups : ndarray of shape (n,), optional
+        A metadata group per image; with ``strategy.groups`` each group gets batch slots in
+        proportion to its share of the uncertainty (:func:`group_quotas`, counting
+        ``labeled_groups``, the groups of the labeled images) and is selected on its own.
     rng : Generator or int, optional
-        Used by random (and to pick the first image of pure diversity).
+        Random choices (random, k-means starts, the first pick of pure diversity).
+
+    Returns
+    -------
+    ndarray of shape (min(k, n),)
     """
+    rng = _as_rng(rng)
     n = len(embeddings)
-    if strategy.random and not strategy.diversity:
+    if strategy.groups and groups is not None and n:
+        weights = np.ones(n) if strategy.random or scores is None else np.asarray(scores, float)
+        picked = []
+        quotas = group_quotas(groups, weights, k, labeled=labeled_groups)
+        for group, quota in quotas.items():
+            members = np.flatnonzero(np.asarray(groups) == group)
+            part = select(
+                Strategy(strategy.name, strategy.measure, strategy.selector, False, strategy.tier),
+                None if scores is None else np.asarray(scores)[members],
+                np.asarray(embeddings)[members],
+                quota,
+                shortlist=shortlist,
+                centers=centers,
+                rng=rng,
+            )
+            picked.extend(members[part].tolist())
+        return np.array(picked, dtype=int)
+    if strategy.selector == "random":
         return random_k(n, k, rng)
-    if strategy.random:  # pure diversity
-        return k_center_greedy(embeddings, k, first=int(_as_rng(rng).integers(n)) if n else 0)
-    if strategy.diversity:
-        return uncertainty_diversity(scores, embeddings, k, shortlist=shortlist)
+    if strategy.selector == "typiclust":
+        return typiclust(embeddings, k, centers=centers, rng=rng)
+    if strategy.selector == "kcenter":
+        has_centers = centers is not None and len(centers)
+        first = 0 if has_centers or not n else int(rng.integers(n))
+        return k_center_greedy(embeddings, k, centers=centers, first=first)
+    if strategy.selector == "diversity":
+        return uncertainty_diversity(scores, embeddings, k, shortlist=shortlist, centers=centers)
+    if strategy.selector == "clue":
+        return clue(scores, embeddings, k, rng=rng)
     return top_k(scores, k)

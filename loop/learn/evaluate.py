@@ -6,7 +6,12 @@ import json
 import time
 
 from loop.core.images import read_image
-from loop.core.metrics import classification_scores, segmentation_scores, summarize_segmentation
+from loop.core.metrics import (
+    classification_scores,
+    lagging_groups,
+    segmentation_scores,
+    summarize_segmentation,
+)
 from loop.errors import ModelError
 from loop.learn.labels import Progress, _mask_of, _noop, image_path
 from loop.learn.registry import load_model, model_row
@@ -84,6 +89,8 @@ def evaluate(
         for level in range(len(study.config.groups)):
             g = [g[level] for g in groups]
             metrics["per_group"].update(classification_scores(truth, pred, g)["per_group"])
+    headline = "ap50" if row["kind"] == "cellpose" else "macro_f1"
+    metrics["lagging_groups"] = lagging_groups(metrics["per_group"], headline)
     with study.store.atomic():
         db["evaluations"].insert(
             {

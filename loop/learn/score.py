@@ -16,7 +16,7 @@ from loop.core.images import read_image
 from loop.learn.labels import Progress, _noop, image_path
 from loop.learn.registry import current_model, load_model, model_row
 from loop.models.family import family
-from loop.store import dumps, utcnow
+from loop.store import dumps, meta_column, utcnow
 from loop.study import Study
 
 
@@ -53,12 +53,20 @@ def score(
     seed: int = 0,
     split: str = "pool",
     image_ids=None,
+    labeled_ids=None,
     gpu: bool | None = None,
     progress: Progress = _noop,
 ) -> ScoreReport:
     """Measure every ``split`` image (or the images ``image_ids``) with the model (stored,
     skipping images already measured by the same model), then pick ``k`` with ``strategy``
     and record the selection.
+
+    Every candidate gets the model's cheap measures (:meth:`ModelFamily.measure`: for
+    Cellpose, two forward passes); a measure of a costlier tier (``flow-error``, ``tta``) is
+    computed on the top ``score.shortlist * k`` candidates by the cheap measure
+    :data:`~loop.core.strategies.SHORTLIST_BY` only. The labeled images (``labeled_ids``;
+    default: the ``labeled`` split when ``image_ids`` is not given) are measured too, for
+    the selectors that start from them (k-center, TypiClust) and to resolve ``auto``.
 
     With ``score.pool_sample = n`` in the config, a seeded random subset of ``n`` candidates
     is measured (the same subset for the same model and seed), which bounds the cost of a
@@ -67,22 +75,34 @@ def score(
     Raises
     ------
     UnknownStrategy
-        For a strategy name that does not fit the task.
+        For a strategy name that does not fit the task, or ``+groups`` without
+        ``groups`` in the study's config.
     NoModel
         Without a trained model (except for ``random``, which needs none).
     """
-    task = study.config.task
-    name = strategy or study.config.score.strategy or strategies.DEFAULTS[task]
-    chosen_strategy = strategies.parse(name, task)
-    k = study.config.score.k if k is None else k
+    task, config = study.config.task, study.config.score
+    name = strategy or config.strategy or strategies.DEFAULTS[task]
+    k = config.k if k is None else k
     if image_ids is None:
         images = study.store.images("split = ?", [split])
+        labeled_ids = (
+            [im["id"] for im in study.store.images("split = 'labeled'")]
+            if labeled_ids is None
+            else labeled_ids
+        )
     else:
         wanted = set(image_ids)
         images = [im for im in study.store.images() if im["id"] in wanted]
+    labeled_ids = [i for i in (labeled_ids or []) if i not in {im["id"] for im in images}]
+    chosen_strategy = strategies.parse(
+        name, task, labeled=len(labeled_ids), coverage_until=config.coverage_until
+    )
+    if chosen_strategy.name != name:
+        name = f"{name}={chosen_strategy.name}"  # auto, resolved: recorded as such
+    strategies.check_groups(chosen_strategy, study.config.groups)
     started = time.perf_counter()
-    if chosen_strategy.random and not chosen_strategy.diversity:
-        picks = strategies.random_k(len(images), k, seed)
+    if chosen_strategy.selector == "random":
+        picks = _random_picks(study, chosen_strategy, images, labeled_ids, k, seed)
         chosen = [
             {"image_id": images[i]["id"], "path": images[i]["path"], "score": None} for i in picks
         ]
@@ -93,36 +113,77 @@ def score(
         )
 
     row = model_row(study, model_id)
-    sample = study.config.score.pool_sample
+    sample = config.pool_sample
     if sample and len(images) > sample:
         keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
         images = [images[i] for i in sorted(keep)]
-    scored, reused = _measure(study, row, images, gpu=gpu, progress=progress)
-    measures, embeddings = _load_measures(study, row["id"], [im["id"] for im in images])
+    labeled = [study.store.image(i) for i in labeled_ids]
+    scored, reused = _measure(study, row, images + labeled, gpu=gpu, progress=progress)
+    ids = [im["id"] for im in images]
+    measures, embeddings = _load_measures(study, row["id"], ids)
     if chosen_strategy.expensive and images:
+        key = strategies.TASK_MEASURES[task][strategies.SHORTLIST_BY[task]].key
         shortlist = strategies.top_k(
-            np.array([m.get("flow_error", 0.0) for m in measures]),
-            study.config.score.shortlist * k,
+            np.array([m.get(key, 0.0) for m in measures]), config.shortlist * k
         )
-        extra = _measure_tta(study, row, [images[i] for i in shortlist], gpu=gpu, progress=progress)
-        scored += extra
-        measures, embeddings = _load_measures(study, row["id"], [im["id"] for im in images])
-    # images left out of an expensive measure's shortlist are never picked by it
-    missing = -np.inf if chosen_strategy.expensive else np.nan
-    values = np.array([m.get(chosen_strategy.measure, missing) for m in measures])
+        scored += _measure_more(
+            study,
+            row,
+            [images[i] for i in shortlist],
+            tier=chosen_strategy.tier,
+            gpu=gpu,
+            progress=progress,
+        )
+        measures, embeddings = _load_measures(study, row["id"], ids)
+    values = None
+    if not chosen_strategy.random:
+        key = strategies.TASK_MEASURES[task][chosen_strategy.measure].key
+        # images left out of an expensive measure's shortlist are never picked by it
+        missing = -np.inf if chosen_strategy.expensive else np.nan
+        values = np.array([m.get(key, missing) for m in measures])
+    centers = _load_measures(study, row["id"], labeled_ids)[1] if labeled_ids else None
     picks = strategies.select(
-        chosen_strategy, values, embeddings, k, shortlist=study.config.score.shortlist, rng=seed
+        chosen_strategy,
+        values,
+        embeddings,
+        k,
+        shortlist=config.shortlist,
+        centers=centers,
+        groups=_group_of(study, images) if chosen_strategy.groups else None,
+        labeled_groups=_group_of(study, labeled) if chosen_strategy.groups else (),
+        rng=seed,
     )
     chosen = [
         {
             "image_id": images[i]["id"],
             "path": images[i]["path"],
-            "score": None if not np.isfinite(values[i]) else float(values[i]),
+            "score": None if values is None or not np.isfinite(values[i]) else float(values[i]),
         }
         for i in picks
     ]
     _record_selection(study, row["id"], name, k, seed, chosen)
     return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
+
+
+def _random_picks(study, strategy, images, labeled_ids, k, seed) -> np.ndarray:
+    if strategy.groups:
+        labeled = [study.store.image(i) for i in labeled_ids]
+        return strategies.select(
+            strategy,
+            None,
+            np.zeros((len(images), 1)),
+            k,
+            groups=_group_of(study, images),
+            labeled_groups=_group_of(study, labeled),
+            rng=seed,
+        )
+    return strategies.random_k(len(images), k, seed)
+
+
+def _group_of(study: Study, images: list[dict]) -> np.ndarray:
+    """The first configured metadata group of each image (``key=value``; missing: ``None``)."""
+    key = study.config.groups[0]
+    return np.array([f"{key}={image.get(meta_column(key))}" for image in images])
 
 
 def _record_selection(study, model_id, name, k, seed, chosen) -> None:
@@ -145,15 +206,24 @@ def _record_selection(study, model_id, name, k, seed, chosen) -> None:
             db["selections"].insert({**row, "created_at": utcnow()})
 
 
+def _forward_keys(task: str) -> set[str]:
+    return {m.key for m in strategies.TASK_MEASURES[task].values() if m.tier == "forward"}
+
+
 def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> tuple[int, int]:
+    """The cheap measures and embeddings of ``images`` (those not yet measured by the model,
+    or measured by an older loop without them), a chunk per transaction."""
     db = study.store.db
-    done = {
-        r[0]
+    task = study.config.task
+    key = strategies.TASK_MEASURES[task][strategies.SHORTLIST_BY[task]].key
+    stored = {
+        r[0]: json.loads(r[1])
         for r in db.execute(
-            "SELECT image_id FROM scores WHERE model_id = ?", [row["id"]]
+            "SELECT image_id, measures FROM scores WHERE model_id = ?", [row["id"]]
         ).fetchall()
     }
-    todo = [im for im in images if im["id"] not in done]
+    todo = [im for im in dict((im["id"], im) for im in images).values()]
+    todo = [im for im in todo if key not in stored.get(im["id"], {})]
     if not todo:
         return 0, len(images)
     model = load_model(study, row, gpu)
@@ -162,9 +232,12 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
     n = 0
     for part in _chunks(todo, study.config.score.chunk):
         pixels = [read_image(image_path(image)) for image in part]
-        outputs = adapter.predict(model, pixels, config=config)
+        outputs = adapter.measure(model, pixels, config=config)
         del pixels
-        rows = [(image["id"], o.measures, o.embedding) for image, o in zip(part, outputs)]
+        rows = [
+            (image["id"], {**stored.get(image["id"], {}), **o.measures}, o.embedding)
+            for image, o in zip(part, outputs)
+        ]
         n += len(part)
         progress("scoring", n, len(todo))
         now = utcnow()
@@ -185,25 +258,35 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
     return len(todo), len(images) - len(todo)
 
 
-def _measure_tta(study: Study, row: dict, images: list[dict], *, gpu, progress) -> int:
+def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu, progress) -> int:
+    """Add the measures of a costlier tier (``segment``: masks reconstructed; ``tta``: four
+    flipped predictions) to the stored ones of ``images``; the cheap measures stay as the
+    forward pass gave them."""
     db = study.store.db
+    task = study.config.task
+    wanted = {m.key for m in strategies.TASK_MEASURES[task].values() if m.tier == tier}
+    keep = _forward_keys(task)
     todo = []
     for image in images:
         stored = next(
             db["scores"].rows_where("model_id = ? AND image_id = ?", [row["id"], image["id"]])
         )
-        if "tta" not in json.loads(stored["measures"]):
+        if not wanted <= set(json.loads(stored["measures"])):
             todo.append((image, stored))
     if not todo:
         return 0
     model, adapter = load_model(study, row, gpu), family(row["kind"])
+    config = adapter.settings(study.config)
+    stage = "test-time augmentation" if tier == "tta" else "segmenting the shortlist"
     for i, (image, stored) in enumerate(todo):
         (output,) = adapter.predict(
-            model, [read_image(image_path(image))], config=study.config.model, tta=True
+            model, [read_image(image_path(image))], config=config, tta=tier == "tta"
         )
+        old = json.loads(stored["measures"])
+        merged = {**output.measures, **{k: v for k, v in old.items() if k in keep}}
         with study.store.atomic():
-            db["scores"].update(stored["id"], {"measures": dumps(output.measures)})
-        progress("test-time augmentation", i + 1, len(todo))
+            db["scores"].update(stored["id"], {"measures": dumps(merged)})
+        progress(stage, i + 1, len(todo))
     return len(todo)
 
 

@@ -146,15 +146,42 @@ def _reuse(
     return None
 
 
-def _decide(new: float | None, old: float | None, tolerance: float) -> tuple[str, str]:
+def paired_upper(differences) -> float:
+    """The upper end of the one-sided 95% t-interval of the mean of per-image differences
+    (new - previous); the difference itself for one image.
+
+    >>> round(paired_upper([-0.1, -0.1, -0.1]), 3)
+    -0.1
+    >>> paired_upper([-0.3, 0.2, -0.1, 0.0]) > 0  # a noisy loss on 4 images: not significant
+    True
+    """
+    from scipy import stats
+
+    d = np.asarray(differences, float)
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else 0.0
+    return float(d.mean() + stats.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def _decide(
+    new: float | None, old: float | None, tolerance: float, differences=()
+) -> tuple[str, str]:
+    """Reject a new model only when the validation images say it is worse beyond noise: the
+    upper end of the one-sided 95% interval of the per-image paired difference is below
+    ``-tolerance`` (a handful of validation images does not throw a batch of labels away)."""
     if old is None or new is None:
         return "accepted", "no previous model or no validation images: accepted"
-    if new + tolerance < old:
+    upper = paired_upper(differences) if len(differences) else new - old
+    if upper < -tolerance:
         return "rejected", (
-            f"validation {new:.3f} < previous {old:.3f} - {tolerance}: "
+            f"validation {new:.3f} < previous {old:.3f}: worse by at least {-upper:.3f} "
+            f"(95% bound over {max(1, len(differences))} images) > tolerance {tolerance}: "
             "rejected, the previous model stays in use"
         )
-    return "accepted", f"validation {new:.3f} vs previous {old:.3f}: accepted"
+    return "accepted", (
+        f"validation {new:.3f} vs previous {old:.3f} (95% bound of the difference "
+        f"{upper:+.3f} >= -{tolerance}): accepted"
+    )
 
 
 def _train_segmentation(
@@ -194,7 +221,7 @@ def _train_segmentation(
         images.append(read_image(image_path(image)))
         masks.append(_mask_of(study, image, label))
         progress("reading labels", i + 1, len(train_items))
-    data = cs.prepare(images, masks, crop=config.crop, device=device)
+    data = cs.prepare(images, masks, crop=config.crop, device=device, invert=config.invert)
     del images, masks
     if warm:
         net = cs.load(study.resolve(parent["path"]), device)
@@ -202,6 +229,7 @@ def _train_segmentation(
         net = cs.load(cs.pretrained_path(config.pretrained), device)  # widths: JSON or stock
     else:
         net = cs.build_net(config.nbase, device, seed=seed)
+    net.invert = config.invert  # trained (and saved) with the study's polarity
     result = cs.train(
         net,
         data,
@@ -213,13 +241,18 @@ def _train_segmentation(
     )
     del data
 
-    val = {}
+    val, differences = {}, []
     if val_items:
-        val["new"] = _validate_segmentation(study, net, val_items, config, progress)
+        new_scores = _validate_segmentation(study, net, val_items, config, progress)
+        val["new"] = float(np.mean(new_scores))
         if parent is not None:
             old_net = cs.load(study.resolve(parent["path"]), device)
-            val["previous"] = _validate_segmentation(study, old_net, val_items, config, progress)
-    status, decision = _decide(val.get("new"), val.get("previous"), config.keep_tolerance)
+            old_scores = _validate_segmentation(study, old_net, val_items, config, progress)
+            val["previous"] = float(np.mean(old_scores))
+            differences = [a - b for a, b in zip(new_scores, old_scores)]
+    status, decision = _decide(
+        val.get("new"), val.get("previous"), config.keep_tolerance, differences
+    )
     path = cs.save(net, _next_path(study, "cellpose", ".pt"), nbase=net.nbase)
     from loop.reports.plots import loss_curve
 
@@ -251,14 +284,14 @@ def _train_segmentation(
     )
 
 
-def _validate_segmentation(study, net, val_items, config, progress) -> float:
-
+def _validate_segmentation(study, net, val_items, config, progress) -> list[float]:
+    """AP@0.5 of ``net`` on each validation image."""
     scores = []
     for i, (image, label) in enumerate(val_items):
         (seg,) = family("cellpose").predict(net, [read_image(image_path(image))], config=config)
         scores.append(segmentation_scores(_mask_of(study, image, label), seg.masks)["ap50"])
         progress("validating", i + 1, len(val_items))
-    return float(np.mean(scores))
+    return scores
 
 
 def _class_features(images: list[dict], size: int, progress: Progress, stage: str) -> np.ndarray:
@@ -302,11 +335,20 @@ def _train_classifier(study, items, *, seed, parent, arm, progress) -> TrainRepo
     if val_items:
         xv = _class_features([im for im, _ in val_items], config.image_size, progress, "validating")
         yv = [label["class"] for _, label in val_items]
-        val["new"] = classification_scores(yv, model.predict(xv))["macro_f1"]
+        predicted = model.predict(xv)
+        val["new"] = classification_scores(yv, predicted)["macro_f1"]
+        differences = []
         if parent is not None:
             old = cl.load(study.resolve(parent["path"]), parent["sha256"])
-            val["previous"] = classification_scores(yv, old.predict(xv))["macro_f1"]
-    status, decision = _decide(val.get("new"), val.get("previous"), config.keep_tolerance)
+            before = old.predict(xv)
+            val["previous"] = classification_scores(yv, before)["macro_f1"]
+            # per image: right (1) or wrong (0), new minus previous
+            differences = [float(a == t) - float(b == t) for a, b, t in zip(predicted, before, yv)]
+    else:
+        differences = []
+    status, decision = _decide(
+        val.get("new"), val.get("previous"), config.keep_tolerance, differences
+    )
     path = cl.save(model, _next_path(study, "classifier", ".pkl"))
     seconds = time.perf_counter() - started
     model_id = _record(

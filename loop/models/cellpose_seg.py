@@ -64,18 +64,24 @@ class SmallCPnet(resnet_torch.CPnet):
         return y, style, t0
 
 
-def build_net(nbase: Sequence[int], device: torch.device, *, seed: int = 0) -> resnet_torch.CPnet:
+def build_net(
+    nbase: Sequence[int], device: torch.device, *, seed: int = 0, invert: str = "never"
+) -> resnet_torch.CPnet:
     """A fresh network of widths ``nbase`` (3 outputs: dy, dx, cell probability), its initial
-    weights drawn from ``seed`` (torch's global generator is left as it was)."""
+    weights drawn from ``seed`` (torch's global generator is left as it was); ``invert`` is
+    the input polarity it is trained and used with (:func:`to_input`), saved beside it."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = SmallCPnet(list(nbase), 3, 3, mkldnn=False)
     # native scale: Cellpose's eval would rescale by diam_mean / diam_labels
     net.diam_labels.data = net.diam_mean.data.clone()
+    net.invert = invert
     return net.to(device)
 
 
-def load_weights(path: str | Path, nbase: Sequence[int], device: torch.device):
+def load_weights(
+    path: str | Path, nbase: Sequence[int], device: torch.device, *, invert: str = "never"
+):
     """Load a Cellpose 3 ``state_dict`` into a network of widths ``nbase``.
 
     Raises
@@ -98,7 +104,7 @@ def load_weights(path: str | Path, nbase: Sequence[int], device: torch.device):
             f"{path} holds Cellpose 4 (Cellpose-SAM) weights; loop uses Cellpose 3 networks: "
             "give cyto3/nuclei or weights trained with cellpose<4"
         )
-    net = build_net(nbase, device)
+    net = build_net(nbase, device, invert=invert)
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -138,13 +144,28 @@ def pretrained_path(name_or_path: str) -> Path:
     return path
 
 
-def to_input(image: np.ndarray) -> np.ndarray:
+def bright_background(grey: np.ndarray) -> bool:
+    """Whether a percentile-normalised grey image (shape (M, N)) has a bright background:
+    its median above one half (stained tissue and brightfield; fluorescence is dark).
+
+    >>> import numpy as np
+    >>> bright_background(np.full((4, 4), 0.9)), bright_background(np.full((4, 4), 0.1))
+    (True, False)
+    """
+    return bool(np.median(grey) > 0.5)
+
+
+def to_input(image: np.ndarray, *, invert: str = "never") -> np.ndarray:
     """The network input of an image: normalised grey plus Cellpose's empty second channel.
 
     Parameters
     ----------
     image : ndarray of shape (M, N) or (M, N, C)
         Any dtype. Colour images are averaged over their first three channels.
+    invert : {"never", "always", "auto"}
+        Invert the normalised grey (1 - x); ``auto`` inverts only an image whose background
+        is bright (:func:`bright_background`), so that dark nuclei on a bright stain become
+        bright on dark, as in fluorescence.
 
     Returns
     -------
@@ -154,6 +175,8 @@ def to_input(image: np.ndarray) -> np.ndarray:
     if image.ndim == 3:
         image = image[..., :3].astype(np.float32).mean(axis=-1)
     grey = normalize_percentile(image, 1, 99)
+    if invert == "always" or (invert == "auto" and bright_background(grey)):
+        grey = 1.0 - grey
     return np.stack([grey, np.zeros_like(grey)]).astype(np.float32)
 
 
@@ -189,12 +212,14 @@ def prepare(
     *,
     crop: int,
     device: torch.device,
+    invert: str = "never",
     progress: Callable[[], None] | None = None,
 ) -> TrainingData:
-    """Normalise images and compute flow targets (once per image)."""
+    """Normalise images (polarity ``invert``, see :func:`to_input`) and compute flow targets
+    (once per image)."""
     data = TrainingData([], [], [])
     for image, mask in zip(images, masks, strict=True):
-        x = to_input(image)
+        x = to_input(image, invert=invert)
         mask = np.asarray(mask)
         if x.shape[1:] != mask.shape:
             raise ModelError(f"an image of shape {x.shape[1:]} has a mask of shape {mask.shape}")
@@ -324,7 +349,7 @@ def train(
 class Segmentation:
     """One image's prediction and the per-image measures that strategies rank by."""
 
-    masks: np.ndarray  # (M, N) uint16/uint32
+    masks: np.ndarray | None  # (M, N) uint16/uint32; None from fast_measures
     cellprob: np.ndarray  # (M, N) logits
     style: np.ndarray  # (nbase[-1],) L2-normalised
     measures: dict[str, float]
@@ -407,6 +432,134 @@ def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
     return 1.0 - float(np.mean(values)), cv
 
 
+FLIP = 3  # the dihedral code of the flipped copy: rows and columns (180 degrees), its own inverse
+BATCH_PIXELS = 8 * 256 * 256  # inputs per forward pass: as many images as fit this many pixels
+
+
+def _padded(x: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """``x`` (C, M, N) zero-padded at the bottom and right to multiples of ``multiple``."""
+    pad_y, pad_x = (-x.shape[1]) % multiple, (-x.shape[2]) % multiple
+    return np.pad(x, ((0, 0), (0, pad_y), (0, pad_x))) if pad_y or pad_x else x
+
+
+def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The network's raw outputs on whole images, batched (no tiling, no mask reconstruction).
+
+    Parameters
+    ----------
+    inputs : sequence of ndarray of shape (2, M, N)
+        Network inputs (:func:`to_input`); any sizes: images of one size share a batch of at
+        most :data:`BATCH_PIXELS` pixels.
+
+    Returns
+    -------
+    list of (output, style)
+        ``output`` of shape (3, M, N): dy, dx (5x flows) and cell-probability logits;
+        ``style`` of shape (nbase[-1],), as the network computes it.
+    """
+    device = next(net.parameters()).device
+    width = net.nbase[-1]
+    out: list = [None] * len(inputs)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_shape.setdefault(x.shape, []).append(i)
+    net.eval()
+    with torch.inference_mode():
+        for shape, members in by_shape.items():
+            per_batch = max(1, BATCH_PIXELS // (shape[1] * shape[2]))
+            for start in range(0, len(members), per_batch):
+                part = members[start : start + per_batch]
+                x = np.stack([_padded(inputs[i]) for i in part])
+                y, style, _ = net(torch.from_numpy(x).to(device))
+                y = y[:, :, : shape[1], : shape[2]].float().cpu().numpy()
+                style = style[:, :width].float().cpu().numpy()
+                for j, i in enumerate(part):
+                    out[i] = (y[j], style[j])
+    return out
+
+
+def flip_disagreement(output: np.ndarray, flipped: np.ndarray) -> float:
+    """How much the network's outputs on an image and on its flipped copy disagree, weighted
+    to the foreground.
+
+    Parameters
+    ----------
+    output, flipped : ndarray of shape (3, M, N)
+        Outputs (:func:`forward`) on the image and on its copy flipped by :data:`FLIP`, the
+        latter already flipped back (flows included).
+
+    Returns
+    -------
+    float in [0, 1]
+        Per pixel, the mean of the cell-probability difference and of the flow difference
+        (the flows are 5x unit vectors: a difference of 10 is a reversal, counted 1); averaged
+        with weights max(p, p_flipped), so that background agreed on by both counts nothing.
+        0 for an image both see as empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.zeros((3, 8, 8)); y[2] = 10.0  # confident foreground, no flow
+    >>> flip_disagreement(y, y)
+    0.0
+    >>> z = y.copy(); z[2] = -10.0  # the flipped copy calls it background
+    >>> round(flip_disagreement(y, z), 3)
+    0.5
+    """
+    p, q = cell_probability(output[2]), cell_probability(flipped[2])
+    weight = np.maximum(p, q)
+    total = float(weight.sum())
+    if total < 1e-6:
+        return 0.0
+    flow = np.minimum(np.sqrt(((output[:2] - flipped[:2]) ** 2).sum(axis=0)) / 10.0, 1.0)
+    pixel = 0.5 * (np.abs(p - q) + flow)
+    return float((weight * pixel).sum() / total)
+
+
+def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> list[Segmentation]:
+    """Measures from network outputs only: two forward passes per image (the image and its
+    flipped copy, batched), no mask reconstruction, so the whole pool can be ranked.
+
+    Returns
+    -------
+    list of Segmentation
+        ``masks`` None; ``cellprob`` of the image; ``style`` L2-normalised; ``measures``:
+        ``flip`` (:func:`flip_disagreement`), ``entropy`` (:func:`foreground_entropy` of the
+        mean of both cell probabilities, as logits) and ``n_objects`` (connected foreground
+        components of at least ``min_size`` pixels: touching objects count once, an
+        estimate of the annotation work).
+    """
+    from scipy import ndimage
+
+    invert = polarity(net)
+    inputs = []
+    for image in images:
+        x = to_input(image, invert=invert)
+        inputs += [x, dihedral(x, FLIP)]
+    outputs = forward(net, inputs)
+    result = []
+    for i in range(len(images)):
+        (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
+        z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])  # flipped back
+        mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
+        logits = np.log(np.clip(mean_prob, 1e-7, 1 - 1e-7) / np.clip(1 - mean_prob, 1e-7, 1))
+        labels, n = ndimage.label(mean_prob > 0.5)
+        sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
+        result.append(
+            Segmentation(
+                masks=None,
+                cellprob=y[2],
+                style=style / (np.linalg.norm(style) or 1.0),
+                measures={
+                    "flip": flip_disagreement(y, z),
+                    "entropy": foreground_entropy(logits),
+                    "n_objects": float((sizes >= config.min_size).sum()),
+                },
+            )
+        )
+    return result
+
+
 def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -> Segmentation:
     """Predict instances in one image and measure how unsure the model is.
 
@@ -424,7 +577,7 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
         ``tta`` also ``tta`` and ``count`` (see :func:`tta_disagreement`).
     """
     device = net.device
-    x = to_input(image)
+    x = to_input(image, invert=polarity(net))
     masks, errors, cellprob, style = _run(net, x, config, device)
     flow_err = float(np.mean(errors)) if errors.size else 0.0
     width = net.nbase[-1]
@@ -454,16 +607,24 @@ def save(net, path: str | Path, *, nbase: Sequence[int]) -> Path:
     tmp = path.with_suffix(".tmp")
     torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     tmp.replace(path)
-    path.with_suffix(".json").write_text(
-        json.dumps({"format": "cellpose3-cpnet", "nbase": list(nbase), "nout": 3}, indent=1)
-    )
+    meta = {"format": "cellpose3-cpnet", "nbase": list(nbase), "nout": 3, "invert": polarity(net)}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     return path
 
 
+def polarity(net) -> str:
+    """The input polarity a network was trained with (``never`` for one loaded from weights
+    without a record of it, as stock Cellpose models)."""
+    return getattr(net, "invert", "never")
+
+
 def load(path: str | Path, device: torch.device):
-    """Load a model written by :func:`save` (widths from its JSON), or stock-width Cellpose 3
-    weights (a file without a JSON beside it, e.g. cyto3 or a model trained by Cellpose)."""
+    """Load a model written by :func:`save` (widths and input polarity from its JSON; models
+    saved before the polarity was recorded use ``never``), or stock-width Cellpose 3 weights
+    (a file without a JSON beside it, e.g. cyto3 or a model trained by Cellpose)."""
     path = Path(path)
-    meta = path.with_suffix(".json")
-    nbase = json.loads(meta.read_text())["nbase"] if meta.is_file() else list(STOCK_NBASE)
-    return load_weights(path, nbase, device)
+    meta_path = path.with_suffix(".json")
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return load_weights(
+        path, meta.get("nbase", list(STOCK_NBASE)), device, invert=meta.get("invert", "never")
+    )

@@ -67,6 +67,11 @@ class ModelFamily(Protocol):
     ) -> list[Output]:
         """One :class:`Output` per image (shapes (M, N) or (M, N, C))."""
 
+    def measure(self, model: Any, images: Sequence[np.ndarray], *, config: Any) -> list[Output]:
+        """The cheap measures (tier ``forward`` of :data:`loop.core.strategies.TASK_MEASURES`)
+        and the embedding of each image, as fast as the family allows: what ranks the whole
+        pool. ``masks`` and ``klass`` may be None."""
+
 
 class CellposeFamily:
     """Cellpose 3 networks (:mod:`loop.models.cellpose_seg`): instance segmentation."""
@@ -98,6 +103,14 @@ class CellposeFamily:
                 )
             )
         return out
+
+    def measure(self, model, images, *, config) -> list[Output]:
+        from loop.models import cellpose_seg as cs
+
+        return [
+            Output(measures=seg.measures, embedding=seg.style, cellprob=seg.cellprob)
+            for seg in cs.fast_measures(model, images, config=config)
+        ]
 
 
 class ClassifierFamily:
@@ -149,6 +162,9 @@ class ClassifierFamily:
                 )
             )
         return out
+
+    def measure(self, model, images, *, config=None) -> list[Output]:
+        return self.predict(model, images, config=config)  # features + probabilities: cheap
 
 
 def _scaled(model, x: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import numpy as np
 
 from loop import learn
 from loop.core.images import read_image, read_mask
+from loop.core.metrics import lagging_groups
 from loop.errors import RoundError
 from loop.models.family import family
 from loop.reports import plots
@@ -297,6 +298,10 @@ def write_report(
     latest = [r for r in rounds if r["arm"] == arm and r["metrics"]]
     if latest:
         groups = latest[-1]["metrics"].get("per_group") or {}
+        for lag in lagging_groups(groups, HEADLINE[study.config.task]):
+            sections.append(
+                f'<p style="color:#b00"><b>Warning:</b> {html.escape(lag["message"])}</p>'
+            )
         if groups:
             keys = sorted({k for g in groups.values() for k in g if k != "n_images"})[:6]
             sections.append(

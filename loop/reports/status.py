@@ -24,6 +24,7 @@ class StudyStatus:
     labels: dict  # source -> images (consensus, adjudicated)
     review: dict  # adjudication tasks: sent, decided (by their reviewer)
     annotation: dict  # images pushed by task status, tiles, annotations per annotator
+    lagging: list  # groups the latest evaluated model fails while it works on others
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,6 +87,18 @@ def round_summary(row: dict, task: str) -> dict:
         "seconds": sum(timings.values()),
         "timings": timings,
     }
+
+
+def latest_lagging(study: Study, rounds: list[dict], arm: str = "main") -> list[dict]:
+    """:func:`~loop.core.metrics.lagging_groups` of an arm's last evaluated round (of any
+    arm when it has none)."""
+    from loop.core.metrics import lagging_groups
+
+    evaluated = [r for r in rounds if r["metrics"].get("per_group")]
+    mine = [r for r in evaluated if r["arm"] == arm] or evaluated
+    if not mine:
+        return []
+    return lagging_groups(mine[-1]["metrics"]["per_group"], HEADLINE[study.config.task])
 
 
 def round_summaries(study: Study, arm: str | None = None) -> list[dict]:
@@ -153,6 +166,7 @@ def study_status(study: Study) -> StudyStatus:
         "tiles": db["tasks"].count_where("purpose = 'tile'"),
         "annotations": per_annotator,  # current annotations of whole images
     }
+    lagging = latest_lagging(study, rounds)
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),
@@ -164,4 +178,5 @@ def study_status(study: Study) -> StudyStatus:
         labels=labels,
         review={"sent": sent, "decided": decided},
         annotation=annotation,
+        lagging=lagging,
     )

@@ -167,6 +167,141 @@ def summarize(
     return out
 
 
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of the mean of ``values`` (one per seed).
+
+    >>> [round(v, 3) for v in interval([0.5, 0.6, 0.7])]
+    [0.6, 0.352, 0.848]
+    """
+    from scipy import stats
+
+    x = np.asarray(values, float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def interval_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
+    """Per round, [mean x, mean, low, high] (95% interval over the runs that reached it)."""
+    out = []
+    for i in range(max((len(r) for r in runs), default=0)):
+        points = [r[i] for r in runs if len(r) > i and r[i][1] is not None]
+        if not points:
+            continue
+        mean, low, high = interval([p[1] for p in points])
+        out.append(
+            [round(float(np.mean([p[0] for p in points])), 2)]
+            + [round(v, 4) for v in (mean, low, high)]
+        )
+    return out
+
+
+def cost_to(
+    runs: Sequence[Sequence[tuple[float, float]]],
+    target: float | None,
+    *,
+    resamples: int = 1000,
+    rng=0,
+) -> dict:
+    """Cost (the runs' x: labeled images or annotated objects) at which the mean curve first
+    reaches ``target``, with a bootstrap over the runs (seeds).
+
+    Returns
+    -------
+    dict
+        ``value`` (None: never), ``low`` and ``high`` (2.5 and 97.5 percentiles of the
+        resamples that reach it), ``never`` (share of resamples that never reach it).
+    """
+    if target is None or not runs:
+        return {"value": None, "low": None, "high": None, "never": None}
+
+    def reach(sample):
+        curve = mean_curve(sample)
+        return labels_to(curve, target)
+
+    value = reach(runs)
+    gen = np.random.default_rng(rng)
+    draws = [
+        reach([runs[i] for i in gen.integers(len(runs), size=len(runs))]) for _ in range(resamples)
+    ]
+    hits = [d for d in draws if d is not None]
+    return {
+        "value": value,
+        "low": float(np.percentile(hits, 2.5)) if hits else None,
+        "high": float(np.percentile(hits, 97.5)) if hits else None,
+        "never": round(1 - len(hits) / resamples, 3),
+    }
+
+
+def area_under(curve: Sequence[Sequence[float]], full: float | None) -> float | None:
+    """Area under a mean curve ([x, mean, ...] rows) by the trapezoid rule, over the full-pool
+    figure times the x range (1.0: at the full pool from the first point on).
+
+    >>> area_under([[4, 0.5], [8, 1.0]], 1.0)
+    0.75
+    """
+    if not full or len(curve) < 2:
+        return None
+    x = np.array([c[0] for c in curve], float)
+    y = np.array([c[1] for c in curve], float)
+    return round(float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (full * (x[-1] - x[0]))), 4)
+
+
+def details(study: Study, arm: str) -> list[dict]:
+    """Per evaluated round of an arm: ``n_labeled``, ``n_objects`` (annotated objects in its
+    training labels), ``score`` and ``per_group`` (group -> headline metric)."""
+    metric = HEADLINE[study.config.task]
+    out = []
+    for r in round_summaries(study, arm):
+        if r["n_labeled"] is None or r["score"] is None:
+            continue
+        groups = {g: m.get(metric) for g, m in (r["metrics"].get("per_group") or {}).items()}
+        out.append(
+            {
+                "n_labeled": r["n_labeled"],
+                "n_objects": r["n_objects"],
+                "score": r["score"],
+                "per_group": groups,
+            }
+        )
+    return out
+
+
+def summarize_details(
+    per_strategy: dict[str, list[list[dict]]], full: float | None, *, baseline: str = "random"
+) -> dict:
+    """The interval curves, per-group curves, costs on both axes (labeled images, annotated
+    objects) with bootstrap intervals, and the normalised area under the curve, per strategy.
+    """
+    out = {}
+    target = None if full is None else 0.95 * full
+    for name, seeds in per_strategy.items():
+        by_images = [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
+        by_objects = [[(p["n_objects"] or 0, p["score"]) for p in run] for run in seeds]
+        groups = sorted({g for run in seeds for p in run for g in p["per_group"]})
+        per_group = {
+            g: interval_curve(
+                [[(p["n_labeled"], p["per_group"].get(g)) for p in run] for run in seeds]
+            )
+            for g in groups
+        }
+        finals = {g: c[-1][1] for g, c in per_group.items() if c}
+        curve = interval_curve(by_images)
+        out[name] = {
+            "interval_curve": curve,
+            "labels_to_95": cost_to(by_images, target),
+            "objects_to_95": cost_to(by_objects, target),
+            "objects_curve": interval_curve(by_objects),
+            "auc": area_under(curve, full),
+            "per_group": per_group,
+            "worst_group": min(finals, key=finals.get) if finals else None,
+            "worst_group_final": min(finals.values()) if finals else None,
+        }
+    return out
+
+
 def run_arms(
     study: Study,
     tool: AnnotationTool,
@@ -342,6 +477,9 @@ def label_efficiency(
     summarise; the returned dict is what ``loop bench al --json`` prints."""
     runs = run_arms(study, tool, options, annotate=annotate, progress=progress, log=log)
     curves = {name: mean_curve(per_seed) for name, per_seed in runs.items()}
+    per_strategy = {
+        name: [details(study, arm_name(name, s)) for s in range(options.seeds)] for name in runs
+    }
     default = study.config.score.strategy or strategies.DEFAULTS[study.config.task]
     reference = None
     if full_pool_folder is not None:
@@ -368,13 +506,32 @@ def label_efficiency(
         )
     metric = HEADLINE[study.config.task]
     value = None if reference is None else reference["value"]
+    efficiency = summarize(curves, value)
+    extra = summarize_details(per_strategy, value)
+    for name in efficiency:
+        efficiency[name].update(
+            {k: v for k, v in extra[name].items() if k not in ("labels_to_95",)},
+            labels_to_95_interval=extra[name]["labels_to_95"],
+        )
+    groups = sorted({g for r in extra.values() for g in r["per_group"]})
     return {
         "metric": metric,
         f"full_pool_{metric}": value,
         "full_pool": reference,
         "default_strategy": default,
-        "label_efficiency": summarize(curves, value),
+        "groups": groups,
+        "seeds": options.seeds,
+        "pool_ranked": study.config.score.pool_sample == 0,
+        "cost_axis": {
+            name: {
+                "objects_to_95": r["objects_to_95"]["value"],
+                "objects_to_95_interval": r["objects_to_95"],
+            }
+            for name, r in extra.items()
+        },
+        "label_efficiency": efficiency,
         "runs": {name: [[list(p) for p in r] for r in per_seed] for name, per_seed in runs.items()},
+        "details": per_strategy,
         "settings": {
             "strategies": list(runs),
             "seeds": options.seeds,

@@ -112,7 +112,7 @@ def arm_strategy(study: Study, options: RoundOptions) -> str:
             f"arm {options.arm!r} names no strategy: call a control arm after its strategy "
             "(--arm random) or give --strategy"
         )
-    strategies.parse(name, task)
+    strategies.check_groups(strategies.parse(name, task), study.config.groups)
     return name
 
 
@@ -294,6 +294,8 @@ def run_round(
             values = {
                 "metrics": {k: v for k, v in metrics.items() if k not in ("model_id", "split")}
             }
+            for lag in metrics.get("lagging_groups") or []:
+                log(f"warning: {arm} round {number}: {lag['message']}")
         elif step == "select":
             pool = candidates(study, arm)
             if not pool:
@@ -305,6 +307,7 @@ def run_round(
                 model_id=row["model_id"],
                 seed=options.seed * 1000 + number,
                 image_ids=pool,
+                labeled_ids=arm_images(study, arm),
                 gpu=options.gpu,
                 progress=progress,
             ).chosen
