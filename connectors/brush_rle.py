@@ -11,6 +11,8 @@ bits are written once. Both directions are checked against the SDK in the tests.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _RLE_SIZES = (3, 4, 8, 16)
@@ -78,6 +80,16 @@ def encode_mask(mask: np.ndarray) -> list[int]:
     return list(int(bits, 2).to_bytes(len(bits) // 8, "big"))
 
 
+def max_rle_bytes(shape: tuple[int, int]) -> int:
+    """The longest rle-pack encoding of an (M, N) RGBA image: a 52-bit header, then at most
+    1 + 2 + 16 + 32 bits per value (a run of one, the longest length and word fields).
+
+    >>> max_rle_bytes((1, 1))
+    32
+    """
+    return math.ceil((52 + 51 * shape[0] * shape[1] * 4) / 8)
+
+
 def decode_rle(rle, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a Label Studio brush RLE to its alpha channel.
 
@@ -95,9 +107,22 @@ def decode_rle(rle, shape: tuple[int, int] | None = None) -> np.ndarray:
     Raises
     ------
     RLEError
-        When the data is truncated or its size does not match ``shape``.
+        When the data is not a list of bytes, is truncated, is longer than any encoding of
+        ``shape`` could be (checked before anything is allocated), or its size does not
+        match ``shape``.
     """
-    data = bytes(bytearray(rle))
+    if not isinstance(rle, (list, tuple, bytes, bytearray)):
+        # bytearray(10**9) would allocate a gigabyte of zeros
+        raise RLEError(f"brush RLE must be a list of bytes, got {type(rle).__name__}")
+    if shape is not None and len(rle) > max_rle_bytes(shape):
+        raise RLEError(
+            f"brush RLE of {len(rle)} bytes is longer than any encoding of a "
+            f"{shape[0]}x{shape[1]} image ({max_rle_bytes(shape)} bytes at most)"
+        )
+    try:
+        data = bytes(bytearray(rle))
+    except (TypeError, ValueError) as exc:
+        raise RLEError(f"brush RLE holds values that are not bytes 0..255 ({exc})") from exc
     total = len(data) * 8
     bits = bin(int.from_bytes(data, "big"))[2:].zfill(total) if data else ""
     pos = 0

@@ -186,9 +186,30 @@ class LabelStudio:
             )
             project_id = str(project["id"])
         else:
-            self._json(
-                "PATCH", f"/api/projects/{project_id}", what="update the project", json=settings
-            )
+            current = self._json("GET", f"/api/projects/{project_id}", what="read the project")
+            if _same_config(current.get("label_config"), config):
+                # unchanged: never resend it (Label Studio re-validates every annotation then,
+                # and one region of another tool would block every later push)
+                settings.pop("label_config")
+            changed = {k: v for k, v in settings.items() if current.get(k) != v}
+            if changed:
+                try:
+                    self._json(
+                        "PATCH",
+                        f"/api/projects/{project_id}",
+                        what="update the project",
+                        json=changed,
+                    )
+                except ToolRejected as exc:
+                    if "label_config" not in changed or "incompatible" not in str(exc):
+                        raise
+                    raise ToolRejected(
+                        f"Label Studio refuses the study's label config for project "
+                        f"{project_id}: annotations made there do not fit it (e.g. a polygon "
+                        "where brush masks are expected; `loop pull` stores them as malformed "
+                        "with their task). Delete those regions in Label Studio, or keep the "
+                        f"project's labels as they are ({exc})"
+                    ) from exc
         if self.serve_local:
             self._ensure_storage(project_id)
         return project_id
@@ -435,3 +456,14 @@ def account_token(url: str, email: str, password: str) -> tuple[str, str]:
     finally:
         client.close()
     return str(who["id"]), token
+
+
+def _same_config(a: str | None, b: str) -> bool:
+    """Two label configs equal up to whitespace between tags."""
+    if a is None:
+        return False
+
+    def norm(text: str) -> str:
+        return re.sub(r">\s+<", "><", text.strip())
+
+    return norm(a) == norm(b)

@@ -88,21 +88,36 @@ def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
     return results
 
 
+OTHER_REGIONS = {"polygon", "rectangle", "ellipse", "keypoint", "brush"}
+"""Region types of tools other than brush labels (``...labels`` types are regions too)."""
+
+
 def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
     """Label Studio results back to a label image: brush regions become objects 1..K in order
-    (where regions overlap, the later one wins). Other result types are ignored.
+    (where regions overlap, the later one wins). Results that are not regions (text, choices,
+    relations) are ignored.
 
     Raises
     ------
     MalformedAnnotation
-        When a brush region cannot be decoded or was drawn on an image of another size.
+        When a brush region cannot be decoded or was drawn on an image of another size, or a
+        region was drawn with another tool (polygon, rectangle, ...): it would count as no
+        object at all.
     """
     if not isinstance(results, list):
         raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
     mask = np.zeros(shape, dtype=np.int32)
     label = 0
     for item in results:
-        if not isinstance(item, dict) or item.get("type") != "brushlabels":
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", ""))
+        if kind != "brushlabels" and (kind.endswith("labels") or kind in OTHER_REGIONS):
+            raise MalformedAnnotation(
+                f"region {item.get('id')} is a {kind} region; this study takes brush masks "
+                "only: redraw it with the brush"
+            )
+        if kind != "brushlabels":
             continue
         size = (item.get("original_height"), item.get("original_width"))
         if size != tuple(shape):

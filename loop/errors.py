@@ -23,6 +23,10 @@ class StudyExists(LoopError):
     """`loop init` was asked to create a study that already exists."""
 
 
+class StudyBusy(LoopError):
+    """Another process is writing to the study (push, pull, train or a round)."""
+
+
 class SchemaTooNew(LoopError):
     """The study database was written by a newer version of loop."""
 
@@ -56,6 +60,12 @@ class UnsupportedImage(ImageError):
     """An image whose layout (e.g. a 3-D stack) the loop does not handle yet."""
 
     reason = "unsupported"
+
+
+class ImageTooLarge(ImageError):
+    """An image whose header declares more pixels than the loop reads whole."""
+
+    reason = "too-large"
 
 
 class BadMask(ImageError):

@@ -498,3 +498,48 @@ def test_tiles_done_by_different_people_are_reported_then_finished(ls_study, tmp
             np.unique(truth)
         )
         tool.close()
+
+
+def test_a_polygon_is_malformed_and_never_blocks_a_later_push(ls_study):
+    with open_study(ls_study) as study:
+        tool = connect(study)
+        add_annotators(study, tool, ["pia"])
+        pia = connect_as(study, "pia", tool)
+        images = select_for_push(study, split="pool", limit=24)[22:]
+        push(study, tool, images[:1], overlap=1)
+        task = next(pia.next_task(p["project"]) for p in study.store.db["tool_projects"].rows)
+        image = images[0]  # the only one pushed
+        polygon = {
+            "id": "poly1",
+            "from_name": "label",
+            "to_name": "image",
+            "type": "polygonlabels",
+            "original_width": image["width"],
+            "original_height": image["height"],
+            "value": {"points": [[10, 10], [30, 10], [20, 30]], "polygonlabels": ["Object"]},
+        }
+        pia.annotate(str(task["id"]), [polygon], lead_time=1.0)
+        pulled = pull(study, tool)
+        row = next(study.store.db["annotations"].rows_where("annotator = 'pia'"))
+        assert row["status"] == "malformed" and row["n_objects"] is None
+        assert any("is a polygonlabels region" in m for m in pulled.malformed)
+        # the label config is unchanged: a later push does not resend it, so it succeeds
+        report = push(study, tool, images[1:], overlap=1)
+        assert report.created == 1
+        # a task made in Label Studio by hand is reported by pull, not silently passed over
+        project = next(study.store.db["tool_projects"].rows)["project"]
+        tool._json(
+            "POST",
+            f"/api/projects/{project}/import",
+            what="import",
+            json=[{"data": {"image": "/data/local-files/?d=elsewhere.png"}}],
+        )
+        pulled = pull(study, tool)
+        assert pulled.unknown_tasks == 1 and pulled.unknown_accounts == []
+        # an annotation by an account the study does not know (the owner's) is kept, and said
+        task = next(study.store.db["tasks"].rows_where("image_id = ?", [images[1]["id"]]))
+        tool.annotate(str(task["external_id"]), [], lead_time=1.0)
+        pulled = pull(study, tool)
+        assert len(pulled.unknown_accounts) == 1 and pulled.unknown_accounts[0].startswith("user")
+        pia.close()
+        tool.close()

@@ -40,3 +40,12 @@ def test_errors():
         decode_rle(rle[:6], (8, 8))
     with pytest.raises(ValueError, match="mask must be 2-D"):
         encode_mask(np.zeros((2, 2, 2)))
+
+
+def test_hostile_sizes_are_refused_before_allocating():
+    with pytest.raises(RLEError, match="must be a list of bytes, got int"):
+        decode_rle(10**9, (8, 8))  # bytearray(10**9) would be a gigabyte of zeros
+    with pytest.raises(RLEError, match=r"longer than any encoding of a 8x8 image \(1639 bytes"):
+        decode_rle([0] * 2000, (8, 8))
+    with pytest.raises(RLEError, match="not bytes 0..255"):
+        decode_rle([300, 1, 2], (8, 8))

@@ -222,3 +222,49 @@ def test_write_labels_leaves_no_temporary_file_when_the_disk_is_full(tmp_path, m
     with pytest.raises(OSError, match="No space left on device"):
         write_labels(tmp_path / "a.tif", np.ones((4, 4), np.uint16))
     assert list(tmp_path.iterdir()) == []
+
+
+def _png_claiming(path, width, height):
+    """A PNG whose header claims ``width`` x ``height`` (its data is a 1x1 image's)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    raw = zlib.compress(b"\x00\x00")
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def _tiff_claiming(path, width, height):
+    """A 1-strip, 8-bit TIFF of a few hundred bytes whose tags claim ``width`` x ``height``."""
+    import struct
+
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
+            (273, 4, 8 + 2 + 12 * 9 + 4), (277, 3, 1), (278, 4, height), (279, 4, 16)]  # fmt: skip
+    ifd = struct.pack("<H", len(tags))
+    for tag, kind, value in tags:
+        ifd += struct.pack("<HHI", tag, kind, 1) + struct.pack(
+            "<I" if kind == 4 else "<HH", value, *([0] if kind == 3 else [])
+        )
+    path.write_bytes(b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + bytes(16))
+    return path
+
+
+def test_decompression_bombs_are_refused_before_allocating(tmp_path):
+    from loop.errors import ImageTooLarge
+
+    png = _png_claiming(tmp_path / "bomb.png", 100_000, 100_000)
+    with pytest.raises(ImageTooLarge, match=r"header declares 10000000000 pixels, more than"):
+        read_image(png)
+    tiff = _tiff_claiming(tmp_path / "bomb.tif", 100_000, 100_000)
+    assert tiff.stat().st_size < 400
+    with pytest.raises(ImageTooLarge, match=r"declares shape \(100000, 100000\) \(10,000,000,000"):
+        read_image(tiff)
+    assert ImageTooLarge.reason == "too-large"

@@ -86,6 +86,10 @@ def test_bad_files_are_skipped_with_reasons(seg_study, nuclei_folder, tmp_path):
     outside = tmp_path / "outside.tif"
     tifffile.imwrite(outside, np.ones((8, 8), np.uint16))
     os.symlink(outside, images / "link.tif")
+    from test_images import _png_claiming, _tiff_claiming
+
+    _png_claiming(images / "bomb.png", 100_000, 100_000)  # a header claiming 10^10 pixels
+    _tiff_claiming(images / "bomb.tif", 100_000, 100_000)  # 9.3 GiB declared in 300 bytes
 
     report = ingest(seg_study, images, masks=masks)
     reasons = {os.path.basename(s.path): s.reason for s in report.skipped}
@@ -96,6 +100,8 @@ def test_bad_files_are_skipped_with_reasons(seg_study, nuclei_folder, tmp_path):
         "wrongmask.tif": "bad-mask",
         "floatmask.tif": "bad-mask",
         "link.tif": "outside-root",
+        "bomb.png": "too-large",
+        "bomb.tif": "too-large",
         # img1.tif sorts after copy_of_img1.tif, so the copy is ingested first
         "img1.tif": "duplicate",
     }

@@ -67,6 +67,12 @@ def test_malformed_results():
         results_to_mask({"type": "brushlabels"}, (6, 7))
     with pytest.raises(MalformedAnnotation, match="must be a list"):
         results_to_class("A")
+    polygon = {"id": "p1", "type": "polygonlabels", "value": {"points": [[1, 1], [3, 1], [2, 3]]}}
+    with pytest.raises(MalformedAnnotation, match="region p1 is a polygonlabels region"):
+        results_to_mask([*results, polygon], (6, 7))
+    # results that are not regions (a comment) are ignored
+    comment = {"id": "c", "type": "textarea", "value": {"text": ["unsure"]}}
+    assert results_to_mask([*results, comment], (6, 7)).max() == len(results)
     two = class_to_results("A") + class_to_results("B")
     with pytest.raises(MalformedAnnotation, match="several classes chosen"):
         results_to_class(two)

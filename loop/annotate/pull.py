@@ -32,6 +32,7 @@ from loop.core.tiles import stitch
 from loop.errors import MalformedAnnotation
 from loop.faults import crash_points
 from loop.store import dumps, utcnow
+from loop.store.lock import locked
 from loop.study import Study
 from loop.types import AnnotationTool, ToolAnnotation
 
@@ -47,6 +48,7 @@ class PullReport:
     skipped_by_annotator: int = 0
     malformed: list[str] = field(default_factory=list)
     unknown_tasks: int = 0
+    unknown_accounts: list[str] = field(default_factory=list)  # ``user<id>``: not the study's
     tasks_seen: int = 0
     tasks_done: int = 0
     stitched: int = 0  # annotations of tiled images made (or remade) from their tiles
@@ -82,6 +84,7 @@ def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: T
     return None, tool.to_class(ann.result), None
 
 
+@locked("pull")
 def pull(
     study: Study,
     tool: AnnotationTool,
@@ -267,6 +270,9 @@ def _pull_task(
     image = db["images"].get(task["image_id"])
     current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
     latest = _latest_per_annotator(annotations, names)
+    for name in latest:
+        if name not in names.values() and name not in report.unknown_accounts:
+            report.unknown_accounts.append(name)  # kept, but said: agreement counts them
     prepared = []
     for name, ann in latest.items():
         payload = dumps({"result": ann.result, "cancelled": ann.cancelled})

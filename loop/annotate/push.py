@@ -36,6 +36,7 @@ from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
 from loop.store import utcnow
+from loop.store.lock import locked
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction, ToolTask
 
@@ -162,6 +163,7 @@ class PushReport:
     tiled: int = 0  # images of this push cut into tiles
 
 
+@locked("push")
 def push(
     study: Study,
     tool: AnnotationTool,

@@ -153,6 +153,20 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         print(f"tiled image not complete: {line}", file=sys.stderr)
     for line in decisions.ignored:
         print(f"not used: {line}", file=sys.stderr)
+    if report.unknown_accounts:
+        print(
+            f"warning: annotations by accounts the study does not know, kept as "
+            f"{', '.join(report.unknown_accounts)}: add them with `loop labelstudio annotators "
+            "add` (or remove their annotations) before agreement counts them",
+            file=sys.stderr,
+        )
+    if report.unknown_tasks:
+        print(
+            f"warning: {report.unknown_tasks} tasks of the study's project are not in the "
+            "store (made in Label Studio by hand, or by a push that another one raced before "
+            "pushes were locked); their annotations are not imported",
+            file=sys.stderr,
+        )
     summary = {
         "new": report.new,
         "updated": report.updated,
@@ -161,6 +175,8 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         "skipped_by_annotator": report.skipped_by_annotator,
         "malformed": len(report.malformed),
         "tasks_seen": report.tasks_seen,
+        "unknown_tasks": report.unknown_tasks,
+        "unknown_accounts": report.unknown_accounts,
         "tasks_done": report.tasks_done,
         "stitched": report.stitched,
         "tile_gaps": len(report.tile_gaps),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 from loop.errors import (
     BadMask,
     EmptyFile,
+    ImageTooLarge,
     MetadataError,
     UnreadableImage,
     UnsupportedImage,
@@ -49,17 +51,40 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+MAX_VALUES = 2**30
+"""The most values (pixels x channels) a TIFF may declare to be read whole (1 GiB at 8 bits);
+PNG and JPEG follow Pillow's decompression-bomb limit (about 179 M pixels)."""
+
+
+def _too_large(path: Path, declared: str) -> ImageTooLarge:
+    return ImageTooLarge(
+        path,
+        f"its header declares {declared}, more than the loop reads whole; crop or tile it "
+        "first (or check the file: a tiny file declaring a huge image is corrupt or hostile)",
+    )
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if tif.series:
+            shape = tif.series[0].shape
+            if math.prod(shape) > MAX_VALUES:  # checked before anything is allocated
+                raise _too_large(path, f"shape {tuple(shape)} ({math.prod(shape):,} values)")
+        return np.asarray(tif.asarray())
+
+
 def _read_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UnreadableImage(path, "no such file")
     if path.stat().st_size == 0:
         raise EmptyFile(path, "the file is empty (0 bytes); re-export or remove it")
+    from PIL import Image
+
     try:
         if path.suffix.lower() in TIFF_SUFFIXES:
-            import tifffile
-
-            return np.asarray(tifffile.imread(path))
-        from PIL import Image
+            return _read_tiff(path)
 
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -70,6 +95,9 @@ def _read_array(path: Path) -> np.ndarray:
                 if im.mode == "P":
                     im = im.convert("RGBA" if "transparency" in im.info else "RGB")
                 return np.asarray(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        size = str(exc).split(")")[0].replace("Image size (", "")  # "N pixels"
+        raise _too_large(path, size) from exc
     except (OSError, ValueError, SyntaxError, Warning) as exc:
         raise UnreadableImage(
             path, f"not a readable image ({type(exc).__name__}: {exc}); the file may be truncated"

@@ -27,6 +27,7 @@ from loop.learn.labels import (
 )
 from loop.learn.registry import _next_path, _record, current_model, model_row
 from loop.models.family import family
+from loop.store.lock import locked
 from loop.study import Study
 
 
@@ -43,6 +44,7 @@ class TrainReport:
     val: dict  # validation figures of the new (and previous) model
 
 
+@locked("train")
 def train(
     study: Study,
     *,

@@ -29,6 +29,7 @@ from loop.faults import crash_points
 from loop.models.family import family
 from loop.rounds.arms import _admit_labeled, _start_arm, arm_images, candidates
 from loop.store import dumps, utcnow
+from loop.store.lock import locked
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction
 
@@ -194,6 +195,7 @@ def _hours(study: Study, batch: list[int]) -> float | None:
     return None if total is None else total / 3600.0
 
 
+@locked("round")
 def run_round(
     study: Study,
     tool: AnnotationTool | None,
