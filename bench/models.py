@@ -128,20 +128,18 @@ def _speed(study, model_id: int, data: Path, n: int = 32) -> dict:
 
 def _rank_1000(study, data: Path, folder: Path) -> dict:
     """``loop score`` (the default strategy) of 1,000 256x256 images, in its own process: the
-    DSB 256x256 images hard-linked under new names until there are 1,000."""
-    import os
+    DSB 256x256 images and their rotations by 90, 180 and 270 degrees (distinct content, so
+    ingest does not drop them as duplicates) until there are 1,000."""
+    from PIL import Image
 
     manifest = json.loads((data / "manifest.json").read_text())
     ids = [r["id"] for r in manifest if tuple(r["shape"][:2]) == (256, 256)]
     images = folder / "data" / "images"
     images.mkdir(parents=True)
     for i in range(1000):
-        source = data / "images" / f"{ids[i % len(ids)]}.png"
-        target = images / f"{i:04d}-{source.name}"
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
+        turn, source = i // len(ids), data / "images" / f"{ids[i % len(ids)]}.png"
+        with Image.open(source) as im:
+            (im.rotate(90 * turn) if turn else im).save(images / f"{i:04d}-{source.name}")
     from loop.data.ingest import ingest
     from loop.study import init_study
 
@@ -169,9 +167,9 @@ def _score_process(study_path: Path) -> dict:
         "print(json.dumps({'seconds': time.perf_counter() - t, 'scored': r.scored,"
         " 'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    if done.returncode:
+        raise RuntimeError(f"loop score in {study_path} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -181,7 +179,8 @@ def _copy_model(source, target) -> None:
 
     row = dict(learn.current_model(source))
     row.pop("id")
-    row["path"] = str(source.resolve(row["path"]))
+    row["arm"] = None  # the target's current model, whichever arm trained it
+    row["path"] = str(source.resolve(row["path"]).resolve())
     target.store.db["models"].insert(row)
 
 

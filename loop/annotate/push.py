@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.core.files import atomic_path
 from loop.core.images import read_image, to_display_uint8
 from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
@@ -147,9 +147,8 @@ def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
         pixels = to_display_uint8(read_image(Path(image["root"]) / image["path"]))
         if tile is not None:
             pixels = crop(pixels, tile)
-        tmp = target.with_suffix(".tmp.png")
-        Image.fromarray(pixels).save(tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            Image.fromarray(pixels).save(tmp)
     return rel.as_posix()
 
 

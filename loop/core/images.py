@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.core.files import atomic_path
 from loop.errors import (
     BadMask,
     EmptyFile,
@@ -205,20 +206,12 @@ def read_mask(path: str | Path, shape: tuple[int, int] | None = None) -> np.ndar
 def write_labels(path: str | Path, mask: np.ndarray) -> None:
     """Write a label image as a compressed TIFF (uint16, or uint32 past 65535 objects),
     atomically: a reader never sees a half-written file."""
-    import os
 
     import tifffile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.tif")
     dtype = np.uint16 if mask.max(initial=0) < 65536 else np.uint32
-    try:
+    with atomic_path(path) as tmp:  # a full disk, a kill: no half-written file left behind
         tifffile.imwrite(tmp, mask.astype(dtype), compression="zlib")
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a kill: no half-written file is left behind
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def count_objects(mask: np.ndarray) -> int:

@@ -39,6 +39,7 @@ from skimage.segmentation import relabel_sequential
 
 from loop.config import AugmentConfig, ModelConfig
 from loop.core.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
+from loop.core.files import atomic_path
 from loop.core.images import normalize_percentile
 from loop.errors import ModelError
 
@@ -603,12 +604,11 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
 def save(net, path: str | Path, *, nbase: Sequence[int]) -> Path:
     """Write the weights (``path``, a Cellpose-compatible state_dict) and ``path.json``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
     meta = {"format": "cellpose3-cpnet", "nbase": list(nbase), "nout": 3, "invert": polarity(net)}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    with atomic_path(path.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return path
 
 

@@ -33,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from loop.config import AugmentConfig, ClassifierConfig
 from loop.core.augment import dihedral, photometric
+from loop.core.files import atomic_path
 from loop.core.images import file_sha256
 from loop.errors import ModelError
 
@@ -185,10 +186,8 @@ def train(
 def save(model: Classifier, path: str | Path) -> Path:
     """Pickle the classifier atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(model))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(pickle.dumps(model))
     return path
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loop.core.files import atomic_path
 from loop.errors import NothingToExport
 from loop.study import Study
 
@@ -109,10 +110,8 @@ def export(
         if progress:
             progress(i + 1, len(best))
     provenance_path = folder / "provenance.csv"
-    tmp = provenance_path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
+    with atomic_path(provenance_path) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(provenance_path)
     return ExportReport(folder, len(rows), counts, provenance_path)

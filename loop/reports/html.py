@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from loop import learn
+from loop.core.files import atomic_path
 from loop.core.images import read_image, read_mask
 from loop.core.metrics import lagging_groups
 from loop.errors import RoundError
@@ -337,7 +338,6 @@ figure {{ margin: 1em 0; }}
 {"".join(sections)}
 </body></html>
 """
-    tmp = result.html.with_suffix(".tmp")
-    tmp.write_text(page)
-    tmp.replace(result.html)
+    with atomic_path(result.html) as tmp:
+        tmp.write_text(page)
     return result

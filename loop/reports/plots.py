@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.core.files import atomic_path
+
 
 def _pyplot():
     import matplotlib
@@ -24,10 +26,11 @@ def _save(fig, path: Path) -> Path:
     """Write a figure atomically (a killed run never leaves half a PNG)."""
     plt = _pyplot()
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return path
 
 
