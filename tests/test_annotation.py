@@ -523,6 +523,9 @@ def test_a_polygon_is_malformed_and_never_blocks_a_later_push(ls_study):
         row = next(study.store.db["annotations"].rows_where("annotator = 'pia'"))
         assert row["status"] == "malformed" and row["n_objects"] is None
         assert any("is a polygonlabels region" in m for m in pulled.malformed)
+        from loop.reports.status import study_status
+
+        assert study_status(study).annotation["malformed"] == {"pia": 1}  # loop status says it
         # the label config is unchanged: a later push does not resend it, so it succeeds
         report = push(study, tool, images[1:], overlap=1)
         assert report.created == 1

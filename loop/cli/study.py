@@ -225,6 +225,12 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + "; current annotations: "
             + (", ".join(f"{a} {n}" for a, n in pushed["annotations"].items()) or "none")
         )
+        if pushed["malformed"]:
+            out.print(
+                "malformed annotations (kept, not used): "
+                + ", ".join(f"{a} {n}" for a, n in pushed["malformed"].items())
+                + " (`loop pull` says why for each; fix them in Label Studio)"
+            )
         if pushed["too_few_annotations"]:
             out.print(
                 f"waiting: {pushed['too_few_annotations']} done tasks have too few valid "

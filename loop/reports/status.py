@@ -165,6 +165,13 @@ def study_status(study: Study) -> StudyStatus:
         "tasks": tasks,  # pending (not yet in the tool), open, done
         "tiles": db["tasks"].count_where("purpose = 'tile'"),
         "annotations": per_annotator,  # current annotations of whole images
+        # kept as sent but unusable (undecodable RLE, another tool's region): by annotator
+        "malformed": dict(
+            db.execute(
+                "SELECT annotator, count(*) FROM annotations WHERE status = 'malformed' "
+                "GROUP BY annotator ORDER BY annotator"
+            ).fetchall()
+        ),
     }
     lagging = latest_lagging(study, rounds)
     return StudyStatus(
