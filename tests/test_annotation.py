@@ -399,6 +399,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
             "tiles": 18,
             "annotations": {"tess": 3, "tia": 3, "tom": 3},
             "too_few_annotations": 0,  # stitched tiles are valid annotations
+            "malformed": {},
         }
         # agreement sees one annotation per annotator per image
         report = agree(study, write=False)
