@@ -37,12 +37,6 @@ class Study:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def lock(self, command: str):
-        """The study's writer lock (:func:`loop.store.lock.study_lock`), as a context."""
-        from loop.store.lock import study_lock
-
-        return study_lock(self.path, command)
-
     def resolve(self, path: str) -> Path:
         """A path stored in the database: relative ones are relative to the study folder."""
         p = Path(path)

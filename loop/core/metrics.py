@@ -164,6 +164,10 @@ def _class_summary(truth: list, pred: list) -> dict:
     }
 
 
+HEADLINE = {"segmentation": "ap50", "classification": "macro_f1"}
+"""The held-out figure a task is judged by (learning curves, gates, lagging groups)."""
+
+
 def lagging_groups(
     per_group: dict, metric: str, *, floor: float = 0.1, gap: float = 0.3
 ) -> list[dict]:

@@ -399,6 +399,22 @@ TASK_MEASURES = {
 }
 SHORTLIST_BY = {"segmentation": "flip", "classification": "entropy"}
 """The forward-pass measure that shortlists images for a measure of a costlier tier."""
+
+
+def tier_keys(task: str, tier: str) -> set[str]:
+    """The measure keys a pass of ``tier`` (forward, segment, tta) computes for ``task``.
+
+    >>> sorted(tier_keys("segmentation", "tta"))
+    ['count', 'tta']
+    """
+    return {m.key for m in TASK_MEASURES[task].values() if m.tier == tier}
+
+
+def shortlist_key(task: str) -> str:
+    """The key of :data:`SHORTLIST_BY`'s measure (what a costlier measure's shortlist ranks by)."""
+    return TASK_MEASURES[task][SHORTLIST_BY[task]].key
+
+
 SELECTORS = {
     "diversity": "top shortlist, then k-center greedy from the labeled images",
     "clue": "k-means weighted by the measure, the image nearest each centre (Prabhu 2021)",

@@ -7,6 +7,7 @@ import time
 
 from loop.core.images import read_image
 from loop.core.metrics import (
+    HEADLINE,
     classification_scores,
     lagging_groups,
     segmentation_scores,
@@ -89,8 +90,7 @@ def evaluate(
         for level in range(len(study.config.groups)):
             g = [g[level] for g in groups]
             metrics["per_group"].update(classification_scores(truth, pred, g)["per_group"])
-    headline = "ap50" if row["kind"] == "cellpose" else "macro_f1"
-    metrics["lagging_groups"] = lagging_groups(metrics["per_group"], headline)
+    metrics["lagging_groups"] = lagging_groups(metrics["per_group"], HEADLINE[row["task"]])
     with study.store.atomic():
         db["evaluations"].insert(
             {

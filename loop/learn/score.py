@@ -93,7 +93,9 @@ def score(
     else:
         wanted = set(image_ids)
         images = [im for im in study.store.images() if im["id"] in wanted]
-    labeled_ids = [i for i in (labeled_ids or []) if i not in {im["id"] for im in images}]
+    candidates = {im["id"] for im in images}
+    labeled = [study.store.image(i) for i in (labeled_ids or []) if i not in candidates]
+    labeled_ids = [im["id"] for im in labeled]
     chosen_strategy = strategies.parse(
         name, task, labeled=len(labeled_ids), coverage_until=config.coverage_until
     )
@@ -102,7 +104,7 @@ def score(
     strategies.check_groups(chosen_strategy, study.config.groups)
     started = time.perf_counter()
     if chosen_strategy.selector == "random":
-        picks = _random_picks(study, chosen_strategy, images, labeled_ids, k, seed)
+        picks = _random_picks(study, chosen_strategy, images, labeled, k, seed)
         chosen = [
             {"image_id": images[i]["id"], "path": images[i]["path"], "score": None} for i in picks
         ]
@@ -117,12 +119,11 @@ def score(
     if sample and len(images) > sample:
         keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
         images = [images[i] for i in sorted(keep)]
-    labeled = [study.store.image(i) for i in labeled_ids]
     scored, reused = _measure(study, row, images + labeled, gpu=gpu, progress=progress)
     ids = [im["id"] for im in images]
     measures, embeddings = _load_measures(study, row["id"], ids)
     if chosen_strategy.expensive and images:
-        key = strategies.TASK_MEASURES[task][strategies.SHORTLIST_BY[task]].key
+        key = strategies.shortlist_key(task)
         shortlist = strategies.top_k(
             np.array([m.get(key, 0.0) for m in measures]), config.shortlist * k
         )
@@ -165,9 +166,8 @@ def score(
     return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
 
 
-def _random_picks(study, strategy, images, labeled_ids, k, seed) -> np.ndarray:
+def _random_picks(study, strategy, images, labeled, k, seed) -> np.ndarray:
     if strategy.groups:
-        labeled = [study.store.image(i) for i in labeled_ids]
         return strategies.select(
             strategy,
             None,
@@ -206,24 +206,19 @@ def _record_selection(study, model_id, name, k, seed, chosen) -> None:
             db["selections"].insert({**row, "created_at": utcnow()})
 
 
-def _forward_keys(task: str) -> set[str]:
-    return {m.key for m in strategies.TASK_MEASURES[task].values() if m.tier == "forward"}
-
-
 def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> tuple[int, int]:
     """The cheap measures and embeddings of ``images`` (those not yet measured by the model,
     or measured by an older loop without them), a chunk per transaction."""
     db = study.store.db
-    task = study.config.task
-    key = strategies.TASK_MEASURES[task][strategies.SHORTLIST_BY[task]].key
+    key = strategies.shortlist_key(study.config.task)
     stored = {
         r[0]: json.loads(r[1])
         for r in db.execute(
             "SELECT image_id, measures FROM scores WHERE model_id = ?", [row["id"]]
         ).fetchall()
     }
-    todo = [im for im in dict((im["id"], im) for im in images).values()]
-    todo = [im for im in todo if key not in stored.get(im["id"], {})]
+    unique = {im["id"]: im for im in images}.values()
+    todo = [im for im in unique if key not in stored.get(im["id"], {})]
     if not todo:
         return 0, len(images)
     model = load_model(study, row, gpu)
@@ -264,8 +259,8 @@ def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu
     forward pass gave them."""
     db = study.store.db
     task = study.config.task
-    wanted = {m.key for m in strategies.TASK_MEASURES[task].values() if m.tier == tier}
-    keep = _forward_keys(task)
+    wanted = strategies.tier_keys(task, tier)
+    keep = strategies.tier_keys(task, "forward")
     todo = []
     for image in images:
         stored = next(

@@ -401,7 +401,12 @@ def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
     Over the whole image this hardly tracks errors (background dominates); over the
     foreground and its uncertain rim it does.
     """
-    p = cell_probability(cellprob)
+    return probability_entropy(cell_probability(cellprob), floor)
+
+
+def probability_entropy(p: np.ndarray, floor: float = 0.1) -> float:
+    """:func:`foreground_entropy` of probabilities (shape (M, N), in [0, 1]) rather than
+    logits."""
     keep = p > floor
     if not keep.any():
         return 0.0
@@ -525,8 +530,8 @@ def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> 
     -------
     list of Segmentation
         ``masks`` None; ``cellprob`` of the image; ``style`` L2-normalised; ``measures``:
-        ``flip`` (:func:`flip_disagreement`), ``entropy`` (:func:`foreground_entropy` of the
-        mean of both cell probabilities, as logits) and ``n_objects`` (connected foreground
+        ``flip`` (:func:`flip_disagreement`), ``entropy`` (:func:`probability_entropy` of the
+        mean of both cell probabilities) and ``n_objects`` (connected foreground
         components of at least ``min_size`` pixels: touching objects count once, an
         estimate of the annotation work).
     """
@@ -543,7 +548,6 @@ def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> 
         (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
         z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])  # flipped back
         mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
-        logits = np.log(np.clip(mean_prob, 1e-7, 1 - 1e-7) / np.clip(1 - mean_prob, 1e-7, 1))
         labels, n = ndimage.label(mean_prob > 0.5)
         sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
         result.append(
@@ -553,7 +557,7 @@ def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> 
                 style=style / (np.linalg.norm(style) or 1.0),
                 measures={
                     "flip": flip_disagreement(y, z),
-                    "entropy": foreground_entropy(logits),
+                    "entropy": probability_entropy(mean_prob),
                     "n_objects": float((sizes >= config.min_size).sum()),
                 },
             )

@@ -21,11 +21,11 @@ import numpy as np
 from loop import learn
 from loop.core.files import atomic_path
 from loop.core.images import read_image, read_mask
-from loop.core.metrics import lagging_groups
+from loop.core.metrics import HEADLINE, lagging_groups
 from loop.errors import RoundError
 from loop.models.family import family
 from loop.reports import plots
-from loop.reports.status import HEADLINE, round_summaries
+from loop.reports.status import round_summaries
 from loop.store import utcnow
 from loop.study import Study
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from loop.core.metrics import HEADLINE, lagging_groups
 from loop.store import META_PREFIX
 from loop.study import Study
 
@@ -45,9 +46,6 @@ def group_keys(study: Study) -> list[str]:
         if 2 <= n <= MAX_AUTO_GROUP_VALUES and not non_text:
             keys.append(key)
     return keys
-
-
-HEADLINE = {"segmentation": "ap50", "classification": "macro_f1"}
 
 
 def round_summary(row: dict, task: str) -> dict:
@@ -92,8 +90,6 @@ def round_summary(row: dict, task: str) -> dict:
 def latest_lagging(study: Study, rounds: list[dict], arm: str = "main") -> list[dict]:
     """:func:`~loop.core.metrics.lagging_groups` of an arm's last evaluated round (of any
     arm when it has none)."""
-    from loop.core.metrics import lagging_groups
-
     evaluated = [r for r in rounds if r["metrics"].get("per_group")]
     mine = [r for r in evaluated if r["arm"] == arm] or evaluated
     if not mine:

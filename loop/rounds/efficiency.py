@@ -38,8 +38,9 @@ import numpy as np
 
 from loop import learn
 from loop.core import strategies
+from loop.core.metrics import HEADLINE
 from loop.errors import RoundError
-from loop.reports.status import HEADLINE, round_summaries
+from loop.reports.status import round_summaries
 from loop.rounds.round import Annotate, Log, Progress, RoundOptions, current_round, run_round
 from loop.study import Study, open_study
 from loop.types import AnnotationTool
@@ -122,6 +123,12 @@ def labels_to(curve: Sequence[Sequence[float]], target: float | None) -> int | N
     return None
 
 
+def _by_round(runs: Sequence[Sequence[tuple]]):
+    """Round by round, the points of the runs that reached that round."""
+    for i in range(max((len(r) for r in runs), default=0)):
+        yield [r[i] for r in runs if len(r) > i]
+
+
 def mean_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
     """Per round, [mean n_labeled, mean metric, sd metric] over the runs that reached it.
 
@@ -131,8 +138,7 @@ def mean_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float
         One per seed, round by round.
     """
     out = []
-    for i in range(max((len(r) for r in runs), default=0)):
-        points = [r[i] for r in runs if len(r) > i]
+    for points in _by_round(runs):
         ns = [p[0] for p in points]
         values = [p[1] for p in points]
         out.append(
@@ -186,8 +192,8 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
 def interval_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
     """Per round, [mean x, mean, low, high] (95% interval over the runs that reached it)."""
     out = []
-    for i in range(max((len(r) for r in runs), default=0)):
-        points = [r[i] for r in runs if len(r) > i and r[i][1] is not None]
+    for reached in _by_round(runs):
+        points = [p for p in reached if p[1] is not None]
         if not points:
             continue
         mean, low, high = interval([p[1] for p in points])
