@@ -108,7 +108,13 @@ def _study(data: Path, work: Path):
 
 
 def bench_efficiency(
-    data: Path, *, work: Path = WORK, seeds: int = SEEDS, rounds: int = ROUNDS, batch: int = BATCH
+    data: Path,
+    *,
+    work: Path = WORK,
+    strategies: tuple[str, ...] = STRATEGIES,
+    seeds: int = SEEDS,
+    rounds: int = ROUNDS,
+    batch: int = BATCH,
 ) -> dict:
     """Run (or resume) the label-efficiency arms; returns the ``loop bench al`` record plus
     the wall time of this call and the per-step medians of the rounds."""
@@ -127,7 +133,7 @@ def bench_efficiency(
         # the simulated annotators of `loop bench al`: [rounds] of the TOML, noise seed 0
         tool, annotate = _wiring(study, "simulated", 0)
         options = EfficiencyOptions(
-            strategies=STRATEGIES,
+            strategies=strategies,
             seeds=seeds,
             rounds=rounds,
             batch=batch,
@@ -161,3 +167,44 @@ def bench_efficiency(
         study.close()
     result["wall_seconds_this_call"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def main(argv=None) -> None:
+    """``python -m bench.efficiency``: this bench alone, with other arms if asked; writes
+    ``OUT.json`` and ``OUT.png`` (the ``make bench`` run writes its own, beside the rest)."""
+    import argparse
+    import json
+    from datetime import date
+
+    from loop.reports.plots import efficiency_curves
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data", type=Path, default=REPO.parent / "shared" / "data" / "dsb2018_train"
+    )
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated")
+    parser.add_argument("--work", type=Path, default=WORK)
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "bench" / "results" / f"{date.today()}-efficiency"
+    )
+    args = parser.parse_args(argv)
+    names = tuple(n.strip() for n in args.strategies.split(",") if n.strip())
+    from bench.run import environment
+
+    env = environment()  # before the run: the commit measured, not one made meanwhile
+    result = {"env": env, **bench_efficiency(args.data, work=args.work, strategies=names)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    efficiency_curves(
+        result["label_efficiency"],
+        args.out.with_suffix(".png"),
+        metric="AP@0.5",
+        full=result["full_pool_ap50"],
+        title=f"DSB2018, all modalities: {result['seeds']} seeds, "
+        f"batches of {result['settings']['batch']}",
+    )
+    print(f"bench: wrote {args.out}.json and .png", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
