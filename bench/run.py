@@ -132,7 +132,15 @@ def table(results: dict) -> str:
             f"| pull {n} annotations | {ls['pull_s']:.1f} s | "
             f"{ls['pull_annotations_per_s']:.0f} ann/s | | |"
         )
-        lines.append(f"| re-pull (nothing new) | {ls['repull_unchanged_s']:.1f} s | | | |")
+        full = ls.get("repull_full_s")
+        lines.append(
+            f"| re-pull (nothing new) | {ls['repull_unchanged_s']:.2f} s | | "
+            + (
+                f"{full:.1f} s (every task read) | {ls['repull_unchanged_s'] / full:.2f}x |"
+                if full
+                else "| |"
+            )
+        )
         c = ls["codec"]
         lines.append(
             f"| brush encode, per object | {c['encode_ms_per_object']:.3f} ms | | "

@@ -24,14 +24,39 @@ class RLEError(ValueError):
     """A brush RLE that cannot be decoded (truncated or not rle-pack data)."""
 
 
-def _run_bits(length: int, value: int) -> list[str]:
-    out = []
-    while length > 0:
-        take = min(length, _MAX_RUN)
-        index = 0 if take <= 8 else 1 if take <= 16 else 2 if take <= 256 else 3
-        out.append(f"1{index:02b}{take - 1:0{_RLE_SIZES[index]}b}{value:08b}")
-        length -= take
-    return out
+def _pack(runs, n: int) -> list[int]:
+    """The rle-pack bytes of an RGBA image of ``n`` pixels given as alternating pixel runs
+    ``(length, value)`` (value 0 or 255; neighbours never share a value): one run chunk per
+    at most ``_MAX_RUN`` values, the bits gathered in one integer."""
+    acc, width = 0, 0
+    for length, value in runs:
+        length *= 4  # values, not pixels
+        while length > 0:
+            take = min(length, _MAX_RUN)
+            index = 0 if take <= 8 else 1 if take <= 16 else 2 if take <= 256 else 3
+            size = _RLE_SIZES[index]
+            acc = (acc << (11 + size)) | (((4 | index) << size | (take - 1)) << 8) | value
+            width += 11 + size
+            length -= take
+    header = ((4 * n) << 5 | (_WORD - 1)) << 16
+    for i, size in enumerate(_RLE_SIZES):
+        header |= (size - 1) << (12 - 4 * i)
+    total = 53 + width  # a 32-bit count, a 5-bit word size, four 4-bit field sizes
+    pad = -total % 8
+    return list(((header << width | acc) << pad).to_bytes((total + pad) // 8, "big"))
+
+
+def _runs(starts: np.ndarray, ends: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Alternating (length, value) pixel runs of the segments ``[starts, ends)`` (sorted,
+    disjoint, never touching) of an image of ``n`` pixels."""
+    gaps = np.concatenate(([starts[0]], starts[1:] - ends[:-1], [n - ends[-1]])).tolist()
+    lengths = (ends - starts).tolist()
+    runs = [(gaps[0], 0)] if gaps[0] else []
+    for length, gap in zip(lengths, gaps[1:]):
+        runs.append((length, 255))
+        if gap:
+            runs.append((gap, 0))
+    return runs
 
 
 def encode_mask(mask: np.ndarray) -> list[int]:
@@ -51,33 +76,50 @@ def encode_mask(mask: np.ndarray) -> list[int]:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    height, width = mask.shape
-    n = height * width
-    rows = np.flatnonzero(mask.any(axis=1))
-    runs: list[tuple[int, int]] = []  # (length in pixels, value)
-    if rows.size == 0:
-        runs.append((n, 0))
-    else:
-        start, stop = rows[0] * width, (rows[-1] + 1) * width
-        band = (mask[rows[0] : rows[-1] + 1].ravel() != 0).astype(np.int8)
-        edges = np.flatnonzero(np.diff(band)) + 1
-        bounds = np.concatenate(([0], edges, [band.size]))
-        if start:
-            runs.append((int(start), 0))
-        runs.extend((int(b - a), 255 * int(band[a])) for a, b in zip(bounds[:-1], bounds[1:]))
-        if stop < n:
-            runs.append((int(n - stop), 0))
-    # merge a leading/trailing zero run with the band's first/last zero run
-    merged: list[tuple[int, int]] = []
-    for length, value in runs:
-        if merged and merged[-1][1] == value:
-            merged[-1] = (merged[-1][0] + length, value)
-        else:
-            merged.append((length, value))
-    header = f"{4 * n:032b}{_WORD - 1:05b}" + "".join(f"{s - 1:04b}" for s in _RLE_SIZES)
-    bits = header + "".join(b for length, value in merged for b in _run_bits(4 * length, value))
-    bits += "0" * (-len(bits) % 8)
-    return list(int(bits, 2).to_bytes(len(bits) // 8, "big"))
+    return encode_labels(mask != 0).get(1) or _pack([(mask.size, 0)], mask.size)
+
+
+def encode_labels(labels: np.ndarray) -> dict[int, list[int]]:
+    """Encode every object of a label image as a brush RLE in one pass over the image:
+    the same bytes as :func:`encode_mask` of each ``labels == v``, at a fraction of the cost
+    (no per-object full-image mask).
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N)
+        Integer (or boolean) labels, 0 = background.
+
+    Returns
+    -------
+    dict
+        Label -> RLE bytes, for each label present, in increasing order.
+
+    >>> labels = np.array([[0, 1, 1], [2, 2, 0]])
+    >>> encode_labels(labels) == {1: encode_mask(labels == 1), 2: encode_mask(labels == 2)}
+    True
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D, got shape {labels.shape}")
+    flat = labels.ravel()
+    n = flat.size
+    inside = np.flatnonzero(flat)
+    if inside.size == 0:
+        return {}
+    values = flat[inside]
+    # segments: pixels consecutive in raster order with one label (rows wrap, as in RGBA)
+    cut = np.flatnonzero((np.diff(inside) != 1) | (np.diff(values) != 0)) + 1
+    first = np.concatenate(([0], cut))
+    starts = inside[first]
+    ends = inside[np.concatenate((cut, [inside.size])) - 1] + 1
+    owner = values[first]
+    order = np.argsort(owner, kind="stable")  # by label, raster order within each
+    owner, starts, ends = owner[order], starts[order], ends[order]
+    bounds = np.flatnonzero(np.diff(owner)) + 1
+    out = {}
+    for a, b in zip(np.concatenate(([0], bounds)), np.concatenate((bounds, [owner.size]))):
+        out[int(owner[a])] = _pack(_runs(starts[a:b], ends[a:b], n), n)
+    return out
 
 
 def max_rle_bytes(shape: tuple[int, int]) -> int:
@@ -111,6 +153,44 @@ def decode_rle(rle, shape: tuple[int, int] | None = None) -> np.ndarray:
         ``shape`` could be (checked before anything is allocated), or its size does not
         match ``shape``.
     """
+    num, chunks = _parse(rle, shape)
+    out = np.zeros(num, dtype=np.uint8)
+    for start, stop, value in chunks:
+        out[start:stop] = value
+    alpha = out[3::4]
+    return alpha.reshape(shape) if shape is not None else alpha
+
+
+def alpha_runs(rle, shape: tuple[int, int], *, above: int = 127) -> list[tuple[int, int]]:
+    """The pixel runs ``[start, stop)`` (raster order) of a brush RLE whose alpha is above
+    ``above``: the region, without decoding the whole RGBA image. Checks and raises as
+    :func:`decode_rle`.
+
+    >>> mask = np.zeros((3, 4), bool); mask[1, 1:3] = True
+    >>> alpha_runs(encode_mask(mask), mask.shape)
+    [(5, 7)]
+    """
+    _, chunks = _parse(rle, shape)
+    runs: list[tuple[int, int]] = []
+    for start, stop, value in chunks:
+        if isinstance(value, int):  # a run: the alpha values of pixels [start // 4, stop // 4)
+            if value > above and stop // 4 > start // 4:
+                runs.append((start // 4, stop // 4))
+        else:  # literals: the alpha values among them, one by one
+            for k in range(start + (3 - start) % 4, stop, 4):
+                if value[k - start] > above:
+                    runs.append((k // 4, k // 4 + 1))
+    merged: list[tuple[int, int]] = []
+    for start, stop in runs:
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _parse(rle, shape):
+    """(number of values, [(start, stop, word or words)]) of a checked brush RLE."""
     if not isinstance(rle, (list, tuple, bytes, bytearray)):
         # bytearray(10**9) would allocate a gigabyte of zeros
         raise RLEError(f"brush RLE must be a list of bytes, got {type(rle).__name__}")
@@ -142,18 +222,13 @@ def decode_rle(rle, shape: tuple[int, int] | None = None) -> np.ndarray:
             f"brush RLE holds {num} values, expected {shape[0]}x{shape[1]}x4 = "
             f"{shape[0] * shape[1] * 4}: the annotation does not fit the image size"
         )
-    out = np.zeros(num, dtype=np.uint8)
+    chunks = []
     i = 0
     while i < num:
         is_run = read(1)
         j = i + 1 + read(sizes[read(2)])
         if j > num:
             raise RLEError("brush RLE runs past its declared size")
-        if is_run:
-            out[i:j] = read(word)
-        else:
-            for k in range(i, j):
-                out[k] = read(word)
+        chunks.append((i, j, read(word) if is_run else [read(word) for _ in range(j - i)]))
         i = j
-    alpha = out[3::4]
-    return alpha.reshape(shape) if shape is not None else alpha
+    return num, chunks

@@ -14,10 +14,13 @@ and never appear in messages.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -293,14 +296,16 @@ class LabelStudio:
             )
         return [str(i) for i in ids]
 
-    def _pages(self, project: str, page_size: int, fields: str) -> Iterator[list[dict]]:
+    def _pages(
+        self, project: str, page_size: int, fields: str, query: dict | None = None
+    ) -> Iterator[list[dict]]:
         page = 1
+        params = {"project": project, "page_size": page_size, "fields": fields}
+        if query is not None:
+            params["query"] = json.dumps(query)
         while True:
             response = self._call(
-                "GET",
-                "/api/tasks",
-                what="list tasks",
-                params={"project": project, "page": page, "page_size": page_size, "fields": fields},
+                "GET", "/api/tasks", what="list tasks", params={**params, "page": page}
             )
             body = response.json()
             tasks = body.get("tasks", [])
@@ -320,27 +325,36 @@ class LabelStudio:
                     found[key] = str(task["id"])
         return found
 
-    def iter_tasks(self, project: str, page_size: int = 100) -> Iterator[list[ToolTaskState]]:
-        for page in self._pages(project, page_size, "all"):
-            yield [
-                ToolTaskState(
-                    external_id=str(task["id"]),
-                    key=(task.get("data") or {}).get(KEY_FIELD),
-                    annotations=[
-                        ToolAnnotation(
-                            task_external_id=str(task["id"]),
-                            external_id=str(a["id"]),
-                            user_external_id=str(a.get("completed_by")),
-                            result=a.get("result") or [],
-                            cancelled=bool(a.get("was_cancelled")),
-                            lead_time=a.get("lead_time"),
-                            updated_at=a.get("updated_at"),
-                        )
-                        for a in task.get("annotations") or []
-                    ],
-                )
-                for task in page
-            ]
+    def clock(self) -> datetime:
+        """The server's time now (its ``Date`` header, to the second), as a UTC datetime."""
+        response = self._call("GET", "/api/current-user/whoami", what="read the server's clock")
+        stamp = response.headers.get("date")
+        if not stamp:
+            raise ToolRejected(
+                f"Label Studio at {self.url} sent no Date header; pull everything (`--full`)"
+            )
+        return parsedate_to_datetime(stamp).astimezone(timezone.utc)
+
+    def iter_tasks(
+        self, project: str, page_size: int = 100, *, updated_after: datetime | None = None
+    ) -> Iterator[list[ToolTaskState]]:
+        query = None
+        if updated_after is not None:  # the Data Manager's filter, as its UI sends it
+            value = updated_after.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            item = {
+                "filter": "filter:tasks:updated_at",
+                "operator": "greater",
+                "type": "Datetime",
+                "value": value,
+            }
+            query = {"filters": {"conjunction": "and", "items": [item]}}
+        for page in self._pages(project, page_size, "all", query):
+            yield [_task_state(task) for task in page]
+
+    def get_task(self, external_id: str) -> ToolTaskState | None:
+        """One task with its annotations (``None`` when the tool has no such task)."""
+        task = self._call("GET", f"/api/tasks/{external_id}", what="get a task", missing_ok=True)
+        return None if task is None else _task_state(task.json())
 
     def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
         start = time.perf_counter()
@@ -377,6 +391,30 @@ class LabelStudio:
 # --- accounts -------------------------------------------------------------------------------
 
 _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+
+
+def _task_state(task: dict) -> ToolTaskState:
+    return ToolTaskState(
+        external_id=str(task["id"]),
+        key=(task.get("data") or {}).get(KEY_FIELD),
+        annotations=[
+            ToolAnnotation(
+                task_external_id=str(task["id"]),
+                external_id=str(a["id"]),
+                user_external_id=str(_user_id(a.get("completed_by"))),
+                result=a.get("result") or [],
+                cancelled=bool(a.get("was_cancelled")),
+                lead_time=a.get("lead_time"),
+                updated_at=a.get("updated_at"),
+            )
+            for a in task.get("annotations") or []
+        ],
+    )
+
+
+def _user_id(user):
+    """``completed_by`` is an id in task lists but the user object in one task's detail."""
+    return user.get("id") if isinstance(user, dict) else user
 
 
 def _form_session(url: str, path: str) -> tuple[httpx.Client, str]:

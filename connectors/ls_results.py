@@ -11,7 +11,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from connectors.brush_rle import RLEError, decode_rle, encode_mask
+from connectors.brush_rle import RLEError, alpha_runs, encode_labels
 from loop.errors import MalformedAnnotation
 
 IMAGE_TAG = "image"
@@ -58,34 +58,20 @@ def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
     """
     mask = np.asarray(mask)
     height, width = mask.shape
-    results = []
-    from scipy import ndimage as ndi
-
-    labels = np.unique(mask)
-    labels = labels[labels != 0]
-    slices = ndi.find_objects(mask.astype(np.int64)) if labels.size else []
-    for label in labels:
-        sl = slices[int(label) - 1]
-        region = np.zeros((height, width), dtype=bool)
-        region[sl] = mask[sl] == label
-        results.append(
-            {
-                "id": f"{prefix}{int(label)}",
-                "from_name": BRUSH_TAG,
-                "to_name": IMAGE_TAG,
-                "type": "brushlabels",
-                "origin": "manual",
-                "original_width": width,
-                "original_height": height,
-                "image_rotation": 0,
-                "value": {
-                    "format": "rle",
-                    "rle": encode_mask(region),
-                    "brushlabels": [OBJECT_LABEL],
-                },
-            }
-        )
-    return results
+    return [
+        {
+            "id": f"{prefix}{label}",
+            "from_name": BRUSH_TAG,
+            "to_name": IMAGE_TAG,
+            "type": "brushlabels",
+            "origin": "manual",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": {"format": "rle", "rle": rle, "brushlabels": [OBJECT_LABEL]},
+        }
+        for label, rle in encode_labels(mask).items()
+    ]
 
 
 OTHER_REGIONS = {"polygon", "rectangle", "ellipse", "keypoint", "brush"}
@@ -107,6 +93,7 @@ def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
     if not isinstance(results, list):
         raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
     mask = np.zeros(shape, dtype=np.int32)
+    flat = mask.reshape(-1)  # a view: runs are in raster order
     label = 0
     for item in results:
         if not isinstance(item, dict):
@@ -129,12 +116,13 @@ def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
         if value.get("format", "rle") != "rle" or "rle" not in value:
             raise MalformedAnnotation(f"region {item.get('id')} has no RLE brush data")
         try:
-            region = decode_rle(value["rle"], shape) > 127
+            runs = alpha_runs(value["rle"], shape)
         except (RLEError, TypeError, ValueError) as exc:
             raise MalformedAnnotation(f"region {item.get('id')}: {exc}") from exc
-        if region.any():
+        if runs:
             label += 1
-            mask[region] = label
+            for start, stop in runs:
+                flat[start:stop] = label
     return mask
 
 

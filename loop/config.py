@@ -212,6 +212,10 @@ class RoundsConfig:
     average, sloppy."""
     poll_seconds: float = 30.0
     """How often `loop run` checks Label Studio while it waits for human annotators."""
+    full_pull_minutes: float = 60.0
+    """Pulls ask Label Studio only for tasks updated since the last one; the first pull after
+    this many minutes since the last full one reads every task (it catches what a bulk action
+    in the Data Manager changed without touching the tasks' update time). 0: always all."""
     final_train: bool = True
     """After the last round, train and evaluate once more on every label (the last batch)."""
     tile: int = 0
@@ -247,6 +251,11 @@ class RoundsConfig:
             )
         if self.poll_seconds <= 0:
             raise ConfigError(f"rounds.poll_seconds = {self.poll_seconds}: give seconds > 0")
+        if self.full_pull_minutes < 0:
+            raise ConfigError(
+                f"rounds.full_pull_minutes = {self.full_pull_minutes}: give minutes >= 0 "
+                "(0: every pull reads every task)"
+            )
         if self.tile:
             try:
                 self.tiling()
@@ -448,6 +457,7 @@ fusion = "{rounds.fusion}"       # consensus of instance masks: majority or stap
 annotators = {_toml_list(rounds.annotators)}   # simulated annotators
 profiles = []            # noise: perfect/careful/average/sloppy; [] = careful, average, sloppy
 poll_seconds = {rounds.poll_seconds}      # how often `loop run` checks for human annotations
+full_pull_minutes = {rounds.full_pull_minutes}  # pulls read updated tasks; all after this long
 final_train = true       # after the last round, train and evaluate on every label once more
 tile = {rounds.tile}                 # > 0: images larger than tile_above are annotated as tiles
 tile_above = {rounds.tile_above}         #   of at most tile x tile pixels, stitched back on pull

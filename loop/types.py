@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -79,8 +80,17 @@ class AnnotationTool(Protocol):
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
         """Create tasks (with their predictions); returns their external ids, in order."""
 
-    def iter_tasks(self, project: str, page_size: int = 100) -> Iterator[list[ToolTaskState]]:
-        """Every task of the project with its annotations, a page at a time."""
+    def clock(self) -> datetime:
+        """The tool's time now (UTC), the clock its tasks' update times are on."""
+
+    def iter_tasks(
+        self, project: str, page_size: int = 100, *, updated_after: datetime | None = None
+    ) -> Iterator[list[ToolTaskState]]:
+        """The project's tasks with their annotations, a page at a time: every task, or those
+        updated (an annotation made, changed or deleted) after ``updated_after``."""
+
+    def get_task(self, external_id: str) -> ToolTaskState | None:
+        """One task with its annotations, or ``None`` when the tool has no such task."""
 
     def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
         """An annotation result as a label image (raises MalformedAnnotation)."""

@@ -93,8 +93,11 @@ def test_push_simulate_pull_round_trip(ls_study):
         before = dump(study.store.path)
         again = push(study, tool, images, overlap=3)
         assert (again.created, again.already) == (0, 20)
-        second = pull(study, tool)
-        assert (second.new, second.updated, second.unchanged) == (0, 0, 60)
+        second = pull(study, tool)  # incremental: the tasks updated since the first began
+        assert (second.new, second.updated, second.deleted, second.full) == (0, 0, 0, False)
+        assert second.unchanged == second.tasks_seen * 3 <= 60
+        third = pull(study, tool, full=True)
+        assert (third.new, third.updated, third.unchanged, third.full) == (0, 0, 60, True)
         assert dump(study.store.path) == before
         tool.close()
 
@@ -285,7 +288,7 @@ def test_server_killed_mid_pull_then_restart_finishes(ls_study):
         with pytest.raises(
             ToolUnreachable, match=r"did not list tasks after 3 attempts .*loop labelstudio start"
         ):
-            pull(study, tool, page_size=10, progress=kill_after_first_page)
+            pull(study, tool, page_size=10, full=True, progress=kill_after_first_page)
         partial = study.store.db["annotations"].count
         assert 0 < partial < 60  # whole tasks of the first page only
         per_task = study.store.db.execute(
@@ -297,7 +300,7 @@ def test_server_killed_mid_pull_then_restart_finishes(ls_study):
 
         server.start(timeout=300)
         tool = connect(study)
-        report = pull(study, tool)
+        report = pull(study, tool, full=True)
         assert report.new == study.store.db["annotations"].count - partial
         assert study.store.db["annotations"].count_where("status = 'current'") >= 60
         tool.close()
@@ -399,6 +402,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
             "tiles": 18,
             "annotations": {"tess": 3, "tia": 3, "tom": 3},
             "too_few_annotations": 0,  # stitched tiles are valid annotations
+            "unmapped_tasks": 0,
             "malformed": {},
         }
         # agreement sees one annotation per annotator per image
@@ -408,7 +412,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
         # tia (noise-free) agrees with the others' consensus at least as well as tess (sloppy)
         assert all(t.per_annotator["tia"] >= t.per_annotator["tess"] for t in report.tasks)
 
-        again = pull(study, tool)
+        again = pull(study, tool, full=True)  # every task read again: nothing changes
         assert (again.new, again.updated, again.stitched, again.unchanged) == (0, 0, 0, 57)
         # tom redraws one tile: empty
         tom_tile = next(
@@ -546,4 +550,68 @@ def test_a_polygon_is_malformed_and_never_blocks_a_later_push(ls_study):
         pulled = pull(study, tool)
         assert len(pulled.unknown_accounts) == 1 and pulled.unknown_accounts[0].startswith("user")
         pia.close()
+        tool.close()
+
+
+def test_pull_asks_only_for_updated_tasks_and_adopts_duplicates(ls_study):
+    import time
+
+    from connectors.labelstudio import KEY_FIELD
+    from loop.annotate.pull import CLOCK_MARGIN
+    from loop.reports.status import study_status
+
+    with open_study(ls_study) as study:
+        tool = connect(study)
+        add_annotators(study, tool, ["ida", "jay"])
+        ida, jay = connect_as(study, "ida", tool), connect_as(study, "jay", tool)
+        images = select_for_push(study, split="pool", limit=27)[24:]
+        push(study, tool, images, overlap=2)
+        tasks = [
+            next(study.store.db["tasks"].rows_where("image_id = ?", [image["id"]]))
+            for image in images
+        ]
+        ida.annotate(tasks[0]["external_id"], [], lead_time=1.0)
+        assert pull(study, tool, full=True).full
+        time.sleep(CLOCK_MARGIN.total_seconds() + 2)  # the tool's clock has seconds
+        pull(study, tool)  # its clock is past ida's annotation
+        ida.annotate(tasks[1]["external_id"], [], lead_time=1.0)
+        report = pull(study, tool)
+        assert (report.full, report.tasks_seen, report.new) == (False, 1, 1)
+        # an edit and a deletion touch the task: the next pull sees them
+        jay_id = jay.annotate(tasks[1]["external_id"], [], lead_time=1.0)
+        report = pull(study, tool)
+        assert (report.tasks_seen, report.new) == (1, 1)
+        jay._call("DELETE", f"/api/annotations/{jay_id}", what="delete")
+        report = pull(study, tool)
+        assert (report.tasks_seen, report.new, report.deleted) == (1, 0, 1)
+
+        # a duplicate of one of our tasks (its data carries our key) is adopted: its
+        # annotations count as the task's, beside those of the task itself
+        unknown_before = report.unknown_tasks
+        project = tasks[2]["project"]
+        data = {"image": "/data/local-files/?d=media/dup.png", KEY_FIELD: tasks[2]["id"]}
+        dup = tool._json(
+            "POST",
+            f"/api/projects/{project}/import",
+            what="import",
+            json=[{"data": data}],
+            params={"return_task_ids": "true"},
+        )["task_ids"][0]
+        ida.annotate(str(dup), [], lead_time=1.0)
+        jay.annotate(tasks[2]["external_id"], [], lead_time=1.0)
+        report = pull(study, tool)
+        assert (report.adopted, report.new, report.unknown_tasks) == (1, 2, unknown_before)
+        rows = study.store.db["annotations"].rows_where("task_id = ?", [tasks[2]["id"]])
+        assert sorted((r["annotator"], r["status"]) for r in rows) == [
+            ("ida", "current"),
+            ("jay", "current"),
+        ]
+        assert study.store.db["tasks"].get(tasks[2]["id"])["status"] == "done"
+        # read whole again: nothing changes, nothing is adopted twice
+        again = pull(study, tool, full=True)
+        assert (again.adopted, again.new, again.updated, again.deleted) == (0, 0, 0, 0)
+        assert study.store.db["task_aliases"].count == 1
+        assert study_status(study).annotation["unmapped_tasks"] == unknown_before
+        ida.close()
+        jay.close()
         tool.close()

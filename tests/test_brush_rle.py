@@ -6,7 +6,7 @@ from hypothesis.extra.numpy import arrays
 from label_studio_sdk.converter.brush import decode_rle as sdk_decode
 from label_studio_sdk.converter.brush import mask2rle as sdk_encode
 
-from connectors.brush_rle import RLEError, decode_rle, encode_mask
+from connectors.brush_rle import RLEError, alpha_runs, decode_rle, encode_labels, encode_mask
 
 
 @settings(max_examples=60, deadline=None)
@@ -22,6 +22,34 @@ def test_sdk_decodes_ours_and_we_decode_the_sdks(mask):
     assert np.array_equal(sdk_decode(ours).reshape(*mask.shape, 4)[..., 3] > 0, mask)
     theirs = sdk_encode(mask.astype(np.uint8) * 255)
     assert np.array_equal(decode_rle(theirs, mask.shape) > 0, mask)
+
+
+def _from_runs(runs, shape):
+    flat = np.zeros(shape[0] * shape[1], bool)
+    for start, stop in runs:
+        flat[start:stop] = True
+    return flat.reshape(shape)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    arrays(np.int8, st.tuples(st.integers(1, 30), st.integers(1, 30)), elements=st.integers(0, 4))
+)
+def test_labels_at_once_are_the_masks_one_by_one_and_runs_are_the_region(labels):
+    encoded = encode_labels(labels)
+    assert sorted(encoded) == sorted(int(v) for v in np.unique(labels) if v)
+    for value, rle in encoded.items():
+        assert rle == encode_mask(labels == value)
+        assert np.array_equal(
+            _from_runs(alpha_runs(rle, labels.shape), labels.shape), labels == value
+        )
+        # the SDK's encoding (literal chunks, other run sizes) gives the same region
+        theirs = sdk_encode((labels == value).astype(np.uint8) * 255)
+        assert np.array_equal(
+            _from_runs(alpha_runs(theirs, labels.shape), labels.shape), labels == value
+        )
+    with pytest.raises(ValueError, match="labels must be 2-D"):
+        encode_labels(labels[None])
 
 
 def test_long_runs_and_empty_and_full():

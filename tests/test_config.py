@@ -163,6 +163,7 @@ def test_init_refuses_a_bad_config(tmp_path):
         ("[rounds]\nmin_agreement = 1.5", "rounds.min_agreement = 1.5"),
         ('[rounds]\nannotators = ["a", "b"]\nprofiles = ["careful"]', "rounds.profiles has 1"),
         ("[rounds]\npoll_seconds = 0", "rounds.poll_seconds = 0"),
+        ("[rounds]\nfull_pull_minutes = -1", "rounds.full_pull_minutes = -1"),
         ("[score]\nk = 0", "score.k = 0"),
         ("[score]\npool_sample = -1", "score.pool_sample = -1"),
     ],

@@ -125,3 +125,47 @@ def test_next_task_is_none_when_the_queue_is_empty_and_retries_when_down():
 
     with pytest.raises(ToolUnreachable, match="did not give the next task after 3 attempts"):
         client(down).next_task("1")
+
+
+def test_updated_after_is_sent_as_the_data_managers_filter():
+    import json
+    from datetime import datetime, timezone
+
+    seen = []
+
+    def handler(request):
+        seen.append(json.loads(request.url.params["query"]))
+        return httpx.Response(200, json={"tasks": [], "total": 0})
+
+    since = datetime(2026, 12, 2, 13, 5, 7, 250000, tzinfo=timezone.utc)
+    assert list(client(handler).iter_tasks("1", updated_after=since)) == []
+    (item,) = seen[0]["filters"]["items"]
+    assert item == {
+        "filter": "filter:tasks:updated_at",
+        "operator": "greater",
+        "type": "Datetime",
+        "value": "2026-12-02T13:05:07.250000Z",
+    }
+
+
+def test_clock_reads_the_date_header_and_needs_one():
+    from datetime import datetime, timezone
+
+    stamped = client(
+        lambda r: httpx.Response(200, json={}, headers={"Date": "Wed, 02 Dec 2026 13:05:07 GMT"})
+    )
+    assert stamped.clock() == datetime(2026, 12, 2, 13, 5, 7, tzinfo=timezone.utc)
+    with pytest.raises(ToolRejected, match="sent no Date header; pull everything"):
+        client(lambda r: httpx.Response(200, json={})).clock()
+
+
+def test_one_tasks_detail_names_its_annotators_by_id():
+    """A task's detail gives ``completed_by`` as the user object, the list as an id."""
+    body = {
+        "id": 7,
+        "data": {"loop_task_id": 3},
+        "annotations": [{"id": 9, "completed_by": {"id": 4, "email": "a@b"}, "result": []}],
+    }
+    state = client(lambda r: httpx.Response(200, json=body)).get_task("7")
+    assert (state.key, state.annotations[0].user_external_id) == (3, "4")
+    assert client(lambda r: httpx.Response(404, json={})).get_task("7") is None

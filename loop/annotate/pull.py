@@ -2,13 +2,15 @@
 
 Pull
 ----
-Every task of the study's project is read a page at a time; each task's annotations are
-written in one transaction: new ones inserted, changed ones replace the current version (the
-old one moves to ``annotation_versions``), ones gone from the tool are marked ``deleted``.
-Masks are written as label TIFFs under ``STUDY/annotations/`` before the transaction that
-points at them. A malformed annotation is kept (raw payload, ``status='malformed'``) and
-reported, never dropped. A pull stopped at any point leaves whole tasks, and the next pull
-picks up the rest.
+The project's tasks are read a page at a time: all of them on the first pull and when the
+last full pass began ``rounds.full_pull_minutes`` ago or more, otherwise only those updated
+since the previous pull began.
+Each task's annotations are written in one transaction: new ones inserted, changed ones
+replace the current version (the old one moves to ``annotation_versions``), ones gone from the
+tool are marked ``deleted``. Masks are written as label TIFFs under ``STUDY/annotations/``
+before the transaction that points at them. A malformed annotation is kept (raw payload,
+``status='malformed'``) and reported, never dropped. A pull stopped at any point leaves whole
+tasks and does not move the project's clock, so the next pull picks up the rest.
 
 Tiles
 -----
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +34,16 @@ from loop.core.images import count_objects, read_mask, write_labels
 from loop.core.tiles import stitch
 from loop.errors import MalformedAnnotation
 from loop.faults import crash_points
-from loop.store import dumps, utcnow
+from loop.store import annotations as q
+from loop.store import dumps
 from loop.store.lock import locked
 from loop.study import Study
-from loop.types import AnnotationTool, ToolAnnotation
+from loop.types import AnnotationTool, ToolAnnotation, ToolTaskState
 
 ANNOTATIONS_DIR = Path("annotations")
+CLOCK_MARGIN = timedelta(seconds=5)
+"""An incremental pull asks for tasks updated after the previous pull's start less this: an
+annotation saved just before the tool's clock was read, but committed after, is not missed."""
 
 
 @dataclass
@@ -47,21 +54,14 @@ class PullReport:
     deleted: int = 0
     skipped_by_annotator: int = 0
     malformed: list[str] = field(default_factory=list)
-    unknown_tasks: int = 0
+    unknown_tasks: int = 0  # the tool's tasks that the store cannot map (no key of ours)
+    adopted: int = 0  # the tool's duplicates of our tasks, adopted by this pull
+    full: bool = True  # every project read whole (not only its tasks updated since)
     unknown_accounts: list[str] = field(default_factory=list)  # ``user<id>``: not the study's
     tasks_seen: int = 0
     tasks_done: int = 0
     stitched: int = 0  # annotations of tiled images made (or remade) from their tiles
     tile_gaps: list[str] = field(default_factory=list)  # tiled images no one can finish
-
-
-def annotator_names(study: Study, tool: AnnotationTool) -> dict[str, str]:
-    """The tool's user id -> our annotator name, for the accounts the study knows."""
-    return dict(
-        study.store.db.execute(
-            "SELECT external_id, name FROM annotators WHERE tool = ?", [tool.name]
-        ).fetchall()
-    )
 
 
 def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: np.ndarray) -> str:
@@ -90,39 +90,96 @@ def pull(
     tool: AnnotationTool,
     *,
     page_size: int = 100,
-    progress: Callable[[int, int], None] | None = None,
+    full: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> PullReport:
-    """Bring the tool's annotations into the store (incremental, never loses one), from the
-    study's annotation project and its adjudication project."""
-    db = study.store.db
+    """Bring the tool's annotations into the store (never loses one), from the study's
+    annotation project and its adjudication project.
+
+    Each project is read whole on its first pull, when its last full pass began
+    ``rounds.full_pull_minutes`` ago or more (by the tool's clock), and when ``full``; the
+    other pulls ask only for tasks updated after the tool's clock at the start of the
+    previous pull (less :data:`CLOCK_MARGIN`). A task of the tool that the store does not map
+    but whose data carries one of our task keys (a duplicate) is adopted: its annotations
+    count as the task's.
+    """
+    store = study.store
     report = PullReport()
-    projects = list(db["tool_projects"].rows_where("tool = ?", [tool.name], order_by="id"))
     crash = crash_points()
-    names = annotator_names(study, tool)
-    total = db.execute(
-        "SELECT count(*) FROM tasks WHERE tool = ? AND external_id IS NOT NULL", [tool.name]
-    ).fetchone()[0]
-    for project_row in projects:
-        project = project_row["project"]
-        by_external = {
-            t["external_id"]: t
-            for t in db["tasks"].rows_where(
-                "tool = ? AND project = ? AND external_id IS NOT NULL", [tool.name, project]
-            )
-        }
-        for page in tool.iter_tasks(project, page_size=page_size):
-            for state in page:
-                task = by_external.get(state.external_id)
-                if task is None:
-                    report.unknown_tasks += 1
-                    continue
-                _pull_task(study, tool, task, state.annotations, names, report)
-                report.tasks_seen += 1
-                crash.hit("pull.task")
-            if progress:
-                progress(report.tasks_seen, total)
+    names = q.annotator_names(store, tool.name)
+    total = q.count_mapped(store, tool.name)
+    for project_row in q.tool_projects(store, tool.name):
+        started = tool.clock() - CLOCK_MARGIN
+        last_full = project_row["full_pull_at"]
+        whole = (
+            full
+            or project_row["last_pull_at"] is None
+            or last_full is None
+            or started - datetime.fromisoformat(last_full)
+            >= timedelta(minutes=study.config.rounds.full_pull_minutes)
+        )
+        _pull_project(
+            study,
+            tool,
+            project_row,
+            whole,
+            names,
+            report,
+            page_size,
+            crash,
+            lambda seen, whole=whole: progress and progress(seen, total if whole else None),
+        )
+        q.record_pull(store, project_row["id"], clock=started, whole=whole)
+        report.full = report.full and whole
     stitch_tiled(study, report)
+    report.tasks_done = q.count_done(store, tool.name)
     return report
+
+
+def _pull_project(study, tool, project_row, whole, names, report, page_size, crash, progress):
+    """One project's tasks (all, or those updated since its last pull) into the store."""
+    store, project = study.store, project_row["project"]
+    by_external = q.mapped_tasks(store, tool.name, project)
+    by_key = {t["id"]: t for t in by_external.values()}
+    aliases = q.aliases(store, tool.name, project)  # our task id -> the tool's other tasks
+    alias_of = {e: task_id for task_id, ext in aliases.items() for e in ext}
+    unmapped = set() if whole else q.unmapped(store, project_row)
+    deferred: dict[int, dict[str, ToolTaskState]] = {}  # tasks with aliases: merged at the end
+    since = None if whole else datetime.fromisoformat(project_row["last_pull_at"])
+    for page in tool.iter_tasks(project, page_size=page_size, updated_after=since):
+        for state in page:
+            report.tasks_seen += 1
+            task = by_external.get(state.external_id)
+            task_id = task["id"] if task else alias_of.get(state.external_id)
+            if task_id is None and state.key in by_key:  # a duplicate of one of ours: adopt it
+                task_id = state.key
+                q.add_alias(
+                    store, task_id, tool=tool.name, project=project, external_id=state.external_id
+                )
+                aliases.setdefault(task_id, set()).add(state.external_id)
+                alias_of[state.external_id] = task_id
+                report.adopted += 1
+            if task_id is None:
+                unmapped.add(state.external_id)
+            elif task_id in aliases:
+                deferred.setdefault(task_id, {})[state.external_id] = state
+            else:
+                _pull_task(study, tool, task, state.annotations, names, report)
+            crash.hit("pull.task")
+        progress(report.tasks_seen)
+    for task_id, seen in deferred.items():
+        task = by_key[task_id]
+        annotations = []
+        for external in {task["external_id"], *aliases[task_id]}:
+            state = seen.get(external) or tool.get_task(external)
+            if state is None:  # the duplicate was deleted in the tool
+                q.drop_alias(store, tool=tool.name, project=project, external_id=external)
+                continue
+            annotations += state.annotations
+        _pull_task(study, tool, task, annotations, names, report)
+    unmapped -= set(alias_of)
+    q.record_unmapped(store, project_row["id"], unmapped)
+    report.unknown_tasks += len(unmapped)
 
 
 def stitch_tiled(study: Study, report: PullReport) -> None:
@@ -133,30 +190,13 @@ def stitch_tiled(study: Study, report: PullReport) -> None:
     A skipped tile makes the image's annotation skipped, a malformed one malformed (kept and
     reported, as for whole images).
     """
-    db = study.store.db
-    parents = db.query(
-        "SELECT p.* FROM tasks p WHERE p.purpose = 'annotate' AND p.external_id IS NULL "
-        "AND EXISTS (SELECT 1 FROM tasks t WHERE t.purpose = 'tile' AND t.image_id = p.image_id "
-        "AND t.tool = p.tool AND t.project = p.project) ORDER BY p.id"
-    )
-    for parent in list(parents):
-        tiles = list(
-            db["tasks"].rows_where(
-                "purpose = 'tile' AND image_id = ? AND tool = ? AND project = ?",
-                [parent["image_id"], parent["tool"], parent["project"]],
-                order_by="id",
-            )
-        )
+    store = study.store
+    for parent, tiles in q.tiled_images(store):
         by_annotator: dict[str, dict[int, dict]] = {}
-        marks = ", ".join("?" for _ in tiles)
-        for row in db["annotations"].rows_where(
-            f"task_id IN ({marks}) AND status != 'deleted'", [t["id"] for t in tiles]
-        ):
+        for row in q.live_annotations(store, [t["id"] for t in tiles]):
             by_annotator.setdefault(row["annotator"], {})[row["task_id"]] = row
-        image = db["images"].get(parent["image_id"])
-        current = {
-            a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [parent["id"]])
-        }
+        image = store.image(parent["image_id"])
+        current = q.current_annotations(store, parent["id"])
         prepared, present = [], set()
         for name, by_tile in by_annotator.items():
             if len(by_tile) < len(tiles):
@@ -266,9 +306,8 @@ def _pull_task(
     names: dict[str, str],
     report: PullReport,
 ) -> None:
-    db = study.store.db
-    image = db["images"].get(task["image_id"])
-    current = {a["annotator"]: a for a in db["annotations"].rows_where("task_id = ?", [task["id"]])}
+    image = study.store.image(task["image_id"])
+    current = q.current_annotations(study.store, task["id"])
     latest = _latest_per_annotator(annotations, names)
     for name in latest:
         if name not in names.values() and name not in report.unknown_accounts:
@@ -327,50 +366,7 @@ def _store_annotations(
     present: set[str],
     report: PullReport,
 ) -> None:
-    """Write a task's new and changed annotations (``prepared``: (current row or None, new
-    row)), mark those of annotators not ``present`` any more deleted, and set the task's
-    status, in one transaction."""
-    store, db = study.store, study.store.db
-    now = utcnow()
-    with store.atomic():
-        for old, row in prepared:
-            if old is None:
-                db["annotations"].insert(
-                    {**row, "created_at": now, "updated_at": now, "pulled_at": now}
-                )
-                report.new += 1
-            else:
-                _archive(db, old, now)
-                db["annotations"].update(old["id"], {**row, "updated_at": now, "pulled_at": now})
-                report.updated += 1
-        for name, old in current.items():
-            if name not in present and old["status"] != "deleted":
-                _archive(db, old, now)
-                db["annotations"].update(
-                    old["id"],
-                    {
-                        "status": "deleted",
-                        "version": old["version"] + 1,
-                        "updated_at": now,
-                        "pulled_at": now,
-                    },
-                )
-                report.deleted += 1
-        n_done = db.execute(
-            "SELECT count(*) FROM annotations WHERE task_id = ? AND status = 'current'",
-            [task["id"]],
-        ).fetchone()[0]
-        status = "done" if n_done >= (task["overlap"] or 1) else "open"
-        if status != task["status"]:
-            db["tasks"].update(task["id"], {"status": status, "updated_at": now})
-    report.tasks_done += status == "done"
-
-
-def _archive(db, old: dict, now: str) -> None:
-    db["annotation_versions"].insert(
-        {
-            **{k: v for k, v in old.items() if k != "id"},
-            "annotation_id": old["id"],
-            "replaced_at": now,
-        }
-    )
+    new, updated, deleted, _ = q.write_annotations(study.store, task, prepared, current, present)
+    report.new += new
+    report.updated += updated
+    report.deleted += deleted

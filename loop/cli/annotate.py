@@ -133,7 +133,18 @@ def push(
 
 
 @app.command()
-def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
+def pull(
+    study: StudyArg,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read every task, not only those updated since the last pull (it also runs "
+            "by itself when the last full one is rounds.full_pull_minutes old).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Bring finished annotations back from Label Studio (incremental; nothing is ever lost)."""
     from loop.annotate.adjudicate import record
     from loop.annotate.pull import pull as run_pull
@@ -144,7 +155,9 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         tool = connect(s)
         with progress_bar() as bar:
             job = bar.add_task("pull", total=None)
-            report = run_pull(s, tool, progress=lambda d, t: bar.update(job, completed=d, total=t))
+            report = run_pull(
+                s, tool, full=full, progress=lambda d, t: bar.update(job, completed=d, total=t)
+            )
         tool.close()
         decisions = record(s)
     for line in report.malformed:
@@ -160,11 +173,19 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
             "add` (or remove their annotations) before agreement counts them",
             file=sys.stderr,
         )
+    if report.adopted:
+        print(
+            f"adopted {report.adopted} duplicate tasks (Label Studio holds two tasks of one "
+            "image, e.g. from pushes that raced before pushes were locked): the annotations "
+            "of both count",
+            file=sys.stderr,
+        )
     if report.unknown_tasks:
         print(
-            f"warning: {report.unknown_tasks} tasks of the study's project are not in the "
-            "store (made in Label Studio by hand, or by a push that another one raced before "
-            "pushes were locked); their annotations are not imported",
+            f"warning: {report.unknown_tasks} tasks of the study's project are not the "
+            "study's (made in Label Studio by hand: no loop_task_id in their data); their "
+            "annotations are not imported. Delete them in Label Studio, or ingest and push "
+            "their images",
             file=sys.stderr,
         )
     summary = {
@@ -175,6 +196,8 @@ def pull(study: StudyArg, as_json: JsonOpt = False) -> None:
         "skipped_by_annotator": report.skipped_by_annotator,
         "malformed": len(report.malformed),
         "tasks_seen": report.tasks_seen,
+        "full": report.full,
+        "adopted": report.adopted,
         "unknown_tasks": report.unknown_tasks,
         "unknown_accounts": report.unknown_accounts,
         "tasks_done": report.tasks_done,

@@ -231,6 +231,11 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
                 + ", ".join(f"{a} {n}" for a, n in pushed["malformed"].items())
                 + " (`loop pull` says why for each; fix them in Label Studio)"
             )
+        if pushed["unmapped_tasks"]:
+            out.print(
+                f"unmapped: {pushed['unmapped_tasks']} tasks in Label Studio's project are not "
+                "the study's (no loop_task_id in their data; `loop pull` says more)"
+            )
         if pushed["too_few_annotations"]:
             out.print(
                 f"waiting: {pushed['too_few_annotations']} done tasks have too few valid "

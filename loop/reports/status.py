@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 
 from loop.core.metrics import HEADLINE, lagging_groups
 from loop.store import META_PREFIX
+from loop.store.annotations import unmapped
 from loop.study import Study
 
 MAX_AUTO_GROUP_VALUES = 12
@@ -157,6 +158,7 @@ def study_status(study: Study) -> StudyStatus:
     ).fetchone()[0]
     annotation = {
         "images_pushed": sum(tasks.values()),
+        "unmapped_tasks": unmapped(study.store),  # the tool's tasks that are not the study's
         "too_few_annotations": too_few,
         "tasks": tasks,  # pending (not yet in the tool), open, done
         "tiles": db["tasks"].count_where("purpose = 'tile'"),

@@ -293,12 +293,37 @@ def _migration_5(db: sqlite_utils.Database) -> None:
     db["tasks"].add_column("reviewer", str)
 
 
+def _migration_6(db: sqlite_utils.Database) -> None:
+    """Incremental pull: per project, the tool's clock before the last pull (the next asks
+    only for tasks updated since) and before the last full one, and the tool's tasks that
+    the store cannot map (a JSON list of their ids, shown by ``loop status``); and the tool's
+    other tasks of one of ours (duplicates whose data carries our key: their annotations are
+    the task's too)."""
+    for column, kind in (("last_pull_at", str), ("full_pull_at", str), ("unmapped", str)):
+        db["tool_projects"].add_column(column, kind)
+    db["task_aliases"].create(
+        {
+            "id": int,
+            "task_id": int,
+            "tool": str,
+            "project": str,
+            "external_id": str,
+            "adopted_at": str,
+        },
+        pk="id",
+        not_null={"task_id", "tool", "project", "external_id"},
+        foreign_keys=[("task_id", "tasks", "id")],
+    )
+    db["task_aliases"].create_index(["tool", "project", "external_id"], unique=True)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
     _migration_3,
     _migration_4,
     _migration_5,
+    _migration_6,
 )
 
 

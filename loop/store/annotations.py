@@ -1,0 +1,191 @@
+"""Queries of what the annotation tool holds: its projects (with the pull clock), the tasks
+mapped to it and their aliases (adopted duplicates), annotators' accounts, and annotation
+rows with their versions. Functions take a :class:`~loop.store.db.Store`; writes that belong
+together are one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+from loop.store.db import Store, utcnow
+
+
+def annotator_names(store: Store, tool: str) -> dict[str, str]:
+    """The tool's user id -> our annotator name, for the accounts the study knows."""
+    return dict(
+        store.db.execute(
+            "SELECT external_id, name FROM annotators WHERE tool = ?", [tool]
+        ).fetchall()
+    )
+
+
+def tool_projects(store: Store, tool: str) -> list[dict]:
+    """The study's projects in ``tool`` (annotate, adjudicate), oldest first."""
+    return list(store.db["tool_projects"].rows_where("tool = ?", [tool], order_by="id"))
+
+
+def record_pull(store: Store, project_id: int, *, clock, whole: bool) -> None:
+    """After a pull of a project (row ``project_id``): the tool's clock at its start, and
+    when it read every task, that too."""
+    fields = {"last_pull_at": clock.isoformat()}
+    if whole:
+        fields["full_pull_at"] = clock.isoformat()
+    with store.atomic() as db:
+        db["tool_projects"].update(project_id, fields)
+
+
+def record_unmapped(store: Store, project_id: int, external_ids) -> None:
+    """The tool's tasks of a project that the store cannot map (shown by ``loop status``)."""
+    with store.atomic() as db:
+        db["tool_projects"].update(project_id, {"unmapped": json.dumps(sorted(external_ids))})
+
+
+def unmapped(store: Store, project: dict | None = None) -> set[str] | int:
+    """A project row's unmapped task ids; without one, their count over all projects."""
+    if project is not None:
+        return set(json.loads(project["unmapped"] or "[]"))
+    rows = store.db.execute("SELECT unmapped FROM tool_projects").fetchall()
+    return sum(len(json.loads(row[0] or "[]")) for row in rows)
+
+
+def mapped_tasks(store: Store, tool: str, project: str) -> dict[str, dict]:
+    """The tasks of a project that the tool has: external id -> task row."""
+    rows = store.db["tasks"].rows_where(
+        "tool = ? AND project = ? AND external_id IS NOT NULL", [tool, project]
+    )
+    return {t["external_id"]: t for t in rows}
+
+
+def count_mapped(store: Store, tool: str) -> int:
+    return store.db.execute(
+        "SELECT count(*) FROM tasks WHERE tool = ? AND external_id IS NOT NULL", [tool]
+    ).fetchone()[0]
+
+
+def count_done(store: Store, tool: str) -> int:
+    """Tasks (images and adjudications, not tiles) with all their annotations."""
+    return store.db.execute(
+        "SELECT count(*) FROM tasks WHERE tool = ? AND status = 'done' AND purpose != 'tile'",
+        [tool],
+    ).fetchone()[0]
+
+
+def aliases(store: Store, tool: str, project: str) -> dict[int, set[str]]:
+    """Our task id -> the tool's other tasks of it (duplicates adopted by a pull)."""
+    out: dict[int, set[str]] = {}
+    for row in store.db["task_aliases"].rows_where("tool = ? AND project = ?", [tool, project]):
+        out.setdefault(row["task_id"], set()).add(row["external_id"])
+    return out
+
+
+def add_alias(store: Store, task_id: int, *, tool: str, project: str, external_id: str) -> None:
+    with store.atomic() as db:
+        db["task_aliases"].insert(
+            {
+                "task_id": task_id,
+                "tool": tool,
+                "project": project,
+                "external_id": external_id,
+                "adopted_at": utcnow(),
+            },
+            ignore=True,
+        )
+
+
+def drop_alias(store: Store, *, tool: str, project: str, external_id: str) -> None:
+    with store.atomic() as db:
+        db["task_aliases"].delete_where(
+            "tool = ? AND project = ? AND external_id = ?", [tool, project, external_id]
+        )
+
+
+def current_annotations(store: Store, task_id: int) -> dict[str, dict]:
+    """Annotator -> the task's annotation row (any status)."""
+    rows = store.db["annotations"].rows_where("task_id = ?", [task_id])
+    return {a["annotator"]: a for a in rows}
+
+
+def write_annotations(
+    store: Store,
+    task: dict,
+    prepared: list[tuple[dict | None, dict]],
+    current: dict[str, dict],
+    present: set[str],
+) -> tuple[int, int, int, str]:
+    """Write a task's new and changed annotations (``prepared``: (current row or None, new
+    row)), mark those of annotators not ``present`` any more deleted, and set the task's
+    status, in one transaction; returns (new, updated, deleted, status)."""
+    db = store.db
+    now = utcnow()
+    new = updated = deleted = 0
+    with store.atomic():
+        for old, row in prepared:
+            if old is None:
+                db["annotations"].insert(
+                    {**row, "created_at": now, "updated_at": now, "pulled_at": now}
+                )
+                new += 1
+            else:
+                _archive(db, old, now)
+                db["annotations"].update(old["id"], {**row, "updated_at": now, "pulled_at": now})
+                updated += 1
+        for name, old in current.items():
+            if name not in present and old["status"] != "deleted":
+                _archive(db, old, now)
+                db["annotations"].update(
+                    old["id"],
+                    {
+                        "status": "deleted",
+                        "version": old["version"] + 1,
+                        "updated_at": now,
+                        "pulled_at": now,
+                    },
+                )
+                deleted += 1
+        n_done = db.execute(
+            "SELECT count(*) FROM annotations WHERE task_id = ? AND status = 'current'",
+            [task["id"]],
+        ).fetchone()[0]
+        status = "done" if n_done >= (task["overlap"] or 1) else "open"
+        if status != task["status"]:
+            db["tasks"].update(task["id"], {"status": status, "updated_at": now})
+    return new, updated, deleted, status
+
+
+def _archive(db, old: dict, now: str) -> None:
+    db["annotation_versions"].insert(
+        {
+            **{k: v for k, v in old.items() if k != "id"},
+            "annotation_id": old["id"],
+            "replaced_at": now,
+        }
+    )
+
+
+def tiled_images(store: Store) -> list[tuple[dict, list[dict]]]:
+    """(the image's own task, its tile tasks in order) for each image annotated as tiles."""
+    db = store.db
+    parents = db.query(
+        "SELECT p.* FROM tasks p WHERE p.purpose = 'annotate' AND p.external_id IS NULL "
+        "AND EXISTS (SELECT 1 FROM tasks t WHERE t.purpose = 'tile' AND t.image_id = p.image_id "
+        "AND t.tool = p.tool AND t.project = p.project) ORDER BY p.id"
+    )
+    out = []
+    for parent in list(parents):
+        tiles = db["tasks"].rows_where(
+            "purpose = 'tile' AND image_id = ? AND tool = ? AND project = ?",
+            [parent["image_id"], parent["tool"], parent["project"]],
+            order_by="id",
+        )
+        out.append((parent, list(tiles)))
+    return out
+
+
+def live_annotations(store: Store, task_ids) -> list[dict]:
+    """The annotation rows of these tasks that are not deleted."""
+    ids = list(task_ids)
+    marks = ", ".join("?" for _ in ids)
+    return list(
+        store.db["annotations"].rows_where(f"task_id IN ({marks}) AND status != 'deleted'", ids)
+    )

@@ -1,0 +1,78 @@
+"""The annotation-tool queries (loop/store/annotations.py) on a store without a tool; pull's
+use of them against a real Label Studio is in test_annotation.py."""
+
+from datetime import datetime, timezone
+
+from loop.store import Store
+from loop.store import annotations as q
+
+
+def _store(tmp_path):
+    store = Store(tmp_path / "loop.db", create=True)
+    db = store.db
+    db["images"].insert({"id": 1, "root": "r", "path": "a.png", "sha256": "x", "name": "a"})
+    db["tool_projects"].insert({"id": 1, "tool": "ls", "purpose": "annotate", "project": "7"})
+    db["tasks"].insert(
+        {
+            "id": 1,
+            "image_id": 1,
+            "purpose": "annotate",
+            "tool": "ls",
+            "project": "7",
+            "external_id": "70",
+            "overlap": 2,
+            "status": "open",
+        }
+    )
+    return store
+
+
+def _row(annotator, version=1, result="[]"):
+    return {
+        "task_id": 1,
+        "image_id": 1,
+        "annotator": annotator,
+        "external_id": f"{annotator}-{version}",
+        "result": result,
+        "status": "current",
+        "version": version,
+    }
+
+
+def test_annotations_are_versioned_deleted_and_set_the_tasks_status(tmp_path):
+    with _store(tmp_path) as store:
+        task = store.db["tasks"].get(1)
+        got = q.write_annotations(
+            store, task, [(None, _row("a")), (None, _row("b"))], {}, {"a", "b"}
+        )
+        assert got == (2, 0, 0, "done")
+        current = q.current_annotations(store, 1)
+        changed = (current["a"], _row("a", version=2, result="[1]"))
+        task = store.db["tasks"].get(1)
+        # a changed, b gone from the tool: one update, one deletion, the task open again
+        assert q.write_annotations(store, task, [changed], current, {"a"}) == (0, 1, 1, "open")
+        current = q.current_annotations(store, 1)
+        assert (current["a"]["version"], current["b"]["status"]) == (2, "deleted")
+        assert store.db["annotation_versions"].count == 2  # a's first version, b's last
+        assert q.live_annotations(store, [1]) == [current["a"]]
+        assert q.count_done(store, "ls") == 0 and q.count_mapped(store, "ls") == 1
+
+
+def test_aliases_unmapped_and_the_pull_clock(tmp_path):
+    with _store(tmp_path) as store:
+        for _ in range(2):  # adopting twice keeps one alias
+            q.add_alias(store, 1, tool="ls", project="7", external_id="71")
+        assert q.aliases(store, "ls", "7") == {1: {"71"}}
+        q.drop_alias(store, tool="ls", project="7", external_id="71")
+        assert q.aliases(store, "ls", "7") == {}
+        q.record_unmapped(store, 1, {"99", "98"})
+        (project,) = q.tool_projects(store, "ls")
+        assert q.unmapped(store, project) == {"98", "99"} and q.unmapped(store) == 2
+        clock = datetime(2026, 12, 2, 13, 0, tzinfo=timezone.utc)
+        q.record_pull(store, 1, clock=clock, whole=False)
+        (project,) = q.tool_projects(store, "ls")
+        assert datetime.fromisoformat(project["last_pull_at"]) == clock
+        assert project["full_pull_at"] is None
+        q.record_pull(store, 1, clock=clock, whole=True)
+        assert q.tool_projects(store, "ls")[0]["full_pull_at"] == clock.isoformat()
+        assert q.mapped_tasks(store, "ls", "7")["70"]["id"] == 1
