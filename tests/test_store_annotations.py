@@ -76,3 +76,32 @@ def test_aliases_unmapped_and_the_pull_clock(tmp_path):
         q.record_pull(store, 1, clock=clock, whole=True)
         assert q.tool_projects(store, "ls")[0]["full_pull_at"] == clock.isoformat()
         assert q.mapped_tasks(store, "ls", "7")["70"]["id"] == 1
+
+
+def test_tasks_are_added_with_their_tiles_and_marked_created(tmp_path):
+    with _store(tmp_path) as store:
+        base = {"image_id": 1, "purpose": "annotate", "tool": "ls", "project": "8"}
+        task_id = q.add_task(store, {**base, "status": "open"}, [(0, 0, 8, 8), (0, 8, 8, 8)])
+        where = {"tool": "ls", "project": "8"}
+        assert q.task_of(store, 1, **where, purpose="annotate") == task_id
+        assert q.task_of(store, 1, **where, purpose="adjudicate") is None
+        tiles = q.pending_tasks(store, "ls", "8")
+        assert [t["tile"] for t in tiles] == ["[0, 0, 8, 8]", "[0, 8, 8, 8]"]
+        q.mark_created(store, {tiles[0]["id"]: 81})
+        assert [t["id"] for t in q.pending_tasks(store, "ls", "8")] == [tiles[1]["id"]]
+        assert store.db["tasks"].get(tiles[0]["id"])["external_id"] == "81"
+
+
+def test_a_replaced_project_is_read_whole_on_its_next_pull(tmp_path):
+    with _store(tmp_path) as store:
+        clock = datetime(2026, 12, 2, 13, 0, tzinfo=timezone.utc)
+        q.record_pull(store, 1, clock=clock, whole=True)
+        same = {"tool": "ls", "purpose": "annotate", "title": "t", "overlap": 3}
+        q.save_project(store, project="7", **same)  # the same project: its clock stays
+        assert q.project_of(store, "ls", "annotate")["last_pull_at"] == clock.isoformat()
+        q.save_project(store, project="9", **same)  # made anew in the tool
+        row = q.project_of(store, "ls", "annotate")
+        assert (row["project"], row["overlap"], row["last_pull_at"]) == ("9", 3, None)
+        q.save_project(store, project="5", **{**same, "purpose": "adjudicate"})
+        assert q.project_of(store, "ls", "adjudicate")["title"] == "t"
+        assert q.known_classes(store) == []

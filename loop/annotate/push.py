@@ -35,6 +35,7 @@ from loop.core.images import read_image, to_display_uint8
 from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
+from loop.store import annotations as q
 from loop.store import utcnow
 from loop.store.lock import locked
 from loop.study import Study
@@ -57,41 +58,25 @@ def project_title(study: Study) -> str:
 
 def classes_of(study: Study) -> list[str]:
     """The classes a classification study knows (from its ground truth and consensus)."""
-    rows = study.store.db.execute(
-        "SELECT DISTINCT class FROM labels WHERE kind = 'class' AND class IS NOT NULL ORDER BY 1"
-    ).fetchall()
-    return [r[0] for r in rows]
+    return q.known_classes(study.store)
 
 
 def ensure_project(
     study: Study, tool: AnnotationTool, *, overlap: int, purpose: str = "annotate"
 ) -> str:
     """The study's project in the tool (created on first use, recorded in ``tool_projects``)."""
-    db = study.store.db
-    rows = list(db["tool_projects"].rows_where("tool = ? and purpose = ?", [tool.name, purpose]))
-    existing = rows[0]["project"] if rows else None
+    row = q.project_of(study.store, tool.name, purpose)
     title = project_title(study) if purpose == "annotate" else f"{project_title(study)} adj"
     project = tool.ensure_project(
         title=title,
         task=study.config.task,
         classes=classes_of(study),
         overlap=overlap,
-        existing=existing,
+        existing=row["project"] if row else None,
     )
-    with study.store.atomic():
-        if rows:
-            db["tool_projects"].update(rows[0]["id"], {"project": project, "overlap": overlap})
-        else:
-            db["tool_projects"].insert(
-                {
-                    "tool": tool.name,
-                    "purpose": purpose,
-                    "project": project,
-                    "title": title,
-                    "overlap": overlap,
-                    "created_at": utcnow(),
-                }
-            )
+    q.save_project(
+        study.store, tool=tool.name, purpose=purpose, project=project, title=title, overlap=overlap
+    )
     return project
 
 
@@ -207,21 +192,18 @@ def push(
             "--tile: only segmentation images are annotated in tiles (a class belongs to the "
             "whole image, and a review shows the whole image)"
         )
-    store, db = study.store, study.store.db
+    store = study.store
     project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
     report = PushReport(project=project)
     crash = crash_points()
     now = utcnow()
     with store.atomic():
         for image in images:
-            row = db.execute(
-                "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? "
-                "AND purpose = ?",
-                [image["id"], tool.name, project, purpose],
-            ).fetchone()
-            if row is not None:
+            where = {"tool": tool.name, "project": project, "purpose": purpose}
+            task_id = q.task_of(store, image["id"], **where)
+            if task_id is not None:
                 report.already += 1
-                report.task_ids.append(row[0])
+                report.task_ids.append(task_id)
                 continue
             boxes = tiling.boxes(image["height"], image["width"]) if tiling else []
             base = {
@@ -238,34 +220,20 @@ def push(
                 "created_at": now,
                 "updated_at": now,
             }
-            report.task_ids.append(db["tasks"].insert(base).last_pk)
-            if len(boxes) > 1:
-                report.tiled += 1
-                db["tasks"].insert_all(
-                    {**base, "purpose": "tile", "status": "pending", "tile": json.dumps(box)}
-                    for box in boxes
-                )
-    pending = list(
-        db["tasks"].rows_where(
-            "tool = ? AND project = ? AND status = 'pending'", [tool.name, project], order_by="id"
-        )
-    )
+            report.task_ids.append(q.add_task(store, base, boxes if len(boxes) > 1 else ()))
+            report.tiled += len(boxes) > 1
+    pending = q.pending_tasks(store, tool.name, project)
     if pending:
         found = tool.find_tasks(project, {t["id"] for t in pending})
-        if found:
-            with store.atomic():
-                for key, external in found.items():
-                    db["tasks"].update(
-                        key, {"external_id": external, "status": "open", "updated_at": utcnow()}
-                    )
-            report.adopted = len(found)
+        q.mark_created(store, found)
+        report.adopted = len(found)
         pending = [t for t in pending if t["id"] not in found]
     for start in range(0, len(pending), BATCH):
         batch = pending[start : start + BATCH]
         tool_tasks = []
         predicted: dict[int, tuple[Prediction, ...]] = {}  # per image, for all its tiles
         for task in batch:
-            image = db["images"].get(task["image_id"])
+            image = store.image(task["image_id"])
             if image["id"] not in predicted:
                 predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
             tile = tuple(json.loads(task["tile"])) if task["tile"] else None
@@ -284,12 +252,7 @@ def push(
             )
         external_ids = tool.create_tasks(project, tool_tasks)
         crash.hit("push.created")
-        with store.atomic():
-            for task, external in zip(batch, external_ids):
-                db["tasks"].update(
-                    task["id"],
-                    {"external_id": str(external), "status": "open", "updated_at": utcnow()},
-                )
+        q.mark_created(store, {t["id"]: e for t, e in zip(batch, external_ids)})
         report.created += len(batch)
         if progress:
             progress(start + len(batch), len(pending))

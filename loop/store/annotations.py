@@ -189,3 +189,80 @@ def live_annotations(store: Store, task_ids) -> list[dict]:
     return list(
         store.db["annotations"].rows_where(f"task_id IN ({marks}) AND status != 'deleted'", ids)
     )
+
+
+def project_of(store: Store, tool: str, purpose: str) -> dict | None:
+    """The study's project row in ``tool`` for ``purpose`` (annotate, adjudicate), if any."""
+    rows = store.db["tool_projects"].rows_where("tool = ? AND purpose = ?", [tool, purpose])
+    return next(iter(rows), None)
+
+
+def save_project(
+    store: Store, *, tool: str, purpose: str, project: str, title: str, overlap: int
+) -> None:
+    """Record the study's project (a new one, or the same one with this overlap). A project
+    that replaces another starts with no pull clock: its first pull reads every task."""
+    old = project_of(store, tool, purpose)
+    with store.atomic() as db:
+        if old is None:
+            db["tool_projects"].insert(
+                {
+                    "tool": tool,
+                    "purpose": purpose,
+                    "project": project,
+                    "title": title,
+                    "overlap": overlap,
+                    "created_at": utcnow(),
+                }
+            )
+            return
+        fields = {"project": project, "overlap": overlap}
+        if project != old["project"]:
+            fields.update(last_pull_at=None, full_pull_at=None, unmapped=None)
+        db["tool_projects"].update(old["id"], fields)
+
+
+def known_classes(store: Store) -> list[str]:
+    """The classes of a classification study's ground truth and consensus labels."""
+    rows = store.db.execute(
+        "SELECT DISTINCT class FROM labels WHERE kind = 'class' AND class IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def task_of(store: Store, image_id: int, *, tool: str, project: str, purpose: str) -> int | None:
+    """The id of the image's task in a project for ``purpose``, if it has one."""
+    row = store.db.execute(
+        "SELECT id FROM tasks WHERE image_id = ? AND tool = ? AND project = ? AND purpose = ?",
+        [image_id, tool, project, purpose],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def add_task(store: Store, task: dict, tiles=()) -> int:
+    """Insert a task (and its tile tasks, one per box) in one transaction; returns its id."""
+    with store.atomic() as db:
+        task_id = db["tasks"].insert(task).last_pk
+        db["tasks"].insert_all(
+            {**task, "purpose": "tile", "status": "pending", "tile": json.dumps(box)}
+            for box in tiles
+        )
+    return task_id
+
+
+def pending_tasks(store: Store, tool: str, project: str) -> list[dict]:
+    """A project's tasks not yet created in the tool, in id order."""
+    rows = store.db["tasks"].rows_where(
+        "tool = ? AND project = ? AND status = 'pending'", [tool, project], order_by="id"
+    )
+    return list(rows)
+
+
+def mark_created(store: Store, external_ids: dict[int, str]) -> None:
+    """Our task id -> its id in the tool, now open there; one transaction."""
+    now = utcnow()
+    with store.atomic() as db:
+        for task_id, external in external_ids.items():
+            db["tasks"].update(
+                task_id, {"external_id": str(external), "status": "open", "updated_at": now}
+            )
