@@ -30,7 +30,8 @@ from loop.annotate.push import PushReport, push
 from loop.core.agreement import consensus_mask
 from loop.core.images import read_mask
 from loop.errors import AdjudicationError
-from loop.store import dumps, utcnow
+from loop.store import dumps
+from loop.store.labels import save_label
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction
 
@@ -208,10 +209,9 @@ def record(study: Study) -> RecordReport:
 
 def _store_decision(study: Study, task: dict, decision: dict) -> bool:
     """Write (or update) the adjudicated label; False when it is already stored as is."""
-    store, db = study.store, study.store.db
     reviewed = [
         r[0]
-        for r in db.execute(
+        for r in study.store.db.execute(
             "SELECT a.annotator FROM annotations a JOIN tasks t ON t.id = a.task_id "
             "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status = 'current' "
             "ORDER BY a.annotator",
@@ -237,33 +237,7 @@ def _store_decision(study: Study, task: dict, decision: dict) -> bool:
         "method": "adjudicated",
         "provenance": provenance,
     }
-    existing = next(
-        db["labels"].rows_where("image_id = ? AND source = ?", [task["image_id"], _SRC]), None
-    )
-    if existing is not None and existing["provenance"] == provenance:
-        return False
-    now = utcnow()
-    with store.atomic():
-        if existing is None:
-            db["labels"].insert(
-                {
-                    "image_id": task["image_id"],
-                    "source": _SRC,
-                    "annotator": "",
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                    **label,
-                }
-            )
-        else:
-            db["labels"].update(
-                existing["id"], {**label, "version": existing["version"] + 1, "updated_at": now}
-            )
-        image = store.image(task["image_id"])
-        if image["split"] == "pool":
-            db["images"].update(image["id"], {"split": "labeled", "updated_at": now})
-    return True
+    return save_label(study.store, task["image_id"], source=_SRC, label=label)
 
 
 def adjudicate(

@@ -23,7 +23,8 @@ from loop.core.agreement import (
     percent_agreement,
 )
 from loop.core.images import count_objects, read_mask, write_labels
-from loop.store import dumps, utcnow
+from loop.store import dumps
+from loop.store.labels import save_label
 from loop.study import Study
 
 CONSENSUS_DIR = Path("consensus")
@@ -211,8 +212,6 @@ def agree(
 def _store_consensus(
     study: Study, item: TaskAgreement, image: dict, rows: list[dict], fused, method: str
 ) -> None:
-    store, db = study.store, study.store.db
-    now = utcnow()
     provenance = {
         "annotations": [r["id"] for r in rows],
         "annotators": item.annotators,
@@ -230,36 +229,11 @@ def _store_consensus(
         }
     else:
         label = {"kind": "class", "class": fused, "mask_path": None, "n_objects": None}
-    existing = next(
-        db["labels"].rows_where("image_id = ? AND source = 'consensus'", [item.image_id]), None
+    label.update(method=provenance["method"], provenance=dumps(provenance))
+    # a consensus is rewritten when what it is made of (provenance) or its class changed
+    save_label(
+        study.store, item.image_id, source="consensus", label=label, compare=("provenance", "class")
     )
-    with store.atomic():
-        if existing is None:
-            db["labels"].insert(
-                {
-                    "image_id": item.image_id,
-                    "source": "consensus",
-                    "annotator": "",
-                    "method": provenance["method"],
-                    "provenance": dumps(provenance),
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                    **label,
-                }
-            )
-        elif existing["provenance"] != dumps(provenance) or existing["class"] != label["class"]:
-            db["labels"].update(
-                existing["id"],
-                {
-                    **label,
-                    "provenance": dumps(provenance),
-                    "version": existing["version"] + 1,
-                    "updated_at": now,
-                },
-            )
-        if image["split"] == "pool":
-            db["images"].update(item.image_id, {"split": "labeled", "updated_at": now})
 
 
 def _summarise(

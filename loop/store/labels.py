@@ -1,0 +1,42 @@
+"""Queries of the labels that train: one label per image and source (``truth``,
+``consensus``, ``adjudicated``), versioned in place. Functions take a
+:class:`~loop.store.db.Store`."""
+
+from __future__ import annotations
+
+from loop.store.db import Store, utcnow
+
+
+def label_of(store: Store, image_id: int, source: str) -> dict | None:
+    rows = store.db["labels"].rows_where("image_id = ? AND source = ?", [image_id, source])
+    return next(iter(rows), None)
+
+
+def save_label(store: Store, image_id: int, *, source: str, label: dict, compare=None) -> bool:
+    """Write the image's ``source`` label (inserted, or updated with its version + 1 when one
+    of ``compare`` (default: every key of ``label``) differs) and move a pool image to
+    ``labeled``, in one transaction. Returns False when the stored label is kept as is."""
+    existing = label_of(store, image_id, source)
+    keys = label if compare is None else compare
+    changed = existing is None or any(existing[k] != label[k] for k in keys)
+    now = utcnow()
+    with store.atomic() as db:
+        if existing is None:
+            db["labels"].insert(
+                {
+                    "image_id": image_id,
+                    "source": source,
+                    "annotator": "",
+                    "version": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    **label,
+                }
+            )
+        elif changed:
+            db["labels"].update(
+                existing["id"], {**label, "version": existing["version"] + 1, "updated_at": now}
+            )
+        if store.image(image_id)["split"] == "pool":
+            db["images"].update(image_id, {"split": "labeled", "updated_at": now})
+    return changed

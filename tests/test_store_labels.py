@@ -1,0 +1,21 @@
+"""Labels that train (loop/store/labels.py): one per image and source, versioned."""
+
+from loop.store import Store
+from loop.store.labels import label_of, save_label
+
+
+def test_a_label_is_versioned_in_place_and_labels_its_image(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        store.db["images"].insert({"id": 1, "root": "r", "path": "a", "sha256": "x", "name": "a"})
+        label = {"kind": "class", "class": "b", "provenance": "p1"}
+        assert save_label(store, 1, source="consensus", label=label)
+        assert store.image(1)["split"] == "labeled"
+        assert not save_label(store, 1, source="consensus", label=label)  # as is: kept
+        # only the keys compared decide: a new provenance with compare=("class",) is kept
+        moved = {**label, "provenance": "p2"}
+        assert not save_label(store, 1, source="consensus", label=moved, compare=("class",))
+        assert save_label(store, 1, source="consensus", label=moved)
+        row = label_of(store, 1, "consensus")
+        assert (row["version"], row["provenance"]) == (2, "p2")
+        assert label_of(store, 1, "adjudicated") is None
+        assert store.db["labels"].count == 1
