@@ -32,7 +32,7 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
     from label_studio_sdk.converter.brush import decode_rle as sdk_decode
     from label_studio_sdk.converter.brush import mask2rle
 
-    from connectors.brush_rle import decode_rle, encode_mask
+    from connectors.brush_rle import alpha_runs, decode_rle, encode_labels, encode_mask
 
     objects = [(m == v) for m in masks for v in np.unique(m)[1:]]
 
@@ -56,6 +56,11 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
             timed(lambda: [decode_rle(r, objects[0].shape) for r in ours_rle]), 4
         ),
         "decode_sdk_ms_per_object": round(timed(lambda: [sdk_decode(r) for r in sdk_rle]), 4),
+        # what push and pull run: every object of a label image at once, regions as runs
+        "encode_labels_ms_per_object": round(timed(lambda: [encode_labels(m) for m in masks]), 4),
+        "alpha_runs_ms_per_object": round(
+            timed(lambda: [alpha_runs(r, objects[0].shape) for r in ours_rle]), 4
+        ),
     }
 
 

@@ -152,6 +152,16 @@ def table(results: dict) -> str:
             f"{c['decode_sdk_ms_per_object']:.3f} ms (SDK decode_rle) | "
             f"{c['decode_ms_per_object'] / c['decode_sdk_ms_per_object']:.2f}x |"
         )
+        for key, what, base, name in (
+            ("encode_labels_ms_per_object", "encode, a label image at once", "encode", "mask2rle"),
+            ("alpha_runs_ms_per_object", "decode to pixel runs", "decode", "decode_rle"),
+        ):
+            if key in c:
+                sdk = c[f"{base}_sdk_ms_per_object"]
+                lines.append(
+                    f"| brush {what}, per object | {c[key]:.3f} ms | | {sdk:.3f} ms (SDK "
+                    f"{name}) | {c[key] / sdk:.2f}x |"
+                )
         lines.append("")
         lines.append(
             f"push breakdown (s): {ls['push_breakdown_s']}; "
