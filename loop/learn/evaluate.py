@@ -17,7 +17,7 @@ from loop.errors import ModelError
 from loop.learn.labels import Progress, _mask_of, _noop, image_path
 from loop.learn.registry import load_model, model_row
 from loop.models.family import family
-from loop.store import dumps, meta_column, utcnow
+from loop.store import dumps, meta_column, models, utcnow
 from loop.study import Study
 
 
@@ -51,10 +51,9 @@ def evaluate(
         When the split has no images with ground truth.
     """
     row = model_row(study, model_id)
-    db = study.store.db
-    cached = list(db["evaluations"].rows_where("model_id = ? AND split = ?", [row["id"], split]))
+    cached = models.evaluation(study.store, row["id"], split)
     if cached:
-        return {**json.loads(cached[0]["metrics"]), "model_id": row["id"], "split": split}
+        return {**json.loads(cached["metrics"]), "model_id": row["id"], "split": split}
     images = [im for im in study.store.images("split = ?", [split])]
     truths = {im["id"]: study.store.truth(im["id"]) for im in images}
     images = [im for im in images if truths[im["id"]] is not None]
@@ -91,16 +90,15 @@ def evaluate(
             g = [g[level] for g in groups]
             metrics["per_group"].update(classification_scores(truth, pred, g)["per_group"])
     metrics["lagging_groups"] = lagging_groups(metrics["per_group"], HEADLINE[row["task"]])
-    with study.store.atomic():
-        db["evaluations"].insert(
-            {
-                "model_id": row["id"],
-                "split": split,
-                "metrics": dumps(metrics),
-                "per_image": dumps(per_image),
-                "seconds": time.perf_counter() - started,
-                "created_at": utcnow(),
-            },
-            replace=True,
-        )
+    models.add_evaluation(
+        study.store,
+        {
+            "model_id": row["id"],
+            "split": split,
+            "metrics": dumps(metrics),
+            "per_image": dumps(per_image),
+            "seconds": time.perf_counter() - started,
+            "created_at": utcnow(),
+        },
+    )
     return {**metrics, "model_id": row["id"], "split": split}

@@ -16,6 +16,7 @@ import numpy as np
 
 from loop.core.images import read_mask
 from loop.store import dumps
+from loop.store.labels import labels_of
 from loop.study import Study
 
 Progress = Callable[[str, int, int], None]
@@ -34,18 +35,13 @@ def training_labels(study: Study, image_ids=None) -> list[tuple[dict, dict]]:
 
     Labeled images without any usable label are left out.
     """
-    db = study.store.db
     rank = {source: i for i, source in enumerate(LABEL_PRIORITY)}
     wanted = None if image_ids is None else set(image_ids)
     out = []
     for image in study.store.images("split = 'labeled'"):
         if wanted is not None and image["id"] not in wanted:
             continue
-        labels = [
-            row
-            for row in db["labels"].rows_where("image_id = ?", [image["id"]])
-            if row["source"] in rank
-        ]
+        labels = [row for row in labels_of(study.store, image["id"]) if row["source"] in rank]
         if labels:
             out.append((image, min(labels, key=lambda r: rank[r["source"]])))
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 from loop.core.images import file_sha256
 from loop.errors import NoModel
 from loop.models.family import family
-from loop.store import dumps, utcnow
+from loop.store import dumps, models, utcnow
 from loop.study import Study
 
 MODELS_DIR = "models"
@@ -17,15 +17,7 @@ MODELS_DIR = "models"
 
 def current_model(study: Study, arm: str = "main") -> dict | None:
     """The latest accepted model of the study's task trained for ``arm``, or None."""
-    rows = list(
-        study.store.db["models"].rows_where(
-            "task = ? AND status = 'accepted' AND coalesce(arm, 'main') = ?",
-            [study.config.task, arm],
-            order_by="id desc",
-            limit=1,
-        )
-    )
-    return rows[0] if rows else None
+    return models.latest_accepted(study.store, study.config.task, arm)
 
 
 def model_row(study: Study, model_id: int | None = None) -> dict:
@@ -41,10 +33,10 @@ def model_row(study: Study, model_id: int | None = None) -> dict:
         if row is None:
             raise NoModel("the study has no trained model yet: run `loop train` first")
         return row
-    rows = list(study.store.db["models"].rows_where("id = ?", [model_id]))
-    if not rows:
+    row = models.model(study.store, model_id)
+    if row is None:
         raise NoModel(f"no model with id {model_id}; `loop status --json` lists the models")
-    return rows[0]
+    return row
 
 
 def software_versions() -> dict:
@@ -108,14 +100,13 @@ def _record(
         "seconds": seconds,
         "created_at": utcnow(),
     }
-    with study.store.atomic() as db:
-        return db["models"].insert(row).last_pk
+    return models.add(study.store, row)
 
 
 def _next_path(study: Study, stem: str, suffix: str) -> Path:
     folder = study.path / MODELS_DIR
     folder.mkdir(exist_ok=True)
-    n = study.store.db["models"].count + 1
+    n = models.count(study.store) + 1
     while (folder / f"{stem}-{n:04d}{suffix}").exists():
         n += 1
     return folder / f"{stem}-{n:04d}{suffix}"

@@ -27,6 +27,7 @@ from loop.learn.labels import (
 )
 from loop.learn.registry import _next_path, _record, current_model, model_row
 from loop.models.family import family
+from loop.store import models
 from loop.store.lock import locked
 from loop.study import Study
 
@@ -126,12 +127,8 @@ def _reuse(
     its file is still there: training again would only repeat it."""
     parent_id = parent["id"] if parent else None
     itself = 0 if extend else parent_id or 0
-    for row in study.store.db["models"].rows_where(
-        "kind = ? AND label_sha256 = ? AND (coalesce(parent_id, 0) = ? OR id = ?)",
-        [kind, digest, parent_id or 0, itself],
-        order_by="id desc",
-        limit=1,
-    ):
+    row = models.trained_alike(study.store, kind, digest, parent_id, itself)
+    if row is not None:
         if study.resolve(row["path"]).is_file():
             val = json.loads(row["val_metrics"] or "{}")
             return TrainReport(

@@ -7,6 +7,11 @@ from __future__ import annotations
 from loop.store.db import Store, utcnow
 
 
+def labels_of(store: Store, image_id: int) -> list[dict]:
+    """Every label of an image (any source)."""
+    return list(store.db["labels"].rows_where("image_id = ?", [image_id]))
+
+
 def label_of(store: Store, image_id: int, source: str) -> dict | None:
     rows = store.db["labels"].rows_where("image_id = ? AND source = ?", [image_id, source])
     return next(iter(rows), None)
