@@ -16,21 +16,13 @@ from loop.core.images import read_image
 from loop.learn.labels import Progress, _noop, image_path
 from loop.learn.registry import current_model, load_model, model_row
 from loop.models.family import family
-from loop.store import dumps, meta_column, utcnow
+from loop.store import dumps, meta_column, scores
 from loop.study import Study
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _to_blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype=np.float32).tobytes()
-
-
-def _from_blob(blob: bytes) -> np.ndarray:
-    return np.frombuffer(blob, dtype=np.float32)
 
 
 @dataclass
@@ -196,27 +188,14 @@ def _record_selection(study, model_id, name, k, seed, chosen) -> None:
         "image_ids": dumps([c["image_id"] for c in chosen]),
         "scores": dumps([c["score"] for c in chosen]),
     }
-    with study.store.atomic() as db:
-        same = db.execute(
-            "SELECT 1 FROM selections WHERE coalesce(model_id, 0) = ? AND strategy = ? AND k = ? "
-            "AND seed = ? AND image_ids = ? AND scores = ?",
-            [model_id or 0, name, k, seed, row["image_ids"], row["scores"]],
-        ).fetchone()
-        if same is None:
-            db["selections"].insert({**row, "created_at": utcnow()})
+    scores.record_selection(study.store, row)
 
 
 def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> tuple[int, int]:
     """The cheap measures and embeddings of ``images`` (those not yet measured by the model,
     or measured by an older loop without them), a chunk per transaction."""
-    db = study.store.db
     key = strategies.shortlist_key(study.config.task)
-    stored = {
-        r[0]: json.loads(r[1])
-        for r in db.execute(
-            "SELECT image_id, measures FROM scores WHERE model_id = ?", [row["id"]]
-        ).fetchall()
-    }
+    stored = scores.measures_of(study.store, row["id"])
     unique = {im["id"]: im for im in images}.values()
     todo = [im for im in unique if key not in stored.get(im["id"], {})]
     if not todo:
@@ -235,21 +214,7 @@ def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> t
         ]
         n += len(part)
         progress("scoring", n, len(todo))
-        now = utcnow()
-        with study.store.atomic():  # one transaction per chunk: a killed run keeps its chunks
-            db["scores"].insert_all(
-                [
-                    {
-                        "model_id": row["id"],
-                        "image_id": image_id,
-                        "measures": dumps(m),
-                        "embedding": _to_blob(e),
-                        "created_at": now,
-                    }
-                    for image_id, m, e in rows
-                ],
-                replace=True,
-            )
+        scores.save_scores(study.store, row["id"], rows)  # a chunk per transaction
     return len(todo), len(images) - len(todo)
 
 
@@ -257,15 +222,13 @@ def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu
     """Add the measures of a costlier tier (``segment``: masks reconstructed; ``tta``: four
     flipped predictions) to the stored ones of ``images``; the cheap measures stay as the
     forward pass gave them."""
-    db = study.store.db
     task = study.config.task
     wanted = strategies.tier_keys(task, tier)
     keep = strategies.tier_keys(task, "forward")
     todo = []
+    by_id = scores.scores_of(study.store, row["id"])
     for image in images:
-        stored = next(
-            db["scores"].rows_where("model_id = ? AND image_id = ?", [row["id"], image["id"]])
-        )
+        stored = by_id[image["id"]]
         if not wanted <= set(json.loads(stored["measures"])):
             todo.append((image, stored))
     if not todo:
@@ -279,18 +242,16 @@ def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu
         )
         old = json.loads(stored["measures"])
         merged = {**output.measures, **{k: v for k, v in old.items() if k in keep}}
-        with study.store.atomic():
-            db["scores"].update(stored["id"], {"measures": dumps(merged)})
+        scores.update_measures(study.store, stored["id"], merged)
         progress(stage, i + 1, len(todo))
     return len(todo)
 
 
 def _load_measures(study: Study, model_id: int, image_ids: list[int]):
-    db = study.store.db
-    by_id = {r["image_id"]: r for r in db["scores"].rows_where("model_id = ?", [model_id])}
+    by_id = scores.scores_of(study.store, model_id)
     measures = [json.loads(by_id[i]["measures"]) for i in image_ids]
     embeddings = (
-        np.stack([_from_blob(by_id[i]["embedding"]) for i in image_ids])
+        np.stack([scores.from_blob(by_id[i]["embedding"]) for i in image_ids])
         if image_ids
         else np.zeros((0, 1), np.float32)
     )

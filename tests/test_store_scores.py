@@ -1,0 +1,29 @@
+"""Pool scores and selections (loop/store/scores.py); scoring through them is in
+test_learner.py."""
+
+import numpy as np
+
+from loop.store import Store, scores
+
+
+def test_scores_are_replaced_per_model_and_image_and_keep_their_embedding(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        store.db["images"].insert({"id": 1, "root": "r", "path": "a", "sha256": "x", "name": "a"})
+        store.db["models"].insert({"id": 5, "task": "segmentation", "path": "m"})
+        vector = np.array([0.5, -1.25, 3.0], np.float32)
+        scores.save_scores(store, 5, [(1, {"flip": 0.2}, vector)])
+        scores.save_scores(store, 5, [(1, {"flip": 0.3}, vector)])  # again: replaced
+        assert scores.measures_of(store, 5) == {1: {"flip": 0.3}}
+        row = scores.scores_of(store, 5)[1]
+        assert np.array_equal(scores.from_blob(row["embedding"]), vector)
+        scores.update_measures(store, row["id"], {"flip": 0.3, "tta": 0.1})
+        assert scores.measures_of(store, 5)[1]["tta"] == 0.1
+        assert scores.scores_of(store, 6) == {}
+
+
+def test_the_same_selection_is_recorded_once(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        row = {"model_id": None, "strategy": "random", "k": 2, "seed": 0}
+        for ids in ("[1, 2]", "[1, 2]", "[2, 3]"):
+            scores.record_selection(store, {**row, "image_ids": ids, "scores": "[null, null]"})
+        assert store.db["selections"].count == 2
