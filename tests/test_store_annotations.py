@@ -105,3 +105,16 @@ def test_a_replaced_project_is_read_whole_on_its_next_pull(tmp_path):
         q.save_project(store, project="5", **{**same, "purpose": "adjudicate"})
         assert q.project_of(store, "ls", "adjudicate")["title"] == "t"
         assert q.known_classes(store) == []
+
+
+def test_the_annotation_summary_counts_what_waits_and_why(tmp_path):
+    with _store(tmp_path) as store:
+        task = store.db["tasks"].get(1)
+        q.write_annotations(store, task, [(None, _row("a"))], {}, {"a"})
+        store.db["tasks"].update(1, {"status": "done"})  # done in the tool, one valid of two
+        store.db["annotations"].insert({**_row("b"), "status": "malformed"})
+        summary = q.annotation_summary(store, min_annotations=2)
+        assert summary["tasks"] == {"done": 1} and summary["too_few_annotations"] == 1
+        assert summary["annotations"] == {"a": 1} and summary["malformed"] == {"b": 1}
+        assert q.annotation_summary(store, min_annotations=1)["too_few_annotations"] == 0
+        assert q.reviews(store) == (0, 0)

@@ -19,3 +19,13 @@ def test_a_label_is_versioned_in_place_and_labels_its_image(tmp_path):
         assert (row["version"], row["provenance"]) == (2, "p2")
         assert label_of(store, 1, "adjudicated") is None
         assert store.db["labels"].count == 1
+
+
+def test_labels_made_by_people_are_counted_by_source(tmp_path):
+    from loop.store.labels import made_by_people
+
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i, source in enumerate(("truth", "consensus", "adjudicated", "consensus")):
+            store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
+            store.db["labels"].insert({"image_id": i, "source": source, "kind": "mask"})
+        assert made_by_people(store) == {"adjudicated": 1, "consensus": 2}

@@ -7,8 +7,8 @@ import json
 from dataclasses import asdict, dataclass
 
 from loop.core.metrics import HEADLINE, lagging_groups
-from loop.store import META_PREFIX
-from loop.store.annotations import unmapped
+from loop.store import annotations, images
+from loop.store.labels import made_by_people
 from loop.study import Study
 
 MAX_AUTO_GROUP_VALUES = 12
@@ -39,12 +39,8 @@ def group_keys(study: Study) -> list[str]:
         return list(study.config.groups)
     keys = []
     for key in study.store.meta_columns():
-        column = f'"{META_PREFIX}{key}"'
-        n, non_text = study.store.db.execute(
-            f"SELECT count(DISTINCT {column}), sum(typeof({column}) NOT IN ('text', 'null') "
-            f"OR {column} LIKE '[%' OR {column} LIKE '{{%') FROM images"
-        ).fetchone()
-        if 2 <= n <= MAX_AUTO_GROUP_VALUES and not non_text:
+        n, text = images.distinct_values(study.store, key)
+        if 2 <= n <= MAX_AUTO_GROUP_VALUES and text:
             keys.append(key)
     return keys
 
@@ -104,83 +100,28 @@ def round_summaries(study: Study, arm: str | None = None) -> list[dict]:
 
 
 def study_status(study: Study) -> StudyStatus:
-    store, db = study.store, study.store.db
+    store = study.store
     by_split = store.count_by("split")
-    with_truth = dict(
-        db.execute(
-            "SELECT i.split, count(*) FROM images i JOIN labels l ON l.image_id = i.id "
-            "AND l.source = 'truth' GROUP BY i.split ORDER BY i.split"
-        ).fetchall()
-    )
     groups = {}
     for key in group_keys(study):
-        column = META_PREFIX + key
-        if column not in {c.name for c in db["images"].columns}:
-            continue
-        table: dict = {}
-        for value, split, n in db.execute(
-            f'SELECT "{column}", split, count(*) FROM images GROUP BY 1, 2 ORDER BY 1, 2'
-        ).fetchall():
-            table.setdefault(str(value), {})[split] = n
-        groups[key] = table
-    skipped = dict(db.execute("SELECT reason, count(*) FROM skipped GROUP BY reason").fetchall())
+        table = images.by_value_and_split(store, key)
+        if table is not None:
+            groups[key] = table
     rounds = round_summaries(study)
-    labels = dict(
-        db.execute(
-            "SELECT source, count(*) FROM labels WHERE source IN ('consensus', 'adjudicated') "
-            "GROUP BY source ORDER BY source"
-        ).fetchall()
+    sent, decided = annotations.reviews(store)
+    annotation = annotations.annotation_summary(
+        store, min_annotations=study.config.rounds.min_annotations
     )
-    sent, decided = db.execute(
-        "SELECT count(*), count(a.id) FROM tasks t LEFT JOIN annotations a ON a.task_id = t.id "
-        "AND a.annotator = t.reviewer AND a.status = 'current' WHERE t.purpose = 'adjudicate'"
-    ).fetchone()
-    tasks = dict(
-        db.execute(
-            "SELECT status, count(*) FROM tasks WHERE purpose = 'annotate' GROUP BY status"
-        ).fetchall()
-    )
-    per_annotator = dict(
-        db.execute(
-            "SELECT a.annotator, count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
-            "WHERE t.purpose = 'annotate' AND a.status = 'current' GROUP BY a.annotator "
-            "ORDER BY a.annotator"
-        ).fetchall()
-    )
-    # done in the tool, but too few valid annotations for a consensus (malformed ones, say)
-    too_few = db.execute(
-        "SELECT count(*) FROM tasks t WHERE t.purpose = 'annotate' AND t.status = 'done' "
-        "AND (SELECT count(*) FROM annotations a WHERE a.task_id = t.id "
-        "AND a.status = 'current') < min(coalesce(t.overlap, 1), ?) "
-        "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = t.image_id "
-        "AND l.source IN ('consensus', 'adjudicated'))",
-        [study.config.rounds.min_annotations],
-    ).fetchone()[0]
-    annotation = {
-        "images_pushed": sum(tasks.values()),
-        "unmapped_tasks": unmapped(study.store),  # the tool's tasks that are not the study's
-        "too_few_annotations": too_few,
-        "tasks": tasks,  # pending (not yet in the tool), open, done
-        "tiles": db["tasks"].count_where("purpose = 'tile'"),
-        "annotations": per_annotator,  # current annotations of whole images
-        # kept as sent but unusable (undecodable RLE, another tool's region): by annotator
-        "malformed": dict(
-            db.execute(
-                "SELECT annotator, count(*) FROM annotations WHERE status = 'malformed' "
-                "GROUP BY annotator ORDER BY annotator"
-            ).fetchall()
-        ),
-    }
     lagging = latest_lagging(study, rounds)
     return StudyStatus(
         task=study.config.task,
         n_images=sum(by_split.values()),
         by_split=by_split,
-        with_truth=with_truth,
+        with_truth=images.truth_by_split(store),
         groups=groups,
-        skipped=skipped,
+        skipped=images.skipped_by_reason(store),
         rounds=rounds,
-        labels=labels,
+        labels=made_by_people(store),
         review={"sent": sent, "decided": decided},
         annotation=annotation,
         lagging=lagging,

@@ -266,3 +266,52 @@ def mark_created(store: Store, external_ids: dict[int, str]) -> None:
             db["tasks"].update(
                 task_id, {"external_id": str(external), "status": "open", "updated_at": now}
             )
+
+
+def reviews(store: Store) -> tuple[int, int]:
+    """(adjudication tasks sent, those the reviewer has decided)."""
+    return store.db.execute(
+        "SELECT count(*), count(a.id) FROM tasks t LEFT JOIN annotations a ON a.task_id = t.id "
+        "AND a.annotator = t.reviewer AND a.status = 'current' WHERE t.purpose = 'adjudicate'"
+    ).fetchone()
+
+
+def annotation_summary(store: Store, *, min_annotations: int) -> dict:
+    """What is in annotation: images pushed, tasks by status, tiles, current annotations per
+    annotator, done tasks with too few valid annotations for a consensus (fewer than
+    ``min_annotations``, or the overlap), malformed annotations per annotator, unmapped tasks."""
+    db = store.db
+    tasks = dict(
+        db.execute(
+            "SELECT status, count(*) FROM tasks WHERE purpose = 'annotate' GROUP BY status"
+        ).fetchall()
+    )
+    per_annotator = dict(
+        db.execute(
+            "SELECT a.annotator, count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+            "WHERE t.purpose = 'annotate' AND a.status = 'current' GROUP BY a.annotator "
+            "ORDER BY a.annotator"
+        ).fetchall()
+    )
+    too_few = db.execute(
+        "SELECT count(*) FROM tasks t WHERE t.purpose = 'annotate' AND t.status = 'done' "
+        "AND (SELECT count(*) FROM annotations a WHERE a.task_id = t.id "
+        "AND a.status = 'current') < min(coalesce(t.overlap, 1), ?) "
+        "AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.image_id = t.image_id "
+        "AND l.source IN ('consensus', 'adjudicated'))",
+        [min_annotations],
+    ).fetchone()[0]
+    malformed = db.execute(
+        "SELECT annotator, count(*) FROM annotations WHERE status = 'malformed' "
+        "GROUP BY annotator ORDER BY annotator"
+    )
+    return {
+        "images_pushed": sum(tasks.values()),
+        "unmapped_tasks": unmapped(store),  # the tool's tasks that are not the study's
+        "too_few_annotations": too_few,
+        "tasks": tasks,  # pending (not yet in the tool), open, done
+        "tiles": db["tasks"].count_where("purpose = 'tile'"),
+        "annotations": per_annotator,  # current annotations of whole images
+        # kept as sent but unusable (undecodable RLE, another tool's region): by annotator
+        "malformed": dict(malformed.fetchall()),
+    }

@@ -45,3 +45,12 @@ def save_label(store: Store, image_id: int, *, source: str, label: dict, compare
         if store.image(image_id)["split"] == "pool":
             db["images"].update(image_id, {"split": "labeled", "updated_at": now})
     return changed
+
+
+def made_by_people(store: Store) -> dict[str, int]:
+    """Source (consensus, adjudicated) -> labels made from annotations."""
+    rows = store.db.execute(
+        "SELECT source, count(*) FROM labels WHERE source IN ('consensus', 'adjudicated') "
+        "GROUP BY source ORDER BY source"
+    )
+    return dict(rows.fetchall())
