@@ -185,6 +185,12 @@ def main(argv=None) -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated")
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help="rounds per arm; the rounds already run are read back, not run again",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / f"{date.today()}-efficiency"
     )
     args = parser.parse_args(argv)
@@ -192,7 +198,10 @@ def main(argv=None) -> None:
     from bench.run import environment
 
     env = environment()  # before the run: the commit measured, not one made meanwhile
-    result = {"env": env, **bench_efficiency(args.data, work=args.work, strategies=names)}
+    result = {
+        "env": env,
+        **bench_efficiency(args.data, work=args.work, strategies=names, rounds=args.rounds),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     efficiency_curves(

@@ -29,6 +29,7 @@ from loop.faults import crash_points
 from loop.models.family import family
 from loop.rounds.arms import _admit_labeled, _start_arm, arm_images, candidates
 from loop.store import dumps, utcnow
+from loop.store import rounds as store_rounds
 from loop.store.lock import locked
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction
@@ -117,19 +118,12 @@ def arm_strategy(study: Study, options: RoundOptions) -> str:
     return name
 
 
-def _row(study: Study, arm: str, round: int) -> dict | None:
-    rows = list(study.store.db["rounds"].rows_where("arm = ? AND round = ?", [arm, round]))
-    return rows[0] if rows else None
-
-
 def _record(study: Study, row: dict, step: str, seconds: float, **values) -> dict:
     timings = json.loads(row["timings"] or "{}")
     timings[step] = round(seconds, 3)
     update = {k: dumps(v) if isinstance(v, (dict, list)) else v for k, v in values.items()}
     update["timings"] = dumps(timings)
-    with study.store.atomic() as db:
-        db["rounds"].update(row["id"], update)
-    return study.store.db["rounds"].get(row["id"])
+    return store_rounds.update_round(study.store, row["id"], update)
 
 
 def current_round(study: Study, arm: str = "main") -> int:
@@ -174,24 +168,14 @@ def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, 
     or could not be read counts as the annotator's turn."""
     done = 0
     for image_id in batch:
-        n = study.store.db.execute(
-            "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
-            "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status != 'deleted'",
-            [image_id],
-        ).fetchone()[0]
-        done += n >= overlap
+        done += store_rounds.annotations_of_image(study.store, image_id) >= overlap
     return done, len(batch)
 
 
 def _hours(study: Study, batch: list[int]) -> float | None:
     if not batch:
         return None
-    marks = ",".join("?" * len(batch))
-    total = study.store.db.execute(
-        "SELECT sum(a.lead_time) FROM annotations a JOIN tasks t ON t.id = a.task_id "
-        f"WHERE t.image_id IN ({marks}) AND t.purpose = 'annotate' AND a.status != 'deleted'",
-        batch,
-    ).fetchone()[0]
+    total = store_rounds.lead_seconds(study.store, batch)
     return None if total is None else total / 3600.0
 
 
@@ -239,22 +223,7 @@ def run_round(
     crash = crash_points()
     number = current_round(study, arm)
     _start_arm(study, arm)
-    row = _row(study, arm, number)
-    if row is None:
-        with study.store.atomic() as db:
-            db["rounds"].insert(
-                {
-                    "arm": arm,
-                    "round": number,
-                    "strategy": strategy,
-                    "seed": options.seed,
-                    "status": "started",
-                    "started_at": utcnow(),
-                    "metrics": "{}",
-                    "timings": "{}",
-                }
-            )
-        row = _row(study, arm, number)
+    row = store_rounds.start_round(study.store, arm, number, strategy=strategy, seed=options.seed)
     done = set(json.loads(row["timings"] or "{}"))
 
     for step in STEPS[: STEPS.index(until) + 1]:
@@ -343,13 +312,14 @@ def run_round(
                     if complete >= total:
                         break
                     if not wait:
-                        with study.store.atomic() as db:
-                            db["rounds"].update(row["id"], {"status": "waiting"})
+                        row = store_rounds.update_round(
+                            study.store, row["id"], {"status": "waiting"}
+                        )
                         log(
                             f"  {complete}/{total} tasks annotated: run `loop round` again "
                             "when the experts are done (or `loop run`, which waits)"
                         )
-                        return _result(study.store.db["rounds"].get(row["id"]))
+                        return _result(row)
                     sleep(config.poll_seconds)
         elif step == "pull":
             pull(study, tool, progress=lambda d, t: progress("pull", d, t))
@@ -379,9 +349,8 @@ def run_round(
         crash.hit(f"round.{step}")
         row = _record(study, row, step, time.perf_counter() - started, **values)
     if until == "evaluate" and row["status"] != "done":
-        with study.store.atomic() as db:
-            db["rounds"].update(row["id"], {"status": "evaluated"})
-    return _result(study.store.db["rounds"].get(row["id"]))
+        row = store_rounds.update_round(study.store, row["id"], {"status": "evaluated"})
+    return _result(row)
 
 
 def _result(row: dict) -> RoundResult:

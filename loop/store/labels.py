@@ -54,3 +54,11 @@ def made_by_people(store: Store) -> dict[str, int]:
         "GROUP BY source ORDER BY source"
     )
     return dict(rows.fetchall())
+
+
+def people_labeled(store: Store) -> set[int]:
+    """Images with a consensus or adjudicated label."""
+    rows = store.db.execute(
+        "SELECT DISTINCT image_id FROM labels WHERE source IN ('consensus', 'adjudicated')"
+    )
+    return {r[0] for r in rows}
