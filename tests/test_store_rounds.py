@@ -1,0 +1,33 @@
+"""Rounds and the arms' labeled sets (loop/store/rounds.py); rounds run through them in
+test_rounds.py."""
+
+from loop.store import Store, rounds
+
+
+def test_a_round_is_started_once_and_updated_in_place(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        row = rounds.start_round(store, "main", 0, strategy="random", seed=1)
+        again = rounds.start_round(store, "main", 0, strategy="other", seed=2)
+        assert again["id"] == row["id"] and again["strategy"] == "random"
+        row = rounds.update_round(store, row["id"], {"status": "done", "batch": "[3, 4]"})
+        assert row["status"] == "done" and rounds.round_row(store, "main", 1) is None
+        rounds.start_round(store, "main", 1, strategy="random", seed=1)
+        rounds.update_round(store, rounds.round_row(store, "main", 1)["id"], {"batch": "[5]"})
+        assert rounds.batches(store, "main") == {3, 4, 5}
+        assert rounds.batches(store, "main", up_to=0) == {3, 4}
+
+
+def test_arm_images_are_added_once_and_counted_per_round(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i in (1, 2, 3):
+            store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
+        assert not rounds.has_arm(store, "main") and rounds.initial_images(store) == []
+        assert rounds.add_arm_images(store, "main", [1, 2], usable_from=0) == 2
+        assert rounds.add_arm_images(store, "main", [2], usable_from=0) == 2  # idempotent
+        assert rounds.add_arm_images(store, "main", [3], usable_from=1) == 1
+        assert rounds.add_arm_images(store, "main", [], usable_from=1) == 1
+        assert rounds.arm_images(store, "main") == [1, 2, 3]
+        assert rounds.arm_images(store, "main", before=0) == [1, 2]
+        assert rounds.has_arm(store, "main") and rounds.initial_images(store) == [1, 2]
+        assert rounds.annotations_of_image(store, 1) == 0
+        assert rounds.lead_seconds(store, [1, 2]) is None
