@@ -118,3 +118,23 @@ def test_the_annotation_summary_counts_what_waits_and_why(tmp_path):
         assert summary["annotations"] == {"a": 1} and summary["malformed"] == {"b": 1}
         assert q.annotation_summary(store, min_annotations=1)["too_few_annotations"] == 0
         assert q.reviews(store) == (0, 0)
+
+
+def test_annotations_by_task_image_and_account(tmp_path):
+    with _store(tmp_path) as store:
+        task = store.db["tasks"].get(1)
+        store.db["tasks"].update(1, {"round": 2, "arm": "main"})
+        q.write_annotations(store, task, [(None, _row("b")), (None, _row("a"))], {}, {"a", "b"})
+        store.db["annotations"].insert({**_row("c"), "status": "skipped"})
+        by_task = q.current_by_task(store)
+        assert [r["annotator"] for r in by_task[1]] == ["a", "b"]
+        assert by_task[1][0]["task_round"] == 2 and by_task[1][0]["task_overlap"] == 2
+        assert q.current_by_task(store, round=1) == {}
+        assert [r["annotator"] for r in q.annotations_of_task(store, 1)] == ["a", "b"]
+        both = q.annotations_of_task(store, 1, ("current", "skipped"))
+        assert [r["annotator"] for r in both] == ["a", "b", "c"]
+        assert q.annotators_of_image(store, 1) == ["a", "b"]
+        assert q.arms_of_tasks(store, [1]) == {1: "main"} and q.review_tasks(store) == []
+        store.db["annotators"].insert({"name": "a", "tool": "ls", "external_id": "3"})
+        assert q.has_account(store, "ls", "a") and not q.has_account(store, "ls", "z")
+        assert q.annotator_names(store, "ls") == {"3": "a"}

@@ -29,3 +29,13 @@ def test_labels_made_by_people_are_counted_by_source(tmp_path):
             store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
             store.db["labels"].insert({"image_id": i, "source": source, "kind": "mask"})
         assert made_by_people(store) == {"adjudicated": 1, "consensus": 2}
+
+
+def test_images_with_a_source_and_those_labeled_by_people(tmp_path):
+    from loop.store.labels import images_with, people_labeled
+
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i, source in enumerate(("truth", "consensus", "adjudicated")):
+            store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
+            store.db["labels"].insert({"image_id": i, "source": source, "kind": "mask"})
+        assert images_with(store, "truth") == {0} and people_labeled(store) == {1, 2}

@@ -30,8 +30,8 @@ from loop.annotate.push import PushReport, push
 from loop.core.agreement import consensus_mask
 from loop.core.images import read_mask
 from loop.errors import AdjudicationError
-from loop.store import dumps
-from loop.store.labels import save_label
+from loop.store import annotations, dumps
+from loop.store.labels import images_with, save_label
 from loop.study import Study
 from loop.types import AnnotationTool, Prediction
 
@@ -64,10 +64,7 @@ def check_request(study: Study, tool_name: str, *, reviewer: str, min_agreement:
             f"--min-agreement {min_agreement}: give a mean pairwise agreement in (0, 1], "
             "e.g. 0.7 (tasks below it are reviewed)"
         )
-    known = study.store.db.execute(
-        "SELECT 1 FROM annotators WHERE tool = ? AND name = ?", [tool_name, reviewer]
-    ).fetchone()
-    if known is None:
+    if not annotations.has_account(study.store, tool_name, reviewer):
         raise AdjudicationError(
             f"reviewer {reviewer!r} has no account in this study's Label Studio: run "
             f"`loop annotators add {study.path} {reviewer}` first"
@@ -93,9 +90,7 @@ def candidates(
         write=False,
         progress=progress,
     )
-    decided = {
-        r[0] for r in study.store.db.execute("SELECT image_id FROM labels WHERE source = ?", [_SRC])
-    }
+    decided = images_with(study.store, _SRC)
     return [t for t in report.tasks if t.adjudicate and t.image_id not in decided]
 
 
@@ -103,11 +98,7 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
     """Every annotator's current annotation of the task as a pre-annotation, then (for masks)
     their consensus."""
     image = study.store.image(item.image_id)
-    rows = list(
-        study.store.db["annotations"].rows_where(
-            "task_id = ? AND status = 'current'", [item.task_id], order_by="annotator"
-        )
-    )
+    rows = annotations.annotations_of_task(study.store, item.task_id)
     shape = (image["height"], image["width"])
     versions, masks = [], []
     for row in rows:
@@ -142,15 +133,8 @@ def send(
     Returns ``None`` when there is nothing to send."""
     if not items:
         return None
-    db = study.store.db
     by_image = {item.image_id: item for item in items}
-    arms = {
-        r[0]: r[1]
-        for r in db.execute(
-            f"SELECT id, arm FROM tasks WHERE id IN ({', '.join('?' for _ in items)})",
-            [item.task_id for item in items],
-        )
-    }
+    arms = annotations.arms_of_tasks(study.store, [item.task_id for item in items])
     groups: dict[tuple[str, int | None], list[dict]] = {}
     for item in items:
         key = (arms[item.task_id], item.round)
@@ -181,14 +165,9 @@ def send(
 
 def record(study: Study) -> RecordReport:
     """Store each reviewer's decision as the image's adjudicated label (idempotent)."""
-    db = study.store.db
     report = RecordReport()
-    for task in db["tasks"].rows_where("purpose = 'adjudicate'", order_by="id"):
-        rows = list(
-            db["annotations"].rows_where(
-                "task_id = ? AND status IN ('current', 'skipped')", [task["id"]]
-            )
-        )
+    for task in annotations.review_tasks(study.store):
+        rows = annotations.annotations_of_task(study.store, task["id"], ("current", "skipped"))
         for row in rows:
             if row["annotator"] != task["reviewer"]:
                 report.ignored.append(
@@ -209,15 +188,7 @@ def record(study: Study) -> RecordReport:
 
 def _store_decision(study: Study, task: dict, decision: dict) -> bool:
     """Write (or update) the adjudicated label; False when it is already stored as is."""
-    reviewed = [
-        r[0]
-        for r in study.store.db.execute(
-            "SELECT a.annotator FROM annotations a JOIN tasks t ON t.id = a.task_id "
-            "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status = 'current' "
-            "ORDER BY a.annotator",
-            [task["image_id"]],
-        )
-    ]
+    reviewed = annotations.annotators_of_image(study.store, task["image_id"])
     provenance = dumps(
         {
             "reviewer": task["reviewer"],

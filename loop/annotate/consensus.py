@@ -23,7 +23,7 @@ from loop.core.agreement import (
     percent_agreement,
 )
 from loop.core.images import count_objects, read_mask, write_labels
-from loop.store import dumps
+from loop.store import annotations, dumps
 from loop.store.labels import save_label
 from loop.study import Study
 
@@ -77,21 +77,11 @@ class AgreementReport:
 
 
 def _current_annotations(study: Study, round: int | None, image_ids=None) -> dict[int, list[dict]]:
-    sql = (
-        "SELECT a.*, t.round AS task_round, t.overlap AS task_overlap "
-        "FROM annotations a JOIN tasks t ON t.id = a.task_id "
-        "WHERE a.status = 'current' AND t.purpose = 'annotate'"
-    )
-    params: list = []
-    if round is not None:
-        sql += " AND t.round = ?"
-        params.append(round)
-    wanted = None if image_ids is None else set(image_ids)
-    by_task: dict[int, list[dict]] = {}
-    for row in study.store.db.query(sql + " ORDER BY a.task_id, a.annotator", params):
-        if wanted is None or row["image_id"] in wanted:
-            by_task.setdefault(row["task_id"], []).append(row)
-    return by_task
+    by_task = annotations.current_by_task(study.store, round=round)
+    if image_ids is None:
+        return by_task
+    wanted = set(image_ids)
+    return {t: rows for t, rows in by_task.items() if rows[0]["image_id"] in wanted}
 
 
 def _write_consensus(study: Study, image: dict, mask: np.ndarray) -> str:

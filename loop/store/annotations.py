@@ -315,3 +315,62 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
         # kept as sent but unusable (undecodable RLE, another tool's region): by annotator
         "malformed": dict(malformed.fetchall()),
     }
+
+
+def current_by_task(store: Store, *, round: int | None = None) -> dict[int, list[dict]]:
+    """Task id -> the current annotations of whole-image annotation tasks (of one round, when
+    given), with the task's round and overlap, by annotator."""
+    sql = (
+        "SELECT a.*, t.round AS task_round, t.overlap AS task_overlap "
+        "FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "WHERE a.status = 'current' AND t.purpose = 'annotate'"
+    )
+    params: list = []
+    if round is not None:
+        sql += " AND t.round = ?"
+        params.append(round)
+    by_task: dict[int, list[dict]] = {}
+    for row in store.db.query(sql + " ORDER BY a.task_id, a.annotator", params):
+        by_task.setdefault(row["task_id"], []).append(row)
+    return by_task
+
+
+def annotations_of_task(store: Store, task_id: int, statuses=("current",)) -> list[dict]:
+    """A task's annotations with one of ``statuses``, by annotator."""
+    marks = ", ".join("?" for _ in statuses)
+    rows = store.db["annotations"].rows_where(
+        f"task_id = ? AND status IN ({marks})", [task_id, *statuses], order_by="annotator"
+    )
+    return list(rows)
+
+
+def annotators_of_image(store: Store, image_id: int) -> list[str]:
+    """Who has a current annotation of the image's annotation task, by name."""
+    rows = store.db.execute(
+        "SELECT a.annotator FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status = 'current' "
+        "ORDER BY a.annotator",
+        [image_id],
+    )
+    return [r[0] for r in rows]
+
+
+def has_account(store: Store, tool: str, name: str) -> bool:
+    row = store.db.execute(
+        "SELECT 1 FROM annotators WHERE tool = ? AND name = ?", [tool, name]
+    ).fetchone()
+    return row is not None
+
+
+def arms_of_tasks(store: Store, task_ids) -> dict[int, str]:
+    """Task id -> the arm that chose its image."""
+    ids = list(task_ids)
+    rows = store.db.execute(
+        f"SELECT id, arm FROM tasks WHERE id IN ({', '.join('?' for _ in ids)})", ids
+    )
+    return dict(rows.fetchall())
+
+
+def review_tasks(store: Store) -> list[dict]:
+    """Adjudication tasks, oldest first."""
+    return list(store.db["tasks"].rows_where("purpose = 'adjudicate'", order_by="id"))

@@ -62,3 +62,9 @@ def people_labeled(store: Store) -> set[int]:
         "SELECT DISTINCT image_id FROM labels WHERE source IN ('consensus', 'adjudicated')"
     )
     return {r[0] for r in rows}
+
+
+def images_with(store: Store, source: str) -> set[int]:
+    """Images that have a label of ``source``."""
+    rows = store.db.execute("SELECT image_id FROM labels WHERE source = ?", [source])
+    return {r[0] for r in rows}
