@@ -45,6 +45,8 @@ from loop.errors import (
 )
 from loop.faults import crash_points
 from loop.store import dumps, meta_column, utcnow
+from loop.store.images import add_image, update_image
+from loop.store.labels import add_truth, update_label
 from loop.study import Study
 
 MASK_EXTENSIONS = (".tif", ".tiff", ".png")
@@ -230,19 +232,7 @@ class _Ingest:
         existing = store.image_by_path(root, found.rel)
         with store.atomic():
             if existing is None:
-                image_id = (
-                    store.db["images"]
-                    .insert(
-                        {
-                            **row,
-                            "split": "pool",
-                            "version": 1,
-                            "ingested_at": now,
-                            "updated_at": now,
-                        }
-                    )
-                    .last_pk
-                )
+                image_id = add_image(store, row, now=now)
                 self.crash.hit("ingest.image")
                 self._write_truth(image_id, found, now, old=None)
                 outcome = "added"
@@ -258,9 +248,7 @@ class _Ingest:
                         changed = True
                 changed |= self._write_truth(image_id, found, now, old=store.truth(image_id))
                 if changed:
-                    store.db["images"].update(
-                        image_id, {**row, "version": existing["version"] + 1, "updated_at": now}
-                    )
+                    update_image(store, existing, row, now=now)
                 outcome = "updated" if changed else "unchanged"
             store.clear_skipped(str(self.root / found.rel))
         self.crash.hit("ingest.file")
@@ -289,18 +277,7 @@ class _Ingest:
         else:
             return False  # nothing given this time: keep what the study has
         if old is None:
-            self.store.db["labels"].insert(
-                {
-                    "image_id": image_id,
-                    "source": "truth",
-                    "annotator": "",
-                    "method": "ingest",
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                    **label,
-                }
-            )
+            add_truth(self.store, image_id, label, now=now)
             return True
         old_value = old["mask_sha256"] if field_name == "mask" else old["class"]
         if old_value == new_value and old["mask_path"] == label["mask_path"]:
@@ -311,9 +288,7 @@ class _Ingest:
             {"value": old_value, "path": old["mask_path"]},
             {"value": new_value, "path": label["mask_path"]},
         )
-        self.store.db["labels"].update(
-            old["id"], {**label, "version": old["version"] + 1, "updated_at": now}
-        )
+        update_label(self.store, old, label, now=now)
         return True
 
     def skip(self, path: Path, error: ImageError) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loop.errors import SplitError
-from loop.store import dumps, meta_column, utcnow
+from loop.store import images, labels, meta_column
 from loop.study import Study
 
 IMAGE_COLUMNS = ("name", "path", "root", "channels", "dtype", "height", "width")
@@ -55,13 +55,10 @@ def parse_where(expressions) -> list[Condition]:
 def _value_getter(study: Study, key: str):
     """A function image-row -> value for a metadata key, an image column or ``class``."""
     if key == "class":
-        truth = {
-            r["image_id"]: r["class"]
-            for r in study.store.db["labels"].rows_where("source = 'truth' and kind = 'class'")
-        }
+        truth = labels.truth_classes(study.store)
         return lambda row: truth.get(row["id"])
     column = key if key in IMAGE_COLUMNS else meta_column(key)
-    if column not in {c.name for c in study.store.db["images"].columns}:
+    if not images.has_column(study.store, column):
         known = sorted(set(study.store.meta_columns()) | set(IMAGE_COLUMNS) | {"class"})
         raise SplitError(f"unknown image column {key!r}; known: {', '.join(known)}")
     return lambda row: row[column]
@@ -157,8 +154,7 @@ def split_study(
     """
     store = study.store
     if not force:
-        n_tasks = store.db["tasks"].count
-        n_annot = store.db["labels"].count_where("source != 'truth'")
+        n_tasks, n_annot = images.people_work(store)
         if n_tasks or n_annot:
             raise SplitError(
                 f"the study already has {n_tasks} pushed tasks and {n_annot} annotated labels; "
@@ -173,7 +169,7 @@ def split_study(
     if not eligible:
         raise SplitError(f"no image matches {' and '.join(where)}")
     getters = [_value_getter(study, key) for key in stratify]
-    has_truth = {r["image_id"] for r in store.db["labels"].rows_where("source = 'truth'")}
+    has_truth = labels.images_with(store, "truth")
 
     def strata_of(rows):
         strata = defaultdict(list)
@@ -202,28 +198,12 @@ def split_study(
         }
         for key, ids in strata_of(eligible).items()
     }
-    with store.atomic() as db:
-        for split in counts:
-            ids = [i for i, s in assignment.items() if s == split]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                db.execute(
-                    f"UPDATE images SET split = ? WHERE id IN ({','.join('?' * len(chunk))})",
-                    [split, *chunk],
-                )
-        db["splits"].insert(
-            {
-                "params": dumps(
-                    {
-                        "test": test,
-                        "initial": initial,
-                        "seed": seed,
-                        "where": list(where),
-                        "stratify": list(stratify),
-                    }
-                ),
-                "counts": dumps(counts),
-                "at": utcnow(),
-            }
-        )
+    params = {
+        "test": test,
+        "initial": initial,
+        "seed": seed,
+        "where": list(where),
+        "stratify": list(stratify),
+    }
+    images.set_splits(store, assignment, params=params, counts=counts)
     return SplitResult(counts=counts, stratify=tuple(stratify), by_stratum=by_stratum)

@@ -68,3 +68,22 @@ def images_with(store: Store, source: str) -> set[int]:
     """Images that have a label of ``source``."""
     rows = store.db.execute("SELECT image_id FROM labels WHERE source = ?", [source])
     return {r[0] for r in rows}
+
+
+def truth_classes(store: Store) -> dict[int, str]:
+    """Image id -> its ground-truth class (classification studies)."""
+    rows = store.db["labels"].rows_where("source = 'truth' and kind = 'class'")
+    return {r["image_id"]: r["class"] for r in rows}
+
+
+def add_truth(store: Store, image_id: int, label: dict, *, now: str) -> None:
+    """Insert an image's ground truth (from ingest)."""
+    row = {"image_id": image_id, "source": "truth", "annotator": "", "method": "ingest"}
+    with store.atomic() as db:
+        db["labels"].insert({**row, "version": 1, "created_at": now, "updated_at": now, **label})
+
+
+def update_label(store: Store, old: dict, label: dict, *, now: str) -> None:
+    """Rewrite a label in place, its version + 1."""
+    with store.atomic() as db:
+        db["labels"].update(old["id"], {**label, "version": old["version"] + 1, "updated_at": now})
