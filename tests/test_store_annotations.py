@@ -138,3 +138,12 @@ def test_annotations_by_task_image_and_account(tmp_path):
         store.db["annotators"].insert({"name": "a", "tool": "ls", "external_id": "3"})
         assert q.has_account(store, "ls", "a") and not q.has_account(store, "ls", "z")
         assert q.annotator_names(store, "ls") == {"3": "a"}
+
+
+def test_annotators_and_their_work(tmp_path):
+    with _store(tmp_path) as store:
+        store.db["annotators"].insert({"name": "a", "tool": "ls", "profile": "careful"})
+        assert [r["profile"] for r in q.annotators(store)] == ["careful"]
+        task = store.db["tasks"].get(1)
+        q.write_annotations(store, task, [(None, {**_row("a"), "lead_time": 1800.0})], {}, {"a"})
+        assert q.work_by_annotator(store) == {"a": (1, 0.5)}

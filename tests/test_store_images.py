@@ -51,3 +51,14 @@ def test_images_are_added_versioned_and_split(tmp_path):
         labels.update_label(store, labels.label_of(store, first, "truth"), {"class": "c"}, now="t2")
         assert labels.label_of(store, first, "truth")["version"] == 2
         assert images.people_work(store) == (0, 0)
+
+
+def test_images_in_splits_with_a_column_and_whether_split(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        assert not images.has_split(store)
+        first = images.add_image(store, {"root": "r", "path": "a", "sha256": "1"}, now="t")
+        images.set_splits(store, {first: "test"}, params={}, counts={})
+        assert images.has_split(store)
+        (row,) = images.images_in(store, ["test"], "path")
+        assert (row["id"], row["grp"]) == (first, "a")
+        assert images.images_in(store, ["pool"], "path") == []

@@ -39,3 +39,14 @@ def test_images_with_a_source_and_those_labeled_by_people(tmp_path):
             store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
             store.db["labels"].insert({"image_id": i, "source": source, "kind": "mask"})
         assert images_with(store, "truth") == {0} and people_labeled(store) == {1, 2}
+
+
+def test_labels_from_sources(tmp_path):
+    from loop.store.labels import labels_from
+
+    with Store(tmp_path / "loop.db", create=True) as store:
+        store.db["images"].insert({"id": 1, "root": "r", "path": "a", "sha256": "x"})
+        for source in ("truth", "consensus"):
+            store.db["labels"].insert({"image_id": 1, "source": source, "kind": "mask"})
+        assert [r["source"] for r in labels_from(store, ["consensus"])] == ["consensus"]
+        assert len(labels_from(store, ("truth", "consensus"))) == 2

@@ -129,12 +129,13 @@ def annotators_add(
 @annotators_app.command("list")
 def annotators_list(study: StudyArg, as_json: JsonOpt = False) -> None:
     """List the study's annotators (names, emails, noise profiles; never tokens)."""
+    from loop.store.annotations import annotators
     from loop.study import open_study
 
     with open_study(study) as s:
         rows = [
             {k: r[k] for k in ("name", "tool", "external_id", "email", "profile")}
-            for r in s.store.db["annotators"].rows
+            for r in annotators(s.store)
         ]
     if as_json:
         emit_json(rows)

@@ -412,6 +412,7 @@ def demo(
     from loop.reports.status import round_summaries
     from loop.rounds import RoundOptions
     from loop.rounds import run as run_rounds
+    from loop.store.images import has_split
     from loop.study import init_study, open_study
 
     source = data or find_dsb()
@@ -445,7 +446,7 @@ def demo(
                 progress=lambda done, total: bar.update(job, completed=done, total=total),
             )
         err.print(f"ingested {report.valid} images ({report.added} new)")
-        if not s.store.db["splits"].count:  # a re-run keeps the study's split
+        if not has_split(s.store):  # a re-run keeps the study's split
             split_study(s, test=n_test, initial=n_initial, seed=0, where=["modality=fluorescence"])
         server = None
         if env_server() is None:

@@ -17,8 +17,9 @@ def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> 
     """Accounts for simulated annotators (made if missing); returns name -> noise profile:
     the one chosen, else the one stored, else careful, average, sloppy by position."""
     from loop.noise import DEFAULT_ORDER, profile_named
+    from loop.store.annotations import annotators
 
-    stored = {r["name"]: r["profile"] for r in s.store.db["annotators"].rows}
+    stored = {r["name"]: r["profile"] for r in annotators(s.store)}
     profiles = {}
     for i, name in enumerate(names):
         profiles[name] = (

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from loop.core.files import atomic_path
 from loop.errors import NothingToExport
+from loop.store.labels import labels_from
 from loop.study import Study
 
 EXPORT_SOURCES = ("adjudicated", "consensus")
@@ -68,9 +69,7 @@ def export(
     sources = EXPORT_SOURCES + (("truth",) if truth else ())
     rank = {s: i for i, s in enumerate(sources)}
     best: dict[int, dict] = {}
-    for row in study.store.db["labels"].rows_where(
-        f"source IN ({', '.join('?' for _ in sources)})", list(sources)
-    ):
+    for row in labels_from(study.store, sources):
         held = best.get(row["image_id"])
         if held is None or rank[row["source"]] < rank[held["source"]]:
             best[row["image_id"]] = row

@@ -26,7 +26,8 @@ from loop.errors import RoundError
 from loop.models.family import family
 from loop.reports import plots
 from loop.reports.status import round_summaries
-from loop.store import utcnow
+from loop.store import annotations, models, utcnow
+from loop.store.labels import label_of
 from loop.study import Study
 
 PLATEAU = 0.01  # gain per round under which the curve is called flat
@@ -105,17 +106,8 @@ def _table(header: list[str], rows: list[list]) -> str:
 def annotator_rows(study: Study, rounds: list[dict], arm: str = "main") -> list[list]:
     """Per annotator: annotations, hours, agreement with the others' consensus and, where
     ground truth exists (simulations), F1 (or accuracy) against it, over an arm's rounds."""
-    db = study.store.db
-    stats = {
-        name: (n, hours)
-        for name, n, hours in db.execute(
-            "SELECT a.annotator, count(*), coalesce(sum(a.lead_time), 0) / 3600.0 "
-            "FROM annotations a JOIN tasks t ON t.id = a.task_id "
-            "WHERE a.status = 'current' AND t.purpose != 'tile' "  # a tiled image counts once
-            "GROUP BY a.annotator ORDER BY a.annotator"
-        )
-    }
-    profiles = dict(db.execute("SELECT name, profile FROM annotators").fetchall())
+    stats = annotations.work_by_annotator(study.store)
+    profiles = {r["name"]: r["profile"] for r in annotations.annotators(study.store)}
     agreement: dict[str, list] = {}
     truth: dict[str, list] = {}
     for r in rounds:
@@ -151,11 +143,8 @@ def _gallery(
         return []
 
     model_id = main[-1]["model_id"]
-    db = study.store.db
     picks: list[tuple[int, str, dict]] = []  # image id, caption, reference label
-    evaluation = next(
-        db["evaluations"].rows_where("model_id = ? AND split = 'test'", [model_id]), None
-    )
+    evaluation = models.evaluation(study.store, model_id, "test")
     if evaluation:
         per_image = sorted(json.loads(evaluation["per_image"]), key=lambda p: p["ap50"])
         for p in per_image[: (n + 1) // 2]:
@@ -167,9 +156,7 @@ def _gallery(
         for image_id in batches[-1]["batch"]:
             if len(picks) >= n:
                 break
-            label = next(
-                db["labels"].rows_where("image_id = ? AND source = 'consensus'", [image_id]), None
-            )
+            label = label_of(study.store, image_id, "consensus")
             if label:
                 caption = f"chosen in round {batches[-1]['round']} (hardest), vs consensus"
                 picks.append((image_id, caption, label))

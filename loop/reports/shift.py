@@ -28,6 +28,7 @@ from loop.core.images import read_image
 from loop.errors import ShiftError
 from loop.learn.labels import image_path
 from loop.store import META_PREFIX, meta_column
+from loop.store.images import images_in
 from loop.study import Study
 
 FEATURES = (
@@ -250,7 +251,6 @@ def shift_report(
     ShiftError
         When the key is unknown, has a single group, or no image is in ``splits``.
     """
-    db = study.store.db
     key = default_key(study) if key is None else key
     if key == "split":
         column = "split"
@@ -260,14 +260,7 @@ def shift_report(
             raise ShiftError(
                 f"--by {key}: no such metadata key (known: {', '.join(known) or 'none'}; or split)"
             )
-    marks = ", ".join("?" for _ in splits)
-    images = list(
-        db.query(
-            f'SELECT id, root, path, split, "{column}" AS grp FROM images '
-            f"WHERE split IN ({marks}) ORDER BY id",
-            list(splits),
-        )
-    )
+    images = images_in(study.store, splits, column)
     if not images:
         raise ShiftError(f"no image in the splits {', '.join(splits)}")
     labels = np.array(["(none)" if r["grp"] is None else str(r["grp"]) for r in images])

@@ -374,3 +374,19 @@ def arms_of_tasks(store: Store, task_ids) -> dict[int, str]:
 def review_tasks(store: Store) -> list[dict]:
     """Adjudication tasks, oldest first."""
     return list(store.db["tasks"].rows_where("purpose = 'adjudicate'", order_by="id"))
+
+
+def annotators(store: Store) -> list[dict]:
+    """The study's annotator accounts (name, tool, user id, email, noise profile)."""
+    return list(store.db["annotators"].rows)
+
+
+def work_by_annotator(store: Store) -> dict[str, tuple[int, float]]:
+    """Annotator -> (current annotations of whole images, hours of lead time)."""
+    rows = store.db.execute(
+        "SELECT a.annotator, count(*), coalesce(sum(a.lead_time), 0) / 3600.0 "
+        "FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "WHERE a.status = 'current' AND t.purpose != 'tile' "  # a tiled image counts once
+        "GROUP BY a.annotator ORDER BY a.annotator"
+    )
+    return {name: (n, hours) for name, n, hours in rows}

@@ -81,3 +81,20 @@ def has_column(store: Store, column: str) -> bool:
 def people_work(store: Store) -> tuple[int, int]:
     """(tasks pushed, labels that are not ground truth): what a re-split would move."""
     return store.db["tasks"].count, store.db["labels"].count_where("source != 'truth'")
+
+
+def images_in(store: Store, splits, column: str) -> list[dict]:
+    """id, root, path, split and ``column`` (as ``grp``) of the images in ``splits``."""
+    splits = list(splits)
+    marks = ", ".join("?" for _ in splits)
+    rows = store.db.query(
+        f'SELECT id, root, path, split, "{column}" AS grp FROM images '
+        f"WHERE split IN ({marks}) ORDER BY id",
+        splits,
+    )
+    return list(rows)
+
+
+def has_split(store: Store) -> bool:
+    """Whether the study's images were ever split."""
+    return bool(store.db["splits"].count)

@@ -87,3 +87,10 @@ def update_label(store: Store, old: dict, label: dict, *, now: str) -> None:
     """Rewrite a label in place, its version + 1."""
     with store.atomic() as db:
         db["labels"].update(old["id"], {**label, "version": old["version"] + 1, "updated_at": now})
+
+
+def labels_from(store: Store, sources) -> list[dict]:
+    """Every label of one of ``sources``."""
+    sources = list(sources)
+    rows = store.db["labels"].rows_where(f"source IN ({', '.join('?' for _ in sources)})", sources)
+    return list(rows)
