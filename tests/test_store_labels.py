@@ -50,3 +50,22 @@ def test_labels_from_sources(tmp_path):
             store.db["labels"].insert({"image_id": 1, "source": source, "kind": "mask"})
         assert [r["source"] for r in labels_from(store, ["consensus"])] == ["consensus"]
         assert len(labels_from(store, ("truth", "consensus"))) == 2
+
+
+def test_truth_only_keeps_ground_truth_and_moves_images(tmp_path):
+    from loop.store.db import backup
+    from loop.store.labels import truth_only
+
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i, split in ((1, "pool"), (2, "labeled")):
+            store.db["images"].insert(
+                {"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}", "split": split}
+            )
+        store.db["labels"].insert({"image_id": 1, "source": "truth", "kind": "mask"})
+        store.db["labels"].insert({"image_id": 2, "source": "consensus", "kind": "mask"})
+        backup(store, tmp_path / "copy.db")
+        truth_only(store)
+        assert store.count_by("split") == {"labeled": 1, "pool": 1}
+        assert store.image(1)["split"] == "labeled" and store.db["labels"].count == 1
+    with Store(tmp_path / "copy.db") as copy:  # the backup is the study before
+        assert copy.db["labels"].count == 2

@@ -31,3 +31,9 @@ def test_an_evaluation_is_stored_once_per_model_and_split(tmp_path):
             models.add_evaluation(store, {"model_id": model_id, "split": "test", "metrics": value})
         assert models.evaluation(store, model_id, "test")["metrics"] == '{"ap50": 1}'
         assert store.db["evaluations"].count == 1
+
+
+def test_steps_of_models_are_summed(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        ids = [models.add(store, _model(params=p)) for p in ('{"steps": 100}', "{}", None)]
+        assert models.steps_of(store, ids) == 100 and models.steps_of(store, []) == 0

@@ -31,3 +31,12 @@ def test_arm_images_are_added_once_and_counted_per_round(tmp_path):
         assert rounds.has_arm(store, "main") and rounds.initial_images(store) == [1, 2]
         assert rounds.annotations_of_image(store, 1) == 0
         assert rounds.lead_seconds(store, [1, 2]) is None
+
+
+def test_the_initial_images_are_counted_once(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i in (1, 2):
+            store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
+        rounds.add_arm_images(store, "a", [1, 2], usable_from=0)
+        rounds.add_arm_images(store, "b", [1, 2], usable_from=0)
+        assert rounds.initial_count(store) == 2

@@ -28,8 +28,6 @@ Definitions
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,10 @@ from loop.core.metrics import HEADLINE
 from loop.errors import RoundError
 from loop.reports.status import round_summaries
 from loop.rounds.round import Annotate, Log, Progress, RoundOptions, current_round, run_round
+from loop.store.db import backup
+from loop.store.labels import truth_only
+from loop.store.models import steps_of
+from loop.store.rounds import initial_count
 from loop.study import Study, open_study
 from loop.types import AnnotationTool
 
@@ -367,9 +369,7 @@ def _points(study: Study, arm: str) -> list[tuple[float, float]]:
 def steps_used(study: Study, arm: str) -> int:
     """Training steps of the distinct models an arm used over its rounds."""
     ids = {r["model_id"] for r in study.store.rounds(arm) if r["model_id"]}
-    return sum(
-        json.loads(study.store.db["models"].get(i)["params"] or "{}").get("steps", 0) for i in ids
-    )
+    return steps_of(study.store, ids)
 
 
 def full_pool(
@@ -403,21 +403,9 @@ def full_pool(
     if not (folder / "loop.db").is_file():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "loop.toml").write_text((study.path / "loop.toml").read_text())
-        target = sqlite3.connect(folder / "loop.db")
-        study.store.db.conn.backup(target)
-        target.close()
+        backup(study.store, folder / "loop.db")
     with open_study(folder) as copy:
-        db = copy.store.db
-        with copy.store.atomic():
-            db.execute("DELETE FROM labels WHERE source IN ('consensus', 'adjudicated')")
-            db.execute(
-                "UPDATE images SET split = 'labeled' WHERE split = 'pool' AND id IN "
-                "(SELECT image_id FROM labels WHERE source = 'truth')"
-            )
-            db.execute(
-                "UPDATE images SET split = 'pool' WHERE split = 'labeled' AND id NOT IN "
-                "(SELECT image_id FROM labels WHERE source = 'truth')"
-            )
+        truth_only(copy.store)
         items = learn.training_labels(copy)
         if not items:
             raise RoundError("no pool image has a ground truth: the full-pool model needs one")
@@ -547,14 +535,10 @@ def label_efficiency(
             "full_pool_chunks": options.full_pool_chunks,
             "full_pool_plateau": options.full_pool_plateau,
             "initial": _initial(study),
-            "test_images": study.store.db.execute(
-                "SELECT count(*) FROM images WHERE split = 'test'"
-            ).fetchone()[0],
+            "test_images": study.store.count_by("split").get("test", 0),
         },
     }
 
 
 def _initial(study: Study) -> int:
-    return study.store.db.execute(
-        "SELECT count(DISTINCT image_id) FROM arm_images WHERE round = 0"
-    ).fetchone()[0]
+    return initial_count(study.store)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -182,3 +183,12 @@ class Store:
     def rounds(self, arm: str | None = None) -> list[dict]:
         where, params = ("arm = ?", [arm]) if arm else (None, [])
         return list(self.db["rounds"].rows_where(where, params, order_by="arm, round"))
+
+
+def backup(store: Store, path: str | Path) -> None:
+    """Copy the database, consistently, to a new SQLite file at ``path``."""
+    target = sqlite3.connect(path)
+    try:
+        store.db.conn.backup(target)
+    finally:
+        target.close()

@@ -94,3 +94,18 @@ def labels_from(store: Store, sources) -> list[dict]:
     sources = list(sources)
     rows = store.db["labels"].rows_where(f"source IN ({', '.join('?' for _ in sources)})", sources)
     return list(rows)
+
+
+def truth_only(store: Store) -> None:
+    """Make a copy of a study train on ground truth alone: labels made by people removed, every
+    pool image with ground truth labeled, and labeled ones without it back in the pool."""
+    with store.atomic() as db:
+        db.execute("DELETE FROM labels WHERE source IN ('consensus', 'adjudicated')")
+        db.execute(
+            "UPDATE images SET split = 'labeled' WHERE split = 'pool' AND id IN "
+            "(SELECT image_id FROM labels WHERE source = 'truth')"
+        )
+        db.execute(
+            "UPDATE images SET split = 'pool' WHERE split = 'labeled' AND id NOT IN "
+            "(SELECT image_id FROM labels WHERE source = 'truth')"
+        )

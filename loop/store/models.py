@@ -3,6 +3,8 @@ decision) and of their cached evaluations. Functions take a :class:`~loop.store.
 
 from __future__ import annotations
 
+import json
+
 from loop.store.db import Store
 
 
@@ -55,3 +57,9 @@ def add_evaluation(store: Store, row: dict) -> None:
     """Store a model's evaluation on a split (replacing one of the same key)."""
     with store.atomic() as db:
         db["evaluations"].insert(row, replace=True)
+
+
+def steps_of(store: Store, model_ids) -> int:
+    """Training steps of these models (``params.steps``), summed."""
+    rows = (store.db["models"].get(i) for i in model_ids)
+    return sum(json.loads(r["params"] or "{}").get("steps", 0) for r in rows)

@@ -109,3 +109,10 @@ def add_arm_images(store: Store, arm: str, image_ids, *, usable_from: int) -> in
     return store.db.execute(
         "SELECT count(*) FROM arm_images WHERE arm = ? AND round = ?", [arm, usable_from]
     ).fetchone()[0]
+
+
+def initial_count(store: Store) -> int:
+    """Images every arm started from."""
+    return store.db.execute(
+        "SELECT count(DISTINCT image_id) FROM arm_images WHERE round = 0"
+    ).fetchone()[0]
