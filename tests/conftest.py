@@ -155,3 +155,11 @@ def cli_seg_study(folder: Path, nuclei_folder: Path) -> Path:
     run("ingest", folder, nuclei_folder / "images", "--masks", nuclei_folder / "masks")
     run("split", folder, "--test", 2, "--initial", 2)
     return folder
+
+
+def clusters(sizes, rng=0, spread=0.05):
+    """Embeddings of shape (sum(sizes), 3) in well-separated clusters of these sizes, and each
+    row's cluster: the input of the selector and strategy tests."""
+    rng = np.random.default_rng(rng)
+    parts = [rng.normal(5.0 * i, spread, (n, 3)) for i, n in enumerate(sizes)]
+    return np.concatenate(parts), np.repeat(np.arange(len(sizes)), sizes)
