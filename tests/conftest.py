@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image
 
+from loop.config import ModelConfig
 from loop.data.synthetic import synthetic_nuclei
 from loop.study import init_study
 
@@ -163,3 +165,17 @@ def clusters(sizes, rng=0, spread=0.05):
     rng = np.random.default_rng(rng)
     parts = [rng.normal(5.0 * i, spread, (n, 3)) for i, n in enumerate(sizes)]
     return np.concatenate(parts), np.repeat(np.arange(len(sizes)), sizes)
+
+
+CPU = torch.device("cpu")
+TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max_steps=40)
+"""A Cellpose network small enough to train in seconds on the CPU."""
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """Four synthetic 64x64 images with nuclei, and their training data (32 px crops)."""
+    from loop.models.cellpose_train import prepare
+
+    pairs = [synthetic_nuclei((64, 64), 6, radius=(4, 7), rng=i) for i in range(4)]
+    return pairs, prepare([p[0] for p in pairs], [p[1] for p in pairs], crop=32, device=CPU)

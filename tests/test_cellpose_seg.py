@@ -3,20 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import CPU, TINY
 
 from loop.config import AugmentConfig, ModelConfig
 from loop.data.synthetic import synthetic_nuclei
 from loop.errors import ModelError
 from loop.models import cellpose_seg as cs
-
-CPU = torch.device("cpu")
-TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max_steps=40)
-
-
-@pytest.fixture(scope="module")
-def tiny_data():
-    pairs = [synthetic_nuclei((64, 64), 6, radius=(4, 7), rng=i) for i in range(4)]
-    return pairs, cs.prepare([p[0] for p in pairs], [p[1] for p in pairs], crop=32, device=CPU)
+from loop.models import cellpose_train as ct
 
 
 def test_net_pads_style_for_run_net():
@@ -25,53 +18,10 @@ def test_net_pads_style_for_run_net():
     assert y.shape == (1, 3, 32, 32) and style.shape == (1, 256)
 
 
-def test_prepare_pads_small_images_and_checks_shapes():
-    image, mask = synthetic_nuclei((20, 24), 2, radius=(3, 4), rng=0)
-    data = cs.prepare([image], [mask], crop=32, device=CPU)
-    assert data.images[0].shape == (2, 32, 32) and data.targets[0].shape == (3, 32, 32)
-    with pytest.raises(ModelError, match=r"image of shape \(20, 24\) has a mask of shape"):
-        cs.prepare([image], [mask[:10]], crop=32, device=CPU)
-
-
-def test_training_lowers_the_loss_and_is_reproducible(tiny_data):
-    _, data = tiny_data
-
-    def run(seed):
-        net = cs.build_net(TINY.nbase, CPU, seed=seed)
-        return cs.train(
-            net,
-            data,
-            config=TINY,
-            augment=AugmentConfig(),
-            steps=30,
-            rng=np.random.default_rng(seed),
-        )
-
-    a, b, c = run(0), run(0), run(1)
-    assert a.losses[-1] < a.losses[0]
-    same = all(
-        torch.equal(x, y) for x, y in zip(a.net.state_dict().values(), b.net.state_dict().values())
-    )
-    assert same and a.losses == b.losses
-    assert a.losses != c.losses
-
-
-def test_training_without_images_is_an_error():
-    with pytest.raises(ModelError, match="no labeled images to train on"):
-        cs.train(
-            cs.build_net(TINY.nbase, CPU),
-            cs.TrainingData([], [], []),
-            config=TINY,
-            augment=AugmentConfig(),
-            steps=1,
-            rng=np.random.default_rng(0),
-        )
-
-
 def test_segment_measures_and_tta(tiny_data):
     pairs, data = tiny_data
     net = cs.build_net(TINY.nbase, CPU)
-    cs.train(
+    ct.train(
         net, data, config=TINY, augment=AugmentConfig(), steps=40, rng=np.random.default_rng(0)
     )
     seg = cs.segment(net, pairs[0][0], config=TINY, tta=True)
@@ -79,20 +29,6 @@ def test_segment_measures_and_tta(tiny_data):
     assert set(seg.measures) == {"flow_error", "entropy", "n_objects", "tta", "count"}
     assert seg.style.shape == (32,) and np.isclose(np.linalg.norm(seg.style), 1, atol=1e-5)
     assert 0 <= seg.measures["tta"] <= 1
-
-
-def test_tta_disagreement_of_identical_and_different_masks():
-    a = np.zeros((8, 8), int)
-    a[1:4, 1:4] = 1
-    assert cs.tta_disagreement([a, a, a]) == (0.0, 0.0)
-    b = np.zeros_like(a)
-    iou, cv = cs.tta_disagreement([a, b])
-    assert iou == 1.0 and cv == pytest.approx(1.0)
-
-
-def test_foreground_entropy():
-    assert cs.foreground_entropy(np.full((4, 4), -20.0)) == 0.0
-    assert cs.foreground_entropy(np.zeros((4, 4))) == pytest.approx(1.0)
 
 
 def test_save_load_round_trip(tmp_path):
@@ -147,13 +83,6 @@ def test_stock_width_export_loads_in_stock_cellpose(tmp_path):
     image, _ = synthetic_nuclei((64, 64), 3, rng=0)
     masks, flows, _ = model.eval(image, channels=[0, 0], diameter=30)
     assert masks.shape == image.shape
-
-
-def test_n_steps_bounds_and_warm_fraction():
-    config = ModelConfig(epochs=10, min_steps=50, max_steps=60, warm_fraction=0.5)
-    assert cs.n_steps(8, config, warm=False) == 50
-    assert cs.n_steps(800, config, warm=False) == 60
-    assert cs.n_steps(800, config, warm=True) == 30
 
 
 def test_auto_polarity_makes_dark_objects_on_bright_look_like_fluorescence():

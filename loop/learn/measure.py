@@ -108,7 +108,7 @@ def measure_folder(
         raise MeasureError(f"no image in {folder} (looked for {', '.join(extensions)} files)")
     model = row = None
     if masks is None:
-        from loop.models.cellpose_seg import cell_probability
+        from loop.models.cellpose_measures import cell_probability
 
         row = model_row(study, model_id)
         model = load_model(study, row, gpu)

@@ -187,12 +187,13 @@ def _train_segmentation(
     study, items, *, seed, steps, parent, extend, arm, gpu, progress
 ) -> TrainReport:
     from loop.models import cellpose_seg as cs
+    from loop.models import cellpose_train as ct
 
     config, augment = study.config.model, study.config.augment
     seed = config.seed if seed is None else seed
     train_items, val_items = validation_split(items, config.val_fraction)
     warm = bool(parent and (config.warm_start or extend))
-    budget = steps or cs.n_steps(len(train_items), config, warm=warm)
+    budget = steps or ct.n_steps(len(train_items), config, warm=warm)
     params = {
         "config": asdict(config),
         "augment": asdict(augment),
@@ -220,7 +221,7 @@ def _train_segmentation(
         images.append(read_image(image_path(image)))
         masks.append(_mask_of(study, image, label))
         progress("reading labels", i + 1, len(train_items))
-    data = cs.prepare(images, masks, crop=config.crop, device=device, invert=config.invert)
+    data = ct.prepare(images, masks, crop=config.crop, device=device, invert=config.invert)
     del images, masks
     if warm:
         net = cs.load(study.resolve(parent["path"]), device)
@@ -229,7 +230,7 @@ def _train_segmentation(
     else:
         net = cs.build_net(config.nbase, device, seed=seed)
     net.invert = config.invert  # trained (and saved) with the study's polarity
-    result = cs.train(
+    result = ct.train(
         net,
         data,
         config=config,

@@ -24,10 +24,8 @@ Saved models: ``<name>.pt`` is a plain ``state_dict`` (as ``CPnet.save_model`` w
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +35,18 @@ from cellpose import core, dynamics, resnet_torch
 from cellpose import metrics as cp_metrics
 from skimage.segmentation import relabel_sequential
 
-from loop.config import AugmentConfig, ModelConfig
-from loop.core.augment import dihedral, dihedral_flows, elastic, photometric, undo_dihedral
+from loop.config import ModelConfig
+from loop.core.augment import dihedral, dihedral_flows, undo_dihedral
 from loop.core.files import atomic_path
 from loop.core.images import normalize_percentile
 from loop.errors import ModelError
+from loop.models.cellpose_measures import (
+    cell_probability,
+    flip_disagreement,
+    foreground_entropy,
+    probability_entropy,
+    tta_disagreement,
+)
 
 STYLE_WIDTH = 256  # core.run_net assumes a 256-wide style vector
 STOCK_NBASE = (2, 32, 64, 128, 256)
@@ -181,169 +186,7 @@ def to_input(image: np.ndarray, *, invert: str = "never") -> np.ndarray:
     return np.stack([grey, np.zeros_like(grey)]).astype(np.float32)
 
 
-def flow_targets(mask: np.ndarray, device: torch.device) -> np.ndarray:
-    """Training targets of a label image: cell probability and Cellpose flows.
-
-    Returns
-    -------
-    ndarray of shape (3, M, N), float32
-        Foreground (0/1), dy, dx.
-    """
-    mask = np.asarray(mask).astype(np.int32)
-    flows = (
-        dynamics.masks_to_flows(mask, device=device)
-        if mask.max()
-        else np.zeros((2, *mask.shape), np.float32)
-    )
-    return np.concatenate([(mask > 0)[None].astype(np.float32), flows]).astype(np.float32)
-
-
-@dataclass
-class TrainingData:
-    """Images and targets prepared once, padded to at least one crop."""
-
-    images: list[np.ndarray]  # (2, M, N)
-    targets: list[np.ndarray]  # (3, M, N)
-    masks: list[np.ndarray]  # (M, N), for elastic deformation
-
-
-def prepare(
-    images: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray],
-    *,
-    crop: int,
-    device: torch.device,
-    invert: str = "never",
-    progress: Callable[[], None] | None = None,
-) -> TrainingData:
-    """Normalise images (polarity ``invert``, see :func:`to_input`) and compute flow targets
-    (once per image)."""
-    data = TrainingData([], [], [])
-    for image, mask in zip(images, masks, strict=True):
-        x = to_input(image, invert=invert)
-        mask = np.asarray(mask)
-        if x.shape[1:] != mask.shape:
-            raise ModelError(f"an image of shape {x.shape[1:]} has a mask of shape {mask.shape}")
-        pad_y, pad_x = max(0, crop - mask.shape[0]), max(0, crop - mask.shape[1])
-        if pad_y or pad_x:
-            x = np.pad(x, ((0, 0), (0, pad_y), (0, pad_x)))
-            mask = np.pad(mask, ((0, pad_y), (0, pad_x)))
-        data.images.append(x)
-        data.masks.append(mask)
-        data.targets.append(flow_targets(mask, device))
-        if progress:
-            progress()
-    return data
-
-
-def _crop(
-    data: TrainingData,
-    i: int,
-    rng: np.random.Generator,
-    crop: int,
-    aug: AugmentConfig,
-    device: torch.device,
-) -> tuple[np.ndarray, np.ndarray]:
-    image, target = data.images[i], data.targets[i]
-    y0 = int(rng.integers(0, image.shape[1] - crop + 1))
-    x0 = int(rng.integers(0, image.shape[2] - crop + 1))
-    window = (slice(None), slice(y0, y0 + crop), slice(x0, x0 + crop))
-    x, t = image[window], target[window]
-    if aug.elastic and rng.random() < aug.probability:
-        x, labels = elastic(x, data.masks[i][window[1:]], rng)
-        t = flow_targets(labels, device)
-    if aug.flips:
-        code = int(rng.integers(8))
-        x = dihedral(x, code)
-        t = np.concatenate([dihedral(t[:1], code), dihedral_flows(t[1:], code)])
-    x = photometric(x, rng, aug)
-    return x, t
-
-
-def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cellpose's segmentation loss: MSE on 5x flows (halved) + BCE on the cell probability."""
-    flow_loss = F.mse_loss(output[:, :2], 5.0 * target[:, 1:]) / 2.0
-    return flow_loss + F.binary_cross_entropy_with_logits(output[:, 2], target[:, 0])
-
-
-def n_steps(n_images: int, config: ModelConfig, *, warm: bool) -> int:
-    """Optimisation steps for ``n_images``: ``epochs`` passes, bounded, fewer when warm.
-
-    >>> n_steps(40, ModelConfig(), warm=False)
-    500
-    """
-    steps = config.epochs * math.ceil(n_images / config.batch_size)
-    steps = min(max(steps, config.min_steps), config.max_steps)
-    return max(1, round(steps * config.warm_fraction)) if warm else steps
-
-
-@dataclass
-class TrainResult:
-    net: resnet_torch.CPnet
-    losses: list[float] = field(default_factory=list)  # mean loss per epoch-equivalent
-    steps: int = 0
-    seconds: float = 0.0
-
-
-def train(
-    net: resnet_torch.CPnet,
-    data: TrainingData,
-    *,
-    config: ModelConfig,
-    augment: AugmentConfig,
-    steps: int,
-    rng: np.random.Generator,
-    progress: Callable[[int], None] | None = None,
-) -> TrainResult:
-    """Train ``net`` in place for ``steps`` steps of ``config.batch_size`` random crops.
-
-    Learning rate: linear warm-up over the first 5% of steps, then cosine decay (AdamW).
-    Same ``net`` weights, data, config and ``rng`` state give the same result on one device.
-    """
-    if not data.images:
-        raise ModelError("no labeled images to train on: label some images first")
-    device = net.device
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    warmup = max(1, steps // 20)
-    per_epoch = max(1, math.ceil(len(data.images) / config.batch_size))
-    order: list[int] = []
-    losses, running = [], []
-    started = time.perf_counter()
-    net.train()
-    for step in range(steps):
-        lr = config.learning_rate * (
-            (step + 1) / warmup
-            if step < warmup
-            else 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch_x, batch_t = [], []
-        for _ in range(config.batch_size):
-            if not order:
-                order = list(rng.permutation(len(data.images)))
-            x, t = _crop(data, order.pop(), rng, config.crop, augment, device)
-            batch_x.append(x)
-            batch_t.append(t)
-        x = torch.from_numpy(np.stack(batch_x)).to(device)
-        t = torch.from_numpy(np.stack(batch_t)).to(device)
-        optimizer.zero_grad()
-        loss = loss_fn(net(x)[0], t)
-        loss.backward()
-        optimizer.step()
-        running.append(float(loss.detach()))
-        if len(running) == per_epoch or step == steps - 1:
-            losses.append(float(np.mean(running)))
-            running = []
-        if progress:
-            progress(step + 1)
-    net.eval()
-    return TrainResult(net, losses, steps, time.perf_counter() - started)
-
-
-# --- inference -----------------------------------------------------------------------------
+# --- inference ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -390,54 +233,6 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
     return masks, errors, cellprob, style[0]
 
 
-def cell_probability(cellprob: np.ndarray) -> np.ndarray:
-    """The network's cell-probability logits (shape (M, N)) as probabilities in [0, 1]."""
-    return 1.0 / (1.0 + np.exp(-np.clip(cellprob, -30, 30)))
-
-
-def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
-    """Mean binary entropy (bits) of the cell probability over pixels with p > ``floor``.
-
-    Over the whole image this hardly tracks errors (background dominates); over the
-    foreground and its uncertain rim it does.
-    """
-    return probability_entropy(cell_probability(cellprob), floor)
-
-
-def probability_entropy(p: np.ndarray, floor: float = 0.1) -> float:
-    """:func:`foreground_entropy` of probabilities (shape (M, N), in [0, 1]) rather than
-    logits."""
-    keep = p > floor
-    if not keep.any():
-        return 0.0
-    q = np.clip(p[keep], 1e-7, 1 - 1e-7)
-    return float(np.mean(-(q * np.log2(q) + (1 - q) * np.log2(1 - q))))
-
-
-def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
-    """Disagreement of predictions of flipped copies of one image.
-
-    Returns
-    -------
-    iou_disagreement : float
-        1 - mean over the flipped predictions of (sum of matched IoUs / max object count)
-        against the unflipped one (0 = identical instances).
-    count_cv : float
-        Coefficient of variation of the object counts.
-    """
-    from loop.core.agreement import matched_ious
-
-    ref = masks[0]
-    values = []
-    for other in masks[1:]:
-        ious, n_ref, n_other = matched_ious(ref, other)
-        n = max(n_ref, n_other)
-        values.append(1.0 if n == 0 else float(ious.sum()) / n)
-    counts = np.array([len(np.unique(m)) - (1 if (m == 0).any() else 0) for m in masks], float)
-    cv = float(counts.std() / counts.mean()) if counts.mean() > 0 else 0.0
-    return 1.0 - float(np.mean(values)), cv
-
-
 FLIP = 3  # the dihedral code of the flipped copy: rows and columns (180 degrees), its own inverse
 BATCH_PIXELS = 8 * 256 * 256  # inputs per forward pass: as many images as fit this many pixels
 
@@ -482,44 +277,6 @@ def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndar
                 for j, i in enumerate(part):
                     out[i] = (y[j], style[j])
     return out
-
-
-def flip_disagreement(output: np.ndarray, flipped: np.ndarray) -> float:
-    """How much the network's outputs on an image and on its flipped copy disagree, weighted
-    to the foreground.
-
-    Parameters
-    ----------
-    output, flipped : ndarray of shape (3, M, N)
-        Outputs (:func:`forward`) on the image and on its copy flipped by :data:`FLIP`, the
-        latter already flipped back (flows included).
-
-    Returns
-    -------
-    float in [0, 1]
-        Per pixel, the mean of the cell-probability difference and of the flow difference
-        (the flows are 5x unit vectors: a difference of 10 is a reversal, counted 1); averaged
-        with weights max(p, p_flipped), so that background agreed on by both counts nothing.
-        0 for an image both see as empty.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> y = np.zeros((3, 8, 8)); y[2] = 10.0  # confident foreground, no flow
-    >>> flip_disagreement(y, y)
-    0.0
-    >>> z = y.copy(); z[2] = -10.0  # the flipped copy calls it background
-    >>> round(flip_disagreement(y, z), 3)
-    0.5
-    """
-    p, q = cell_probability(output[2]), cell_probability(flipped[2])
-    weight = np.maximum(p, q)
-    total = float(weight.sum())
-    if total < 1e-6:
-        return 0.0
-    flow = np.minimum(np.sqrt(((output[:2] - flipped[:2]) ** 2).sum(axis=0)) / 10.0, 1.0)
-    pixel = 0.5 * (np.abs(p - q) + flow)
-    return float((weight * pixel).sum() / total)
 
 
 def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> list[Segmentation]:
