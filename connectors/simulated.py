@@ -27,6 +27,8 @@ from loop.core.images import read_mask
 from loop.core.tiles import crop
 from loop.errors import ToolRejected
 from loop.noise import NoiseProfile
+from loop.store.annotations import project_of
+from loop.store.labels import truth_classes
 from loop.study import Study
 
 
@@ -143,18 +145,10 @@ def simulate(
         When the queue serves the same task twice (it would never end).
     """
     store = study.store
-    projects = list(
-        store.db["tool_projects"].rows_where("tool = ? AND purpose = ?", [admin.name, purpose])
-    )
+    project = project_of(store, admin.name, purpose)
+    projects = [] if project is None else [project]
     report = SimulationReport(annotated={}, skipped={})
-    classes = sorted(
-        {
-            r[0]
-            for r in store.db.execute(
-                "SELECT DISTINCT class FROM labels WHERE source = 'truth' AND class IS NOT NULL"
-            )
-        }
-    )
+    classes = sorted({c for c in truth_classes(store).values() if c is not None})
     names = list(profiles)
     for name, profile in profiles.items():
         client = connect_as(study, name, admin)
