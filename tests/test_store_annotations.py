@@ -67,7 +67,7 @@ def test_aliases_unmapped_and_the_pull_clock(tmp_path):
         assert q.aliases(store, "ls", "7") == {}
         q.record_unmapped(store, 1, {"99", "98"})
         (project,) = q.tool_projects(store, "ls")
-        assert q.unmapped(store, project) == {"98", "99"} and q.unmapped(store) == 2
+        assert q.unmapped_of(project) == {"98", "99"} and q.count_unmapped(store) == 2
         clock = datetime(2026, 12, 2, 13, 0, tzinfo=timezone.utc)
         q.record_pull(store, 1, clock=clock, whole=False)
         (project,) = q.tool_projects(store, "ls")

@@ -143,7 +143,7 @@ def _pull_project(study, tool, project_row, whole, names, report, page_size, cra
     by_key = {t["id"]: t for t in by_external.values()}
     aliases = q.aliases(store, tool.name, project)  # our task id -> the tool's other tasks
     alias_of = {e: task_id for task_id, ext in aliases.items() for e in ext}
-    unmapped = set() if whole else q.unmapped(store, project_row)
+    unmapped = set() if whole else q.unmapped_of(project_row)
     deferred: dict[int, dict[str, ToolTaskState]] = {}  # tasks with aliases: merged at the end
     since = None if whole else datetime.fromisoformat(project_row["last_pull_at"])
     for page in tool.iter_tasks(project, page_size=page_size, updated_after=since):

@@ -41,10 +41,13 @@ def record_unmapped(store: Store, project_id: int, external_ids) -> None:
         db["tool_projects"].update(project_id, {"unmapped": json.dumps(sorted(external_ids))})
 
 
-def unmapped(store: Store, project: dict | None = None) -> set[str] | int:
-    """A project row's unmapped task ids; without one, their count over all projects."""
-    if project is not None:
-        return set(json.loads(project["unmapped"] or "[]"))
+def unmapped_of(project: dict) -> set[str]:
+    """A project row's unmapped task ids (as its last pull recorded them)."""
+    return set(json.loads(project["unmapped"] or "[]"))
+
+
+def count_unmapped(store: Store) -> int:
+    """Unmapped tasks over all of the study's projects."""
     rows = store.db.execute("SELECT unmapped FROM tool_projects").fetchall()
     return sum(len(json.loads(row[0] or "[]")) for row in rows)
 
@@ -307,7 +310,7 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
     )
     return {
         "images_pushed": sum(tasks.values()),
-        "unmapped_tasks": unmapped(store),  # the tool's tasks that are not the study's
+        "unmapped_tasks": count_unmapped(store),  # the tool's tasks that are not the study's
         "too_few_annotations": too_few,
         "tasks": tasks,  # pending (not yet in the tool), open, done
         "tiles": db["tasks"].count_where("purpose = 'tile'"),
