@@ -178,6 +178,17 @@ def test_random_needs_no_model(tiny_study):
     assert len(report.chosen) == 2 and report.chosen[0]["score"] is None
 
 
+def test_model_free_coverage_needs_no_model(tiny_study):
+    report = learner.score(tiny_study, strategy="typiclust@image", k=3, seed=1)
+    pool = {im["id"] for im in tiny_study.store.images("split = 'pool'")}
+    picked = [c["image_id"] for c in report.chosen]
+    assert len(set(picked)) == 3 and set(picked) <= pool
+    again = learner.score(tiny_study, strategy="typiclust@image", k=3, seed=1)
+    assert [c["image_id"] for c in again.chosen] == picked  # seeded
+    with pytest.raises(NoModel, match="no trained model yet"):
+        learner.score(tiny_study, strategy="typiclust", k=3)  # the model's embedding needs one
+
+
 def test_train_without_labels_is_an_error(seg_study, seg_folder):
     ingest(seg_study, seg_folder / "images", masks=seg_folder / "masks")
     with pytest.raises(ModelError, match="no labeled images to train on"):

@@ -36,6 +36,18 @@ def test_registry_parse_and_errors():
         st.parse("margin", "segmentation")
 
 
+def test_the_model_free_embedding_is_a_suffix():
+    s = st.parse("typiclust@image", "segmentation")
+    assert (s.selector, s.embedding, s.groups) == ("typiclust", "image", False)
+    g = st.parse("flip+clue+groups@image", "segmentation")
+    assert (g.measure, g.selector, g.groups, g.embedding) == ("flip", "clue", True, "image")
+    assert st.parse("flip", "segmentation").embedding == "model"
+    assert "typiclust@image" in st.available("segmentation")
+    for bad in ("typiclust@pixels", "auto@image", "random@image"):
+        with pytest.raises(UnknownStrategy, match=r"then by @image for the model-free embedding"):
+            st.parse(bad, "segmentation")
+
+
 def test_select_dispatch():
     emb = np.arange(20, dtype=float)[:, None]
     scores = np.arange(20, dtype=float)

@@ -27,7 +27,7 @@ arXiv:1805.00979.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -189,6 +189,12 @@ SELECTORS = {
     "diversity": "top shortlist, then k-center greedy from the labeled images",
     "clue": "k-means weighted by the measure, the image nearest each centre (Prabhu 2021)",
 }
+EMBEDDINGS = {
+    "model": "the model's own (Cellpose's style vector, the classifier's scaled features)",
+    "image": "model-free appearance features (loop.core.features.appearance_embedding)",
+}
+"""What diversity, coverage and clustering measure distances on: ``NAME@image`` chooses the
+model-free one (for a cold start, when the model has learnt too little to embed well)."""
 DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
 AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
 """``auto``: coverage (the first) while fewer than ``score.coverage_until`` images are
@@ -206,6 +212,7 @@ class Strategy:
     selector: str  # top | diversity | clue | random | kcenter | typiclust
     groups: bool = False  # batch slots per metadata group (see group_quotas)
     tier: str = "forward"
+    embedding: str = "model"  # model | image (see EMBEDDINGS)
 
     @property
     def random(self) -> bool:
@@ -222,13 +229,15 @@ class Strategy:
 
 def available(task: str) -> dict[str, str]:
     """Strategy name -> one-line description, for ``loop strategies``; ``+groups`` may follow
-    any name but ``auto``."""
+    any name but ``auto``, then ``@image`` (the model-free embedding, :data:`EMBEDDINGS`)."""
     first, then = AUTO[task]
     out = {
         "auto": f"{first} while few images are labeled (score.coverage_until), then {then}",
         "random": "uniform random batch (the control arm)",
         "diversity": "k-center greedy on the embedding from the labeled images (Sener 2018)",
         "typiclust": "typical images of uncovered clusters (Hacohen et al. 2022; low budgets)",
+        "typiclust@image": "typiclust on model-free appearance features (no model needed)",
+        "diversity@image": "k-center greedy on model-free appearance features (no model needed)",
     }
     for measure, info in TASK_MEASURES[task].items():
         out[measure] = info.doc
@@ -251,13 +260,23 @@ def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: i
     'typiclust'
     >>> parse("flip+clue+groups", "segmentation").groups
     True
+    >>> parse("typiclust@image", "segmentation").embedding
+    'image'
     """
     known = available(task)
-    base, groups = (name[: -len("+groups")], True) if name.endswith("+groups") else (name, False)
-    if base not in known or (groups and base == "auto"):
+    base, at, embedding = name.partition("@")
+    embedding = embedding if at else "model"
+    base, groups = (base[: -len("+groups")], True) if base.endswith("+groups") else (base, False)
+    if (
+        base not in known
+        or (groups and base == "auto")
+        or embedding not in EMBEDDINGS
+        or (at and base in ("auto", "random"))
+    ):
         raise UnknownStrategy(
             f"unknown strategy {name!r} for {task}; choose one of {', '.join(known)}, "
-            "optionally followed by +groups (see `loop strategies`)"
+            "optionally followed by +groups, then by @image for the model-free embedding "
+            "(not after auto or random; see `loop strategies`)"
         )
     if base == "auto":
         first, then = AUTO[task]
@@ -266,9 +285,9 @@ def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: i
     measure, _, extra = base.partition("+")
     if measure in ("random", "diversity", "typiclust"):
         selector = {"random": "random", "diversity": "kcenter", "typiclust": "typiclust"}[measure]
-        return Strategy(name, "random", selector, groups)
+        return Strategy(name, "random", selector, groups, embedding=embedding)
     tier = TASK_MEASURES[task][measure].tier
-    return Strategy(name, measure, extra or "top", groups, tier)
+    return Strategy(name, measure, extra or "top", groups, tier, embedding)
 
 
 def check_groups(strategy: Strategy, groups) -> None:
@@ -327,7 +346,7 @@ def select(
         for group, quota in quotas.items():
             members = np.flatnonzero(np.asarray(groups) == group)
             part = select(
-                Strategy(strategy.name, strategy.measure, strategy.selector, False, strategy.tier),
+                replace(strategy, groups=False),
                 None if scores is None else np.asarray(scores)[members],
                 np.asarray(embeddings)[members],
                 quota,

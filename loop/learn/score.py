@@ -95,12 +95,19 @@ def score(
         name = f"{name}={chosen_strategy.name}"  # auto, resolved: recorded as such
     strategies.check_groups(chosen_strategy, study.config.groups)
     started = time.perf_counter()
-    if chosen_strategy.selector == "random":
-        picks = _random_picks(study, chosen_strategy, images, labeled, k, seed)
+    model_free = chosen_strategy.random and chosen_strategy.embedding == "image"
+    if chosen_strategy.selector == "random" or model_free:
+        row = current_model(study)
+        if model_free:
+            embeddings, centers = _appearance(images, labeled, progress)
+            picks = _select(
+                study, chosen_strategy, None, embeddings, centers, images, labeled, k, seed
+            )
+        else:
+            picks = _random_picks(study, chosen_strategy, images, labeled, k, seed)
         chosen = [
             {"image_id": images[i]["id"], "path": images[i]["path"], "score": None} for i in picks
         ]
-        row = current_model(study)
         _record_selection(study, row["id"] if row else None, name, k, seed, chosen)
         return ScoreReport(
             row["id"] if row else 0, name, k, 0, 0, chosen, time.perf_counter() - started
@@ -135,17 +142,9 @@ def score(
         missing = -np.inf if chosen_strategy.expensive else np.nan
         values = np.array([m.get(key, missing) for m in measures])
     centers = _load_measures(study, row["id"], labeled_ids)[1] if labeled_ids else None
-    picks = strategies.select(
-        chosen_strategy,
-        values,
-        embeddings,
-        k,
-        shortlist=config.shortlist,
-        centers=centers,
-        groups=_group_of(study, images) if chosen_strategy.groups else None,
-        labeled_groups=_group_of(study, labeled) if chosen_strategy.groups else (),
-        rng=seed,
-    )
+    if chosen_strategy.embedding == "image":
+        embeddings, centers = _appearance(images, labeled, progress)
+    picks = _select(study, chosen_strategy, values, embeddings, centers, images, labeled, k, seed)
     chosen = [
         {
             "image_id": images[i]["id"],
@@ -158,17 +157,41 @@ def score(
     return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
 
 
+def _select(study, strategy, values, embeddings, centers, images, labeled, k, seed) -> np.ndarray:
+    return strategies.select(
+        strategy,
+        values,
+        embeddings,
+        k,
+        shortlist=study.config.score.shortlist,
+        centers=centers,
+        groups=_group_of(study, images) if strategy.groups else None,
+        labeled_groups=_group_of(study, labeled) if strategy.groups else (),
+        rng=seed,
+    )
+
+
+def _appearance(images: list[dict], labeled: list[dict], progress: Progress):
+    """The model-free appearance embedding (:func:`loop.core.features.appearance_embedding`)
+    of the candidates and of the labeled images, standardised together: (candidates, labeled
+    or None)."""
+    from loop.core.features import appearance_embedding
+
+    both = images + labeled
+
+    def read():
+        for i, image in enumerate(both):
+            yield read_image(image_path(image))
+            progress("appearance features", i + 1, len(both))
+
+    x = appearance_embedding(read())
+    return x[: len(images)], (x[len(images) :] if labeled else None)
+
+
 def _random_picks(study, strategy, images, labeled, k, seed) -> np.ndarray:
     if strategy.groups:
-        return strategies.select(
-            strategy,
-            None,
-            np.zeros((len(images), 1)),
-            k,
-            groups=_group_of(study, images),
-            labeled_groups=_group_of(study, labeled),
-            rng=seed,
-        )
+        blank = np.zeros((len(images), 1))
+        return _select(study, strategy, None, blank, None, images, labeled, k, seed)
     return strategies.random_k(len(images), k, seed)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.core.features import FEATURES, image_features
 from loop.core.images import read_image
 from loop.errors import ShiftError
 from loop.learn.labels import image_path
@@ -31,93 +32,11 @@ from loop.store import META_PREFIX, meta_column
 from loop.store.images import images_in
 from loop.study import Study
 
-FEATURES = (
-    "mean",
-    "std",
-    "p01",
-    "p50",
-    "p99",
-    "dynamic_range",
-    "saturated",
-    "dark",
-    "noise",
-    "focus",
-    "edge_density",
-    "contrast",
-    "colourfulness",
-    "log_area",
-    "aspect",
-)
-"""Names of the columns of :func:`image_features`."""
 MODERATE, STRONG = 0.6, 0.8
 MISSING = {
     "labeled": "the model has not learnt from this group",
     "test": "held-out figures say nothing about this group",
 }
-
-
-def image_features(image: np.ndarray) -> np.ndarray:
-    """Named features of one image, comparable across channel counts and sizes.
-
-    Parameters
-    ----------
-    image : ndarray of shape (M, N) or (M, N, C)
-        Any dtype; integer images are scaled by their dtype's range, so a 12-bit camera in a
-        16-bit file reads dark (which is what a shift check should see).
-
-    Returns
-    -------
-    ndarray of shape (len(FEATURES),), float64
-        In the order of :data:`FEATURES`: mean, standard deviation, 1st/50th/99th percentile
-        and p99 - p01 of the grey level; fractions of saturated (>= 99.9% of range) and of
-        black pixels; a noise estimate (median absolute Laplacian, robust to structure);
-        focus (variance of the Laplacian); edge density (fraction of Sobel edges); contrast
-        (std / mean); colourfulness (mean spread between channels); log10 of the pixel count;
-        width / height.
-
-    Examples
-    --------
-    >>> flat = image_features(np.full((32, 32), 128, np.uint8))
-    >>> float(flat[FEATURES.index("std")]), float(flat[FEATURES.index("noise")])
-    (0.0, 0.0)
-    """
-    from scipy import ndimage as ndi
-    from skimage.filters import sobel
-    from skimage.transform import resize
-
-    x = np.asarray(image)
-    if np.issubdtype(x.dtype, np.integer):
-        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
-    else:
-        x = x.astype(np.float64)
-    height, width = x.shape[:2]
-    colour = float(np.mean(np.ptp(x[..., :3], axis=-1))) if x.ndim == 3 else 0.0
-    grey = x.mean(axis=-1) if x.ndim == 3 else x
-    p01, p50, p99 = np.percentile(grey, [1, 50, 99])
-    mean, std = float(grey.mean()), float(grey.std())
-    side = max(height, width)
-    small = grey if side <= 512 else resize(grey, (height * 512 // side, width * 512 // side))
-    laplace = ndi.laplace(small)
-    edges = sobel(small)
-    return np.array(
-        [
-            mean,
-            std,
-            p01,
-            p50,
-            p99,
-            p99 - p01,
-            float(np.mean(grey >= 0.999)),
-            float(np.mean(grey <= 0.001)),
-            float(np.median(np.abs(laplace))),
-            float(laplace.var()),
-            float(np.mean(edges > max(edges.mean() + 2 * edges.std(), 1e-12))),
-            std / mean if mean > 0 else 0.0,
-            colour,
-            float(np.log10(height * width)),
-            width / height,
-        ]
-    )
 
 
 def domain_auc(
