@@ -121,7 +121,7 @@ def bench_efficiency(
     import json
     import statistics
 
-    from connectors.accounts import server_of
+    from loop.cli.wiring import server_of
     from loop.cli.wiring import wiring as _wiring
     from loop.rounds.efficiency import EfficiencyOptions, arm_name, label_efficiency
 
@@ -195,7 +195,7 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
     names = tuple(n.strip() for n in args.strategies.split(",") if n.strip())
-    from bench.run import environment
+    from bench.timing import environment
 
     env = environment()  # before the run: the commit measured, not one made meanwhile
     result = {

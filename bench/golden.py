@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,17 +47,9 @@ annotators = ["gold-alice", "gold-bob", "gold-carol"]
 
 def dump(db_path: Path) -> dict:
     """Every table's rows, sorted, without volatile columns or ``*_at`` timestamps."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    out = {}
-    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        rows = [
-            sorted([k, row[k]] for k in row.keys() if k not in VOLATILE and not k.endswith("_at"))
-            for row in conn.execute(f'SELECT * FROM "{table}"')
-        ]
-        out[table] = sorted(rows, key=repr)
-    conn.close()
-    return out
+    from loop.store.db import dump_tables
+
+    return dump_tables(db_path, leave_out=VOLATILE)
 
 
 def _loop(*args: object) -> None:

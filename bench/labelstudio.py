@@ -65,10 +65,10 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
 
 
 def bench_labelstudio(n_tasks: int = 1000) -> dict:
-    from connectors.accounts import connect, server_of
     from connectors.ls_results import mask_to_results
     from loop.annotate.pull import CLOCK_MARGIN, pull
     from loop.annotate.push import push, select_for_push
+    from loop.cli.wiring import connect, server_of
     from loop.core.images import read_mask
     from loop.data.ingest import ingest
     from loop.study import init_study

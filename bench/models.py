@@ -315,7 +315,7 @@ def bench_classification(data: Path, *, rounds: int = 12, batch: int = 10, seeds
         ]
         for arm, runs in curves.items()
     }
-    from loop.rounds.efficiency import summarize
+    from loop.core.curves import summarize
 
     full = out["logistic"]["macro_f1"]
     out["efficiency"] = {

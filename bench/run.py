@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import tempfile
-from datetime import date
 from pathlib import Path
 
-from bench.timing import median_time
+from bench.timing import environment, median_time
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,26 +68,6 @@ def bench_ingest(data: Path, repeats: int) -> dict:
         "ratio_to_baseline": round(t_fresh / t_floor, 2),
         "reingest_seconds": round(t_again, 3),
         "target": "< 30 s for 664 images",
-    }
-
-
-def environment() -> dict:
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    import numpy
-    import torch
-
-    return {
-        "date": date.today().isoformat(),
-        "commit": commit,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": __import__("os").cpu_count(),
-        "numpy": numpy.__version__,
-        "torch": torch.__version__,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
 
 

@@ -3,8 +3,11 @@
 Accounts are made through the organization's invite link and the web sign-up form, so each
 has a password, can log in through the web form, and belongs to the organization (accounts
 made with ``POST /api/users`` could not log in). Each annotator's email, password, user id and
-API token go to the study's 0600 credentials file; the store's ``annotators`` table keeps only
-the name, user id, email and noise profile.
+API token go to the study's 0600 credentials file (``ROOT/labelstudio/credentials.json``).
+
+These functions take the study's folder (``root``), never a study: what the loop records of an
+account (name, user id, email, noise profile) is written by the loop
+(:func:`loop.store.annotators.save_annotator`), not here.
 """
 
 from __future__ import annotations
@@ -12,32 +15,33 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from connectors.credentials import env_server, read_credentials, write_credentials
-from connectors.labelstudio import LabelStudio, account_token, sign_up, web_login
+from connectors.labelstudio import LabelStudio
 from connectors.labelstudio_server import LabelStudioServer
+from connectors.ls_web import account_token, sign_up, web_login
 from loop.errors import CredentialsError, ToolRejected
 from loop.faults import crash_points
-from loop.store import utcnow
-from loop.study import Study
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def server_of(study: Study) -> LabelStudioServer:
-    return LabelStudioServer(study.path / "labelstudio", study.path)
+def server_of(root: Path) -> LabelStudioServer:
+    """The embedded server of the study in folder ``root`` (its data in ``root/labelstudio``)."""
+    return LabelStudioServer(root / "labelstudio", root)
 
 
-def connect(study: Study, *, retries: int = 4, backoff: float = 0.5) -> LabelStudio:
+def connect(root: Path, *, retries: int = 4, backoff: float = 0.5) -> LabelStudio:
     """The admin connection: ``LABEL_STUDIO_URL`` + ``LABEL_STUDIO_API_KEY`` when set (a remote
-    server), else the study's embedded server (which must be running)."""
+    server), else the embedded server of the study in ``root`` (which must be running)."""
     remote = env_server()
     if remote is not None:
         url, key = remote
         return LabelStudio(
-            url, key, study_root=study.path, serve_local=False, retries=retries, backoff=backoff
+            url, key, study_root=root, serve_local=False, retries=retries, backoff=backoff
         )
-    server = server_of(study)
+    server = server_of(root)
     info = server.require()
     admin = server.credentials().get("admin")
     if not admin:
@@ -45,29 +49,32 @@ def connect(study: Study, *, retries: int = 4, backoff: float = 0.5) -> LabelStu
     return LabelStudio(
         info.url,
         admin["token"],
-        study_root=study.path,
+        study_root=root,
         serve_local=True,
         retries=retries,
         backoff=backoff,
     )
 
 
-def _credentials_file(study: Study):
-    return server_of(study).credentials_file
+def connect_as(root: Path, name: str, admin: LabelStudio) -> LabelStudio:
+    """A connection as annotator ``name`` of the study in ``root`` (with that account's own
+    token).
 
-
-def connect_as(study: Study, name: str, admin: LabelStudio) -> LabelStudio:
-    """A connection as annotator ``name`` (with that account's own token)."""
-    creds = read_credentials(_credentials_file(study)).get("annotators", {}).get(name)
+    Raises
+    ------
+    CredentialsError
+        When the study's credentials file has no such annotator.
+    """
+    creds = read_credentials(server_of(root).credentials_file).get("annotators", {}).get(name)
     if creds is None:
         raise CredentialsError(
             f"no credentials for annotator {name!r}; add the account with "
-            f"`loop annotators add {study.path} {name}`"
+            f"`loop annotators add {root} {name}`"
         )
     return LabelStudio(
         admin.url,
         creds["token"],
-        study_root=study.path,
+        study_root=root,
         serve_local=admin.serve_local,
         retries=admin.retries,
         backoff=admin.backoff,
@@ -75,30 +82,26 @@ def connect_as(study: Study, name: str, admin: LabelStudio) -> LabelStudio:
 
 
 @dataclass(frozen=True)
-class Annotator:
+class Account:
+    """An annotator's account in the tool (its password and token stay in the credentials)."""
+
     name: str
     user_id: str
     email: str
-    profile: str | None
-    created: bool
+    created: bool  # made by this call (not found again)
 
 
-def add_annotators(
-    study: Study,
-    admin: LabelStudio,
-    names,
-    *,
-    domain: str = "loop.local",
-    profile: str | None = None,
-) -> list[Annotator]:
-    """Create (or find again) one account per name; idempotent.
+def ensure_accounts(
+    root: Path, admin: LabelStudio, names, *, domain: str = "loop.local"
+) -> list[Account]:
+    """Create (or find again) one account per name for the study in ``root``; idempotent.
 
     Raises
     ------
     ToolRejected
         For an invalid name, or when the server refuses the sign-up.
     """
-    path = _credentials_file(study)
+    path = server_of(root).credentials_file
     crash = crash_points()
     out = []
     for name in names:
@@ -128,27 +131,7 @@ def add_annotators(
                 admin.url, known["email"], known["password"]
             )
             write_credentials(path, creds)
-        db = study.store.db
-        existing = next(
-            db["annotators"].rows_where("tool = ? AND name = ?", [admin.name, name]), None
-        )
-        row = {"external_id": known["user_id"], "email": known["email"]}
-        # keep the profile given before when none is given now
-        kept = existing["profile"] if profile is None and existing is not None else profile
-        with study.store.atomic():
-            if existing is not None:
-                db["annotators"].update(existing["id"], {**row, "profile": kept})
-            else:
-                db["annotators"].insert(
-                    {
-                        **row,
-                        "name": name,
-                        "tool": admin.name,
-                        "profile": kept,
-                        "created_at": utcnow(),
-                    }
-                )
-        out.append(Annotator(name, known["user_id"], known["email"], kept, created))
+        out.append(Account(name, known["user_id"], known["email"], created))
     return out
 
 

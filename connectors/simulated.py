@@ -14,8 +14,9 @@ classes (:func:`noisy_class`): label flips. How much of each: a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -27,9 +28,6 @@ from loop.core.images import read_mask
 from loop.core.tiles import crop
 from loop.errors import ToolRejected
 from loop.noise import NoiseProfile
-from loop.store.annotations import project_of
-from loop.store.labels import truth_classes
-from loop.study import Study
 
 
 def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:
@@ -120,6 +118,17 @@ def lead_time(profile: NoiseProfile, n_objects: int, rng: np.random.Generator) -
     return float(base * rng.lognormal(0.0, 0.3))
 
 
+@dataclass(frozen=True)
+class Truth:
+    """The ground truth a simulated annotator copies: a label image (``mask_path``, of the
+    image's ``shape``) or a class."""
+
+    kind: str  # mask | class
+    shape: tuple[int, int]
+    mask_path: Path | None = None
+    klass: str | None = None
+
+
 @dataclass
 class SimulationReport:
     annotated: dict  # annotator -> tasks annotated
@@ -127,70 +136,76 @@ class SimulationReport:
 
 
 def simulate(
-    study: Study,
     admin: LabelStudio,
     profiles: dict[str, NoiseProfile],
     *,
+    root: Path,
+    project: str | int | None,
+    truth_of: Callable[[int], Truth | None],
+    classes: Sequence[str] = (),
     seed: int = 0,
     limit: int | None = None,
     purpose: str = "annotate",
     progress: Callable[[str, int], None] | None = None,
 ) -> SimulationReport:
-    """Each named annotator annotates every task Label Studio's queue gives it, in the study's
-    project of ``purpose`` (``"adjudicate"``: a simulated reviewer).
+    """Each named annotator annotates every task Label Studio's queue gives it in ``project``
+    (the tool's project id; None: nothing to do), from ``truth_of(image id)`` with its noise
+    profile; ``purpose`` ``"adjudicate"`` seeds a simulated reviewer apart.
+
+    Parameters
+    ----------
+    root : Path
+        The study's folder (its credentials file holds each annotator's token).
+    classes : sequence of str
+        The classes a flip may choose (classification).
 
     Raises
     ------
     ToolRejected
         When the queue serves the same task twice (it would never end).
     """
-    store = study.store
-    project = project_of(store, admin.name, purpose)
-    projects = [] if project is None else [project]
     report = SimulationReport(annotated={}, skipped={})
-    classes = sorted({c for c in truth_classes(store).values() if c is not None})
     names = list(profiles)
     for name, profile in profiles.items():
-        client = connect_as(study, name, admin)
+        client = connect_as(root, name, admin)
         done = skipped = 0
         try:
-            for project in projects:
-                seen: set[str] = set()
-                while limit is None or done + skipped < limit:
-                    task = client.next_task(project["project"])
-                    if task is None:
-                        break
-                    task_id = str(task["id"])
-                    if task_id in seen:
-                        raise ToolRejected(f"Label Studio served task {task_id} twice to {name}")
-                    seen.add(task_id)
-                    image_id = int(task["data"]["loop_image_id"])
-                    tile = task["data"].get("loop_tile")  # [row, col, height, width]
-                    key = [seed, names.index(name), image_id, *(tile or [])[:2]]
-                    rng = np.random.default_rng(key + ([1] if purpose != "annotate" else []))
-                    truth = store.truth(image_id)
-                    if truth is None:
-                        client.annotate(task_id, [], lead_time=5.0, cancelled=True)
-                        skipped += 1
-                        continue
-                    if truth["kind"] == "mask":
-                        image = store.image(image_id)
-                        whole = read_mask(truth["mask_path"], (image["height"], image["width"]))
-                        if tile is not None:
-                            whole = crop(whole, tile)
-                        mask = noisy_mask(whole, profile, rng)
-                        result = mask_to_results(mask, prefix=f"{name}-")
-                        seconds = lead_time(profile, int(mask.max()), rng)
-                    else:
-                        result = class_to_results(
-                            noisy_class(truth["class"], classes, profile, rng)
-                        )
-                        seconds = lead_time(profile, 0, rng)
-                    client.annotate(task_id, result, lead_time=round(seconds, 1))
-                    done += 1
-                    if progress:
-                        progress(name, done)
+            seen: set[str] = set()
+            while project is not None and (limit is None or done + skipped < limit):
+                task = client.next_task(project)
+                if task is None:
+                    break
+                task_id = str(task["id"])
+                if task_id in seen:
+                    raise ToolRejected(f"Label Studio served task {task_id} twice to {name}")
+                seen.add(task_id)
+                image_id = int(task["data"]["loop_image_id"])
+                tile = task["data"].get("loop_tile")  # [row, col, height, width]
+                key = [seed, names.index(name), image_id, *(tile or [])[:2]]
+                rng = np.random.default_rng(key + ([1] if purpose != "annotate" else []))
+                truth = truth_of(image_id)
+                if truth is None:
+                    client.annotate(task_id, [], lead_time=5.0, cancelled=True)
+                    skipped += 1
+                    continue
+                result, seconds = _annotation(truth, tile, profile, classes, name, rng)
+                client.annotate(task_id, result, lead_time=round(seconds, 1))
+                done += 1
+                if progress:
+                    progress(name, done)
         finally:
             client.close()
         report.annotated[name], report.skipped[name] = done, skipped
     return report
+
+
+def _annotation(truth: Truth, tile, profile, classes, name, rng) -> tuple[list, float]:
+    """The result payload and lead time of one simulated annotation."""
+    if truth.kind == "mask":
+        whole = read_mask(truth.mask_path, truth.shape)
+        if tile is not None:
+            whole = crop(whole, tile)
+        mask = noisy_mask(whole, profile, rng)
+        return mask_to_results(mask, prefix=f"{name}-"), lead_time(profile, int(mask.max()), rng)
+    result = class_to_results(noisy_class(truth.klass, classes, profile, rng))
+    return result, lead_time(profile, 0, rng)

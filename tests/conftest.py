@@ -70,8 +70,8 @@ def cls_study(tmp_path):
 def ls_study(tmp_path_factory):
     """A DSB study (fluorescence: 30% test, 10 initial) with its own real Label Studio,
     started once per test session on 127.0.0.1 and stopped at the end."""
-    from connectors.accounts import server_of
     from connectors.labelstudio_server import find_executable
+    from loop.cli.wiring import server_of
     from loop.data.ingest import ingest
     from loop.data.split import split_study
     from loop.errors import ServerStartFailed
@@ -98,7 +98,7 @@ def remote_env(ls_study) -> dict:
     """``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` of the session's Label Studio, for
     studies that use it as an existing server. Read when called: a test may have restarted
     the server on another port."""
-    from connectors.accounts import server_of
+    from loop.cli.wiring import server_of
     from loop.study import open_study
 
     with open_study(ls_study) as study:

@@ -124,10 +124,9 @@ def test_adjudication_through_label_studio(tmp_path, nuclei_folder, ls_remote, m
     """Three annotators disagree; the low-agreement tasks go to a reviewer with every version
     as a pre-annotation (a killed send resumes without duplicates); the reviewer's labels are
     pulled, win over the consensus, and are exported as such."""
-    from connectors.accounts import add_annotators, connect
-    from connectors.simulated import simulate
     from loop.annotate.pull import pull
     from loop.annotate.push import push
+    from loop.cli.wiring import add_annotators, connect, simulate
     from loop.noise import PROFILES
 
     for key, value in ls_remote.items():

@@ -175,10 +175,9 @@ def test_thirty_dsb_images_through_label_studio(tmp_path, ls_remote, monkeypatch
 
     from conftest import DSB
 
-    from connectors.accounts import add_annotators, connect
-    from connectors.simulated import simulate
     from loop.annotate.pull import pull
     from loop.annotate.push import push
+    from loop.cli.wiring import add_annotators, connect, simulate
     from loop.study import init_study
 
     if not DSB.exists():

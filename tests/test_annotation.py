@@ -13,11 +13,10 @@ from conftest import DSB, remote_env
 from scipy import ndimage as ndi
 from test_ingest import dump
 
-from connectors.accounts import add_annotators, connect, connect_as, server_of
-from connectors.labelstudio import web_login
-from connectors.simulated import simulate
+from connectors.ls_web import web_login
 from loop.annotate.pull import pull
 from loop.annotate.push import push, select_for_push
+from loop.cli.wiring import add_annotators, connect, connect_as, server_of, simulate
 from loop.core.images import read_mask
 from loop.errors import PushRefused, ToolRejected, ToolUnreachable
 from loop.faults import CRASH_EXIT_CODE

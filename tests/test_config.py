@@ -7,10 +7,10 @@ from loop.config import (
     IngestConfig,
     SplitConfig,
     StudyConfig,
-    default_toml,
     load_config,
     parse_config,
 )
+from loop.config_template import default_toml
 from loop.errors import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Label efficiency: curve arithmetic, and a tiny run of random against the default strategy
+"""Label efficiency: a tiny run of random against the default strategy
 through the real Label Studio."""
 
 from __future__ import annotations
@@ -12,38 +12,9 @@ from typer.testing import CliRunner
 
 from loop.cli import app
 from loop.errors import RoundError
-from loop.rounds.efficiency import EfficiencyOptions, labels_to, mean_curve, summarize
+from loop.rounds.efficiency import EfficiencyOptions
 
 runner = CliRunner()
-
-
-def test_labels_to_is_the_first_count_whose_mean_reaches_the_target():
-    curve = [[8, 0.60, 0.01], [16, 0.79, 0.02], [24, 0.81, 0.01], [32, 0.80, 0.0]]
-    assert labels_to(curve, 0.8) == 24
-    assert labels_to(curve, 0.6) == 8
-    assert labels_to(curve, 0.9) is None
-    assert labels_to(curve, None) is None
-
-
-def test_mean_curve_over_seeds():
-    runs = [[(8, 0.5), (16, 0.7)], [(8, 0.7), (16, 0.9)], [(8, 0.6)]]
-    curve = mean_curve(runs)
-    assert curve[0] == [8.0, 0.6, pytest.approx(0.0816, abs=1e-4)]
-    assert curve[1] == [16.0, 0.8, 0.1]  # the third seed has not reached round 1
-
-
-def test_summarize_gives_ratios_to_random():
-    curves = {
-        "random": [[8, 0.5, 0], [16, 0.7, 0], [24, 0.85, 0], [32, 0.9, 0]],
-        "smart": [[8, 0.5, 0], [16, 0.82, 0], [24, 0.9, 0], [32, 0.9, 0]],
-        "bad": [[8, 0.5, 0], [16, 0.6, 0]],
-    }
-    out = summarize(curves, 0.9)
-    assert (out["random"]["labels_to_90"], out["random"]["labels_to_95"]) == (24, 32)
-    assert (out["smart"]["labels_to_90"], out["smart"]["labels_to_95"]) == (16, 24)
-    assert out["smart"]["ratio_to_random_95"] == 0.75
-    assert out["bad"]["labels_to_95"] is None and out["bad"]["ratio_to_random_95"] is None
-    assert summarize(curves, None)["random"]["labels_to_95"] is None
 
 
 def test_bad_options_are_refused():
@@ -142,24 +113,3 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert copy.store.db["models"].count == n_full_pool
     saved = json.loads((folder / "bench" / "label-efficiency.json").read_text())
     assert saved["label_efficiency"] == out["label_efficiency"]
-
-
-def test_intervals_costs_and_area():
-    from loop.rounds.efficiency import area_under, cost_to, interval, interval_curve
-
-    mean, low, high = interval([0.4, 0.5, 0.6, 0.5, 0.5])
-    assert mean == pytest.approx(0.5) and low < 0.5 < high and high - low < 0.2
-    assert interval([0.7]) == (0.7, 0.7, 0.7)
-    runs = [[(4, 0.2), (8, 0.6), (12, 0.9)], [(4, 0.3), (8, 0.8), (12, 0.95)]]
-    curve = interval_curve(runs)
-    assert [c[0] for c in curve] == [4, 8, 12] and curve[1][1] == pytest.approx(0.7)
-    cost = cost_to(runs, 0.7, resamples=200)
-    assert cost["value"] == 8 and 8 <= cost["low"] <= cost["high"] <= 12 and cost["never"] == 0
-    assert cost_to(runs, 0.99, resamples=50) == {
-        "value": None,
-        "low": None,
-        "high": None,
-        "never": 1.0,
-    }
-    assert area_under([[4, 0.25], [8, 0.75], [12, 1.0]], 1.0) == pytest.approx(0.6875)
-    assert area_under([[4, 0.5]], 1.0) is None

@@ -80,3 +80,12 @@ def test_each_family_reads_its_own_section_of_the_config():
     config = StudyConfig()
     assert family("cellpose").settings(config) is config.model
     assert family("classifier").settings(config) is config.classifier
+
+
+def test_the_task_names_the_family_that_trains():
+    from loop.models.family import family_for_task
+
+    assert family_for_task("segmentation").label_kind == "mask"
+    assert family_for_task("classification").suffix == ".pkl"
+    with pytest.raises(ModelError, match="no model family trains 'detection'"):
+        family_for_task("detection")

@@ -1,6 +1,5 @@
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from PIL import Image
 from loop.data.ingest import ingest
 from loop.errors import DataRootNotFound, MetadataError, NothingIngested, TaskMismatch
 from loop.faults import CRASH_EXIT_CODE
+from loop.store.db import dump_tables
 from loop.study import open_study
 
 
@@ -200,24 +200,7 @@ def test_classes_from_labels_table(cls_study, class_folder, tmp_path):
 
 def dump(db_path) -> dict:
     """Every table's rows, without ids and timestamps, for comparing two stores."""
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    out = {}
-    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        rows = []
-        for row in conn.execute(f'SELECT * FROM "{table}"'):
-            rows.append(
-                tuple(
-                    sorted(
-                        (k, row[k])
-                        for k in row.keys()
-                        if k not in ("id", "image_id") and not k.endswith("_at")
-                    )
-                )
-            )
-        out[table] = sorted(rows, key=repr)
-    conn.close()
-    return out
+    return dump_tables(db_path, leave_out=("id", "image_id"))
 
 
 def cli(*args, env_extra=None):

@@ -15,15 +15,16 @@ import tifffile
 from conftest import remote_env, tiny_rounds_toml
 from typer.testing import CliRunner
 
-from connectors.accounts import add_annotators, connect
 from loop import rounds
 from loop.cli import app
+from loop.cli.wiring import add_annotators, connect
 from loop.data.ingest import ingest
 from loop.data.split import split_study
 from loop.data.synthetic import synthetic_nuclei
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import CRASH_EXIT_CODE
 from loop.reports.html import stop_hint, write_report
+from loop.store.db import dump_tables
 from loop.study import init_study, open_study
 
 pytestmark = pytest.mark.slow
@@ -34,24 +35,7 @@ VOLATILE = {"id", "timings", "seconds", "project", "external_id", "title"}
 
 
 def dump(db_path) -> dict:
-    """Every table's rows without ids, timestamps, timings and the tool's own ids."""
-    import sqlite3
-
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    out = {}
-    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        rows = [
-            tuple(
-                sorted(
-                    (k, row[k]) for k in row.keys() if k not in VOLATILE and not k.endswith("_at")
-                )
-            )
-            for row in conn.execute(f'SELECT * FROM "{table}"')
-        ]
-        out[table] = sorted(rows, key=repr)
-    conn.close()
-    return out
+    return dump_tables(db_path, leave_out=VOLATILE)
 
 
 @pytest.fixture(scope="module")
@@ -387,7 +371,7 @@ def test_a_classification_round(class_folder, remote, tmp_path):
 
 def test_run_waits_for_people(base, remote, tmp_path, monkeypatch):
     """Without simulated annotators `run` polls; the experts come in while it sleeps."""
-    from connectors.simulated import simulate
+    from loop.cli.wiring import simulate
     from loop.noise import PROFILES
 
     folder = clone(base, tmp_path / "study")

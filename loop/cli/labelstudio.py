@@ -129,7 +129,7 @@ def annotators_add(
 @annotators_app.command("list")
 def annotators_list(study: StudyArg, as_json: JsonOpt = False) -> None:
     """List the study's annotators (names, emails, noise profiles; never tokens)."""
-    from loop.store.annotations import annotators
+    from loop.store.annotators import annotators
     from loop.study import open_study
 
     with open_study(study) as s:

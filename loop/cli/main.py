@@ -5,7 +5,8 @@ output goes to stdout as rich tables; ``--json`` output goes alone to stdout; pr
 logs and skipped-file lines go to stderr. A :class:`~loop.errors.LoopError` becomes
 ``error: <message>`` on stderr and exit code 1.
 
-The groups of commands at the top level (``study``, ``annotate``, ``model``, ``rounds``) are
+The groups of commands at the top level (``study``, ``annotate``, ``model``, ``rounds``,
+``demo``) are
 merged into ``loop`` itself, so that ``loop push`` stays ``loop push``; ``labelstudio``,
 ``annotators`` and ``bench`` are sub-commands.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from loop.cli import annotate, bench, labelstudio, model, rounds, study
+from loop.cli import annotate, bench, consensus, demo, labelstudio, model, rounds, study
 from loop.cli.common import LoopGroup
 
 app = typer.Typer(
@@ -26,9 +27,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(study.app)
+app.add_typer(demo.app)
 app.add_typer(labelstudio.app, name="labelstudio")
 app.add_typer(labelstudio.annotators_app, name="annotators")
 app.add_typer(annotate.app)
+app.add_typer(consensus.app)
 app.add_typer(model.app)
 app.add_typer(rounds.app)
 app.add_typer(bench.app, name="bench")

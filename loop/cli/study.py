@@ -1,5 +1,5 @@
-"""Commands on the study itself: ``init``, ``ingest``, ``split``, ``status``, ``shift``,
-``export`` and the ``demo``."""
+"""Commands on the study itself: ``init``, ``ingest``, ``split``, ``status``, ``shift`` and
+``export``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from loop.cli.common import (
-    GpuOpt,
     JsonOpt,
     LoopGroup,
     StudyArg,
@@ -366,116 +365,3 @@ def export_labels(
         f"{report.n_labels} labels in {report.folder} ({report.by_source}); "
         f"provenance in {report.provenance}"
     )
-
-
-@app.command()
-def demo(
-    folder: Annotated[
-        Path,
-        typer.Argument(help="Study folder for the demo (created; git-ignored demo/ by default)."),
-    ] = Path("demo"),
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help="DSB2018-layout folder (images/, masks/, manifest.json); default: "
-            "shared/data/dsb2018_train if found, else synthetic nuclei."
-        ),
-    ] = None,
-    download: Annotated[
-        bool,
-        typer.Option(
-            "--download",
-            help="Without local data, download BBBC038 (DSB2018, ~80 MB, needs the internet).",
-        ),
-    ] = False,
-    rounds: Annotated[int, typer.Option(min=1, help="Rounds of annotation.")] = 4,
-    control: Annotated[
-        bool, typer.Option("--control", help="Also run a random-selection control arm.")
-    ] = False,
-    stop_server: Annotated[
-        bool,
-        typer.Option(
-            "--stop-server/--keep-server",
-            help="Stop Label Studio at the end (default: keep it, to look at the tasks).",
-        ),
-    ] = False,
-    gpu: GpuOpt = None,
-) -> None:
-    """The demo: sample data into a study, a local Label Studio, rounds of train -> score ->
-    push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
-    from loop.cli.common import LEGEND, rounds_table
-    from loop.cli.wiring import env_server, server_of, wiring
-    from loop.data.demo import DEMO_TOML, DSB_SPLIT, SYNTHETIC_SPLIT, find_dsb, write_synthetic
-    from loop.data.ingest import ingest as run_ingest
-    from loop.data.split import split_study
-    from loop.reports.html import write_report
-    from loop.reports.status import round_summaries
-    from loop.rounds import RoundOptions
-    from loop.rounds import run as run_rounds
-    from loop.store.images import has_split
-    from loop.study import init_study, open_study
-
-    source = data or find_dsb()
-    if source is None and download:
-        from loop.data.datasets import fetch_bbbc038
-
-        with err.status("downloading BBBC038 (once; kept in the user cache) ..."):
-            fetched = fetch_bbbc038()
-        source = fetched.folder
-    if source is None:
-        source = write_synthetic(folder / "synthetic-data")
-        err.print(
-            f"no DSB2018 data found: using {source} (synthetic nuclei, generated now); "
-            "`loop demo --download` fetches the real BBBC038 images"
-        )
-        metadata, (n_test, n_initial) = source / "metadata.csv", SYNTHETIC_SPLIT
-    else:
-        err.print(f"sample data: {source}")
-        metadata, (n_test, n_initial) = source / "manifest.json", DSB_SPLIT
-    if not (folder / "loop.toml").exists():
-        init_study(folder).close()
-        (folder / "loop.toml").write_text(DEMO_TOML)
-    with open_study(folder) as s:
-        with progress_bar() as bar:
-            job = bar.add_task("ingest", total=None)
-            report = run_ingest(
-                s,
-                source / "images",
-                masks=source / "masks",
-                metadata=metadata,
-                progress=lambda done, total: bar.update(job, completed=done, total=total),
-            )
-        err.print(f"ingested {report.valid} images ({report.added} new)")
-        if not has_split(s.store):  # a re-run keeps the study's split
-            split_study(s, test=n_test, initial=n_initial, seed=0, where=["modality=fluorescence"])
-        server = None
-        if env_server() is None:
-            server = server_of(s)
-            with err.status("starting Label Studio (about 40 s the first time) ..."):
-                info = server.start()
-            err.print(f"Label Studio at {info.url}")
-        arms = ["main", "random"] if control else ["main"]
-        for arm in arms:
-            tool, annotate = wiring(s, "simulated", 0)
-            with progress_bar() as bar:
-                run_rounds(
-                    s,
-                    tool,
-                    rounds=rounds,
-                    options=RoundOptions(arm=arm, gpu=gpu),
-                    annotate=annotate,
-                    progress=stage_progress(bar),
-                    log=err.print,
-                )
-            tool.close()
-        with progress_bar() as bar:
-            written = write_report(s, s.path / "report", progress=stage_progress(bar))
-        if server is not None and stop_server:
-            server.stop()
-        summaries = round_summaries(s)
-    out.print(rounds_table(summaries, title=f"{folder}: demo"))
-    out.print(LEGEND)
-    out.print(written.hint)
-    out.print(f"report: {written.html}")
-    if server is not None and not stop_server:
-        out.print(f"Label Studio keeps running; stop it with `loop labelstudio stop {folder}`")

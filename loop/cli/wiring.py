@@ -4,20 +4,99 @@ library, which only knows the :class:`~loop.types.AnnotationTool` protocol."""
 
 from __future__ import annotations
 
-from connectors.accounts import add_annotators, connect, server_of
+from pathlib import Path
+
+from connectors import accounts
+from connectors import simulated as sim
 from connectors.credentials import env_server
 from connectors.labelstudio_server import healthy
-from connectors.simulated import simulate as run_simulate
 from loop.cli.common import err
 
-__all__ = ["add_annotators", "connect", "env_server", "healthy", "server_of"]
+__all__ = [
+    "add_annotators",
+    "connect",
+    "connect_as",
+    "env_server",
+    "healthy",
+    "server_of",
+    "simulate",
+]
+
+
+def server_of(study):
+    """The study's embedded Label Studio server."""
+    return accounts.server_of(study.path)
+
+
+def connect(study, *, retries: int = 4, backoff: float = 0.5):
+    """The admin connection to the study's Label Studio (remote when the environment says so)."""
+    return accounts.connect(study.path, retries=retries, backoff=backoff)
+
+
+def connect_as(study, name: str, admin):
+    """A connection as the study's annotator ``name``, with that account's own token."""
+    return accounts.connect_as(study.path, name, admin)
+
+
+def add_annotators(study, admin, names, *, domain: str = "loop.local", profile=None):
+    """Make (or find again) the accounts and record them in the study; a ``profile`` of None
+    keeps the one stored. Returns :class:`loop.store.annotators.Annotator` rows."""
+    from loop.store.annotators import save_annotator
+
+    return [
+        save_annotator(
+            study.store,
+            tool=admin.name,
+            name=a.name,
+            user_id=a.user_id,
+            email=a.email,
+            profile=profile,
+            created=a.created,
+        )
+        for a in accounts.ensure_accounts(study.path, admin, names, domain=domain)
+    ]
+
+
+def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", progress=None):
+    """Simulated annotators (:func:`connectors.simulated.simulate`) on the study's project of
+    ``purpose``, copying its ground truth."""
+    from loop.store.annotations import project_of
+    from loop.store.labels import truth_classes
+
+    store = study.store
+    project = project_of(store, admin.name, purpose)
+
+    def truth_of(image_id: int):
+        truth = store.truth(image_id)
+        if truth is None:
+            return None
+        image = store.image(image_id)
+        return sim.Truth(
+            kind=truth["kind"],
+            shape=(image["height"], image["width"]),
+            mask_path=Path(truth["mask_path"]) if truth["mask_path"] else None,
+            klass=truth["class"],
+        )
+
+    return sim.simulate(
+        admin,
+        profiles,
+        root=study.path,
+        project=None if project is None else project["project"],
+        truth_of=truth_of,
+        classes=sorted({c for c in truth_classes(store).values() if c is not None}),
+        seed=seed,
+        limit=limit,
+        purpose=purpose,
+        progress=progress,
+    )
 
 
 def simulated_annotators(s, admin, names: list[str], chosen: dict[str, str]) -> dict[str, str]:
     """Accounts for simulated annotators (made if missing); returns name -> noise profile:
     the one chosen, else the one stored, else careful, average, sloppy by position."""
     from loop.noise import DEFAULT_ORDER, profile_named
-    from loop.store.annotations import annotators
+    from loop.store.annotators import annotators
 
     stored = {r["name"]: r["profile"] for r in annotators(s.store)}
     profiles = {}
@@ -35,7 +114,7 @@ def simulate_now(s, admin, profiles: dict[str, str], seed: int, purpose: str = "
     from loop.noise import profile_named
 
     with err.status("simulated annotators at work ...") as status_line:
-        return run_simulate(
+        return simulate(
             s,
             admin,
             {n: profile_named(p, s.config.noise) for n, p in profiles.items()},

@@ -88,6 +88,66 @@ def measure_folder(
         When no model is given or trained (and no ``masks``).
     """
     folder, out = Path(folder), Path(out)
+    files = _inputs(study, folder, out, masks=masks, pixel_size=pixel_size)
+    model = row = None
+    if masks is None:
+        row = model_row(study, model_id)
+        model = load_model(study, row, gpu)
+    out.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(timezone.utc)
+    # objects go to a JSON-lines scratch file first: images with different channel counts
+    # have different intensity columns, and the CSV needs all of them in its header
+    scratch = out / "objects.jsonl.tmp"
+    image_rows, errors, n_objects = [], [], 0
+    columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
+    with open(scratch, "w") as handle:
+        for i, path in enumerate(files):
+            rel = path.relative_to(folder).as_posix()
+            record = {"file": rel}
+            try:
+                rows = _measure_one(study, path, rel, record, out, model, row, masks, pixel_size)
+            except (ImageError, MeasureError) as exc:
+                record["error"] = str(exc)
+                errors.append((rel, str(exc)))
+            else:
+                record["n_objects"] = len(rows)
+                n_objects += len(rows)
+                for r in rows:
+                    line = {"file": rel, **r, "model_id": row["id"] if row else None}
+                    columns.update(dict.fromkeys(line))
+                    handle.write(json.dumps(line) + "\n")
+            image_rows.append(record)
+            if progress:
+                progress("measuring", i + 1, len(files))
+    if len(columns) == 1:  # no object anywhere: a header still says what the columns are
+        columns.update(dict.fromkeys(["label", "model_id"]))
+    provenance = {
+        "folder": str(folder.resolve()),
+        "study": str(study.path.resolve()),
+        "started_at": started.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pixel_size_um": pixel_size,
+        "masks": None if masks is None else str(Path(masks).resolve()),
+        "n_images": len(files) - len(errors),
+        "n_skipped": len(errors),
+        "n_objects": n_objects,
+        "columns": list(columns),
+        "software": software_versions(),
+        "device": None if model is None else str(model.device),
+        "model": None if row is None else _model_provenance(row),
+    }
+    _write_results(out, scratch, list(columns), image_rows, provenance)
+    return MeasureReport(
+        out=out,
+        n_images=len(files) - len(errors),
+        n_objects=n_objects,
+        errors=errors,
+        model_id=None if row is None else row["id"],
+    )
+
+
+def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list[Path]:
+    """The image files to measure, after checking the arguments (see :func:`measure_folder`)."""
     if not folder.is_dir():
         raise MeasureError(f"{folder} is not a folder of images")
     if out.resolve().is_relative_to(folder.resolve()):
@@ -106,67 +166,45 @@ def measure_folder(
     files = find_images(folder, extensions)
     if not files:
         raise MeasureError(f"no image in {folder} (looked for {', '.join(extensions)} files)")
-    model = row = None
-    if masks is None:
-        from loop.models.cellpose_measures import cell_probability
+    return files
 
-        row = model_row(study, model_id)
-        model = load_model(study, row, gpu)
-    out.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc)
-    # objects go to a JSON-lines scratch file first: images with different channel counts
-    # have different intensity columns, and the CSV needs all of them in its header
-    scratch = out / "objects.jsonl.tmp"
-    image_rows, errors, n_objects = [], [], 0
-    columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
-    with open(scratch, "w") as handle:
-        for i, path in enumerate(files):
-            rel = path.relative_to(folder).as_posix()
-            record = {"file": rel}
-            try:
-                pixels = read_image(path)
-                record.update(
-                    sha256=file_sha256(path),
-                    height=pixels.shape[0],
-                    width=pixels.shape[1],
-                    channels=1 if pixels.ndim == 2 else pixels.shape[2],
-                )
-                probability = None
-                if masks is None:
-                    (seg,) = family(row["kind"]).predict(model, [pixels], config=study.config.model)
-                    labels = seg.masks
-                    probability = cell_probability(seg.cellprob)
-                    target = out / "labels" / Path(rel).with_suffix(".tif")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    write_labels(target, labels)
-                    record["labels"] = target.relative_to(out).as_posix()
-                else:
-                    source = Path(masks) / Path(rel).with_suffix(".tif")
-                    if not source.is_file():
-                        raise MeasureError(f"no label image {source} for it")
-                    labels = read_mask(source, pixels.shape[:2])
-                    record["labels"] = str(source)
-                rows = measure_objects(
-                    labels, pixels, pixel_size=pixel_size, probability=probability
-                )
-            except (ImageError, MeasureError) as exc:
-                record["error"] = str(exc)
-                errors.append((rel, str(exc)))
-            else:
-                record["n_objects"] = len(rows)
-                n_objects += len(rows)
-                for r in rows:
-                    line = {"file": rel, **r, "model_id": row["id"] if row else None}
-                    columns.update(dict.fromkeys(line))
-                    handle.write(json.dumps(line) + "\n")
-            image_rows.append(record)
-            if progress:
-                progress("measuring", i + 1, len(files))
-    if len(columns) == 1:  # no object anywhere: a header still says what the columns are
-        columns.update(dict.fromkeys(["label", "model_id"]))
+
+def _measure_one(study, path, rel, record, out, model, row, masks, pixel_size) -> list[dict]:
+    """The object rows of one image (its file facts and label image go into ``record``):
+    segmented by ``model``, or read from ``masks``."""
+    from loop.models.cellpose_measures import cell_probability
+
+    pixels = read_image(path)
+    record.update(
+        sha256=file_sha256(path),
+        height=pixels.shape[0],
+        width=pixels.shape[1],
+        channels=1 if pixels.ndim == 2 else pixels.shape[2],
+    )
+    probability = None
+    if masks is None:
+        (seg,) = family(row["kind"]).predict(model, [pixels], config=study.config.model)
+        labels = seg.masks
+        probability = cell_probability(seg.cellprob)
+        target = out / "labels" / Path(rel).with_suffix(".tif")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_labels(target, labels)
+        record["labels"] = target.relative_to(out).as_posix()
+    else:
+        source = Path(masks) / Path(rel).with_suffix(".tif")
+        if not source.is_file():
+            raise MeasureError(f"no label image {source} for it")
+        labels = read_mask(source, pixels.shape[:2])
+        record["labels"] = str(source)
+    return measure_objects(labels, pixels, pixel_size=pixel_size, probability=probability)
+
+
+def _write_results(out: Path, scratch: Path, columns, image_rows, provenance: dict) -> None:
+    """``objects.csv`` (from the JSON-lines scratch file), ``images.csv`` and
+    ``provenance.json``, each under a temporary name, then all renamed."""
     objects_tmp = out / "objects.csv.tmp"
     with open(scratch) as lines, open(objects_tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for text in lines:
             writer.writerow(json.loads(text))
@@ -176,32 +214,10 @@ def measure_folder(
         writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
         writer.writeheader()
         writer.writerows(image_rows)
-    provenance = {
-        "folder": str(folder.resolve()),
-        "study": str(study.path.resolve()),
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pixel_size_um": pixel_size,
-        "masks": None if masks is None else str(Path(masks).resolve()),
-        "n_images": len(files) - len(errors),
-        "n_skipped": len(errors),
-        "n_objects": n_objects,
-        "columns": list(columns),
-        "software": software_versions(),
-        "device": None if model is None else str(model.device),
-        "model": None if row is None else _model_provenance(row),
-    }
     provenance_tmp = out / "provenance.json.tmp"
     provenance_tmp.write_text(json.dumps(provenance, indent=2) + "\n")
     for tmp in (objects_tmp, images_tmp, provenance_tmp):
         os.replace(tmp, tmp.with_suffix(""))
-    return MeasureReport(
-        out=out,
-        n_images=len(files) - len(errors),
-        n_objects=n_objects,
-        errors=errors,
-        model_id=None if row is None else row["id"],
-    )
 
 
 def _model_provenance(row: dict) -> dict:

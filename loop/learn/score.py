@@ -118,23 +118,9 @@ def score(
     if sample and len(images) > sample:
         keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
         images = [images[i] for i in sorted(keep)]
-    scored, reused = _measure(study, row, images + labeled, gpu=gpu, progress=progress)
-    ids = [im["id"] for im in images]
-    measures, embeddings = _load_measures(study, row["id"], ids)
-    if chosen_strategy.expensive and images:
-        key = strategies.shortlist_key(task)
-        shortlist = strategies.top_k(
-            np.array([m.get(key, 0.0) for m in measures]), config.shortlist * k
-        )
-        scored += _measure_more(
-            study,
-            row,
-            [images[i] for i in shortlist],
-            tier=chosen_strategy.tier,
-            gpu=gpu,
-            progress=progress,
-        )
-        measures, embeddings = _load_measures(study, row["id"], ids)
+    scored, reused, measures, embeddings = _measure_all(
+        study, row, chosen_strategy, images, labeled, k=k, gpu=gpu, progress=progress
+    )
     values = None
     if not chosen_strategy.random:
         key = strategies.TASK_MEASURES[task][chosen_strategy.measure].key
@@ -155,6 +141,31 @@ def score(
     ]
     _record_selection(study, row["id"], name, k, seed, chosen)
     return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
+
+
+def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress):
+    """(images measured now, images already measured, measures, embeddings of ``images``):
+    the cheap measures of every candidate and labeled image, then the strategy's costlier
+    measure on the shortlist ranked by the cheap one."""
+    task = study.config.task
+    scored, reused = _measure(study, row, images + labeled, gpu=gpu, progress=progress)
+    ids = [im["id"] for im in images]
+    measures, embeddings = _load_measures(study, row["id"], ids)
+    if strategy.expensive and images:
+        key = strategies.shortlist_key(task)
+        shortlist = strategies.top_k(
+            np.array([m.get(key, 0.0) for m in measures]), study.config.score.shortlist * k
+        )
+        scored += _measure_more(
+            study,
+            row,
+            [images[i] for i in shortlist],
+            tier=strategy.tier,
+            gpu=gpu,
+            progress=progress,
+        )
+        measures, embeddings = _load_measures(study, row["id"], ids)
+    return scored, reused, measures, embeddings
 
 
 def _select(study, strategy, values, embeddings, centers, images, labeled, k, seed) -> np.ndarray:

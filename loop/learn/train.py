@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from loop.core.images import read_image
-from loop.core.metrics import classification_scores, segmentation_scores
 from loop.errors import ModelError
 from loop.learn.labels import (
     Progress,
@@ -26,8 +26,9 @@ from loop.learn.labels import (
     validation_split,
 )
 from loop.learn.registry import _next_path, _record, current_model, model_row
-from loop.models.family import family
+from loop.models.family import family_for_task
 from loop.store import models
+from loop.store.annotations import known_classes
 from loop.store.lock import locked
 from loop.study import Study
 
@@ -98,14 +99,12 @@ def train(
         parent = current_model(study, arm)
     if parent is not None and parent["task"] != study.config.task:
         parent = None
-    if study.config.task == "classification":
-        return _train_classifier(study, items, seed=seed, parent=parent, arm=arm, progress=progress)
-    return _train_segmentation(
+    return _train(
         study,
         items,
+        parent=parent,
         seed=seed,
         steps=steps,
-        parent=parent,
         extend=extend,
         arm=arm,
         gpu=gpu,
@@ -183,191 +182,97 @@ def _decide(
     )
 
 
-def _train_segmentation(
-    study, items, *, seed, steps, parent, extend, arm, gpu, progress
-) -> TrainReport:
-    from loop.models import cellpose_seg as cs
-    from loop.models import cellpose_train as ct
-
-    config, augment = study.config.model, study.config.augment
-    seed = config.seed if seed is None else seed
-    train_items, val_items = validation_split(items, config.val_fraction)
-    warm = bool(parent and (config.warm_start or extend))
-    budget = steps or ct.n_steps(len(train_items), config, warm=warm)
-    params = {
-        "config": asdict(config),
-        "augment": asdict(augment),
-        "seed": seed,
-        "steps": budget,
-        "parent": parent["id"] if warm else None,
-    }
-    digest = _label_digest(
-        items,
-        {
-            "config": asdict(config),
-            "augment": asdict(augment),
-            "seed": seed,
-            "steps": steps,
-        },
+def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> TrainReport:
+    """Train with the task's family (:func:`loop.models.family.family_for_task`): reuse a
+    model trained alike, else fit, validate against the parent, save and record."""
+    adapter = family_for_task(study.config.task)
+    settings = adapter.settings(study.config)
+    train_items, val_items = validation_split(items, settings.val_fraction)
+    recipe = adapter.recipe(
+        study.config, n_train=len(train_items), seed=seed, steps=steps, parent=parent, extend=extend
     )
-    reused = _reuse(study, "cellpose", digest, params, parent, extend=extend)
+    digest = _label_digest(items, recipe.digest)
+    reused = _reuse(study, adapter.kind, digest, recipe.params, parent, extend=recipe.extend)
     if reused:
         return reused
 
-    device = cs.device_of(gpu)
     started = time.perf_counter()
-    images, masks = [], []
-    for i, (image, label) in enumerate(train_items):
-        images.append(read_image(image_path(image)))
-        masks.append(_mask_of(study, image, label))
-        progress("reading labels", i + 1, len(train_items))
-    data = ct.prepare(images, masks, crop=config.crop, device=device, invert=config.invert)
-    del images, masks
-    if warm:
-        net = cs.load(study.resolve(parent["path"]), device)
-    elif config.pretrained:
-        net = cs.load(cs.pretrained_path(config.pretrained), device)  # widths: JSON or stock
-    else:
-        net = cs.build_net(config.nbase, device, seed=seed)
-    net.invert = config.invert  # trained (and saved) with the study's polarity
-    result = ct.train(
-        net,
-        data,
-        config=config,
-        augment=augment,
-        steps=budget,
-        rng=np.random.default_rng(seed),
-        progress=lambda s: progress("training", s, budget),
+    fitted = adapter.fit(
+        *_read(study, train_items, adapter.label_kind, progress),
+        config=study.config,
+        recipe=recipe,
+        parent_path=study.resolve(parent["path"]) if recipe.warm else None,
+        gpu=gpu,
+        classes=known_classes(study.store) if adapter.label_kind == "class" else (),
+        progress=progress,
     )
-    del data
-
     val, differences = {}, []
     if val_items:
-        new_scores = _validate_segmentation(study, net, val_items, config, progress)
-        val["new"] = float(np.mean(new_scores))
+        val["new"], new_scores = adapter.validate(
+            fitted.model,
+            _pairs(study, val_items, adapter.label_kind, progress),
+            config=study.config,
+        )
         if parent is not None:
-            old_net = cs.load(study.resolve(parent["path"]), device)
-            old_scores = _validate_segmentation(study, old_net, val_items, config, progress)
-            val["previous"] = float(np.mean(old_scores))
+            old = adapter.load(study.resolve(parent["path"]), sha256=parent["sha256"], gpu=gpu)
+            val["previous"], old_scores = adapter.validate(
+                old, _pairs(study, val_items, adapter.label_kind, progress), config=study.config
+            )
             differences = [a - b for a, b in zip(new_scores, old_scores)]
     status, decision = _decide(
-        val.get("new"), val.get("previous"), config.keep_tolerance, differences
+        val.get("new"), val.get("previous"), settings.keep_tolerance, differences
     )
-    path = cs.save(net, _next_path(study, "cellpose", ".pt"), nbase=net.nbase)
-    from loop.reports.plots import loss_curve
-
-    loss_curve(
-        result.losses,
-        path.with_name(path.stem + "-loss.png"),
-        title=f"{path.stem}: {len(train_items)} images, {budget} steps",
+    path = _next_path(study, adapter.kind, adapter.suffix)
+    path = adapter.save(
+        fitted, path, title=f"{path.stem}: {len(train_items)} images, {recipe.steps} steps"
     )
     seconds = time.perf_counter() - started
     model_id = _record(
         study,
-        kind="cellpose",
+        kind=adapter.kind,
         path=path,
-        params=params,
+        params=recipe.params,
         train_ids=[im["id"] for im, _ in train_items],
         val_ids=[im["id"] for im, _ in val_items],
-        losses=result.losses,
+        losses=fitted.losses,
         parent=parent,
         status=status,
         decision=decision,
         val=val,
         digest=digest,
-        device=str(device),
+        device=fitted.device,
         seconds=seconds,
         arm=arm,
     )
     return TrainReport(
-        model_id, status, decision, False, len(train_items), len(val_items), budget, seconds, val
+        model_id,
+        status,
+        decision,
+        False,
+        len(train_items),
+        len(val_items),
+        recipe.steps,
+        seconds,
+        val,
     )
 
 
-def _validate_segmentation(study, net, val_items, config, progress) -> list[float]:
-    """AP@0.5 of ``net`` on each validation image."""
-    scores = []
-    for i, (image, label) in enumerate(val_items):
-        (seg,) = family("cellpose").predict(net, [read_image(image_path(image))], config=config)
-        scores.append(segmentation_scores(_mask_of(study, image, label), seg.masks)["ap50"])
-        progress("validating", i + 1, len(val_items))
-    return scores
+def _target(study: Study, image: dict, label: dict, kind: str):
+    return _mask_of(study, image, label) if kind == "mask" else label["class"]
 
 
-def _class_features(images: list[dict], size: int, progress: Progress, stage: str) -> np.ndarray:
-    from loop.models.classifier import features
+def _read(study: Study, items, kind: str, progress: Progress) -> tuple[list, list]:
+    """The training images and their targets (label images or classes), in memory."""
+    images, targets = [], []
+    for i, (image, label) in enumerate(items):
+        images.append(read_image(image_path(image)))
+        targets.append(_target(study, image, label, kind))
+        progress("reading labels", i + 1, len(items))
+    return images, targets
 
-    rows = []
-    for i, image in enumerate(images):
-        rows.append(features(read_image(image_path(image)), size=size))
-        progress(stage, i + 1, len(images))
-    return np.stack(rows) if rows else np.zeros((0, 0), np.float32)
 
-
-def _train_classifier(study, items, *, seed, parent, arm, progress) -> TrainReport:
-    from loop.annotate.push import classes_of
-    from loop.models import classifier as cl
-
-    config, augment = study.config.classifier, study.config.augment
-    seed = config.seed if seed is None else seed
-    train_items, val_items = validation_split(items, config.val_fraction)
-    params = {"config": asdict(config), "augment": asdict(augment), "seed": seed}
-    digest = _label_digest(items, params)
-    reused = _reuse(study, "classifier", digest, params, parent)
-    if reused:
-        return reused
-    started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    x = _class_features([im for im, _ in train_items], config.image_size, progress, "features")
-    y = [label["class"] for _, label in train_items]
-    if config.augment_copies:
-        extra_x, extra_y = [], []
-        for image, label in train_items:
-            pixels = read_image(image_path(image))
-            for _ in range(config.augment_copies):
-                extra_x.append(
-                    cl.features(cl.augmented(pixels, rng, augment), size=config.image_size)
-                )
-                extra_y.append(label["class"])
-        x, y = np.concatenate([x, np.stack(extra_x)]), y + extra_y
-    model = cl.train(x, y, config=config, rng=rng, classes=classes_of(study))
-    val = {}
-    if val_items:
-        xv = _class_features([im for im, _ in val_items], config.image_size, progress, "validating")
-        yv = [label["class"] for _, label in val_items]
-        predicted = model.predict(xv)
-        val["new"] = classification_scores(yv, predicted)["macro_f1"]
-        differences = []
-        if parent is not None:
-            old = cl.load(study.resolve(parent["path"]), parent["sha256"])
-            before = old.predict(xv)
-            val["previous"] = classification_scores(yv, before)["macro_f1"]
-            # per image: right (1) or wrong (0), new minus previous
-            differences = [float(a == t) - float(b == t) for a, b, t in zip(predicted, before, yv)]
-    else:
-        differences = []
-    status, decision = _decide(
-        val.get("new"), val.get("previous"), config.keep_tolerance, differences
-    )
-    path = cl.save(model, _next_path(study, "classifier", ".pkl"))
-    seconds = time.perf_counter() - started
-    model_id = _record(
-        study,
-        kind="classifier",
-        path=path,
-        params=params,
-        train_ids=[im["id"] for im, _ in train_items],
-        val_ids=[im["id"] for im, _ in val_items],
-        losses=[],
-        parent=parent,
-        status=status,
-        decision=decision,
-        val=val,
-        digest=digest,
-        device="cpu",
-        seconds=seconds,
-        arm=arm,
-    )
-    return TrainReport(
-        model_id, status, decision, False, len(train_items), len(val_items), 0, seconds, val
-    )
+def _pairs(study: Study, items, kind: str, progress: Progress) -> Iterator[tuple]:
+    """(image, target) of each validation image, read one at a time."""
+    for i, (image, label) in enumerate(items):
+        yield read_image(image_path(image)), _target(study, image, label, kind)
+        progress("validating", i + 1, len(items))

@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -180,3 +181,17 @@ def train(
             progress(step + 1)
     net.eval()
     return TrainResult(net, losses, steps, time.perf_counter() - started)
+
+
+def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path:
+    """Plot training loss per epoch (pass over the training images) into ``path`` (PNG)."""
+    from loop.core.figures import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(range(1, len(losses) + 1), losses, color="#1f77b4")
+    ax.set_xlabel("epoch (one crop per training image)")
+    ax.set_ylabel("loss (flows MSE/2 + cell-probability BCE)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, Path(path))

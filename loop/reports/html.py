@@ -26,7 +26,8 @@ from loop.errors import RoundError
 from loop.models.family import family
 from loop.reports import plots
 from loop.reports.status import round_summaries
-from loop.store import annotations, models, utcnow
+from loop.store import annotations
+from loop.store.annotators import annotators, models, utcnow
 from loop.store.labels import label_of
 from loop.study import Study
 
@@ -107,7 +108,7 @@ def annotator_rows(study: Study, rounds: list[dict], arm: str = "main") -> list[
     """Per annotator: annotations, hours, agreement with the others' consensus and, where
     ground truth exists (simulations), F1 (or accuracy) against it, over an arm's rounds."""
     stats = annotations.work_by_annotator(study.store)
-    profiles = {r["name"]: r["profile"] for r in annotations.annotators(study.store)}
+    profiles = {r["name"]: r["profile"] for r in annotators(study.store)}
     agreement: dict[str, list] = {}
     truth: dict[str, list] = {}
     for r in rounds:
@@ -184,6 +185,70 @@ def _gallery(
     return out
 
 
+ROUND_COLUMNS = (
+    ("arm", "arm"),
+    ("round", "round"),
+    ("strategy", "strategy"),
+    ("labeled", "n_labeled"),
+    ("objects", "n_objects"),
+    ("model", "model_id"),
+    ("held-out {metric}", "score"),
+    ("held-out F1", "f1"),
+    ("agreement", "agreement"),
+    ("consensus vs truth", "consensus_vs_truth"),
+    ("to adjudicate", "adjudicate"),
+    ("annotator-hours", "annotator_hours"),
+    ("seconds", "seconds"),
+    ("status", "status"),
+)
+"""The report's round table: (heading, key of :func:`round_summaries`)."""
+
+
+def _rounds_section(rounds: list[dict], metric: str) -> str:
+    return "<h2>Rounds</h2>" + _table(
+        [heading.format(metric=metric) for heading, _ in ROUND_COLUMNS],
+        [[r[key] for _, key in ROUND_COLUMNS] for r in rounds],
+    )
+
+
+def _curve_sections(rounds: list[dict], folder: Path, metric: str, result) -> list[str]:
+    curve = plots.learning_curves(rounds, folder / "learning-curve.png", metric=metric)
+    ceiling = plots.agreement_vs_model(rounds, folder / "agreement.png")
+    result.plots += [curve, ceiling]
+    return [
+        "<h2>Learning curve</h2><p>Held-out "
+        f"{metric} of each round's model on the test split (never annotated), against "
+        "the labeled images it trained on and against the annotator time spent. A control "
+        "arm, when one was run, is dashed.</p>" + _img(curve),
+        "<h2>Model and annotators</h2><p>The model's held-out F1 at IoU 0.5 next to the "
+        "annotators' mean pairwise agreement on each batch (the same measure between "
+        "people: the human ceiling) and the consensus scored against ground truth where "
+        "it exists.</p>" + _img(ceiling),
+    ]
+
+
+def _group_sections(rounds: list[dict], arm: str, metric: str) -> list[str]:
+    """Warnings for lagging groups and the per-group table of the arm's latest evaluation."""
+    latest = [r for r in rounds if r["arm"] == arm and r["metrics"]]
+    if not latest:
+        return []
+    groups = latest[-1]["metrics"].get("per_group") or {}
+    out = [
+        f'<p style="color:#b00"><b>Warning:</b> {html.escape(lag["message"])}</p>'
+        for lag in lagging_groups(groups, metric)
+    ]
+    if groups:
+        keys = sorted({k for g in groups.values() for k in g if k != "n_images"})[:6]
+        out.append(
+            f"<h2>Held-out figures per group (round {latest[-1]['round']})</h2>"
+            + _table(
+                ["group", "images", *keys],
+                [[g, v.get("n_images"), *(v.get(k) for k in keys)] for g, v in groups.items()],
+            )
+        )
+    return out
+
+
 def write_report(
     study: Study,
     folder: str | Path,
@@ -207,66 +272,13 @@ def write_report(
             f"{', '.join(arms) or 'none yet'}"
         )
     result = ReportResult(html=folder / "index.html")
-    sections = []
-    hint = stop_hint(rounds, metric, arm)
-    result.hint = hint
-    sections.append(f"<h2>When to stop</h2><p>{html.escape(hint)}</p>")
-    sections.append(
-        "<h2>Rounds</h2>"
-        + _table(
-            [
-                "arm",
-                "round",
-                "strategy",
-                "labeled",
-                "objects",
-                "model",
-                f"held-out {metric}",
-                "held-out F1",
-                "agreement",
-                "consensus vs truth",
-                "to adjudicate",
-                "annotator-hours",
-                "seconds",
-                "status",
-            ],
-            [
-                [
-                    r["arm"],
-                    r["round"],
-                    r["strategy"],
-                    r["n_labeled"],
-                    r["n_objects"],
-                    r["model_id"],
-                    r["score"],
-                    r["f1"],
-                    r["agreement"],
-                    r["consensus_vs_truth"],
-                    r["adjudicate"],
-                    r["annotator_hours"],
-                    r["seconds"],
-                    r["status"],
-                ]
-                for r in rounds
-            ],
-        )
-    )
+    result.hint = stop_hint(rounds, metric, arm)
+    sections = [
+        f"<h2>When to stop</h2><p>{html.escape(result.hint)}</p>",
+        _rounds_section(rounds, metric),
+    ]
     if rounds:
-        curve = plots.learning_curves(rounds, folder / "learning-curve.png", metric=metric)
-        ceiling = plots.agreement_vs_model(rounds, folder / "agreement.png")
-        result.plots += [curve, ceiling]
-        sections.append(
-            "<h2>Learning curve</h2><p>Held-out "
-            f"{metric} of each round's model on the test split (never annotated), against "
-            "the labeled images it trained on and against the annotator time spent. A control "
-            "arm, when one was run, is dashed.</p>" + _img(curve)
-        )
-        sections.append(
-            "<h2>Model and annotators</h2><p>The model's held-out F1 at IoU 0.5 next to the "
-            "annotators' mean pairwise agreement on each batch (the same measure between "
-            "people: the human ceiling) and the consensus scored against ground truth where "
-            "it exists.</p>" + _img(ceiling)
-        )
+        sections += _curve_sections(rounds, folder, metric, result)
     people = annotator_rows(study, rounds, arm)
     if people:
         sections.append(
@@ -283,22 +295,7 @@ def write_report(
                 people,
             )
         )
-    latest = [r for r in rounds if r["arm"] == arm and r["metrics"]]
-    if latest:
-        groups = latest[-1]["metrics"].get("per_group") or {}
-        for lag in lagging_groups(groups, HEADLINE[study.config.task]):
-            sections.append(
-                f'<p style="color:#b00"><b>Warning:</b> {html.escape(lag["message"])}</p>'
-            )
-        if groups:
-            keys = sorted({k for g in groups.values() for k in g if k != "n_images"})[:6]
-            sections.append(
-                f"<h2>Held-out figures per group (round {latest[-1]['round']})</h2>"
-                + _table(
-                    ["group", "images", *keys],
-                    [[g, v.get("n_images"), *(v.get(k) for k in keys)] for g, v in groups.items()],
-                )
-            )
+    sections += _group_sections(rounds, arm, metric)
     shown = _gallery(study, rounds, folder, gallery, progress, arm)
     if shown:
         result.plots += [p for p, _ in shown]

@@ -1,4 +1,5 @@
-"""PNG plots for people (loss curves now; learning curves and galleries in reports).
+"""PNG plots for people: learning curves, agreement against the model, overlays, feature
+maps (a training run's loss curve is drawn by its model family).
 
 Matplotlib with the non-interactive Agg backend, imported only when a plot is drawn.
 """
@@ -10,41 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.files import atomic_path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """Write a figure atomically (a killed run never leaves half a PNG)."""
-    plt = _pyplot()
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-    return path
-
-
-def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path:
-    """Plot training loss per epoch (pass over the training images) into ``path`` (PNG)."""
-    plt = _pyplot()
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    ax.plot(range(1, len(losses) + 1), losses, color="#1f77b4")
-    ax.set_xlabel("epoch (one crop per training image)")
-    ax.set_ylabel("loss (flows MSE/2 + cell-probability BCE)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+from loop.core.figures import pyplot as _pyplot
+from loop.core.figures import save_figure as _save
 
 
 def learning_curves(rounds: Sequence[dict], path: str | Path, *, metric: str) -> Path:

@@ -1,4 +1,4 @@
-"""Rounds of the loop: train -> evaluate -> select -> push -> annotate -> pull -> agree.
+"""Rounds of the loop: the steps of :mod:`loop.rounds.steps` run in order, recorded.
 
 A round is one row of the ``rounds`` table per (arm, round). Each step, once done, writes its
 results (model, held-out metrics, batch, agreement, ...) and its time into that row in one
@@ -15,68 +15,40 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from loop import learn
-from loop.annotate.adjudicate import record as record_adjudications
-from loop.annotate.consensus import agree
-from loop.annotate.pull import pull
-from loop.annotate.push import push
 from loop.core import strategies
-from loop.core.images import read_image
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import crash_points
-from loop.models.family import family
-from loop.rounds.arms import _admit_labeled, _start_arm, arm_images, candidates
-from loop.store import dumps, utcnow
+from loop.rounds.arms import _start_arm
+from loop.rounds.steps import (
+    RUNNERS,
+    STEPS,
+    WAITING,
+    Annotate,
+    Log,
+    Progress,
+    RoundOptions,
+    RoundState,
+)
+from loop.store import dumps
 from loop.store import rounds as store_rounds
 from loop.store.lock import locked
 from loop.study import Study
-from loop.types import AnnotationTool, Prediction
+from loop.types import AnnotationTool
 
-STEPS = ("train", "evaluate", "select", "push", "annotate", "pull", "agree")
-
-
-Progress = Callable[[str, int, int], None]
-
-
-Log = Callable[[str], None]
-
-
-# simulated annotators: annotate every open task, return {annotator: tasks annotated}
-Annotate = Callable[[], dict]
+__all__ = [
+    "STEPS",
+    "Annotate",
+    "Log",
+    "Progress",
+    "RoundOptions",
+    "RoundResult",
+    "run",
+    "run_round",
+]
 
 
 def _quiet(*_args) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class RoundOptions:
-    """What a round does beyond the study's configuration.
-
-    Parameters
-    ----------
-    arm : str
-        ``main`` or a control arm; a control arm named after a strategy (``random``) uses it.
-    strategy : str, optional
-        Overrides the arm's strategy.
-    k : int, optional
-        Batch size (default: ``score.k``).
-    seed : int
-        Seed of training, random selection and the pool sample.
-    steps : int, optional
-        Training step budget (default: from the config).
-    gpu : bool, optional
-        Use CUDA (default: when present).
-    """
-
-    arm: str = "main"
-    strategy: str | None = None
-    k: int | None = None
-    seed: int = 0
-    steps: int | None = None
-    gpu: bool | None = None
 
 
 @dataclass
@@ -135,50 +107,6 @@ def current_round(study: Study, arm: str = "main") -> int:
     return last["round"] + (last["status"] == "done")
 
 
-def _previous_model(study: Study, arm: str, round: int) -> int | None:
-    for row in reversed(study.store.rounds(arm)):
-        if row["round"] < round and row["model_id"]:
-            return row["model_id"]
-    return None
-
-
-def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
-    """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
-    or a class with its probability."""
-    row = learn.model_row(study, model_id)
-    model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
-    config = adapter.settings(study.config)
-    version = f"loop-model-{row['id']}"
-
-    def predict(image: dict) -> Prediction:
-        (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
-        if output.masks is not None:
-            return Prediction(
-                mask=output.masks,
-                score=float(np.clip(1.0 - output.measures["flow_error"], 0.0, 1.0)),
-                model_version=version,
-            )
-        return Prediction(klass=output.klass, score=output.confidence, model_version=version)
-
-    return predict
-
-
-def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, int]:
-    """(tasks with all their annotations, tasks) for a batch: an annotation that was skipped
-    or could not be read counts as the annotator's turn."""
-    done = 0
-    for image_id in batch:
-        done += store_rounds.annotations_of_image(study.store, image_id) >= overlap
-    return done, len(batch)
-
-
-def _hours(study: Study, batch: list[int]) -> float | None:
-    if not batch:
-        return None
-    total = store_rounds.lead_seconds(study.store, batch)
-    return None if total is None else total / 3600.0
-
-
 @locked("round")
 def run_round(
     study: Study,
@@ -192,7 +120,7 @@ def run_round(
     progress: Progress = _quiet,
     log: Log = _quiet,
 ) -> RoundResult:
-    """Run (or finish) the arm's current round.
+    """Run (or finish) the arm's current round: the steps of :data:`RUNNERS` not yet done.
 
     Parameters
     ----------
@@ -219,138 +147,28 @@ def run_round(
         )
     arm = options.arm
     strategy = arm_strategy(study, options)
-    config = study.config.rounds
     crash = crash_points()
     number = current_round(study, arm)
     _start_arm(study, arm)
     row = store_rounds.start_round(study.store, arm, number, strategy=strategy, seed=options.seed)
+    r = RoundState(
+        study, tool, options, annotate, wait, sleep, progress, log, strategy, number, row
+    )
     done = set(json.loads(row["timings"] or "{}"))
-
     for step in STEPS[: STEPS.index(until) + 1]:
         if step in done:
             continue
         started = time.perf_counter()
         log(f"{arm} round {number}: {step}")
-        values: dict = {}
-        batch = json.loads(row["batch"] or "[]")  # chosen by the select step
-        if step == "train":
-            labeled = arm_images(study, arm, before=number)
-            previous = _previous_model(study, arm, number)
-            report = learn.train(
-                study,
-                seed=options.seed,
-                steps=options.steps,
-                image_ids=labeled,
-                parent_id=previous,
-                fresh=previous is None,
-                arm=arm,
-                gpu=options.gpu,
-                progress=progress,
-            )
-            in_use = report.model_id
-            if report.status == "rejected":
-                in_use = previous or report.model_id
-                log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
-            items = learn.training_labels(study, labeled)
-            values = {
-                "model_id": in_use,
-                "n_labeled": len(items),
-                "n_objects": sum(label.get("n_objects") or 0 for _, label in items),
-                "notes": report.decision,
-            }
-        elif step == "evaluate":
-            metrics = learn.evaluate(
-                study, model_id=row["model_id"], gpu=options.gpu, progress=progress
-            )
-            values = {
-                "metrics": {k: v for k, v in metrics.items() if k not in ("model_id", "split")}
-            }
-            for lag in metrics.get("lagging_groups") or []:
-                log(f"warning: {arm} round {number}: {lag['message']}")
-        elif step == "select":
-            pool = candidates(study, arm)
-            if not pool:
-                raise RoundError(f"arm {arm}: the pool is used up; nothing left to annotate")
-            chosen = learn.score(
-                study,
-                strategy=strategy,
-                k=options.k,
-                model_id=row["model_id"],
-                seed=options.seed * 1000 + number,
-                image_ids=pool,
-                labeled_ids=arm_images(study, arm),
-                gpu=options.gpu,
-                progress=progress,
-            ).chosen
-            batch = [c["image_id"] for c in chosen]
-            values = {"batch": batch, "n_batch": len(batch)}
-        elif step == "push":
-            images = [study.store.image(i) for i in batch]
-            push(
-                study,
-                tool,
-                images,
-                overlap=config.overlap,
-                arm=arm,
-                round=number,
-                predictions=_predictor(study, row["model_id"], options.gpu),
-                tiling=config.tiling() if study.config.task == "segmentation" else None,
-                progress=lambda d, t: progress("push", d, t),
-            )
-        elif step == "annotate":
-            if annotate is not None:
-                counts = annotate()
-                log("  " + ", ".join(f"{name}: {n} tasks" for name, n in counts.items()))
-            else:
-                told: set[str] = set()
-                while True:
-                    for gap in set(pull(study, tool).tile_gaps) - told:
-                        log(f"  tiled image not complete: {gap}")
-                        told.add(gap)
-                    complete, total = _batch_complete(study, batch, config.overlap)
-                    progress("waiting for annotators", complete, total)
-                    if complete >= total:
-                        break
-                    if not wait:
-                        row = store_rounds.update_round(
-                            study.store, row["id"], {"status": "waiting"}
-                        )
-                        log(
-                            f"  {complete}/{total} tasks annotated: run `loop round` again "
-                            "when the experts are done (or `loop run`, which waits)"
-                        )
-                        return _result(row)
-                    sleep(config.poll_seconds)
-        elif step == "pull":
-            pull(study, tool, progress=lambda d, t: progress("pull", d, t))
-            record_adjudications(study)  # reviewers' decisions on earlier batches
-            values = {"annotator_hours": _hours(study, batch)}
-        elif step == "agree":
-            report = agree(
-                study,
-                image_ids=batch,
-                method=config.fusion,
-                min_agreement=config.min_agreement,
-                min_annotations=config.min_annotations,
-                against_truth=True,
-                progress=lambda d, t: progress("agreement", d, t),
-            )
-            joined = _admit_labeled(study, arm, number)
-            values = {
-                "agreement": {
-                    **report.overall,
-                    "annotators": report.annotators,
-                    "against_truth": report.against_truth,
-                    "joined": joined,
-                },
-                "status": "done",
-                "finished_at": utcnow(),
-            }
+        values = RUNNERS[step](r)
+        if values is WAITING:
+            r.row = store_rounds.update_round(study.store, r.row["id"], {"status": "waiting"})
+            return _result(r.row)
         crash.hit(f"round.{step}")
-        row = _record(study, row, step, time.perf_counter() - started, **values)
-    if until == "evaluate" and row["status"] != "done":
-        row = store_rounds.update_round(study.store, row["id"], {"status": "evaluated"})
-    return _result(row)
+        r.row = _record(study, r.row, step, time.perf_counter() - started, **values)
+    if until == "evaluate" and r.row["status"] != "done":
+        r.row = store_rounds.update_round(study.store, r.row["id"], {"status": "evaluated"})
+    return _result(r.row)
 
 
 def _result(row: dict) -> RoundResult:

@@ -379,11 +379,6 @@ def review_tasks(store: Store) -> list[dict]:
     return list(store.db["tasks"].rows_where("purpose = 'adjudicate'", order_by="id"))
 
 
-def annotators(store: Store) -> list[dict]:
-    """The study's annotator accounts (name, tool, user id, email, noise profile)."""
-    return list(store.db["annotators"].rows)
-
-
 def work_by_annotator(store: Store) -> dict[str, tuple[int, float]]:
     """Annotator -> (current annotations of whole images, hours of lead time)."""
     rows = store.db.execute(

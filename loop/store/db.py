@@ -192,3 +192,25 @@ def backup(store: Store, path: str | Path) -> None:
         store.db.conn.backup(target)
     finally:
         target.close()
+
+
+def dump_tables(path: str | Path, *, leave_out=("id",)) -> dict[str, list[list]]:
+    """Every table's rows of the SQLite file at ``path``, for comparing two stores: each row
+    as its sorted ``[column, value]`` pairs without the columns ``leave_out`` and the ``*_at``
+    timestamps, the rows of a table sorted. Two stores that hold the same data give equal
+    dumps whatever their ids and times (a seeded run twice, a run killed and resumed)."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    out = {}
+    try:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            rows = [
+                sorted(
+                    [k, row[k]] for k in row.keys() if k not in leave_out and not k.endswith("_at")
+                )
+                for row in conn.execute(f'SELECT * FROM "{table}"')
+            ]
+            out[table] = sorted(rows, key=repr)
+    finally:
+        conn.close()
+    return out

@@ -1,0 +1,119 @@
+"""The commented ``loop.toml`` that ``loop init`` writes: every key with its default and what
+it does (it parses back to the defaults of :mod:`loop.config`)."""
+
+from __future__ import annotations
+
+from loop.config import (
+    TASKS,
+    AugmentConfig,
+    ClassifierConfig,
+    IngestConfig,
+    ModelConfig,
+    RoundsConfig,
+    ScoreConfig,
+    SplitConfig,
+)
+from loop.errors import ConfigError
+
+
+def default_toml(task: str) -> str:
+    """The commented ``loop.toml`` that ``loop init`` writes (it parses to the defaults)."""
+    if task not in TASKS:
+        raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
+    split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
+    classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
+    rounds = RoundsConfig()
+    stratify_hint = "class" if task == "classification" else "nothing"
+    return f"""\
+# loop study configuration. Every key is optional; the values shown are the defaults.
+# Unknown keys are errors, so a typo cannot be silently ignored.
+
+task = "{task}"          # segmentation (instance masks) or classification (one class per image)
+# Metadata columns that `loop status` and reports break figures down by (e.g. ["modality"]).
+groups = []
+
+[split]                  # defaults of `loop split`; its options override them
+test = {split.test}              # held-out test set: a fraction (< 1) or a count; never annotated
+initial = {split.initial}          # initial labeled set from what is left: a fraction or a count
+seed = {split.seed}
+stratify = []            # metadata columns to stratify by; empty = by {stratify_hint}
+
+[ingest]
+extensions = {_toml_list(ingest.extensions)}
+# The mask of image a.png is <masks>/a<suffix>.tif (or .tiff, .png): first match wins.
+mask_suffixes = {_toml_list(ingest.mask_suffixes)}
+
+[model]                  # the Cellpose model (segmentation)
+# "" = a small network from scratch; or cyto3 / nuclei (downloaded: needs the internet)
+# or the path of a Cellpose 3 weights file to fine-tune
+pretrained = ""
+nbase = {list(model.nbase)}   # network widths; stock Cellpose is [2, 32, 64, 128, 256]
+crop = {model.crop}
+batch_size = {model.batch_size}
+epochs = {model.epochs}             # passes over the labeled images, within min_steps..max_steps
+min_steps = {model.min_steps}
+max_steps = {model.max_steps}
+warm_start = true        # continue from the last accepted model with warm_fraction of the steps
+warm_fraction = {model.warm_fraction}
+learning_rate = {model.learning_rate}
+val_fraction = {model.val_fraction}       # labeled images kept out to validate (never test images)
+keep_tolerance = {model.keep_tolerance}     # reject a model worse than the last beyond noise
+invert = "{model.invert}"        # auto: bright-background images (stains) inverted; never; always
+flow_threshold = {model.flow_threshold}
+cellprob_threshold = {model.cellprob_threshold}
+seed = {model.seed}
+
+[classifier]             # the image classifier (classification)
+estimator = "{classifier.estimator}"  # logistic or random-forest
+committee = {classifier.committee}            # bootstrap committee for the committee strategy
+augment_copies = {classifier.augment_copies}
+seed = {classifier.seed}
+
+[augment]                # training-time augmentation, seeded
+flips = true
+intensity = true         # brightness, contrast, gamma
+noise = true             # Poisson + Gaussian
+blur = true
+elastic = false
+probability = {augment.probability}
+
+[score]                  # defaults of `loop score`
+strategy = ""            # see `loop strategies`; "" = the task's default
+k = {score.k}
+shortlist = {score.shortlist}            # diversity and expensive scores see the top shortlist * k
+chunk = {score.chunk}
+pool_sample = {score.pool_sample}          # measure a seeded random subset of the pool (0 = all)
+coverage_until = {score.coverage_until}      # auto: typical images until this many are labeled
+
+[rounds]                 # `loop round` and `loop run`
+overlap = {rounds.overlap}              # distinct annotators per task
+min_agreement = {rounds.min_agreement}      # below: adjudication instead of a consensus label
+min_annotations = {rounds.min_annotations}      # valid annotations a consensus needs (<= overlap)
+fusion = "{rounds.fusion}"       # consensus of instance masks: majority or staple
+annotators = {_toml_list(rounds.annotators)}   # simulated annotators
+profiles = []            # noise: perfect/careful/average/sloppy; [] = careful, average, sloppy
+poll_seconds = {rounds.poll_seconds}      # how often `loop run` checks for human annotations
+full_pull_minutes = {rounds.full_pull_minutes}  # pulls read updated tasks; all after this long
+final_train = true       # after the last round, train and evaluate on every label once more
+tile = {rounds.tile}                 # > 0: images larger than tile_above are annotated as tiles
+tile_above = {rounds.tile_above}         #   of at most tile x tile pixels, stitched back on pull
+tile_overlap = {rounds.tile_overlap}        #   neighbouring tiles share this many pixels
+
+# Noise profiles of your own for simulated annotators (`rounds.profiles`, `loop simulate
+# --profile NAME=PROFILE`), one table each; a key left out is exact (0). A table named after a
+# built-in profile replaces it. Probabilities per object (flip: per image).
+# [noise.resident]
+# jitter = [1, 3]          # erode or dilate each object by 1..3 px
+# miss_small = 0.2         # objects smaller than half the median
+# miss = 0.03              # any other object
+# false_positive = 0.03    # false objects per true object
+# merge = 0.05             # touching objects drawn as one
+# split = 0.02             # large objects drawn as two
+# flip = 0.15              # classification: another class
+# seconds_per_object = 2.5
+# seconds_per_image = 6.0
+"""
+
+
+def _toml_list(items) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"

@@ -1,0 +1,170 @@
+"""Learning curves of label efficiency, as pure functions on arrays: a curve per strategy is
+the held-out metric by labeled images (or annotated objects) over seeds.
+
+Definitions
+-----------
+- a run: one seed's points, round by round, ``(cost, metric)``;
+- a mean curve: per round, ``[mean cost, mean metric, sd]`` over the runs that reached it;
+- ``labels_to(curve, target)``: the smallest cost at which the mean reaches ``target`` (90% or
+  95% of the full-pool figure), ``None`` when it never does within the rounds;
+- ``cost_to``: the same with a bootstrap over the runs (seeds);
+- ``area_under``: the area under the mean curve over the full-pool figure times the cost range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def labels_to(curve: Sequence[Sequence[float]], target: float | None) -> int | None:
+    """The smallest labeled count whose mean reaches ``target`` (``None``: never).
+
+    Parameters
+    ----------
+    curve : sequence of (n_labeled, mean, sd)
+
+    >>> labels_to([[8, 0.5, 0], [16, 0.8, 0], [24, 0.9, 0]], 0.8)
+    16
+    >>> labels_to([[8, 0.5, 0]], 0.9) is None
+    True
+    """
+    if target is None:
+        return None
+    for n, mean, _sd in curve:
+        if mean is not None and mean >= target:
+            return int(round(n))
+    return None
+
+
+def _by_round(runs: Sequence[Sequence[tuple]]):
+    """Round by round, the points of the runs that reached that round."""
+    for i in range(max((len(r) for r in runs), default=0)):
+        yield [r[i] for r in runs if len(r) > i]
+
+
+def mean_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
+    """Per round, [mean n_labeled, mean metric, sd metric] over the runs that reached it.
+
+    Parameters
+    ----------
+    runs : sequence of sequences of (n_labeled, metric)
+        One per seed, round by round.
+    """
+    out = []
+    for points in _by_round(runs):
+        ns = [p[0] for p in points]
+        values = [p[1] for p in points]
+        out.append(
+            [
+                round(float(np.mean(ns)), 2),
+                round(float(np.mean(values)), 4),
+                round(float(np.std(values)), 4),
+            ]
+        )
+    return out
+
+
+def summarize(
+    curves: dict[str, list[list[float]]], full: float | None, *, baseline: str = "random"
+) -> dict:
+    """``label_efficiency`` records: labels to 90% / 95% of ``full`` and ratios to the
+    baseline (a ratio < 1 means fewer labels than the baseline)."""
+    out = {}
+    for name, curve in curves.items():
+        out[name] = {
+            "labels_to_90": labels_to(curve, None if full is None else 0.9 * full),
+            "labels_to_95": labels_to(curve, None if full is None else 0.95 * full),
+            "curve": curve,
+        }
+    base = out.get(baseline)
+    for record in out.values():
+        for level in ("90", "95"):
+            mine, theirs = record[f"labels_to_{level}"], base and base[f"labels_to_{level}"]
+            record[f"ratio_to_{baseline}_{level}"] = (
+                round(mine / theirs, 3) if mine and theirs else None
+            )
+    return out
+
+
+def interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of the mean of ``values`` (one per seed).
+
+    >>> [round(v, 3) for v in interval([0.5, 0.6, 0.7])]
+    [0.6, 0.352, 0.848]
+    """
+    from scipy import stats
+
+    x = np.asarray(values, float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def interval_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[float]]:
+    """Per round, [mean x, mean, low, high] (95% interval over the runs that reached it)."""
+    out = []
+    for reached in _by_round(runs):
+        points = [p for p in reached if p[1] is not None]
+        if not points:
+            continue
+        mean, low, high = interval([p[1] for p in points])
+        out.append(
+            [round(float(np.mean([p[0] for p in points])), 2)]
+            + [round(v, 4) for v in (mean, low, high)]
+        )
+    return out
+
+
+def cost_to(
+    runs: Sequence[Sequence[tuple[float, float]]],
+    target: float | None,
+    *,
+    resamples: int = 1000,
+    rng=0,
+) -> dict:
+    """Cost (the runs' x: labeled images or annotated objects) at which the mean curve first
+    reaches ``target``, with a bootstrap over the runs (seeds).
+
+    Returns
+    -------
+    dict
+        ``value`` (None: never), ``low`` and ``high`` (2.5 and 97.5 percentiles of the
+        resamples that reach it), ``never`` (share of resamples that never reach it).
+    """
+    if target is None or not runs:
+        return {"value": None, "low": None, "high": None, "never": None}
+
+    def reach(sample):
+        curve = mean_curve(sample)
+        return labels_to(curve, target)
+
+    value = reach(runs)
+    gen = np.random.default_rng(rng)
+    draws = [
+        reach([runs[i] for i in gen.integers(len(runs), size=len(runs))]) for _ in range(resamples)
+    ]
+    hits = [d for d in draws if d is not None]
+    return {
+        "value": value,
+        "low": float(np.percentile(hits, 2.5)) if hits else None,
+        "high": float(np.percentile(hits, 97.5)) if hits else None,
+        "never": round(1 - len(hits) / resamples, 3),
+    }
+
+
+def area_under(curve: Sequence[Sequence[float]], full: float | None) -> float | None:
+    """Area under a mean curve ([x, mean, ...] rows) by the trapezoid rule, over the full-pool
+    figure times the x range (1.0: at the full pool from the first point on).
+
+    >>> area_under([[4, 0.5], [8, 1.0]], 1.0)
+    0.75
+    """
+    if not full or len(curve) < 2:
+        return None
+    x = np.array([c[0] for c in curve], float)
+    y = np.array([c[1] for c in curve], float)
+    return round(float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (full * (x[-1] - x[0]))), 4)

@@ -1,0 +1,145 @@
+"""What the loop needs from a kind of model (:class:`ModelFamily`) and what a family gives
+back: an image's prediction (:class:`Output`), a training recipe (:class:`Recipe`) and a
+trained model (:class:`Fitted`). The adapters live one per file (:mod:`.cellpose_family`,
+:mod:`.classifier_family`) and are registered in :mod:`loop.models.family`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from loop.config import StudyConfig
+
+
+@dataclass
+class Output:
+    """One image's prediction by a model of any family.
+
+    Attributes
+    ----------
+    masks : ndarray of shape (M, N), optional
+        Instance labels, 0 = background (segmentation).
+    cellprob : ndarray of shape (M, N), optional
+        Cell-probability logits (segmentation).
+    klass : str, optional
+        The most probable class (classification).
+    confidence : float, optional
+        Its probability (classification).
+    measures : dict of str to float
+        Per-image measures that strategies rank by (``flow_error``, ``entropy``, ...).
+    embedding : ndarray of shape (D,)
+        The image's feature vector for diversity and coverage.
+    """
+
+    measures: dict[str, float] = field(default_factory=dict)
+    embedding: np.ndarray = field(default_factory=lambda: np.zeros(1, np.float32))
+    masks: np.ndarray | None = None
+    cellprob: np.ndarray | None = None
+    klass: str | None = None
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained, decided before any pixel is read.
+
+    Attributes
+    ----------
+    params : dict
+        Recorded in the model's row (``models.params``).
+    digest : dict
+        With the labels, what identifies the training: the same digest and parent give the
+        recorded model back instead of training again.
+    seed : int
+    steps : int
+        The optimisation budget (0 for a family without steps).
+    warm : bool
+        Starts from the parent model.
+    extend : bool
+        Train the parent further even on the labels it was trained on.
+    """
+
+    params: dict
+    digest: dict
+    seed: int
+    steps: int = 0
+    warm: bool = False
+    extend: bool = False
+
+
+@dataclass
+class Fitted:
+    """A trained model object, its loss curve and the device it was trained on."""
+
+    model: Any
+    losses: list[float]
+    device: str
+
+
+class ModelFamily(Protocol):
+    """What the loop needs from a kind of model."""
+
+    kind: str  # the ``models.kind`` column
+
+    def settings(self, config: StudyConfig) -> Any:
+        """The family's section of a study's configuration (what ``predict`` takes)."""
+
+    def load(self, path: Path, *, sha256: str, gpu: bool | None) -> Any:
+        """The model object of a file the study recorded."""
+
+    def predict(
+        self, model: Any, images: Sequence[np.ndarray], *, config: Any, tta: bool = False
+    ) -> list[Output]:
+        """One :class:`Output` per image (shapes (M, N) or (M, N, C))."""
+
+    def measure(self, model: Any, images: Sequence[np.ndarray], *, config: Any) -> list[Output]:
+        """The cheap measures (tier ``forward`` of :data:`loop.core.strategies.TASK_MEASURES`)
+        and the embedding of each image, as fast as the family allows: what ranks the whole
+        pool. ``masks`` and ``klass`` may be None."""
+
+    # --- training -------------------------------------------------------------------------
+    label_kind: str  # what trains it: "mask" (instance labels) or "class"
+    suffix: str  # of its model files
+
+    def recipe(
+        self,
+        config: StudyConfig,
+        *,
+        n_train: int,
+        seed: int | None,
+        steps: int | None,
+        parent: dict | None,
+        extend: bool,
+    ) -> Recipe:
+        """How a model would be trained on ``n_train`` images (with ``parent``, the previous
+        model's row, as a possible warm start): what is recorded and what identifies it."""
+
+    def fit(
+        self,
+        images: list[np.ndarray],
+        targets: list,
+        *,
+        config: StudyConfig,
+        recipe: Recipe,
+        parent_path: Path | None,
+        gpu: bool | None,
+        classes: Sequence[str],
+        progress: Callable[[str, int, int], None],
+    ) -> Fitted:
+        """Train on ``images`` with their ``targets`` (label images or classes), from the
+        model at ``parent_path`` when the recipe is warm."""
+
+    def validate(
+        self, model: Any, pairs: Iterable[tuple[np.ndarray, Any]], *, config: StudyConfig
+    ) -> tuple[float, list[float]]:
+        """(summary, per-image scores) of ``model`` on (image, target) pairs: the validation
+        figure the gate compares, and the per-image values its paired test uses."""
+
+    def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
+        """Write the trained model to ``path`` (atomically), with whatever the family draws
+        of its training (``title``: what it was trained on); returns the path written."""

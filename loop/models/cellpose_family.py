@@ -1,0 +1,133 @@
+"""The Cellpose family: Cellpose 3 networks for instance segmentation (the network, inference
+and files in :mod:`.cellpose_seg`, our seeded training loop in :mod:`.cellpose_train`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from loop.config import ModelConfig, StudyConfig
+from loop.errors import ModelError
+from loop.models.base import Fitted, Output, Recipe
+
+
+class CellposeFamily:
+    """Cellpose 3 networks (:mod:`loop.models.cellpose_seg`): instance segmentation."""
+
+    kind = "cellpose"
+
+    def settings(self, config: StudyConfig) -> ModelConfig:
+        return config.model
+
+    def load(self, path: Path, *, sha256: str, gpu: bool | None):
+        from loop.models import cellpose_seg as cs
+
+        if not path.is_file():
+            raise ModelError(f"the model file {path} is missing: run `loop train` again")
+        return cs.load(path, cs.device_of(gpu))
+
+    def predict(self, model, images, *, config, tta: bool = False) -> list[Output]:
+        from loop.models import cellpose_seg as cs
+
+        out = []
+        for pixels in images:
+            seg = cs.segment(model, pixels, config=config, tta=tta)
+            out.append(
+                Output(
+                    measures=seg.measures,
+                    embedding=seg.style,
+                    masks=seg.masks,
+                    cellprob=seg.cellprob,
+                )
+            )
+        return out
+
+    def measure(self, model, images, *, config) -> list[Output]:
+        from loop.models import cellpose_seg as cs
+
+        return [
+            Output(measures=seg.measures, embedding=seg.style, cellprob=seg.cellprob)
+            for seg in cs.fast_measures(model, images, config=config)
+        ]
+
+    # --- training -------------------------------------------------------------------------
+    label_kind = "mask"
+    suffix = ".pt"
+
+    def recipe(self, config, *, n_train, seed, steps, parent, extend) -> Recipe:
+        from loop.models import cellpose_train as ct
+
+        model, augment = config.model, config.augment
+        seed = model.seed if seed is None else seed
+        warm = bool(parent and (model.warm_start or extend))
+        budget = steps or ct.n_steps(n_train, model, warm=warm)
+        return Recipe(
+            params={
+                "config": asdict(model),
+                "augment": asdict(augment),
+                "seed": seed,
+                "steps": budget,
+                "parent": parent["id"] if warm else None,
+            },
+            digest={
+                "config": asdict(model),
+                "augment": asdict(augment),
+                "seed": seed,
+                "steps": steps,
+            },
+            seed=seed,
+            steps=budget,
+            warm=warm,
+            extend=extend,
+        )
+
+    def fit(
+        self, images, targets, *, config, recipe, parent_path, gpu, classes=(), progress
+    ) -> Fitted:
+        from loop.models import cellpose_seg as cs
+        from loop.models import cellpose_train as ct
+
+        model = config.model
+        device = cs.device_of(gpu)
+        data = ct.prepare(images, targets, crop=model.crop, device=device, invert=model.invert)
+        images.clear()  # the crops are taken: the whole images need not stay in memory
+        targets.clear()
+        if recipe.warm:
+            net = cs.load(parent_path, device)
+        elif model.pretrained:
+            net = cs.load(cs.pretrained_path(model.pretrained), device)  # widths: JSON or stock
+        else:
+            net = cs.build_net(model.nbase, device, seed=recipe.seed)
+        net.invert = model.invert  # trained (and saved) with the study's polarity
+        result = ct.train(
+            net,
+            data,
+            config=model,
+            augment=config.augment,
+            steps=recipe.steps,
+            rng=np.random.default_rng(recipe.seed),
+            progress=lambda s: progress("training", s, recipe.steps),
+        )
+        return Fitted(net, result.losses, str(device))
+
+    def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
+        """Mean AP@0.5 and AP@0.5 per image."""
+        from loop.core.metrics import segmentation_scores
+
+        scores = []
+        for pixels, mask in pairs:
+            (seg,) = self.predict(model, [pixels], config=config.model)
+            scores.append(segmentation_scores(mask, seg.masks)["ap50"])
+        return float(np.mean(scores)), scores
+
+    def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
+        """The weights (``path``) and their JSON (:func:`.cellpose_seg.save`), and the loss
+        curve beside them (``<stem>-loss.png``)."""
+        from loop.models import cellpose_seg as cs
+        from loop.models.cellpose_train import loss_curve
+
+        path = cs.save(fitted.model, path, nbase=fitted.model.nbase)
+        loss_curve(fitted.losses, path.with_name(path.stem + "-loss.png"), title=title)
+        return path

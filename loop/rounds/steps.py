@@ -1,0 +1,276 @@
+"""The seven steps of a round, as a table (:data:`RUNNERS`): train -> evaluate -> select ->
+push -> annotate -> pull -> agree. Each step is a function of the round's shared state
+(:class:`RoundState`) that returns the values it writes into the round's row; the runner
+(:func:`loop.rounds.round.run_round`) records them with the step's time, in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from loop import learn
+from loop.annotate.adjudicate import record as record_adjudications
+from loop.annotate.consensus import agree
+from loop.annotate.pull import pull
+from loop.annotate.push import push
+from loop.core.images import read_image
+from loop.errors import RoundError
+from loop.models.family import family
+from loop.rounds.arms import _admit_labeled, arm_images, candidates
+from loop.store import rounds as store_rounds
+from loop.store import utcnow
+from loop.study import Study
+from loop.types import AnnotationTool, Prediction
+
+Progress = Callable[[str, int, int], None]
+Log = Callable[[str], None]
+# simulated annotators: annotate every open task, return {annotator: tasks annotated}
+Annotate = Callable[[], dict]
+
+
+@dataclass(frozen=True)
+class RoundOptions:
+    """What a round does beyond the study's configuration.
+
+    Parameters
+    ----------
+    arm : str
+        ``main`` or a control arm; a control arm named after a strategy (``random``) uses it.
+    strategy : str, optional
+        Overrides the arm's strategy.
+    k : int, optional
+        Batch size (default: ``score.k``).
+    seed : int
+        Seed of training, random selection and the pool sample.
+    steps : int, optional
+        Training step budget (default: from the config).
+    gpu : bool, optional
+        Use CUDA (default: when present).
+    """
+
+    arm: str = "main"
+    strategy: str | None = None
+    k: int | None = None
+    seed: int = 0
+    steps: int | None = None
+    gpu: bool | None = None
+
+
+def _previous_model(study: Study, arm: str, round: int) -> int | None:
+    for row in reversed(study.store.rounds(arm)):
+        if row["round"] < round and row["model_id"]:
+            return row["model_id"]
+    return None
+
+
+def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
+    """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
+    or a class with its probability."""
+    row = learn.model_row(study, model_id)
+    model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
+    config = adapter.settings(study.config)
+    version = f"loop-model-{row['id']}"
+
+    def predict(image: dict) -> Prediction:
+        (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
+        if output.masks is not None:
+            return Prediction(
+                mask=output.masks,
+                score=float(np.clip(1.0 - output.measures["flow_error"], 0.0, 1.0)),
+                model_version=version,
+            )
+        return Prediction(klass=output.klass, score=output.confidence, model_version=version)
+
+    return predict
+
+
+def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, int]:
+    """(tasks with all their annotations, tasks) for a batch: an annotation that was skipped
+    or could not be read counts as the annotator's turn."""
+    done = 0
+    for image_id in batch:
+        done += store_rounds.annotations_of_image(study.store, image_id) >= overlap
+    return done, len(batch)
+
+
+def _hours(study: Study, batch: list[int]) -> float | None:
+    if not batch:
+        return None
+    total = store_rounds.lead_seconds(study.store, batch)
+    return None if total is None else total / 3600.0
+
+
+@dataclass
+class RoundState:
+    """What the steps of one round share: the study, the tool, the options, and the round's
+    row (re-read after each step)."""
+
+    study: Study
+    tool: AnnotationTool | None
+    options: RoundOptions
+    annotate: Annotate | None
+    wait: bool
+    sleep: Callable[[float], None]
+    progress: Progress
+    log: Log
+    strategy: str
+    number: int
+    row: dict
+
+    @property
+    def arm(self) -> str:
+        return self.options.arm
+
+    @property
+    def batch(self) -> list[int]:
+        """The images the select step chose."""
+        return json.loads(self.row["batch"] or "[]")
+
+
+WAITING = object()
+"""What the annotate step returns when people are not done and the round should not wait."""
+
+
+def _train(r: RoundState) -> dict:
+    labeled = arm_images(r.study, r.arm, before=r.number)
+    previous = _previous_model(r.study, r.arm, r.number)
+    report = learn.train(
+        r.study,
+        seed=r.options.seed,
+        steps=r.options.steps,
+        image_ids=labeled,
+        parent_id=previous,
+        fresh=previous is None,
+        arm=r.arm,
+        gpu=r.options.gpu,
+        progress=r.progress,
+    )
+    in_use = report.model_id
+    if report.status == "rejected":
+        in_use = previous or report.model_id
+        r.log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
+    items = learn.training_labels(r.study, labeled)
+    return {
+        "model_id": in_use,
+        "n_labeled": len(items),
+        "n_objects": sum(label.get("n_objects") or 0 for _, label in items),
+        "notes": report.decision,
+    }
+
+
+def _evaluate(r: RoundState) -> dict:
+    metrics = learn.evaluate(
+        r.study, model_id=r.row["model_id"], gpu=r.options.gpu, progress=r.progress
+    )
+    for lag in metrics.get("lagging_groups") or []:
+        r.log(f"warning: {r.arm} round {r.number}: {lag['message']}")
+    return {"metrics": {k: v for k, v in metrics.items() if k not in ("model_id", "split")}}
+
+
+def _select(r: RoundState) -> dict:
+    pool = candidates(r.study, r.arm)
+    if not pool:
+        raise RoundError(f"arm {r.arm}: the pool is used up; nothing left to annotate")
+    chosen = learn.score(
+        r.study,
+        strategy=r.strategy,
+        k=r.options.k,
+        model_id=r.row["model_id"],
+        seed=r.options.seed * 1000 + r.number,
+        image_ids=pool,
+        labeled_ids=arm_images(r.study, r.arm),
+        gpu=r.options.gpu,
+        progress=r.progress,
+    ).chosen
+    batch = [c["image_id"] for c in chosen]
+    return {"batch": batch, "n_batch": len(batch)}
+
+
+def _push(r: RoundState) -> dict:
+    study = r.study
+    push(
+        study,
+        r.tool,
+        [study.store.image(i) for i in r.batch],
+        overlap=study.config.rounds.overlap,
+        arm=r.arm,
+        round=r.number,
+        predictions=_predictor(study, r.row["model_id"], r.options.gpu),
+        tiling=study.config.rounds.tiling() if study.config.task == "segmentation" else None,
+        progress=lambda d, t: r.progress("push", d, t),
+    )
+    return {}
+
+
+def _annotate(r: RoundState):
+    """Simulated annotators annotate; else the experts' work is pulled until the batch is
+    done (``wait``) or once (then :data:`WAITING` when they are not done)."""
+    if r.annotate is not None:
+        counts = r.annotate()
+        r.log("  " + ", ".join(f"{name}: {n} tasks" for name, n in counts.items()))
+        return {}
+    overlap = r.study.config.rounds.overlap
+    told: set[str] = set()
+    while True:
+        for gap in set(pull(r.study, r.tool).tile_gaps) - told:
+            r.log(f"  tiled image not complete: {gap}")
+            told.add(gap)
+        complete, total = _batch_complete(r.study, r.batch, overlap)
+        r.progress("waiting for annotators", complete, total)
+        if complete >= total:
+            return {}
+        if not r.wait:
+            r.log(
+                f"  {complete}/{total} tasks annotated: run `loop round` again "
+                "when the experts are done (or `loop run`, which waits)"
+            )
+            return WAITING
+        r.sleep(r.study.config.rounds.poll_seconds)
+
+
+def _pull(r: RoundState) -> dict:
+    pull(r.study, r.tool, progress=lambda d, t: r.progress("pull", d, t))
+    record_adjudications(r.study)  # reviewers' decisions on earlier batches
+    return {"annotator_hours": _hours(r.study, r.batch)}
+
+
+def _agree(r: RoundState) -> dict:
+    config = r.study.config.rounds
+    report = agree(
+        r.study,
+        image_ids=r.batch,
+        method=config.fusion,
+        min_agreement=config.min_agreement,
+        min_annotations=config.min_annotations,
+        against_truth=True,
+        progress=lambda d, t: r.progress("agreement", d, t),
+    )
+    joined = _admit_labeled(r.study, r.arm, r.number)
+    return {
+        "agreement": {
+            **report.overall,
+            "annotators": report.annotators,
+            "against_truth": report.against_truth,
+            "joined": joined,
+        },
+        "status": "done",
+        "finished_at": utcnow(),
+    }
+
+
+RUNNERS: dict[str, Callable[[RoundState], dict]] = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "select": _select,
+    "push": _push,
+    "annotate": _annotate,
+    "pull": _pull,
+    "agree": _agree,
+}
+"""The steps of a round, in order: each returns the values it writes into the round's row."""
+STEPS = tuple(RUNNERS)
+"""The step names, in order (the keys of a round's ``timings``)."""
