@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -27,17 +26,19 @@ import httpx
 import numpy as np
 
 from connectors.ls_results import (
+    KEY_FIELD,
     class_to_results,
     label_config,
+    label_values,
     mask_to_results,
     results_to_class,
     results_to_mask,
+    same_config,
+    task_state,
 )
 from loop.annotate.push import MEDIA_DIR
 from loop.errors import ToolRejected, ToolUnreachable
-from loop.types import Prediction, ToolAnnotation, ToolTask, ToolTaskState
-
-KEY_FIELD = "loop_task_id"
+from loop.types import LabelSpec, Prediction, ToolTask, ToolTaskState
 
 
 def _is_jwt(token: str) -> bool:
@@ -86,6 +87,8 @@ class LabelStudio:
         self._access: str | None = None
         self.seconds: Counter[str] = Counter()
         """Time spent per phase (``http``, ``encode``, ``decode``), for benchmarks and rounds."""
+        self.labels = LabelSpec()
+        """The objects' labels of the last project ensured (pre-annotations are drawn with it)."""
 
     def __repr__(self) -> str:  # never show the token
         return f"LabelStudio({self.url!r})"
@@ -159,12 +162,27 @@ class LabelStudio:
     # --- projects --------------------------------------------------------------------------
 
     def ensure_project(
-        self, *, title: str, task: str, classes: Sequence[str], overlap: int, existing: str | None
+        self,
+        *,
+        title: str,
+        task: str,
+        classes: Sequence[str],
+        overlap: int,
+        existing: str | None,
+        labels: LabelSpec | None = None,
+        description: str = "",
     ) -> str:
         """The study's project: the recorded one, else one with the same title, else a new one.
-        Its label config, overlap and local-files storage are brought up to date."""
-        config = label_config(task, classes)
+        Its label config (the objects' names and colours; label values it already has are
+        kept, so that annotations made with them stay valid), overlap, title, description and
+        instructions, and local-files storage are brought up to date."""
+        self.labels = labels or LabelSpec()
+        config = label_config(task, classes, labels=self.labels)
         settings = {
+            "title": title,
+            "description": description,
+            "expert_instruction": description,
+            "show_instruction": bool(description),
             "label_config": config,
             "maximum_annotations": overlap,
             "show_overlap_first": True,
@@ -190,7 +208,11 @@ class LabelStudio:
             project_id = str(project["id"])
         else:
             current = self._json("GET", f"/api/projects/{project_id}", what="read the project")
-            if _same_config(current.get("label_config"), config):
+            config = label_config(
+                task, classes, labels=self.labels, keep=label_values(current.get("label_config"))
+            )
+            settings["label_config"] = config
+            if same_config(current.get("label_config"), config):
                 # unchanged: never resend it (Label Studio re-validates every annotation then,
                 # and one region of another tool would block every later push)
                 settings.pop("label_config")
@@ -254,6 +276,7 @@ class LabelStudio:
             KEY_FIELD: task.key,
             "loop_image_id": task.image_id,
             "name": task.name,
+            **task.info,
         }
         payload: dict = {"data": data}
         if task.reviewer is not None:
@@ -268,10 +291,15 @@ class LabelStudio:
             self.seconds["encode"] += time.perf_counter() - start
         return payload
 
-    @staticmethod
-    def _prediction_payload(p: Prediction, prefix: str) -> dict:
+    def _prediction_payload(self, p: Prediction, prefix: str) -> dict:
         result = (
-            mask_to_results(p.mask, prefix=prefix)
+            mask_to_results(
+                p.mask,
+                prefix=prefix,
+                label=self.labels.name,
+                unsure=p.unsure,
+                unsure_label=self.labels.unsure_name,
+            )
             if p.mask is not None
             else class_to_results(p.klass)
         )
@@ -349,12 +377,12 @@ class LabelStudio:
             }
             query = {"filters": {"conjunction": "and", "items": [item]}}
         for page in self._pages(project, page_size, "all", query):
-            yield [_task_state(task) for task in page]
+            yield [task_state(task) for task in page]
 
     def get_task(self, external_id: str) -> ToolTaskState | None:
         """One task with its annotations (``None`` when the tool has no such task)."""
         task = self._call("GET", f"/api/tasks/{external_id}", what="get a task", missing_ok=True)
-        return None if task is None else _task_state(task.json())
+        return None if task is None else task_state(task.json())
 
     def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
         start = time.perf_counter()
@@ -386,38 +414,3 @@ class LabelStudio:
                 "POST", f"/api/tasks/{task_id}/annotations/", what="save an annotation", json=body
             )["id"]
         )
-
-
-def _task_state(task: dict) -> ToolTaskState:
-    return ToolTaskState(
-        external_id=str(task["id"]),
-        key=(task.get("data") or {}).get(KEY_FIELD),
-        annotations=[
-            ToolAnnotation(
-                task_external_id=str(task["id"]),
-                external_id=str(a["id"]),
-                user_external_id=str(_user_id(a.get("completed_by"))),
-                result=a.get("result") or [],
-                cancelled=bool(a.get("was_cancelled")),
-                lead_time=a.get("lead_time"),
-                updated_at=a.get("updated_at"),
-            )
-            for a in task.get("annotations") or []
-        ],
-    )
-
-
-def _user_id(user):
-    """``completed_by`` is an id in task lists but the user object in one task's detail."""
-    return user.get("id") if isinstance(user, dict) else user
-
-
-def _same_config(a: str | None, b: str) -> bool:
-    """Two label configs equal up to whitespace between tags."""
-    if a is None:
-        return False
-
-    def norm(text: str) -> str:
-        return re.sub(r">\s+<", "><", text.strip())
-
-    return norm(a) == norm(b)

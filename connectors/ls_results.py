@@ -7,27 +7,50 @@ exactly, polygons do not). Classification: one ``choices`` result. These functio
 
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from connectors.brush_rle import RLEError, alpha_runs, encode_labels
 from loop.errors import MalformedAnnotation
+from loop.types import LabelSpec, ToolAnnotation, ToolTaskState
 
 IMAGE_TAG = "image"
 BRUSH_TAG = "objects"
 CHOICE_TAG = "class"
 OBJECT_LABEL = "Object"
+KEY_FIELD = "loop_task_id"
+"""The task data field that holds our task id (to find a task again after a crash)."""
 
 
-def label_config(task: str, classes=()) -> str:
-    """The Label Studio labeling config for a study's task."""
+def label_config(task: str, classes=(), *, labels: LabelSpec | None = None, keep=()) -> str:
+    """The Label Studio labeling config for a study's task.
+
+    Parameters
+    ----------
+    labels : LabelSpec, optional
+        The objects' name and colour, and the name and colour of the model's doubtful objects
+        (segmentation); default: ``Object`` in red.
+    keep : sequence of str
+        Label values the project already has (annotations made with them must stay valid):
+        kept, in grey, after the study's own.
+    """
     if task == "segmentation":
+        spec = labels or LabelSpec()
+        values = [(spec.name, spec.colour)]
+        if spec.unsure_name:
+            values.append((spec.unsure_name, spec.unsure_colour))
+        values += [(v, "#9e9e9e") for v in keep if v not in {name for name, _ in values}]
+        lines = "".join(
+            f"    <Label value={quoteattr(name)} background={quoteattr(colour)}/>\n"
+            for name, colour in values
+        )
         return (
             "<View>\n"
             f'  <Image name="{IMAGE_TAG}" value="$image" zoom="true" zoomControl="true"/>\n'
             f'  <BrushLabels name="{BRUSH_TAG}" toName="{IMAGE_TAG}">\n'
-            f'    <Label value="{OBJECT_LABEL}" background="#ff3b30"/>\n'
+            f"{lines}"
             "  </BrushLabels>\n"
             "</View>\n"
         )
@@ -46,7 +69,27 @@ def label_config(task: str, classes=()) -> str:
     )
 
 
-def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
+def label_values(config: str | None) -> list[str]:
+    """The ``Label`` values of a labeling config, in order.
+
+    >>> label_values('<View><BrushLabels><Label value="Object" background="#f00"/>'
+    ...              '<Label value="a &amp; b"/></BrushLabels></View>')
+    ['Object', 'a & b']
+    """
+    from xml.sax.saxutils import unescape
+
+    found = re.findall(r'<Label\s[^>]*value="([^"]*)"', config or "")
+    return [unescape(v, {"&quot;": '"'}) for v in found]
+
+
+def mask_to_results(
+    mask: np.ndarray,
+    *,
+    prefix: str = "obj",
+    label: str = OBJECT_LABEL,
+    unsure=(),
+    unsure_label: str | None = None,
+) -> list[dict]:
     """A label image as Label Studio results, one brush region per object.
 
     Parameters
@@ -55,12 +98,17 @@ def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
         Integer labels, 0 = background.
     prefix : str
         Region ids are ``<prefix><label>``.
+    label : str
+        The regions' label.
+    unsure : iterable of int
+        Objects labelled ``unsure_label`` instead (when one is given).
     """
     mask = np.asarray(mask)
     height, width = mask.shape
+    doubtful = set(unsure) if unsure_label else set()
     return [
         {
-            "id": f"{prefix}{label}",
+            "id": f"{prefix}{value}",
             "from_name": BRUSH_TAG,
             "to_name": IMAGE_TAG,
             "type": "brushlabels",
@@ -68,9 +116,13 @@ def mask_to_results(mask: np.ndarray, *, prefix: str = "obj") -> list[dict]:
             "original_width": width,
             "original_height": height,
             "image_rotation": 0,
-            "value": {"format": "rle", "rle": rle, "brushlabels": [OBJECT_LABEL]},
+            "value": {
+                "format": "rle",
+                "rle": rle,
+                "brushlabels": [unsure_label if value in doubtful else label],
+            },
         }
-        for label, rle in encode_labels(mask).items()
+        for value, rle in encode_labels(mask).items()
     ]
 
 
@@ -159,3 +211,49 @@ def results_to_class(results: list) -> str | None:
     if len(chosen) > 1:
         raise MalformedAnnotation(f"several classes chosen ({', '.join(chosen)}); choose one")
     return chosen[0] if chosen else None
+
+
+def task_state(task: dict) -> ToolTaskState:
+    """A task of the tool's listing (or detail) with its annotations, as the loop sees it."""
+    return ToolTaskState(
+        external_id=str(task["id"]),
+        key=(task.get("data") or {}).get(KEY_FIELD),
+        annotations=[
+            ToolAnnotation(
+                task_external_id=str(task["id"]),
+                external_id=str(a["id"]),
+                user_external_id=str(_user_id(a.get("completed_by"))),
+                result=a.get("result") or [],
+                cancelled=bool(a.get("was_cancelled")),
+                lead_time=a.get("lead_time"),
+                updated_at=a.get("updated_at"),
+                editor_external_id=_editor(a.get("updated_by")),
+            )
+            for a in task.get("annotations") or []
+        ],
+    )
+
+
+def _editor(updated_by) -> str | None:
+    """The id of who saved an annotation last: an id, a user object, or (in the Data
+    Manager's serializer) ``[{"user_id": id}]``; None when the tool does not say."""
+    if isinstance(updated_by, list):
+        updated_by = updated_by[0].get("user_id") if updated_by else None
+    user = _user_id(updated_by)
+    return None if user is None else str(user)
+
+
+def _user_id(user):
+    """``completed_by`` is an id in task lists but the user object in one task's detail."""
+    return user.get("id") if isinstance(user, dict) else user
+
+
+def same_config(a: str | None, b: str) -> bool:
+    """Two label configs equal up to whitespace between tags."""
+    if a is None:
+        return False
+
+    def norm(text: str) -> str:
+        return re.sub(r">\s+<", "><", text.strip())
+
+    return norm(a) == norm(b)

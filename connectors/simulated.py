@@ -23,7 +23,7 @@ from scipy import ndimage as ndi
 
 from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
-from connectors.ls_results import class_to_results, mask_to_results
+from connectors.ls_results import OBJECT_LABEL, class_to_results, mask_to_results
 from loop.core.images import read_mask
 from loop.core.tiles import crop
 from loop.errors import ToolRejected
@@ -143,6 +143,7 @@ def simulate(
     project: str | int | None,
     truth_of: Callable[[int], Truth | None],
     classes: Sequence[str] = (),
+    label: str = OBJECT_LABEL,
     seed: int = 0,
     limit: int | None = None,
     purpose: str = "annotate",
@@ -158,6 +159,8 @@ def simulate(
         The study's folder (its credentials file holds each annotator's token).
     classes : sequence of str
         The classes a flip may choose (classification).
+    label : str
+        The label of the regions drawn (the project's object name).
 
     Raises
     ------
@@ -188,7 +191,7 @@ def simulate(
                     client.annotate(task_id, [], lead_time=5.0, cancelled=True)
                     skipped += 1
                     continue
-                result, seconds = _annotation(truth, tile, profile, classes, name, rng)
+                result, seconds = _annotation(truth, tile, profile, classes, name, label, rng)
                 client.annotate(task_id, result, lead_time=round(seconds, 1))
                 done += 1
                 if progress:
@@ -199,13 +202,14 @@ def simulate(
     return report
 
 
-def _annotation(truth: Truth, tile, profile, classes, name, rng) -> tuple[list, float]:
+def _annotation(truth: Truth, tile, profile, classes, name, label, rng) -> tuple[list, float]:
     """The result payload and lead time of one simulated annotation."""
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)
         if tile is not None:
             whole = crop(whole, tile)
         mask = noisy_mask(whole, profile, rng)
-        return mask_to_results(mask, prefix=f"{name}-"), lead_time(profile, int(mask.max()), rng)
+        results = mask_to_results(mask, prefix=f"{name}-", label=label)
+        return results, lead_time(profile, int(mask.max()), rng)
     result = class_to_results(noisy_class(truth.klass, classes, profile, rng))
     return result, lead_time(profile, 0, rng)

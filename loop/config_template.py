@@ -8,6 +8,7 @@ from loop.config import (
     AugmentConfig,
     ClassifierConfig,
     IngestConfig,
+    LabelsConfig,
     ModelConfig,
     RoundsConfig,
     ScoreConfig,
@@ -22,7 +23,7 @@ def default_toml(task: str) -> str:
         raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
-    rounds = RoundsConfig()
+    rounds, labels = RoundsConfig(), LabelsConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -98,6 +99,12 @@ final_train = true       # after the last round, train and evaluate on every lab
 tile = {rounds.tile}                 # > 0: images larger than tile_above are annotated as tiles
 tile_above = {rounds.tile_above}         #   of at most tile x tile pixels, stitched back on pull
 tile_overlap = {rounds.tile_overlap}        #   neighbouring tiles share this many pixels
+
+[labels]                 # what annotators see in Label Studio (segmentation)
+object = "{labels.object}"       # the objects' name (nucleus, cell, ...)
+colour = "{labels.colour}"      # their colour (#rrggbb)
+unsure_colour = "{labels.unsure_colour}"  # the model's doubtful objects, as "{labels.object}?"
+unsure_flow_error = {labels.unsure_flow_error}  # doubtful: own flow error above this (0 = none)
 
 # Noise profiles of your own for simulated annotators (`rounds.profiles`, `loop simulate
 # --profile NAME=PROFILE`), one table each; a key left out is exact (0). A table named after a

@@ -22,6 +22,17 @@ class Prediction:
     klass: str | None = None
     score: float | None = None
     model_version: str = "loop"
+    unsure: tuple[int, ...] = ()  # labels of the objects the model is unsure of (shown apart)
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What the objects are called and how they look in the tool (segmentation)."""
+
+    name: str = "Object"
+    colour: str = "#ff3b30"
+    unsure_name: str | None = None  # the model's doubtful objects; None: not shown apart
+    unsure_colour: str = "#ffb000"
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class ToolTask:
     predictions: tuple[Prediction, ...] = ()  # the model's, or each annotator's for a review
     reviewer: str | None = None  # adjudication: the one account whose label decides
     tile: tuple[int, int, int, int] | None = None  # (row, col, height, width) in the image
+    info: dict = field(default_factory=dict)  # shown to annotators: round, why it was chosen
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class ToolAnnotation:
     cancelled: bool = False
     lead_time: float | None = None
     updated_at: str | None = None
+    editor_external_id: str | None = None  # who saved it last, when the tool says
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,18 @@ class AnnotationTool(Protocol):
     name: str
 
     def ensure_project(
-        self, *, title: str, task: str, classes: Sequence[str], overlap: int, existing: str | None
+        self,
+        *,
+        title: str,
+        task: str,
+        classes: Sequence[str],
+        overlap: int,
+        existing: str | None,
+        labels: LabelSpec | None = None,
+        description: str = "",
     ) -> str:
-        """Create the project (or check the existing one); returns its id."""
+        """Create the project (or check the existing one) with the objects' names and colours
+        and the annotators' instructions; returns its id."""
 
     def media_url(self, relative_path: str) -> str:
         """The URL the tool shows for a file under the study folder."""

@@ -614,3 +614,48 @@ def test_pull_asks_only_for_updated_tasks_and_adopts_duplicates(ls_study):
         ida.close()
         jay.close()
         tool.close()
+
+
+def test_an_annotation_saved_by_someone_else_is_flagged_and_not_used(ls_study):
+    """The Community edition lets any member update anyone's annotation in the Data Manager:
+    pull must not count such an edit as the author's drawing."""
+    from connectors.ls_results import mask_to_results
+    from loop.reports.status import study_status
+    from loop.store.annotations import annotations_of_task
+
+    with open_study(ls_study) as study:
+        tool = connect(study)
+        add_annotators(study, tool, ["ola", "pel"])
+        ola, pel = connect_as(study, "ola", tool), connect_as(study, "pel", tool)
+        (image,) = select_for_push(study, split="pool", limit=28)[27:]
+        push(study, tool, [image], overlap=2)
+        task = next(
+            study.store.db["tasks"].rows_where(
+                "image_id = ? AND purpose = 'annotate'", [image["id"]]
+            )
+        )
+        truth = read_mask(
+            study.store.truth(image["id"])["mask_path"], (image["height"], image["width"])
+        )
+        drawn = mask_to_results(truth, prefix="ola-")
+        ola.annotate(str(task["external_id"]), drawn, lead_time=5.0)
+        pull(study, tool)
+
+        def olas():
+            return next(study.store.db["annotations"].rows_where("annotator = 'ola'"))
+
+        assert olas()["status"] == "current"
+        # pel opens ola's annotation in the Data Manager and saves it with one object less
+        path = f"/api/annotations/{olas()['external_id']}"
+        pel._json("PATCH", path, what="edit", json={"result": drawn[1:]})
+        pulled = pull(study, tool)
+        assert olas()["status"] == "edited" and olas()["mask_path"]  # kept, with its mask
+        assert any("last saved by pel" in line for line in pulled.edited)
+        assert study_status(study).annotation["edited"] == {"ola": 1}
+        assert "ola" not in {a["annotator"] for a in annotations_of_task(study.store, task["id"])}
+        # ola saves it again (her drawing back): resolved, used again
+        ola._json("PATCH", path, what="restore", json={"result": drawn})
+        pulled = pull(study, tool)
+        assert olas()["status"] == "current" and pulled.edited == []
+        for client in (ola, pel, tool):
+            client.close()

@@ -208,3 +208,14 @@ def test_noise_profiles_of_one_s_own():
 def test_noise_settings_are_checked(text, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text)
+
+
+def test_labels_section_is_checked():
+    config = parse_config('[labels]\nobject = "cell"\ncolour = "#112233"\n')
+    assert (config.labels.object, config.labels.colour) == ("cell", "#112233")
+    with pytest.raises(ConfigError, match=r"labels.colour = 'red': write a colour as #rrggbb"):
+        parse_config('[labels]\ncolour = "red"\n')
+    with pytest.raises(ConfigError, match="not ending in '\\?'"):
+        parse_config('[labels]\nobject = "cell?"\n')
+    with pytest.raises(ConfigError, match="unsure_flow_error = -1.0: give 0"):
+        parse_config("[labels]\nunsure_flow_error = -1.0\n")

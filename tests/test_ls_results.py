@@ -81,3 +81,37 @@ def test_malformed_results():
 def test_empty_annotation_is_an_empty_mask():
     assert results_to_mask([], (4, 5)).max() == 0
     assert results_to_class([]) is None
+
+
+def test_labels_have_the_studys_name_colour_and_a_doubtful_twin():
+    from connectors.ls_results import label_values
+    from loop.types import LabelSpec
+
+    spec = LabelSpec(name="nucleus", colour="#00c8ff", unsure_name="nucleus?")
+    config = label_config("segmentation", labels=spec, keep=["Object", "nucleus"])
+    assert label_values(config) == ["nucleus", "nucleus?", "Object"]  # old ones kept, once
+    assert 'value="nucleus" background="#00c8ff"' in config
+    assert 'value="nucleus?" background="#ffb000"' in config
+    assert label_values(label_config("segmentation")) == ["Object"]  # the default
+    mask = small_mask()
+    results = mask_to_results(mask, label="nucleus", unsure=[9], unsure_label="nucleus?")
+    names = {r["id"]: r["value"]["brushlabels"] for r in results}
+    assert names == {"obj4": ["nucleus"], "obj9": ["nucleus?"]}
+    # without an unsure label every object keeps the object's name
+    plain = mask_to_results(mask, label="nucleus", unsure=[9])
+    assert {r["value"]["brushlabels"][0] for r in plain} == {"nucleus"}
+    # whatever their label, brush regions come back as objects
+    assert results_to_mask(results, mask.shape).max() == 2
+
+
+def test_task_state_reads_who_saved_an_annotation_last():
+    from connectors.ls_results import task_state
+
+    def task(updated_by):
+        ann = {"id": 5, "completed_by": 3, "result": [], "updated_by": updated_by}
+        return {"id": 9, "data": {"loop_task_id": 1}, "annotations": [ann]}
+
+    for given, editor in ((4, "4"), ({"id": 4}, "4"), ([{"user_id": 4}], "4"), (None, None)):
+        (ann,) = task_state(task(given)).annotations
+        assert (ann.user_external_id, ann.editor_external_id) == ("3", editor)
+    assert task_state({"id": 2, "data": {}, "annotations": []}).key is None

@@ -72,3 +72,17 @@ def test_classification_against_sklearn():
 def test_classification_length_mismatch():
     with pytest.raises(ValueError, match="2 true classes but 1 predictions"):
         classification_scores(["a", "b"], ["a"])
+
+
+def test_flagged_errors_count_the_wrong_objects_in_the_flagged_set():
+    from loop.core.metrics import flagged_errors
+
+    truth = np.zeros((20, 20), int)
+    truth[2:6, 2:6], truth[10:14, 10:14] = 1, 2
+    pred = truth.copy()
+    pred[15:18, 2:5] = 7  # a false object
+    pred[10:14, 10:14] = 0
+    pred[10:11, 10:14] = 2  # a quarter of a nucleus: wrong at IoU 0.5
+    counts = flagged_errors(truth, pred, [7, 99])  # 99 is no object of pred
+    assert counts == {"objects": 3, "wrong": 2, "flagged": 1, "wrong_flagged": 1}
+    assert flagged_errors(truth, np.zeros_like(truth), [])["objects"] == 0

@@ -301,6 +301,14 @@ def test_stop_hint():
     assert "within 0.010" in stop_hint(rows(0.5, 0.6, f1=0.8, agreement=0.81), "ap50")
     assert "at or above" in stop_hint(rows(0.5, 0.6, f1=0.9, agreement=0.7), "ap50")
     assert "room above" in stop_hint(rows(0.5, 0.6, f1=0.6, agreement=0.9), "ap50")
+    # one flat round is not yet a plateau, and not a reason to go on either
+    assert "may be flattening" in stop_hint(rows(0.5, 0.6, 0.603), "ap50")
+    # the demo's case: the last model was rejected, the previous one kept (gain +0.000)
+    kept = rows(0.83, 0.85, 0.85)
+    for row, model in zip(kept, (1, 2, 2)):
+        row["model_id"] = model
+    hint = stop_hint(kept, "ap50")
+    assert "kept the previous model (2)" in hint and "still worth" not in hint
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 
 from loop.store import Store
 from loop.store import annotations as q
+from loop.store.annotators import annotators
 
 
 def _store(tmp_path):
@@ -143,7 +144,7 @@ def test_annotations_by_task_image_and_account(tmp_path):
 def test_annotators_and_their_work(tmp_path):
     with _store(tmp_path) as store:
         store.db["annotators"].insert({"name": "a", "tool": "ls", "profile": "careful"})
-        assert [r["profile"] for r in q.annotators(store)] == ["careful"]
+        assert [r["profile"] for r in annotators(store)] == ["careful"]
         task = store.db["tasks"].get(1)
         q.write_annotations(store, task, [(None, {**_row("a"), "lead_time": 1800.0})], {}, {"a"})
         assert q.work_by_annotator(store) == {"a": (1, 0.5)}

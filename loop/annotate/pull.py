@@ -54,6 +54,8 @@ class PullReport:
     deleted: int = 0
     skipped_by_annotator: int = 0
     malformed: list[str] = field(default_factory=list)
+    # annotations last saved by someone else than their author: kept, not used until resolved
+    edited: list[str] = field(default_factory=list)
     unknown_tasks: int = 0  # the tool's tasks that the store cannot map (no key of ours)
     adopted: int = 0  # the tool's duplicates of our tasks, adopted by this pull
     full: bool = True  # every project read whole (not only its tasks updated since)
@@ -268,6 +270,9 @@ def _stitched(
     if "malformed" in statuses:
         report.malformed.append(f"{where}: a tile's annotation is malformed, see its task")
         return {**row, "status": "malformed"}
+    if "edited" in statuses:
+        report.edited.append(f"{where}: a tile's annotation was saved by someone else")
+        return {**row, "status": "edited"}
     if "skipped" in statuses:
         return {**row, "status": "skipped"}
     boxes = [tuple(json.loads(t["tile"])) for t in tiles]
@@ -287,6 +292,15 @@ def _stitched(
         "mask_path": _write_mask(study, parent["id"], name, version, mask),
         "n_objects": count_objects(mask),
     }
+
+
+def _edited_by_other(ann: ToolAnnotation, names: dict[str, str]) -> str | None:
+    """The name of whoever saved ``ann`` last when that is not its author (None otherwise, or
+    when the tool does not say)."""
+    editor = ann.editor_external_id
+    if editor is None or editor == ann.user_external_id:
+        return None
+    return names.get(editor, f"user{editor}")
 
 
 def _latest_per_annotator(annotations, names: dict[str, str]) -> dict[str, ToolAnnotation]:
@@ -316,11 +330,13 @@ def _pull_task(
     for name, ann in latest.items():
         payload = dumps({"result": ann.result, "cancelled": ann.cancelled})
         old = current.get(name)
+        edited = _edited_by_other(ann, names)
         if (
             old is not None
             and old["result"] == payload
             and old["external_id"] == ann.external_id
             and old["status"] != "deleted"
+            and (old["status"] == "edited") == (edited is not None)
         ):
             report.unchanged += 1
             continue
@@ -337,6 +353,13 @@ def _pull_task(
                 report.skipped_by_annotator += 1
             elif mask is not None:
                 mask_path = _write_mask(study, task["id"], name, version, mask)
+            if edited is not None and not ann.cancelled:
+                status = "edited"  # whose drawing is it? not counted as the author's
+                report.edited.append(
+                    f"task {task['id']} ({image['name']}): {name}'s annotation was last saved "
+                    f"by {edited}; kept, not used for agreement until {name} saves it again "
+                    "(or it is deleted)"
+                )
         prepared.append(
             (
                 old,

@@ -36,10 +36,10 @@ from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
 from loop.store import annotations as q
-from loop.store import utcnow
+from loop.store import meta_column, scores, utcnow
 from loop.store.lock import locked
 from loop.study import Study
-from loop.types import AnnotationTool, Prediction, ToolTask
+from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
 
@@ -51,9 +51,66 @@ BATCH = 100
 
 
 def project_title(study: Study) -> str:
-    """A title unique to the study's folder (Label Studio wants 3..50 characters)."""
-    digest = hashlib.sha1(str(study.path.resolve()).encode()).hexdigest()[:8]
-    return f"loop {study.path.resolve().name[:30]} {digest}"
+    """A readable title unique to the study's folder: its name, what is annotated and a short
+    hash of its path (Label Studio wants 3..50 characters).
+
+    Examples: ``demo: nucleus outlines (4ed48b)``, ``wbc: image classes (91c2aa)``.
+    """
+    digest = hashlib.sha1(str(study.path.resolve()).encode()).hexdigest()[:6]
+    what = (
+        f"{study.config.labels.object} outlines"
+        if study.config.task == "segmentation"
+        else "image classes"
+    )
+    return f"{study.path.resolve().name[:16]}: {what[:16]} ({digest})"  # + " review": <= 50
+
+
+def instructions(study: Study, purpose: str = "annotate") -> str:
+    """What annotators are asked to do, shown as the project's description and instructions."""
+    if study.config.task == "classification":
+        task = "Choose the one class that describes the whole image."
+    else:
+        name = study.config.labels.object
+        task = (
+            f"Outline every {name} with the brush, one region per {name}; touching {name}s "
+            f"are separate regions. The model's outlines are drawn already: correct them "
+            f"(erase or redraw wrong ones, delete false ones, add the missed ones)."
+        )
+        if study.config.labels.unsure_flow_error > 0:
+            task += (
+                f' Regions labelled "{name}?" are the ones the model doubts most: check '
+                "those first."
+            )
+    if purpose == "adjudicate":
+        task = (
+            "Review: each annotator's version is shown as a prediction (named after them, "
+            "scored by their agreement with the others), with their consensus. Pick the one "
+            "you trust, correct it, and submit. " + task.split(". ", 1)[0] + "."
+        )
+    return f"Study {study.path.resolve().name} (loop). {task}"
+
+
+def task_info(study: Study, image: dict, task: dict) -> dict:
+    """What the annotator sees of a task beyond the image (Data Manager columns): the round,
+    why the image was chosen (strategy, rank in its batch, its score) and its groups."""
+    info = {"round": task["round"]}
+    choice = scores.choice_of(study.store, image["id"])
+    if choice is not None:
+        info.update(choice)
+    for key in study.config.groups:
+        info[key] = image.get(meta_column(key))
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def label_spec(study: Study) -> LabelSpec:
+    """The objects' names and colours in the tool, from ``[labels]``."""
+    labels = study.config.labels
+    return LabelSpec(
+        name=labels.object,
+        colour=labels.colour,
+        unsure_name=f"{labels.object}?" if labels.unsure_flow_error > 0 else None,
+        unsure_colour=labels.unsure_colour,
+    )
 
 
 def classes_of(study: Study) -> list[str]:
@@ -66,13 +123,15 @@ def ensure_project(
 ) -> str:
     """The study's project in the tool (created on first use, recorded in ``tool_projects``)."""
     row = q.project_of(study.store, tool.name, purpose)
-    title = project_title(study) if purpose == "annotate" else f"{project_title(study)} adj"
+    title = project_title(study) if purpose == "annotate" else f"{project_title(study)} review"
     project = tool.ensure_project(
         title=title,
         task=study.config.task,
         classes=classes_of(study),
         overlap=overlap,
         existing=row["project"] if row else None,
+        labels=label_spec(study),
+        description=instructions(study, purpose),
     )
     q.save_project(
         study.store, tool=tool.name, purpose=purpose, project=project, title=title, overlap=overlap
@@ -248,6 +307,7 @@ def push(
                     predictions=_cropped(predicted[image["id"]], tile),
                     reviewer=task["reviewer"],
                     tile=tile,
+                    info=task_info(study, image, task),
                 )
             )
         external_ids = tool.create_tasks(project, tool_tasks)

@@ -162,6 +162,8 @@ def pull(
         decisions = record(s)
     for line in report.malformed:
         print(f"malformed annotation kept as is: {line}", file=sys.stderr)
+    for line in report.edited:
+        print(f"edited by someone else: {line}", file=sys.stderr)
     for line in report.tile_gaps:
         print(f"tiled image not complete: {line}", file=sys.stderr)
     for line in decisions.ignored:
@@ -195,6 +197,7 @@ def pull(
         "deleted": report.deleted,
         "skipped_by_annotator": report.skipped_by_annotator,
         "malformed": len(report.malformed),
+        "edited": len(report.edited),
         "tasks_seen": report.tasks_seen,
         "full": report.full,
         "adopted": report.adopted,

@@ -230,6 +230,12 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
                 + ", ".join(f"{a} {n}" for a, n in pushed["malformed"].items())
                 + " (`loop pull` says why for each; fix them in Label Studio)"
             )
+        if pushed.get("edited"):
+            out.print(
+                "annotations last saved by someone else than their author (kept, not used): "
+                + ", ".join(f"{a} {n}" for a, n in pushed["edited"].items())
+                + " (`loop pull` says who; the author saves it again, or deletes it)"
+            )
         if pushed["unmapped_tasks"]:
             out.print(
                 f"unmapped: {pushed['unmapped_tasks']} tasks in Label Studio's project are not "

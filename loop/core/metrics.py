@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loop.core.agreement import cohen_kappa, matched_ious, pixel_dice
+from loop.core.agreement import cohen_kappa, iou_matrix, match, matched_ious, pixel_dice
 
 AP_THRESHOLDS = (0.5, 0.75, 0.9)
 
@@ -222,3 +222,42 @@ def lagging_groups(
                 }
             )
     return out
+
+
+def flagged_errors(truth: np.ndarray, pred: np.ndarray, flagged, *, iou: float = 0.5) -> dict:
+    """How well a set of flagged predicted objects points at the wrong ones.
+
+    A predicted object is wrong when no reference object matches it one-to-one at IoU >=
+    ``iou`` (a false positive, or an outline too far off).
+
+    Parameters
+    ----------
+    truth, pred : ndarray of shape (M, N)
+        Reference and predicted instance labels, 0 = background.
+    flagged : iterable of int
+        Labels of ``pred`` the model flagged as doubtful.
+
+    Returns
+    -------
+    dict
+        ``objects``, ``wrong``, ``flagged`` and ``wrong_flagged`` (counts of predicted
+        objects).
+
+    Examples
+    --------
+    >>> t = np.array([[1, 1, 0, 2, 2, 2, 0, 0]])
+    >>> p = np.array([[1, 1, 0, 0, 0, 2, 0, 3]])   # 1 right, 2 a third of one, 3 false
+    >>> flagged_errors(t, p, [3])
+    {'objects': 3, 'wrong': 2, 'flagged': 1, 'wrong_flagged': 1}
+    """
+    matrix, _, labels = iou_matrix(truth, pred)
+    _, cols, ious = match(matrix)
+    right = set(labels[cols[ious >= iou]].tolist())
+    wrong = {int(v) for v in labels} - right
+    flagged = {int(v) for v in flagged} & {int(v) for v in labels}
+    return {
+        "objects": int(labels.size),
+        "wrong": len(wrong),
+        "flagged": len(flagged),
+        "wrong_flagged": len(wrong & flagged),
+    }

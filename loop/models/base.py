@@ -34,6 +34,9 @@ class Output:
         Per-image measures that strategies rank by (``flow_error``, ``entropy``, ...).
     embedding : ndarray of shape (D,)
         The image's feature vector for diversity and coverage.
+    object_errors : ndarray of shape (K,), optional
+        Per object of ``masks`` (labels in ascending order), how doubtful the model is of it
+        (Cellpose: the object's own flow error).
     """
 
     measures: dict[str, float] = field(default_factory=dict)
@@ -42,6 +45,7 @@ class Output:
     cellprob: np.ndarray | None = None
     klass: str | None = None
     confidence: float | None = None
+    object_errors: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

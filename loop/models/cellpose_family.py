@@ -40,6 +40,7 @@ class CellposeFamily:
                     embedding=seg.style,
                     masks=seg.masks,
                     cellprob=seg.cellprob,
+                    object_errors=seg.object_errors,
                 )
             )
         return out

@@ -197,10 +197,12 @@ class Segmentation:
     cellprob: np.ndarray  # (M, N) logits
     style: np.ndarray  # (nbase[-1],) L2-normalised
     measures: dict[str, float]
+    object_errors: np.ndarray | None = None  # (K,): flow error of each object, labels ascending
 
 
 def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
-    """Network, masks and per-object flow errors of one (2, M, N) input.
+    """Network, masks and flow errors of one (2, M, N) input: of every candidate object, and
+    of the objects kept (label 1..K in order).
 
     Masks are computed without Cellpose's flow check, then the same check
     (``dynamics.remove_bad_flow_masks``: drop objects whose flow error exceeds
@@ -222,15 +224,16 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
     if present.size:
         errors, _ = cp_metrics.flow_error(masks, dp, device=device)
         errors = errors[present - 1]
+        kept = np.ones(present.size, bool)
         if config.flow_threshold and config.flow_threshold > 0:
-            bad = present[errors > config.flow_threshold]
-            if bad.size:
+            kept = errors <= config.flow_threshold
+            if not kept.all():
                 masks = masks.copy()
-                masks[np.isin(masks, bad)] = 0
+                masks[np.isin(masks, present[~kept])] = 0
                 masks = relabel_sequential(masks)[0]
     else:
-        errors = np.zeros(0)
-    return masks, errors, cellprob, style[0]
+        errors, kept = np.zeros(0), np.zeros(0, bool)
+    return masks, errors, cellprob, style[0], errors[kept]
 
 
 FLIP = 3  # the dihedral code of the flipped copy: rows and columns (180 degrees), its own inverse
@@ -340,7 +343,7 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
     """
     device = net.device
     x = to_input(image, invert=polarity(net))
-    masks, errors, cellprob, style = _run(net, x, config, device)
+    masks, errors, cellprob, style, object_errors = _run(net, x, config, device)
     flow_err = float(np.mean(errors)) if errors.size else 0.0
     width = net.nbase[-1]
     style = np.asarray(style[:width], dtype=np.float32)
@@ -356,7 +359,7 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
             m, *_ = _run(net, dihedral(x, code), config, device)
             variants.append(undo_dihedral(m, code))
         measures["tta"], measures["count"] = tta_disagreement(variants)
-    return Segmentation(masks, cellprob, style, measures)
+    return Segmentation(masks, cellprob, style, measures, object_errors)
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from loop.errors import RoundError
 from loop.models.family import family
 from loop.reports import plots
 from loop.reports.status import round_summaries
-from loop.store import annotations
-from loop.store.annotators import annotators, models, utcnow
+from loop.store import annotations, models, utcnow
+from loop.store.annotators import annotators
 from loop.store.labels import label_of
 from loop.study import Study
 
@@ -73,12 +73,27 @@ def stop_hint(rounds: list[dict], metric: str, arm: str = "main") -> str:
                 f" The annotators agree at {agreement:.3f} F1, the model reaches {f1:.3f}: "
                 "there is room above it."
             )
+    last, before = scores[-1], scores[-2]
+    if last.get("model_id") is not None and last.get("model_id") == before.get("model_id"):
+        return (
+            f"The last round kept the previous model ({last['model_id']}): the model trained "
+            "with the last batch was rejected by validation, or nothing new was labeled, so "
+            f"its {gains[-1]:+.3f} {metric} says nothing about the last batch yet. Look at the "
+            "round's decision (`loop status`), then train again on every label "
+            f"(`loop train`) before judging the curve.{ceiling}"
+        )
     if len(gains) >= 2 and np.all(gains[-2:] < PLATEAU):
         return (
             f"The last 2 rounds gained {gains[-2]:+.3f} and {gains[-1]:+.3f} {metric} "
             f"(under {PLATEAU} each): the curve is flat. Another round of the same kind is "
             "unlikely to pay; look at the gallery for systematic errors (a missing modality, "
             f"a labelling convention) before annotating more.{ceiling}"
+        )
+    if gains[-1] < PLATEAU:
+        return (
+            f"The last round gained {gains[-1]:+.3f} {metric} (under {PLATEAU}; "
+            f"{values[0]:.3f} -> {values[-1]:.3f} over {len(values)} rounds): the curve may "
+            f"be flattening; one more round tells whether it has.{ceiling}"
         )
     return (
         f"The last round gained {gains[-1]:+.3f} {metric} ({values[0]:.3f} -> {values[-1]:.3f} "

@@ -69,11 +69,13 @@ def _previous_model(study: Study, arm: str, round: int) -> int | None:
 
 def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
     """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
-    or a class with its probability."""
+    the objects whose own flow error exceeds ``labels.unsure_flow_error`` marked unsure; or a
+    class with its probability."""
     row = learn.model_row(study, model_id)
     model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
     config = adapter.settings(study.config)
     version = f"loop-model-{row['id']}"
+    threshold = study.config.labels.unsure_flow_error
 
     def predict(image: dict) -> Prediction:
         (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
@@ -82,10 +84,27 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
                 mask=output.masks,
                 score=float(np.clip(1.0 - output.measures["flow_error"], 0.0, 1.0)),
                 model_version=version,
+                unsure=unsure_objects(output.masks, output.object_errors, threshold),
             )
         return Prediction(klass=output.klass, score=output.confidence, model_version=version)
 
     return predict
+
+
+def unsure_objects(masks: np.ndarray, errors, threshold: float) -> tuple[int, ...]:
+    """The labels of ``masks`` whose error (one per object, labels ascending) exceeds
+    ``threshold`` (0: none).
+
+    >>> unsure_objects(np.array([[0, 1, 2, 5]]), np.array([0.1, 0.3, 0.25]), 0.2)
+    (2, 5)
+    """
+    if not threshold or errors is None:
+        return ()
+    labels = np.unique(masks)
+    labels = labels[labels != 0]
+    if len(labels) != len(errors):
+        return ()
+    return tuple(int(v) for v in labels[np.asarray(errors) > threshold])
 
 
 def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, int]:

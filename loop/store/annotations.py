@@ -282,7 +282,8 @@ def reviews(store: Store) -> tuple[int, int]:
 def annotation_summary(store: Store, *, min_annotations: int) -> dict:
     """What is in annotation: images pushed, tasks by status, tiles, current annotations per
     annotator, done tasks with too few valid annotations for a consensus (fewer than
-    ``min_annotations``, or the overlap), malformed annotations per annotator, unmapped tasks."""
+    ``min_annotations``, or the overlap), malformed and edited-by-others annotations per
+    annotator, unmapped tasks."""
     db = store.db
     tasks = dict(
         db.execute(
@@ -304,9 +305,15 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
         "AND l.source IN ('consensus', 'adjudicated'))",
         [min_annotations],
     ).fetchone()[0]
-    malformed = db.execute(
-        "SELECT annotator, count(*) FROM annotations WHERE status = 'malformed' "
-        "GROUP BY annotator ORDER BY annotator"
+    malformed, edited = (
+        dict(
+            db.execute(
+                "SELECT annotator, count(*) FROM annotations WHERE status = ? "
+                "GROUP BY annotator ORDER BY annotator",
+                [status],
+            ).fetchall()
+        )
+        for status in ("malformed", "edited")
     )
     return {
         "images_pushed": sum(tasks.values()),
@@ -316,7 +323,9 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
         "tiles": db["tasks"].count_where("purpose = 'tile'"),
         "annotations": per_annotator,  # current annotations of whole images
         # kept as sent but unusable (undecodable RLE, another tool's region): by annotator
-        "malformed": dict(malformed.fetchall()),
+        "malformed": malformed,
+        # last saved by someone else than their author: kept, not used until resolved
+        "edited": edited,
     }
 
 

@@ -72,3 +72,16 @@ def record_selection(store: Store, row: dict) -> None:
         ).fetchone()
         if same is None:
             db["selections"].insert({**row, "created_at": utcnow()})
+
+
+def choice_of(store: Store, image_id: int) -> dict | None:
+    """The latest selection that chose the image: its strategy, the image's rank in the batch
+    (1 = first) and its score (None for random or coverage picks)."""
+    for row in store.db.execute(
+        "SELECT strategy, image_ids, scores FROM selections ORDER BY id DESC"
+    ).fetchall():
+        ids = json.loads(row[1])
+        if image_id in ids:
+            i = ids.index(image_id)
+            return {"strategy": row[0], "rank": i + 1, "score": json.loads(row[2])[i]}
+    return None
