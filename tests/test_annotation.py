@@ -403,6 +403,7 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
             "too_few_annotations": 0,  # stitched tiles are valid annotations
             "unmapped_tasks": 0,
             "malformed": {},
+            "edited": {},
         }
         # agreement sees one annotation per annotator per image
         report = agree(study, write=False)
