@@ -177,13 +177,11 @@ class LabelStudio:
         kept, so that annotations made with them stay valid), overlap, title, description and
         instructions, and local-files storage are brought up to date."""
         self.labels = labels or LabelSpec()
-        config = label_config(task, classes, labels=self.labels)
         settings = {
             "title": title,
             "description": description,
             "expert_instruction": description,
             "show_instruction": bool(description),
-            "label_config": config,
             "maximum_annotations": overlap,
             "show_overlap_first": True,
             "show_collab_predictions": True,
@@ -202,8 +200,12 @@ class LabelStudio:
             matches = [p for p in listing.get("results", []) if p.get("title") == title]
             project_id = str(matches[0]["id"]) if matches else None
         if project_id is None:
+            config = label_config(task, classes, labels=self.labels)
             project = self._json(
-                "POST", "/api/projects", what="create a project", json={"title": title, **settings}
+                "POST",
+                "/api/projects",
+                what="create a project",
+                json={**settings, "label_config": config},
             )
             project_id = str(project["id"])
         else:
@@ -211,11 +213,10 @@ class LabelStudio:
             config = label_config(
                 task, classes, labels=self.labels, keep=label_values(current.get("label_config"))
             )
-            settings["label_config"] = config
-            if same_config(current.get("label_config"), config):
-                # unchanged: never resend it (Label Studio re-validates every annotation then,
-                # and one region of another tool would block every later push)
-                settings.pop("label_config")
+            if not same_config(current.get("label_config"), config):
+                # sent only when changed: Label Studio re-validates every annotation then, and
+                # one region of another tool would block every later push
+                settings["label_config"] = config
             changed = {k: v for k, v in settings.items() if current.get(k) != v}
             if changed:
                 try:

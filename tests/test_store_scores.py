@@ -27,3 +27,19 @@ def test_the_same_selection_is_recorded_once(tmp_path):
         for ids in ("[1, 2]", "[1, 2]", "[2, 3]"):
             scores.record_selection(store, {**row, "image_ids": ids, "scores": "[null, null]"})
         assert store.db["selections"].count == 2
+
+
+def test_choices_give_each_image_its_latest_selection(tmp_path):
+    store = Store(tmp_path / "loop.db", create=True)
+    row = {"model_id": None, "k": 2, "seed": 0}
+    scores.record_selection(
+        store, {**row, "strategy": "random", "image_ids": "[4, 7]", "scores": "[null, null]"}
+    )
+    scores.record_selection(
+        store, {**row, "strategy": "flip", "image_ids": "[9, 4]", "scores": "[0.8, 0.5]"}
+    )
+    assert scores.choices(store) == {
+        4: {"strategy": "flip", "rank": 2, "score": 0.5},
+        7: {"strategy": "random", "rank": 2, "score": None},
+        9: {"strategy": "flip", "rank": 1, "score": 0.8},
+    }

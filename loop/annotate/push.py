@@ -90,13 +90,13 @@ def instructions(study: Study, purpose: str = "annotate") -> str:
     return f"Study {study.path.resolve().name} (loop). {task}"
 
 
-def task_info(study: Study, image: dict, task: dict) -> dict:
+def task_info(study: Study, image: dict, task: dict, chosen: dict[int, dict] | None = None) -> dict:
     """What the annotator sees of a task beyond the image (Data Manager columns): the round,
-    why the image was chosen (strategy, rank in its batch, its score) and its groups."""
+    why the image was chosen (strategy, rank in its batch, its score; ``chosen``:
+    :func:`loop.store.scores.choices`, read once per push) and its groups."""
     info = {"round": task["round"]}
-    choice = scores.choice_of(study.store, image["id"])
-    if choice is not None:
-        info.update(choice)
+    chosen = scores.choices(study.store) if chosen is None else chosen
+    info.update(chosen.get(image["id"], {}))
     for key in study.config.groups:
         info[key] = image.get(meta_column(key))
     return {k: v for k, v in info.items() if v is not None}
@@ -287,6 +287,7 @@ def push(
         q.mark_created(store, found)
         report.adopted = len(found)
         pending = [t for t in pending if t["id"] not in found]
+    chosen = scores.choices(store) if pending else {}
     for start in range(0, len(pending), BATCH):
         batch = pending[start : start + BATCH]
         tool_tasks = []
@@ -307,7 +308,7 @@ def push(
                     predictions=_cropped(predicted[image["id"]], tile),
                     reviewer=task["reviewer"],
                     tile=tile,
-                    info=task_info(study, image, task),
+                    info=task_info(study, image, task, chosen),
                 )
             )
         external_ids = tool.create_tasks(project, tool_tasks)

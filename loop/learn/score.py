@@ -127,9 +127,10 @@ def score(
         # images left out of an expensive measure's shortlist are never picked by it
         missing = -np.inf if chosen_strategy.expensive else np.nan
         values = np.array([m.get(key, missing) for m in measures])
-    centers = _load_measures(study, row["id"], labeled_ids)[1] if labeled_ids else None
     if chosen_strategy.embedding == "image":
         embeddings, centers = _appearance(images, labeled, progress)
+    else:
+        centers = _load_measures(study, row["id"], labeled_ids)[1] if labeled_ids else None
     picks = _select(study, chosen_strategy, values, embeddings, centers, images, labeled, k, seed)
     chosen = [
         {

@@ -74,14 +74,13 @@ def record_selection(store: Store, row: dict) -> None:
             db["selections"].insert({**row, "created_at": utcnow()})
 
 
-def choice_of(store: Store, image_id: int) -> dict | None:
-    """The latest selection that chose the image: its strategy, the image's rank in the batch
-    (1 = first) and its score (None for random or coverage picks)."""
-    for row in store.db.execute(
-        "SELECT strategy, image_ids, scores FROM selections ORDER BY id DESC"
+def choices(store: Store) -> dict[int, dict]:
+    """Image id -> the latest selection that chose it: its strategy, the image's rank in the
+    batch (1 = first) and its score (None for random or coverage picks). One read."""
+    out: dict[int, dict] = {}
+    for strategy, image_ids, values in store.db.execute(
+        "SELECT strategy, image_ids, scores FROM selections ORDER BY id"
     ).fetchall():
-        ids = json.loads(row[1])
-        if image_id in ids:
-            i = ids.index(image_id)
-            return {"strategy": row[0], "rank": i + 1, "score": json.loads(row[2])[i]}
-    return None
+        for rank, (image_id, value) in enumerate(zip(json.loads(image_ids), json.loads(values))):
+            out[image_id] = {"strategy": strategy, "rank": rank + 1, "score": value}
+    return out
