@@ -8,7 +8,6 @@ wrong type or out of range. :func:`default_toml` writes the commented file that
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import tomllib
 
+from loop.config_view import DisplayConfig, LabelsConfig
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile
 
@@ -191,41 +191,6 @@ class ScoreConfig:
             raise ConfigError(f"score.pool_sample = {self.pool_sample}: give 0 (all) or more")
 
 
-COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
-
-
-@dataclass(frozen=True)
-class LabelsConfig:
-    """What annotators see in Label Studio (segmentation): what the objects are called, their
-    colour, and the objects the model is unsure of, pre-drawn as ``<object>?`` in another
-    colour so that experts check those first."""
-
-    object: str = "nucleus"
-    """The objects' name in the labeling view (``cell``, ``nucleus``, ...)."""
-    colour: str = "#00c8ff"
-    """Cyan: it stands out on dark fluorescence and on purple-pink stains alike."""
-    unsure_colour: str = "#ffb000"
-    unsure_flow_error: float = 0.2
-    """Pre-drawn objects whose own flow error (Cellpose's check, which drops objects above
-    ``model.flow_threshold``) exceeds this are shown as ``<object>?``; 0 = none."""
-
-    def __post_init__(self):
-        if not self.object.strip() or self.object.endswith("?"):
-            raise ConfigError(
-                f"labels.object = {self.object!r}: give a name such as nucleus or cell "
-                "(not empty, not ending in '?', which marks the model's doubtful objects)"
-            )
-        for name in ("colour", "unsure_colour"):
-            if not COLOUR.match(getattr(self, name)):
-                raise ConfigError(
-                    f"labels.{name} = {getattr(self, name)!r}: write a colour as #rrggbb"
-                )
-        if self.unsure_flow_error < 0:
-            raise ConfigError(
-                f"labels.unsure_flow_error = {self.unsure_flow_error}: give 0 (flag none) or more"
-            )
-
-
 FUSIONS = ("majority", "staple")
 
 
@@ -314,6 +279,7 @@ class StudyConfig:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
     noise: dict[str, NoiseProfile] = field(default_factory=dict)
     """The study's own noise profiles of simulated annotators (``[noise.NAME]`` tables), beside
     (or instead of) the built-in perfect, careful, average and sloppy."""

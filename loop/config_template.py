@@ -7,6 +7,7 @@ from loop.config import (
     TASKS,
     AugmentConfig,
     ClassifierConfig,
+    DisplayConfig,
     IngestConfig,
     LabelsConfig,
     ModelConfig,
@@ -23,7 +24,7 @@ def default_toml(task: str) -> str:
         raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
-    rounds, labels = RoundsConfig(), LabelsConfig()
+    rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -105,6 +106,14 @@ object = "{labels.object}"       # the objects' name (nucleus, cell, ...)
 colour = "{labels.colour}"      # their colour (#rrggbb)
 unsure_colour = "{labels.unsure_colour}"  # the model's doubtful objects, as "{labels.object}?"
 unsure_flow_error = {labels.unsure_flow_error}  # doubtful: own flow error above this (0 = none)
+
+[display]                # the picture annotators see of each image
+channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,
+                         # other images their first three channels. E.g. [2] or [0, 1]
+colours = []             # one "#rrggbb" per channel shown, added up as a composite;
+                         # [] = grey for one, green + magenta for two, red/green/blue for three
+lower = {display.lower}              # percentiles stretched to black and to full brightness,
+upper = {display.upper}             # per channel (16-bit and float images too)
 
 # Noise profiles of your own for simulated annotators (`rounds.profiles`, `loop simulate
 # --profile NAME=PROFILE`), one table each; a key left out is exact (0). A table named after a

@@ -94,6 +94,22 @@ def ls_study(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def browser():
+    """A headless Chromium (Debian's, through the system chromedriver), quit after the test.
+    Skipped where it is not installed, never in CI (``.ci/run`` installs it)."""
+    from browser import BrowserMissing, chromium
+
+    try:
+        driver = chromium()
+    except BrowserMissing as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield driver
+    driver.quit()
+
+
 def remote_env(ls_study) -> dict:
     """``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` of the session's Label Studio, for
     studies that use it as an existing server. Read when called: a test may have restarted

@@ -219,3 +219,28 @@ def test_labels_section_is_checked():
         parse_config('[labels]\nobject = "cell?"\n')
     with pytest.raises(ConfigError, match="unsure_flow_error = -1.0: give 0"):
         parse_config("[labels]\nunsure_flow_error = -1.0\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("channels = [0, 0]", "give distinct channel numbers, 0 for the first"),
+        ("channels = [-1]", "give distinct channel numbers"),
+        ("channels = [0, 1, 2, 3, 4, 5, 6]", "show at most 6 channels at once"),
+        ("channels = [0, 1, 2, 3]", "shows 4 channels: give display.colours"),
+        ('channels = [0]\ncolours = ["blue"]', "'blue': write a colour as #rrggbb"),
+        ('colours = ["#0000ff"]', "1 colour(s) for 0 channel(s) in display.channels"),
+        ("lower = 50.0\nupper = 10.0", "0 <= lower < upper <= 100"),
+    ],
+)
+def test_display_section_is_checked(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(f"[display]\n{text}\n")
+
+
+def test_display_section_is_read():
+    config = parse_config('[display]\nchannels = [2, 0]\ncolours = ["#0000ff", "#ffff00"]\n')
+    assert (config.display.channels, config.display.colours) == ((2, 0), ("#0000ff", "#ffff00"))
+    colours = '["#ff0000", "#00ff00", "#0000ff", "#ffffff"]'
+    four = parse_config(f"[display]\nchannels = [0, 1, 2, 3]\ncolours = {colours}\n")
+    assert len(four.display.colours) == 4

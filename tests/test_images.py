@@ -17,10 +17,15 @@ from loop.core.images import (
     read_mask,
     read_sidecar,
     read_table,
-    to_display_uint8,
     write_labels,
 )
-from loop.errors import BadMask, EmptyFile, MetadataError, UnreadableImage, UnsupportedImage
+from loop.errors import (
+    BadMask,
+    EmptyFile,
+    MetadataError,
+    UnreadableImage,
+    UnsupportedImage,
+)
 
 
 def test_reads_16bit_tiff(tmp_path):
@@ -143,13 +148,6 @@ def test_normalize_per_channel_and_flat():
     image = np.stack([np.arange(100.0).reshape(10, 10), np.full((10, 10), 5.0)], -1)
     out = normalize_percentile(image, 0, 100)
     assert out[..., 0].max() == 1 and np.all(out[..., 1] == 0)
-
-
-def test_display_uint8_of_16bit_and_multichannel():
-    image = np.random.default_rng(0).integers(0, 60000, (8, 8, 2), dtype=np.uint16)
-    out = to_display_uint8(image)
-    assert out.dtype == np.uint8 and out.shape == (8, 8)
-    assert to_display_uint8(np.zeros((4, 4, 4), np.uint8)).shape == (4, 4, 3)
 
 
 def test_read_table_csv_and_json(tmp_path):

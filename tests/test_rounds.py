@@ -281,6 +281,22 @@ def test_report_is_self_contained(uninterrupted, tmp_path):
     assert 'src="http' not in page  # opens offline
 
 
+def test_the_report_opens_in_a_browser(uninterrupted, browser, tmp_path):
+    """The HTML report in a real browser (headless Chromium): every image loads, the page
+    logs no error, and a screenshot of it is written next to it."""
+    from browser import broken_images, console_errors, screenshot
+
+    with open_study(uninterrupted) as study:
+        result = write_report(study, tmp_path / "report", gallery=2)
+    browser.get(result.html.as_uri())
+    assert browser.execute_script("return document.images.length") == len(result.plots)
+    assert broken_images(browser) == []
+    assert console_errors(browser) == []
+    assert "Learning curve" in browser.find_element("tag name", "body").text
+    shot = screenshot(browser, result.html.with_name("report.png"), full_page=True)
+    assert shot.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_cli_report_and_status(uninterrupted, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["report", str(uninterrupted), "-o", str(tmp_path / "r"), "--json"])

@@ -30,8 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.config import DisplayConfig
+from loop.core.display import to_display_uint8
 from loop.core.files import atomic_path
-from loop.core.images import read_image, to_display_uint8
+from loop.core.images import read_image
 from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
@@ -72,8 +74,8 @@ def instructions(study: Study, purpose: str = "annotate") -> str:
     else:
         name = study.config.labels.object
         task = (
-            f"Outline every {name} with the brush, one region per {name}; touching {name}s "
-            f"are separate regions. The model's outlines are drawn already: correct them "
+            f"Outline every {name} with the brush, one region per {name} (objects that touch "
+            f"are separate regions). The model's outlines are drawn already: correct them "
             f"(erase or redraw wrong ones, delete false ones, add the missed ones)."
         )
         if study.config.labels.unsure_flow_error > 0:
@@ -183,12 +185,21 @@ def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
     the whole image, so that tiles match); returns its path relative to the study."""
     from PIL import Image
 
+    display = study.config.display
     suffix = "" if tile is None else "_tile_{}_{}_{}x{}".format(*tile)
+    if display != DisplayConfig():  # another look is another file (tasks keep theirs)
+        suffix += "_" + hashlib.sha1(repr(display).encode()).hexdigest()[:6]
     rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}{suffix}.png"
     target = study.path / rel
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        pixels = to_display_uint8(read_image(Path(image["root"]) / image["path"]))
+        pixels = to_display_uint8(
+            read_image(Path(image["root"]) / image["path"]),
+            display.lower,
+            display.upper,
+            channels=display.channels,
+            colours=display.colours,
+        )
         if tile is not None:
             pixels = crop(pixels, tile)
         with atomic_path(target) as tmp:

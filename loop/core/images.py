@@ -260,17 +260,6 @@ def normalize_percentile(
     return ((image - lo) / (hi - lo)).astype(np.float32, copy=False)
 
 
-def to_display_uint8(image: np.ndarray, lower: float = 1.0, upper: float = 99.8) -> np.ndarray:
-    """A browser-viewable 8-bit version (grey or RGB) of any image, percentile-normalised."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] not in (3, 4):
-        image = image[..., :3] if image.shape[-1] > 3 else image[..., 0]
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    out = np.clip(normalize_percentile(image, lower, upper, per_channel=False), 0, 1)
-    return (out * 255).round().astype(np.uint8)
-
-
 # --- metadata --------------------------------------------------------------------------
 
 KEY_COLUMNS = ("id", "filename", "path", "file", "image")

@@ -129,7 +129,7 @@ def overlay(
     """
     from skimage.segmentation import find_boundaries
 
-    from loop.core.images import to_display_uint8
+    from loop.core.display import to_display_uint8
 
     plt = _pyplot()
     path = Path(path)

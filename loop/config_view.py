@@ -1,0 +1,90 @@
+"""What annotators see: the ``[labels]`` and ``[display]`` sections of ``loop.toml``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from loop.core.display import DISPLAY_COLOURS
+from loop.errors import ConfigError
+
+COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+@dataclass(frozen=True)
+class LabelsConfig:
+    """What annotators see in Label Studio (segmentation): what the objects are called, their
+    colour, and the objects the model is unsure of, pre-drawn as ``<object>?`` in another
+    colour so that experts check those first."""
+
+    object: str = "nucleus"
+    """The objects' name in the labeling view (``cell``, ``nucleus``, ...)."""
+    colour: str = "#00c8ff"
+    """Cyan: it stands out on dark fluorescence and on purple-pink stains alike."""
+    unsure_colour: str = "#ffb000"
+    unsure_flow_error: float = 0.2
+    """Pre-drawn objects whose own flow error (Cellpose's check, which drops objects above
+    ``model.flow_threshold``) exceeds this are shown as ``<object>?``; 0 = none."""
+
+    def __post_init__(self):
+        if not self.object.strip() or self.object.endswith("?"):
+            raise ConfigError(
+                f"labels.object = {self.object!r}: give a name such as nucleus or cell "
+                "(not empty, not ending in '?', which marks the model's doubtful objects)"
+            )
+        for name in ("colour", "unsure_colour"):
+            if not COLOUR.match(getattr(self, name)):
+                raise ConfigError(
+                    f"labels.{name} = {getattr(self, name)!r}: write a colour as #rrggbb"
+                )
+        if self.unsure_flow_error < 0:
+            raise ConfigError(
+                f"labels.unsure_flow_error = {self.unsure_flow_error}: give 0 (flag none) or more"
+            )
+
+
+MAX_SHOWN = 6
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    """How an image is turned into the picture annotators see (a PNG served to Label
+    Studio). Every channel is stretched from its ``lower`` to its ``upper`` percentile (16-bit
+    and float images included); several channels are added up in their colours, as a
+    composite in Fiji."""
+
+    channels: tuple[int, ...] = ()
+    """Channels to show, 0 first. Empty: a one-channel image in grey, an 8-bit RGB image as
+    it is (stains keep their colours), other images their first three channels."""
+    colours: tuple[str, ...] = ()
+    """One ``#rrggbb`` per shown channel. Empty: grey for one channel; green and magenta for
+    two; red, green and blue for three."""
+    lower: float = 1.0
+    upper: float = 99.8
+
+    def __post_init__(self):
+        if any(c < 0 for c in self.channels) or len(set(self.channels)) < len(self.channels):
+            raise ConfigError(
+                f"display.channels = {list(self.channels)}: give distinct channel numbers, "
+                "0 for the first"
+            )
+        if len(self.channels) > MAX_SHOWN:
+            raise ConfigError(f"display.channels: show at most {MAX_SHOWN} channels at once")
+        if len(self.channels) > len(DISPLAY_COLOURS) and not self.colours:
+            raise ConfigError(
+                f"display.channels shows {len(self.channels)} channels: give display.colours, "
+                "one #rrggbb per channel"
+            )
+        for colour in self.colours:
+            if not COLOUR.match(colour):
+                raise ConfigError(f"display.colours: {colour!r}: write a colour as #rrggbb")
+        if self.colours and len(self.colours) != len(self.channels):
+            raise ConfigError(
+                f"display.colours has {len(self.colours)} colour(s) for {len(self.channels)} "
+                "channel(s) in display.channels: give one per channel shown, or none"
+            )
+        if not 0 <= self.lower < self.upper <= 100:
+            raise ConfigError(
+                f"display.lower = {self.lower}, display.upper = {self.upper}: give percentiles "
+                "with 0 <= lower < upper <= 100"
+            )

@@ -1,0 +1,104 @@
+"""What an annotator sees and does in Label Studio, in a real browser (headless Chromium)
+against the session's real server: log in through the form, the label stream with the
+model's pre-annotation (one region per object, named from ``[labels]``, doubtful ones apart),
+a correction submitted and pulled exactly, a second annotator who does not see the first
+one's work, and an edit of someone else's annotation in the Data Manager flagged by pull."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from browser import delete_region, log_in, on_screen, press, screenshot, wait_for
+from conftest import DSB, remote_env
+from scipy import ndimage as ndi
+
+from loop.annotate.pull import pull
+from loop.annotate.push import push
+from loop.cli.wiring import add_annotators, connect, server_of
+from loop.core.images import read_mask
+from loop.data.ingest import ingest
+from loop.study import init_study, open_study
+from loop.types import Prediction
+
+pytestmark = pytest.mark.slow
+IMAGE = "20c37b1ad2"  # a 512 x 640 fluorescence image of 24 nuclei (DSB)
+
+
+def test_an_annotator_corrects_the_pre_annotation_and_pull_keeps_exactly_that(
+    ls_study, browser, tmp_path, monkeypatch
+):
+    data = tmp_path / "data"
+    for folder, suffix in (("images", "png"), ("masks", "tif")):
+        (data / folder).mkdir(parents=True)
+        source = next((DSB / folder).glob(f"{IMAGE}*.{suffix}"))
+        (data / folder / source.name).write_bytes(source.read_bytes())
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    with init_study(tmp_path / "browse") as study:
+        (study.path / "loop.toml").write_text('task = "segmentation"\n[labels]\nobject = "cell"\n')
+    with open_study(tmp_path / "browse") as study:
+        ingest(study, data / "images", masks=data / "masks")
+        (image,) = study.store.images()
+        truth = read_mask(
+            study.store.truth(image["id"])["mask_path"], (image["height"], image["width"])
+        )
+        model = np.where(ndi.binary_erosion(truth > 0), truth, 0)  # a model a bit too tight
+        objects = sorted(set(np.unique(model).tolist()) - {0})
+        doubtful = tuple(objects[:2])
+
+        def predict(_image):
+            return Prediction(mask=model, score=0.5, model_version="tight", unsure=doubtful)
+
+        tool = connect(study)
+        add_annotators(study, tool, ["wen", "xiu"])
+        push(study, tool, [image], overlap=2, predictions=predict)
+        task = next(study.store.db["tasks"].rows)
+        project = task["project"]
+        creds = server_of(study).credentials()["annotators"]
+
+        # wen: the label stream shows the pre-annotation, one region per object, named and
+        # split as configured; wen deletes one region and submits
+        log_in(browser, tool.url, creds["wen"]["email"], creds["wen"]["password"])
+        browser.get(f"{tool.url}/projects/{project}/data?labeling=1")
+        shown = on_screen(browser)
+        assert shown["pk"] is None and shown["author"] == creds["wen"]["email"]
+        names = [r["labels"] for r in shown["regions"]]
+        assert len(names) == len(objects) and {r["type"] for r in shown["regions"]} == {
+            "brushregion"
+        }
+        assert names.count(["cell?"]) == len(doubtful)
+        assert names.count(["cell"]) == len(objects) - len(doubtful)
+        screenshot(browser, tmp_path / "label-stream.png")
+        gone = int(delete_region(browser, 2).split("#")[0].rsplit("-", 1)[1])
+        press(browser, "bottombar-submit-button")
+        wait_for("wen's annotation in Label Studio", lambda: pull(study, tool).new == 1)
+        wens = next(study.store.db["annotations"].rows_where("annotator = 'wen'"))
+        pulled = read_mask(study.path / wens["mask_path"], truth.shape)
+        expected = np.where(model == gone, 0, model)
+        assert np.array_equal(pulled > 0, expected > 0)  # exactly what wen submitted
+        assert len(np.unique(pulled)) - 1 == len(objects) - 1
+
+        # xiu: the stream gives the same task, with the model's regions, not wen's work
+        log_in(browser, tool.url, creds["xiu"]["email"], creds["xiu"]["password"])
+        browser.get(f"{tool.url}/projects/{project}/data?labeling=1")
+        shown = on_screen(browser)
+        assert shown["pk"] is None and shown["shown"] == [None]
+        assert len(shown["regions"]) == len(objects)
+
+        # xiu opens wen's annotation in the Data Manager and updates it: pull flags the edit
+        browser.get(
+            f"{tool.url}/projects/{project}/data?task={task['external_id']}"
+            f"&annotation={wens['external_id']}"
+        )
+        shown = wait_for(
+            "wen's annotation in the Data Manager",
+            lambda: (s := on_screen(browser)) and s["pk"] == str(wens["external_id"]) and s,
+        )
+        assert len(shown["regions"]) == len(objects) - 1
+        delete_region(browser, 0)
+        press(browser, "bottombar-update-button")
+        report = wait_for("xiu's edit", lambda: pull(study, tool).edited)
+        assert any("last saved by xiu" in line for line in report)
+        edited = study.store.db["annotations"].get(wens["id"])
+        assert edited["status"] == "edited"
+        tool.close()
