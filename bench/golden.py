@@ -36,6 +36,7 @@ batch_size = 4
 min_steps = 12
 max_steps = 12
 val_fraction = 0.0
+retry_blind = false
 [score]
 k = 4
 shortlist = 2

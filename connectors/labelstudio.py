@@ -32,7 +32,7 @@ from connectors.ls_results import (
     label_values,
     mask_to_results,
     results_to_class,
-    results_to_mask,
+    results_to_objects,
     same_config,
     task_state,
 )
@@ -385,10 +385,10 @@ class LabelStudio:
         task = self._call("GET", f"/api/tasks/{external_id}", what="get a task", missing_ok=True)
         return None if task is None else task_state(task.json())
 
-    def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
+    def to_objects(self, result: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
         start = time.perf_counter()
         try:
-            return results_to_mask(result, shape)
+            return results_to_objects(result, shape)
         finally:
             self.seconds["decode"] += time.perf_counter() - start
 

@@ -38,7 +38,7 @@ def label_config(task: str, classes=(), *, labels: LabelSpec | None = None, keep
     """
     if task == "segmentation":
         spec = labels or LabelSpec()
-        values = [(spec.name, spec.colour)]
+        values = [(spec.name, spec.colour), *spec.others]
         if spec.unsure_name:
             values.append((spec.unsure_name, spec.unsure_colour))
         values += [(v, "#9e9e9e") for v in keep if v not in {name for name, _ in values}]
@@ -131,9 +131,16 @@ OTHER_REGIONS = {"polygon", "rectangle", "ellipse", "keypoint", "brush"}
 
 
 def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
-    """Label Studio results back to a label image: brush regions become objects 1..K in order
-    (where regions overlap, the later one wins). Results that are not regions (text, choices,
-    relations) are ignored.
+    """Label Studio results back to a label image (:func:`results_to_objects` without the
+    names); raises MalformedAnnotation as it does."""
+    return results_to_objects(results, shape)[0]
+
+
+def results_to_objects(results: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    """Label Studio results back to a label image and the label name of each object: brush
+    regions become objects 1..K in order (where regions overlap, the later one wins), and
+    ``names[k - 1]`` is the first label of the region that made object ``k``. Results that are
+    not regions (text, choices, relations) are ignored.
 
     Raises
     ------
@@ -146,7 +153,7 @@ def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
         raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
     mask = np.zeros(shape, dtype=np.int32)
     flat = mask.reshape(-1)  # a view: runs are in raster order
-    label = 0
+    label, names = 0, []
     for item in results:
         if not isinstance(item, dict):
             continue
@@ -175,7 +182,9 @@ def results_to_mask(results: list, shape: tuple[int, int]) -> np.ndarray:
             label += 1
             for start, stop in runs:
                 flat[start:stop] = label
-    return mask
+            labels = value.get("brushlabels") or [""]
+            names.append(str(labels[0]))
+    return mask, names
 
 
 def class_to_results(klass: str) -> list[dict]:

@@ -110,6 +110,10 @@ class ModelConfig:
     validation AP@0.5 is lower than the previous one's by more than this beyond noise: even
     the upper end of the one-sided 95% interval of the per-image paired difference is below
     ``-keep_tolerance``."""
+    retry_blind: bool = True
+    """A new model that finds no object on any of (up to 4 of) its own training images is
+    trained once more from scratch, with the next seed and twice the steps, and the record
+    says so: a cold start on a few labels sometimes collapses to predicting background."""
     invert: str = "auto"
     """Input polarity: ``auto`` inverts an image whose background is bright (the median of its
     normalised grey level above one half: stained tissue, brightfield), so that objects are

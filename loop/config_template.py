@@ -60,6 +60,7 @@ warm_fraction = {model.warm_fraction}
 learning_rate = {model.learning_rate}
 val_fraction = {model.val_fraction}       # labeled images kept out to validate (never test images)
 keep_tolerance = {model.keep_tolerance}     # reject a model worse than the last beyond noise
+retry_blind = true       # a model that finds nothing on its own training images: train again
 invert = "{model.invert}"        # auto: bright-background images (stains) inverted; never; always
 flow_threshold = {model.flow_threshold}
 cellprob_threshold = {model.cellprob_threshold}
@@ -106,6 +107,9 @@ object = "{labels.object}"       # the objects' name (nucleus, cell, ...)
 colour = "{labels.colour}"      # their colour (#rrggbb)
 unsure_colour = "{labels.unsure_colour}"  # the model's doubtful objects, as "{labels.object}?"
 unsure_flow_error = {labels.unsure_flow_error}  # doubtful: own flow error above this (0 = none)
+others = []              # more kinds of object annotators mark, e.g. ["mitotic figure"]; the
+                         # model draws every object as "{labels.object}", annotators relabel
+other_colours = []       # one "#rrggbb" per name in others; [] = magenta, green, orange, ...
 
 [display]                # the picture annotators see of each image
 channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,

@@ -26,7 +26,31 @@ class LabelsConfig:
     """Pre-drawn objects whose own flow error (Cellpose's check, which drops objects above
     ``model.flow_threshold``) exceeds this are shown as ``<object>?``; 0 = none."""
 
+    others: tuple[str, ...] = ()
+    """More kinds of object annotators can mark (e.g. ``["mitotic figure"]``). The model
+    pre-draws every object as ``object``; annotators relabel the others. Pull keeps each
+    object's class, agreement is also given per class, and the consensus takes each object's
+    class by majority."""
+    other_colours: tuple[str, ...] = ()
+    """One ``#rrggbb`` per entry of ``others``; empty: magenta, green, orange, violet, ..."""
+
     def __post_init__(self):
+        names = [self.object, *self.others]
+        if len(set(names)) < len(names) or any(
+            not n.strip() or n.endswith("?") for n in self.others
+        ):
+            raise ConfigError(
+                f"labels.others = {list(self.others)}: give names that differ from each other "
+                f"and from labels.object ({self.object!r}), not empty, not ending in '?'"
+            )
+        if self.other_colours and len(self.other_colours) != len(self.others):
+            raise ConfigError(
+                f"labels.other_colours has {len(self.other_colours)} colour(s) for "
+                f"{len(self.others)} name(s) in labels.others: give one each, or none"
+            )
+        for colour in self.other_colours:
+            if not COLOUR.match(colour):
+                raise ConfigError(f"labels.other_colours: {colour!r}: write a colour as #rrggbb")
         if not self.object.strip() or self.object.endswith("?"):
             raise ConfigError(
                 f"labels.object = {self.object!r}: give a name such as nucleus or cell "
@@ -43,7 +67,16 @@ class LabelsConfig:
             )
 
 
+OTHER_COLOURS = ("#ff4fd8", "#7cff4f", "#ff8c1a", "#9b6bff", "#ffe14f", "#ff4f4f")
 MAX_SHOWN = 6
+
+
+def other_labels(labels: LabelsConfig) -> tuple[tuple[str, str], ...]:
+    """(name, colour) of each extra object class of ``labels``."""
+    colours = labels.other_colours or tuple(
+        OTHER_COLOURS[i % len(OTHER_COLOURS)] for i in range(len(labels.others))
+    )
+    return tuple(zip(labels.others, colours, strict=True))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class LabelSpec:
     colour: str = "#ff3b30"
     unsure_name: str | None = None  # the model's doubtful objects; None: not shown apart
     unsure_colour: str = "#ffb000"
+    others: tuple[tuple[str, str], ...] = ()  # (name, colour) of other kinds of object
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class AnnotationTool(Protocol):
     def get_task(self, external_id: str) -> ToolTaskState | None:
         """One task with its annotations, or ``None`` when the tool has no such task."""
 
-    def to_mask(self, result: list, shape: tuple[int, int]) -> np.ndarray:
-        """An annotation result as a label image (raises MalformedAnnotation)."""
+    def to_objects(self, result: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+        """An annotation result as a label image and the label name of each object (label
+        ``k`` at ``k - 1``); raises MalformedAnnotation."""
 
     def to_class(self, result: list) -> str | None:
         """An annotation result as a class (raises MalformedAnnotation)."""

@@ -142,6 +142,7 @@ batch_size = 4
 min_steps = 8
 max_steps = 8
 val_fraction = 0.0
+retry_blind = false
 [score]
 k = 3
 shortlist = 2
@@ -154,6 +155,7 @@ annotators = [{names}]
 
 TINY_SEG_TOML = (
     "[model]\nnbase = [2, 8, 16]\ncrop = 32\nbatch_size = 2\nmin_steps = 4\nmax_steps = 4\n"
+    "retry_blind = false\n"
 )
 
 

@@ -660,3 +660,66 @@ def test_an_annotation_saved_by_someone_else_is_flagged_and_not_used(ls_study):
         assert olas()["status"] == "current" and pulled.edited == []
         for client in (ola, pel, tool):
             client.close()
+
+
+def test_several_kinds_of_object_from_label_studio_to_the_export(ls_study, tmp_path, monkeypatch):
+    """``[labels] others``: the label config offers them, each annotator's relabelled objects
+    come back with their class, agreement is given per class, the consensus takes each object's
+    class by majority, and the export lists every object's class."""
+    import csv
+
+    from connectors.ls_results import label_values, mask_to_results
+    from loop.annotate.consensus import agree
+    from loop.data.ingest import ingest
+    from loop.reports.export import export
+
+    data = tmp_path / "data"
+    for folder, suffix in (("images", "png"), ("masks", "tif")):
+        (data / folder).mkdir(parents=True)
+        source = next((DSB / folder).glob(f"20c37b1ad2*.{suffix}"))
+        (data / folder / source.name).write_bytes(source.read_bytes())
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    init_study(tmp_path / "kinds").close()
+    (tmp_path / "kinds" / "loop.toml").write_text(
+        'task = "segmentation"\n[labels]\nothers = ["mitotic figure"]\n'
+    )
+    with open_study(tmp_path / "kinds") as study:
+        ingest(study, data / "images", masks=data / "masks")
+        (image,) = study.store.images()
+        tool = connect(study)
+        add_annotators(study, tool, ["kai", "lux", "moe"])
+        push(study, tool, [image], overlap=3)
+        task = next(study.store.db["tasks"].rows)
+        project = tool._json("GET", f"/api/projects/{task['project']}", what="read the project")
+        assert label_values(project["label_config"]) == ["nucleus", "mitotic figure", "nucleus?"]
+        truth = read_mask(
+            study.store.truth(image["id"])["mask_path"], (image["height"], image["width"])
+        )
+        marked = {"kai": (0, 1), "lux": (0, 1), "moe": (0,)}
+        for name, indices in marked.items():
+            results = mask_to_results(truth, label="nucleus")
+            for i in indices:
+                results[i]["value"]["brushlabels"] = ["mitotic figure"]
+            connect_as(study, name, tool).annotate(str(task["external_id"]), results)
+        pull(study, tool)
+        rows = {r["annotator"]: r for r in study.store.db["annotations"].rows}
+        kinds = json.loads(rows["moe"]["object_classes"])
+        assert kinds[0] == "mitotic figure" and set(kinds[1:]) == {"nucleus"}
+
+        report = agree(study, min_agreement=0.0)
+        per_class = report.overall["per_class"]
+        # mitotic figures: kai|lux 1.0, each against moe's one of their two: F1 2/3
+        assert per_class["nucleus"] < 1.0 and np.isclose(per_class["mitotic figure"], 7 / 9)
+        consensus = next(study.store.db["labels"].rows_where("source = 'consensus'"))
+        voted = json.loads(consensus["object_classes"])
+        assert voted.count("mitotic figure") == 2 and len(voted) == len(np.unique(truth)) - 1
+
+        out = export(study, tmp_path / "export")
+        with open(out.objects, newline="") as handle:
+            objects = list(csv.DictReader(handle))
+        assert [o["class"] for o in objects].count("mitotic figure") == 2
+        with open(out.provenance, newline="") as handle:
+            (row,) = list(csv.DictReader(handle))
+        assert "mitotic figure=2" in row["object_classes"]
+        tool.close()

@@ -11,6 +11,7 @@ from loop.config import (
     parse_config,
 )
 from loop.config_template import default_toml
+from loop.config_view import other_labels
 from loop.errors import ConfigError
 
 
@@ -219,6 +220,17 @@ def test_labels_section_is_checked():
         parse_config('[labels]\nobject = "cell?"\n')
     with pytest.raises(ConfigError, match="unsure_flow_error = -1.0: give 0"):
         parse_config("[labels]\nunsure_flow_error = -1.0\n")
+    others = parse_config('[labels]\nothers = ["mitotic figure", "apoptotic"]\n').labels
+    assert other_labels(others) == (("mitotic figure", "#ff4fd8"), ("apoptotic", "#7cff4f"))
+    for text, message in (
+        ('others = ["nucleus"]', "differ from each other and from labels.object ('nucleus')"),
+        ('others = ["a", "a"]', "differ from each other"),
+        ('others = ["a?"]', "not ending in '?'"),
+        ('others = ["a"]\nother_colours = ["#000000", "#ffffff"]', "2 colour(s) for 1 name"),
+        ('others = ["a"]\nother_colours = ["black"]', "'black': write a colour as #rrggbb"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_config(f"[labels]\n{text}\n")
 
 
 @pytest.mark.parametrize(

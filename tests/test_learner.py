@@ -25,6 +25,7 @@ epochs = 2
 min_steps = 12
 max_steps = 12
 val_fraction = 0.2
+retry_blind = false
 [score]
 k = 3
 shortlist = 2
@@ -282,3 +283,23 @@ def test_random_within_groups_follows_the_metadata(tiny_study):
         report = learner.score(study, strategy="random+groups", k=2, seed=0)
         # 12 labeled fluorescence images: the tissue image catches up with its share
         assert pool[0]["id"] in [c["image_id"] for c in report.chosen]
+
+
+@pytest.mark.slow
+def test_a_blind_first_fit_is_trained_again_from_scratch(tiny_study):
+    """12 steps of a tiny network find no nucleus on its own training images: with
+    ``model.retry_blind`` the fit is repeated from scratch with the next seed and twice the
+    steps, and the record says so; 150 steps find them, and nothing is repeated."""
+    toml = TINY_TOML.replace("retry_blind = false", "retry_blind = true")
+    (tiny_study.path / "loop.toml").write_text(toml)
+    with open_study(tiny_study.path) as study:
+        blind = learner.train(study)
+        params = json.loads(learner.model_row(study, blind.model_id)["params"])
+        assert (blind.steps, params["steps"], params["seed"]) == (24, 24, 1)
+        assert blind.decision.startswith("the first fit found nothing on its own training")
+        assert "(seed 1, 24 steps)" in blind.decision
+    (tiny_study.path / "loop.toml").write_text(toml.replace("= 12\n", "= 150\n"))
+    with open_study(tiny_study.path) as study:
+        seeing = learner.train(study, fresh=True)
+        assert seeing.steps == 150 and "first fit" not in seeing.decision
+        assert seeing.val["new"] > 0

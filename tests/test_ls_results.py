@@ -104,6 +104,21 @@ def test_labels_have_the_studys_name_colour_and_a_doubtful_twin():
     assert results_to_mask(results, mask.shape).max() == 2
 
 
+def test_other_kinds_of_object_are_labels_and_come_back_by_name():
+    from connectors.ls_results import label_values, results_to_objects
+    from loop.types import LabelSpec
+
+    spec = LabelSpec(name="nucleus", unsure_name="nucleus?", others=(("mitosis", "#ff4fd8"),))
+    config = label_config("segmentation", labels=spec)
+    assert label_values(config) == ["nucleus", "mitosis", "nucleus?"]
+    assert 'value="mitosis" background="#ff4fd8"' in config
+    results = mask_to_results(small_mask(), label="nucleus")
+    results[1]["value"]["brushlabels"] = ["mitosis"]  # an annotator relabels object 9
+    mask, names = results_to_objects(results, (6, 7))
+    assert names == ["nucleus", "mitosis"]
+    assert np.array_equal(mask == 2, small_mask() == 9)  # object k is region k, in order
+
+
 def test_task_state_reads_who_saved_an_annotation_last():
     from connectors.ls_results import task_state
 

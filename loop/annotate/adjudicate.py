@@ -205,6 +205,7 @@ def _store_decision(study: Study, task: dict, decision: dict) -> bool:
         "mask_path": decision["mask_path"],
         "n_objects": decision["n_objects"],
         "class": decision["class"],
+        "object_classes": decision.get("object_classes"),
         "method": "adjudicated",
         "provenance": provenance,
     }

@@ -9,6 +9,7 @@ adjudication, and gets no consensus label until a reviewer decides.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from loop.core.agreement import (
     percent_agreement,
 )
 from loop.core.images import count_objects, read_mask, write_labels
+from loop.core.object_classes import per_class_agreement, vote_classes
 from loop.store import annotations, dumps
 from loop.store.labels import save_label
 from loop.study import Study
@@ -45,6 +47,8 @@ class TaskAgreement:
         default_factory=dict
     )  # name -> agreement with the others' consensus
     consensus: str | int | None = None  # class, or number of consensus objects
+    per_class: dict = field(default_factory=dict)  # object class -> mean pairwise F1 (others)
+    object_classes: list[str] | None = None  # class of each consensus object (others)
     adjudicate: bool = False
     against_truth: dict | None = None  # {"consensus": {...}, "annotators": {...}}
 
@@ -88,6 +92,10 @@ def _write_consensus(study: Study, image: dict, mask: np.ndarray) -> str:
     rel = CONSENSUS_DIR / f"{image['id']}_{image['name']}.tif"
     write_labels(study.path / rel, mask)
     return rel.as_posix()
+
+
+def _classes(row: dict) -> list[str] | None:
+    return None if row.get("object_classes") is None else json.loads(row["object_classes"])
 
 
 def _mean(values) -> float | None:
@@ -160,6 +168,12 @@ def agree(
                 )["f1_50"]
             fused = consensus_mask(list(masks.values()), method=method)
             item.consensus = count_objects(fused)
+            labels = study.config.labels
+            if labels.others:
+                kinds = {r["annotator"]: _classes(r) for r in rows}
+                names_of = (labels.object, *labels.others)
+                item.per_class = per_class_agreement(masks, kinds, names_of, default=labels.object)
+                item.object_classes = vote_classes(fused, masks, kinds, default=labels.object)
             if truth is not None and truth["kind"] == "mask":
                 t = read_mask(truth["mask_path"], shape)
                 pick = ("f1_50", "dice", "mean_matched_iou")
@@ -216,13 +230,19 @@ def _store_consensus(
             "mask_path": _write_consensus(study, image, fused),
             "n_objects": count_objects(fused),
             "class": None,
+            "object_classes": None if item.object_classes is None else dumps(item.object_classes),
         }
     else:
         label = {"kind": "class", "class": fused, "mask_path": None, "n_objects": None}
+    label.setdefault("object_classes", None)
     label.update(method=provenance["method"], provenance=dumps(provenance))
     # a consensus is rewritten when what it is made of (provenance) or its class changed
     save_label(
-        study.store, item.image_id, source="consensus", label=label, compare=("provenance", "class")
+        study.store,
+        item.image_id,
+        source="consensus",
+        label=label,
+        compare=("provenance", "class", "object_classes"),
     )
 
 
@@ -239,6 +259,9 @@ def _summarise(
         "mean_agreement": _mean(t.agreement for t in tasks),
         "adjudicate": [t.task_id for t in tasks if t.adjudicate],
     }
+    kinds = sorted({k for t in tasks for k in t.per_class})
+    if kinds:
+        overall["per_class"] = {k: _mean(t.per_class.get(k) for t in tasks) for k in kinds}
     if not segmentation and tasks:
         names = sorted({n for t in tasks for n in t.annotators})
         classes = [{r["annotator"]: r["class"] for r in by_task[t.task_id]} for t in tasks]

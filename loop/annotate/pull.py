@@ -73,17 +73,23 @@ def _write_mask(study: Study, task_id: int, annotator: str, version: int, mask: 
 
 
 def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: ToolAnnotation):
-    """(mask, class, n_objects) of an annotation of a task (an image or a tile of it); raises
-    MalformedAnnotation."""
+    """(mask, class, n_objects, object classes) of an annotation of a task (an image or a
+    tile of it); raises MalformedAnnotation. Object classes (JSON, label ``k`` at ``k - 1``)
+    only when ``[labels] others`` names more kinds of object, and not for tiles."""
     if ann.cancelled:
-        return None, None, None
+        return None, None, None, None
     if study.config.task == "segmentation":
         shape = (image["height"], image["width"])
         if task["tile"]:
             shape = tuple(json.loads(task["tile"])[2:])
-        mask = tool.to_mask(ann.result, shape)
-        return mask, None, count_objects(mask)
-    return None, tool.to_class(ann.result), None
+        mask, names = tool.to_objects(ann.result, shape)
+        labels = study.config.labels
+        classes = None
+        if labels.others and not task["tile"]:
+            known = set(labels.others)  # doubtful and older label names: the main object
+            classes = dumps([n if n in known else labels.object for n in names])
+        return mask, None, count_objects(mask), classes
+    return None, tool.to_class(ann.result), None, None
 
 
 @locked("pull")
@@ -341,9 +347,9 @@ def _pull_task(
             report.unchanged += 1
             continue
         version = 1 if old is None else old["version"] + 1
-        status, mask_path, klass, n_objects = "current", None, None, None
+        status, mask_path, klass, n_objects, classes = "current", None, None, None, None
         try:
-            mask, klass, n_objects = _convert(study, tool, task, image, ann)
+            mask, klass, n_objects, classes = _convert(study, tool, task, image, ann)
         except MalformedAnnotation as exc:
             status = "malformed"
             report.malformed.append(f"task {task['id']} ({image['name']}), {name}: {exc}")
@@ -372,6 +378,7 @@ def _pull_task(
                     "mask_path": mask_path,
                     "class": klass,
                     "n_objects": n_objects,
+                    "object_classes": classes,
                     "lead_time": ann.lead_time,
                     "status": status,
                     "version": version,

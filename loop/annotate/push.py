@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loop.config import DisplayConfig
+from loop.config_view import other_labels
 from loop.core.display import to_display_uint8
 from loop.core.files import atomic_path
 from loop.core.images import read_image
@@ -78,6 +79,13 @@ def instructions(study: Study, purpose: str = "annotate") -> str:
             f"are separate regions). The model's outlines are drawn already: correct them "
             f"(erase or redraw wrong ones, delete false ones, add the missed ones)."
         )
+        others = study.config.labels.others
+        if others:
+            task += (
+                f" The model draws every object as {name}: give each "
+                + " or ".join(f'"{o}"' for o in others)
+                + " its own label."
+            )
         if study.config.labels.unsure_flow_error > 0:
             task += (
                 f' Regions labelled "{name}?" are the ones the model doubts most: check '
@@ -112,6 +120,7 @@ def label_spec(study: Study) -> LabelSpec:
         colour=labels.colour,
         unsure_name=f"{labels.object}?" if labels.unsure_flow_error > 0 else None,
         unsure_colour=labels.unsure_colour,
+        others=other_labels(labels),
     )
 
 

@@ -116,6 +116,9 @@ def agree(
             f"{'n/a' if mean is None else f'{mean:.3f}'}; "
             f"{len(overall['adjudicate'])} for adjudication: {overall['adjudicate'][:20]}"
         )
+        for kind, value in overall.get("per_class", {}).items():
+            shown = "n/a (nobody drew one)" if value is None else f"{value:.3f}"
+            out.print(f"  {kind}: mean pairwise agreement {shown}")
         if report.against_truth:
             out.print(f"against truth: {report.against_truth}")
 

@@ -32,6 +32,8 @@ from loop.store.annotations import known_classes
 from loop.store.lock import locked
 from loop.study import Study
 
+BLIND_CHECK = 4  # training images a new model must find something on (model.retry_blind)
+
 
 @dataclass
 class TrainReport:
@@ -197,15 +199,38 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
         return reused
 
     started = time.perf_counter()
-    fitted = adapter.fit(
-        *_read(study, train_items, adapter.label_kind, progress),
+    classes = known_classes(study.store) if adapter.label_kind == "class" else ()
+
+    def fit(recipe):
+        return adapter.fit(
+            *_read(study, train_items, adapter.label_kind, progress),
+            config=study.config,
+            recipe=recipe,
+            parent_path=study.resolve(parent["path"]) if recipe.warm else None,
+            gpu=gpu,
+            classes=classes,
+            progress=progress,
+        )
+
+    fitted, retried = fit(recipe), ""
+    if getattr(settings, "retry_blind", False) and adapter.blind(
+        fitted.model,
+        _pairs(study, train_items[:BLIND_CHECK], adapter.label_kind, progress),
         config=study.config,
-        recipe=recipe,
-        parent_path=study.resolve(parent["path"]) if recipe.warm else None,
-        gpu=gpu,
-        classes=known_classes(study.store) if adapter.label_kind == "class" else (),
-        progress=progress,
-    )
+    ):
+        recipe = adapter.recipe(
+            study.config,
+            n_train=len(train_items),
+            seed=recipe.seed + 1,
+            steps=2 * recipe.steps,
+            parent=None,
+            extend=False,
+        )
+        fitted = fit(recipe)
+        retried = (
+            f"the first fit found nothing on its own training images: trained again from "
+            f"scratch (seed {recipe.seed}, {recipe.steps} steps); "
+        )
     val, differences = {}, []
     if val_items:
         val["new"], new_scores = adapter.validate(
@@ -222,6 +247,7 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
     status, decision = _decide(
         val.get("new"), val.get("previous"), settings.keep_tolerance, differences
     )
+    decision = retried + decision
     path = _next_path(study, adapter.kind, adapter.suffix)
     path = adapter.save(
         fitted, path, title=f"{path.stem}: {len(train_items)} images, {recipe.steps} steps"

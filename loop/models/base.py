@@ -144,6 +144,12 @@ class ModelFamily(Protocol):
         """(summary, per-image scores) of ``model`` on (image, target) pairs: the validation
         figure the gate compares, and the per-image values its paired test uses."""
 
+    def blind(
+        self, model: Any, pairs: Iterable[tuple[np.ndarray, Any]], *, config: StudyConfig
+    ) -> bool:
+        """Whether ``model`` finds nothing on (image, target) pairs of its own training set
+        that have something to find: a collapsed fit, to be trained again."""
+
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """Write the trained model to ``path`` (atomically), with whatever the family draws
         of its training (``title``: what it was trained on); returns the path written."""

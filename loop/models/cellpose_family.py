@@ -123,6 +123,19 @@ class CellposeFamily:
             scores.append(segmentation_scores(mask, seg.masks)["ap50"])
         return float(np.mean(scores)), scores
 
+    def blind(self, model, pairs, *, config) -> bool:
+        """True when the network finds no object on any of these images while their labels
+        have some (a cold start on few labels can collapse to predicting background)."""
+        seen = False
+        for pixels, mask in pairs:
+            if not np.any(mask):
+                continue
+            seen = True
+            (seg,) = self.predict(model, [pixels], config=config.model)
+            if np.any(seg.masks):
+                return False
+        return seen
+
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """The weights (``path``) and their JSON (:func:`.cellpose_seg.save`), and the loss
         curve beside them (``<stem>-loss.png``)."""

@@ -98,6 +98,10 @@ class ClassifierFamily:
         x = np.stack(rows) if rows else np.zeros((0, 0), np.float32)
         return Fitted(cl.train(x, y, config=c, rng=rng, classes=classes), [], "cpu")
 
+    def blind(self, model, pairs, *, config) -> bool:
+        """Never: a classifier always answers some class (a poor one shows in validation)."""
+        return False
+
     def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
         """Macro-F1, and per image 1 when right, 0 when wrong."""
         from loop.core.metrics import classification_scores

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loop.core.files import atomic_path
+from loop.core.images import read_mask
+from loop.core.object_classes import class_of_labels
+from loop.core.object_classes import counts as class_counts
 from loop.errors import NothingToExport
 from loop.store.labels import labels_from
 from loop.study import Study
@@ -26,6 +29,7 @@ COLUMNS = (
     "label_file",
     "class",
     "n_objects",
+    "object_classes",
     "source",
     "method",
     "annotators",
@@ -43,6 +47,7 @@ class ExportReport:
     n_labels: int
     by_source: dict[str, int]
     provenance: Path
+    objects: Path | None = None  # objects.csv: the class of each object (several kinds)
 
 
 def _safe_name(image: dict) -> str:
@@ -80,14 +85,21 @@ def export(
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    rows, counts = [], {}
+    rows, by_source, objects = [], {}, []
+    main = study.config.labels.object
     for i, (image_id, label) in enumerate(sorted(best.items())):
         image = study.store.image(image_id)
         provenance = json.loads(label["provenance"] or "{}")
-        label_file = ""
+        label_file, kinds = "", ""
         if label["mask_path"]:
             label_file = _safe_name(image)
             shutil.copyfile(study.resolve(label["mask_path"]), folder / label_file)
+            if label.get("object_classes") is not None:
+                mask = read_mask(folder / label_file, (image["height"], image["width"]))
+                named = class_of_labels(mask, json.loads(label["object_classes"]), default=main)
+                objects += [(image_id, label_file, k, c) for k, c in named.items()]
+                tally = class_counts(mask, json.loads(label["object_classes"]), default=main)
+                kinds = " ".join(f"{c}={n}" for c, n in sorted(tally.items()))
         rows.append(
             {
                 "image_id": image_id,
@@ -95,6 +107,7 @@ def export(
                 "label_file": label_file,
                 "class": label["class"] or "",
                 "n_objects": "" if label["n_objects"] is None else label["n_objects"],
+                "object_classes": kinds,
                 "source": label["source"],
                 "method": label["method"] or provenance.get("method", ""),
                 "annotators": " ".join(provenance.get("annotators", [])),
@@ -105,7 +118,7 @@ def export(
                 "updated_at": label["updated_at"] or label["created_at"] or "",
             }
         )
-        counts[label["source"]] = counts.get(label["source"], 0) + 1
+        by_source[label["source"]] = by_source.get(label["source"], 0) + 1
         if progress:
             progress(i + 1, len(best))
     provenance_path = folder / "provenance.csv"
@@ -113,4 +126,11 @@ def export(
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    return ExportReport(folder, len(rows), counts, provenance_path)
+    objects_path = None
+    if objects:
+        objects_path = folder / "objects.csv"
+        with atomic_path(objects_path) as tmp, open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image_id", "label_file", "label", "class"])
+            writer.writerows(objects)
+    return ExportReport(folder, len(rows), by_source, provenance_path, objects_path)

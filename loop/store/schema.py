@@ -317,6 +317,14 @@ def _migration_6(db: sqlite_utils.Database) -> None:
     db["task_aliases"].create_index(["tool", "project", "external_id"], unique=True)
 
 
+def _migration_7(db: sqlite_utils.Database) -> None:
+    """Several kinds of object (``[labels] others``): the class of each object of an
+    annotation's or a label's mask, as a JSON list (label ``k`` at ``k - 1``; NULL: every
+    object is of the main kind)."""
+    for table in ("annotations", "annotation_versions", "labels"):
+        db[table].add_column("object_classes", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -324,6 +332,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_4,
     _migration_5,
     _migration_6,
+    _migration_7,
 )
 
 
