@@ -159,6 +159,10 @@ class ShiftError(LoopError):
     """``loop shift`` cannot compare groups (unknown key, a single group, too few images)."""
 
 
+class EngineError(LoopError):
+    """The Dask cluster of ``--workers`` / ``--scheduler`` cannot be started or reached."""
+
+
 class MeasureError(LoopError):
     """``loop measure`` cannot measure a folder (no images, output inside it, no masks for
     an image, a classification study)."""

@@ -303,3 +303,20 @@ def test_a_blind_first_fit_is_trained_again_from_scratch(tiny_study):
         seeing = learner.train(study, fresh=True)
         assert seeing.steps == 150 and "first fit" not in seeing.decision
         assert seeing.val["new"] > 0
+
+
+@pytest.mark.slow
+def test_predict_on_a_local_cluster_writes_what_one_process_writes(tiny_study, tmp_path):
+    import filecmp
+
+    from loop.learn.engine import Engine
+
+    learner.train(tiny_study)
+    images = tiny_study.path.parent / "nuclei" / "images"
+    (images / "broken.tif").write_bytes(b"II*\x00 not a tiff")
+    one = learner.predict_folder(tiny_study, images, tmp_path / "one")
+    two = learner.predict_folder(tiny_study, images, tmp_path / "two", engine=Engine(workers=2))
+    assert one == two and len(one) == 21
+    assert "error" in next(r for r in two if r["file"] == "broken.tif")
+    for row in (r for r in one if "labels" in r):
+        assert filecmp.cmp(tmp_path / "one" / row["labels"], tmp_path / "two" / row["labels"])

@@ -3,6 +3,7 @@ label images, and a folder segmented by a tiny trained model through the CLI."""
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,64 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
         ["measure", str(study), str(nuclei_folder / "images"), "-o", str(out), "--pixel-size", "0"],
     )
     assert bad.exit_code == 1 and "--pixel-size 0.0: give micrometres per pixel" in bad.stderr
+
+
+@pytest.mark.slow
+def test_on_a_dask_cluster_the_tables_are_the_same(tmp_path, nuclei_folder):
+    """`loop measure --workers 2` (a LocalCluster) and `--scheduler` (a `dask scheduler` and a
+    `dask worker` started here, on 127.0.0.1) write the same tables and label images as one
+    process, and provenance.json says where the work ran."""
+    import filecmp
+    import subprocess
+    import sys
+    import time
+
+    from connectors.labelstudio_server import free_port
+
+    runner = CliRunner()
+    study = cli_seg_study(tmp_path / "s", nuclei_folder)
+    trained = runner.invoke(app, ["train", str(study), "--steps", "150"])
+    assert trained.exit_code == 0, trained.output
+
+    def measure(name, *extra):
+        out = tmp_path / name
+        args = ["measure", str(study), str(nuclei_folder / "images"), "-o", str(out), "--json"]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.stderr
+        return out, json.loads(result.stdout)
+
+    one, summary = measure("one")
+    assert summary["objects"] > 0  # the model finds nuclei: there is something to compare
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    scheduler = subprocess.Popen(
+        [bin_dir / "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port)]
+        + ["--no-dashboard"],
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [bin_dir / "dask", "worker", f"tcp://127.0.0.1:{port}", "--nthreads", "1"]
+        + ["--host", "127.0.0.1", "--no-dashboard"],
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        two, _ = measure("two", "--workers", "2")
+        time.sleep(1)
+        remote, _ = measure("remote", "--scheduler", f"tcp://127.0.0.1:{port}")
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+    for other, engine in ((two, "dask-local"), (remote, "dask")):
+        assert _csv(other / "images.csv") == _csv(one / "images.csv"), engine
+        rows, expected = _csv(other / "objects.csv"), _csv(one / "objects.csv")
+        assert len(rows) == len(expected)
+        for got, want in zip(rows, expected):
+            # the network's probabilities are float sums whose order follows torch's threads
+            # (1 per worker here, 2 in one process): equal to ~1e-8, the masks exactly
+            p, q = float(got.pop("model_probability")), float(want.pop("model_probability"))
+            assert got == want and np.isclose(p, q, rtol=1e-6, atol=0), engine
+        for r in _csv(one / "images.csv"):
+            assert filecmp.cmp(one / r["labels"], other / r["labels"], shallow=False)
+        assert json.loads((other / "provenance.json").read_text())["engine"]["kind"] == engine
+    assert json.loads((one / "provenance.json").read_text())["engine"] == {"kind": "process"}

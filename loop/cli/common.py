@@ -72,6 +72,30 @@ GpuOpt = Annotated[
 ]
 
 
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Worker processes of a local Dask cluster (1: in this process).",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Address of a running Dask scheduler (tcp://host:8786) to run on instead.",
+    ),
+]
+
+
+def engine_of(workers: int, scheduler: str | None):
+    """The :class:`loop.learn.engine.Engine` of ``--workers`` / ``--scheduler``."""
+    from loop.learn.engine import Engine
+
+    return Engine(workers=workers, scheduler=scheduler)
+
+
 def progress_bar() -> Progress:
     """A progress bar on stderr (never stdout, which may carry --json)."""
     return Progress(

@@ -12,8 +12,11 @@ from loop.cli.common import (
     GpuOpt,
     JsonOpt,
     LoopGroup,
+    SchedulerOpt,
     StudyArg,
+    WorkersOpt,
     emit_json,
+    engine_of,
     err,
     out,
     progress_bar,
@@ -155,6 +158,8 @@ def predict(
         int | None, typer.Option(help="Model id (default: the current model).")
     ] = None,
     gpu: GpuOpt = None,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Predict label TIFFs (or classes) for any folder; predictions.csv records the model."""
@@ -163,7 +168,13 @@ def predict(
 
     with open_study(study) as s, progress_bar() as bar:
         rows = predict_folder(
-            s, folder, output, model_id=model, gpu=gpu, progress=stage_progress(bar)
+            s,
+            folder,
+            output,
+            model_id=model,
+            gpu=gpu,
+            engine=engine_of(workers, scheduler),
+            progress=stage_progress(bar),
         )
     failed = [r for r in rows if r.get("error")]
     for r in failed:
@@ -199,6 +210,8 @@ def measure(
         float | None, typer.Option(help="Micrometres per pixel: adds *_um columns.")
     ] = None,
     gpu: GpuOpt = None,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-object measurements of every image in a folder (segmented by the study's model):
@@ -215,6 +228,7 @@ def measure(
             masks=masks,
             pixel_size=pixel_size,
             gpu=gpu,
+            engine=engine_of(workers, scheduler),
             progress=stage_progress(bar),
         )
     for file, why in report.errors:

@@ -29,11 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from loop.config import ModelConfig
 from loop.core.images import file_sha256, read_image, read_mask, write_labels
 from loop.core.objects import measure_objects
 from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
-from loop.learn.registry import load_model, model_row, software_versions
+from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.registry import model_row, software_versions
 from loop.models.family import family
 from loop.study import Study
 
@@ -60,6 +62,7 @@ def measure_folder(
     masks: str | Path | None = None,
     pixel_size: float | None = None,
     gpu: bool | None = None,
+    engine: Engine = Engine(),
     progress: Callable[[str, int, int], None] | None = None,
 ) -> MeasureReport:
     """Segment (or read the labels of) every image under ``folder`` and measure its objects.
@@ -78,6 +81,9 @@ def measure_folder(
         ``loop export`` write them) instead of segmenting: no model is needed.
     pixel_size : float, optional
         Micrometres per pixel, for the ``*_um`` columns.
+    engine : Engine
+        Where the images are segmented and measured: this process, or worker processes of a
+        Dask cluster (:mod:`loop.learn.engine`); the tables are the same, in the same order.
 
     Raises
     ------
@@ -89,27 +95,51 @@ def measure_folder(
     """
     folder, out = Path(folder), Path(out)
     files = _inputs(study, folder, out, masks=masks, pixel_size=pixel_size)
-    model = row = None
+    row = None
     if masks is None:
         row = model_row(study, model_id)
-        model = load_model(study, row, gpu)
+        cached_model(row["kind"], study.resolve(row["path"]), row["sha256"], gpu)  # fail early
+    jobs = [
+        _Job(
+            path=path,
+            rel=path.relative_to(folder).as_posix(),
+            out=out,
+            kind=None if row is None else row["kind"],
+            model_path=None if row is None else str(study.resolve(row["path"])),
+            sha256=None if row is None else row["sha256"],
+            config=study.config.model,
+            masks=None if masks is None else Path(masks),
+            pixel_size=pixel_size,
+            gpu=gpu,
+        )
+        for path in files
+    ]
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
     # objects go to a JSON-lines scratch file first: images with different channel counts
     # have different intensity columns, and the CSV needs all of them in its header
     scratch = out / "objects.jsonl.tmp"
-    image_rows, errors, n_objects = [], [], 0
+    image_rows, errors, n_objects, devices = [], [], 0, set()
     columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
     with open(scratch, "w") as handle:
-        for i, path in enumerate(files):
-            rel = path.relative_to(folder).as_posix()
-            record = {"file": rel}
-            try:
-                rows = _measure_one(study, path, rel, record, out, model, row, masks, pixel_size)
-            except (ImageError, MeasureError) as exc:
-                record["error"] = str(exc)
-                errors.append((rel, str(exc)))
+        for i, outcome in run_each(
+            _measure_job,
+            jobs,
+            engine=engine,
+            progress=lambda d, t: progress("measuring", d, t) if progress else None,
+        ):
+            rel = jobs[i].rel
+            if isinstance(outcome, TaskFailed):
+                outcome = (
+                    {"file": rel, "error": f"failed twice on the cluster: {outcome.error}"},
+                    None,
+                    None,
+                )
+            record, rows, device = outcome
+            if rows is None:
+                errors.append((rel, record["error"]))
             else:
+                devices.add(device)
                 record["n_objects"] = len(rows)
                 n_objects += len(rows)
                 for r in rows:
@@ -117,8 +147,6 @@ def measure_folder(
                     columns.update(dict.fromkeys(line))
                     handle.write(json.dumps(line) + "\n")
             image_rows.append(record)
-            if progress:
-                progress("measuring", i + 1, len(files))
     if len(columns) == 1:  # no object anywhere: a header still says what the columns are
         columns.update(dict.fromkeys(["label", "model_id"]))
     provenance = {
@@ -133,7 +161,8 @@ def measure_folder(
         "n_objects": n_objects,
         "columns": list(columns),
         "software": software_versions(),
-        "device": None if model is None else str(model.device),
+        "device": None if row is None else ", ".join(sorted(d for d in devices if d)) or None,
+        "engine": _engine_provenance(engine),
         "model": None if row is None else _model_provenance(row),
     }
     _write_results(out, scratch, list(columns), image_rows, provenance)
@@ -169,11 +198,43 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
     return files
 
 
-def _measure_one(study, path, rel, record, out, model, row, masks, pixel_size) -> list[dict]:
+@dataclass(frozen=True)
+class _Job:
+    """One image to measure: all a worker needs (it never opens the study's database)."""
+
+    path: Path
+    rel: str
+    out: Path
+    kind: str | None
+    model_path: str | None
+    sha256: str | None
+    config: ModelConfig
+    masks: Path | None
+    pixel_size: float | None
+    gpu: bool | None
+
+
+def _measure_job(job: _Job) -> tuple[dict, list[dict] | None, str | None]:
+    """(the image's row, its object rows or None when it was skipped, the device used): a
+    file that cannot be read or has no label image is a skipped row, not a failure."""
+    record = {"file": job.rel}
+    model = None
+    try:
+        if job.masks is None:
+            model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
+        rows = _measure_one(job, record, model)
+    except (ImageError, MeasureError) as exc:
+        record["error"] = str(exc)
+        return record, None, None
+    return record, rows, None if model is None else str(model.device)
+
+
+def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     """The object rows of one image (its file facts and label image go into ``record``):
-    segmented by ``model``, or read from ``masks``."""
+    segmented by ``model``, or read from ``job.masks``."""
     from loop.models.cellpose_measures import cell_probability
 
+    path, rel, out, masks = job.path, job.rel, job.out, job.masks
     pixels = read_image(path)
     record.update(
         sha256=file_sha256(path),
@@ -183,7 +244,7 @@ def _measure_one(study, path, rel, record, out, model, row, masks, pixel_size) -
     )
     probability = None
     if masks is None:
-        (seg,) = family(row["kind"]).predict(model, [pixels], config=study.config.model)
+        (seg,) = family(job.kind).predict(model, [pixels], config=job.config)
         labels = seg.masks
         probability = cell_probability(seg.cellprob)
         target = out / "labels" / Path(rel).with_suffix(".tif")
@@ -196,7 +257,7 @@ def _measure_one(study, path, rel, record, out, model, row, masks, pixel_size) -
             raise MeasureError(f"no label image {source} for it")
         labels = read_mask(source, pixels.shape[:2])
         record["labels"] = str(source)
-    return measure_objects(labels, pixels, pixel_size=pixel_size, probability=probability)
+    return measure_objects(labels, pixels, pixel_size=job.pixel_size, probability=probability)
 
 
 def _write_results(out: Path, scratch: Path, columns, image_rows, provenance: dict) -> None:
@@ -218,6 +279,15 @@ def _write_results(out: Path, scratch: Path, columns, image_rows, provenance: di
     provenance_tmp.write_text(json.dumps(provenance, indent=2) + "\n")
     for tmp in (objects_tmp, images_tmp, provenance_tmp):
         os.replace(tmp, tmp.with_suffix(""))
+
+
+def _engine_provenance(engine: Engine) -> dict:
+    """Where the work ran (the scheduler's address, or the local workers)."""
+    if engine.scheduler:
+        return {"kind": "dask", "scheduler": engine.scheduler}
+    if engine.workers > 1:
+        return {"kind": "dask-local", "workers": engine.workers}
+    return {"kind": "process"}
 
 
 def _model_provenance(row: dict) -> dict:

@@ -4,15 +4,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from loop.core.images import read_image, write_labels
 from loop.data.ingest import find_images
 from loop.errors import ModelError
+from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
 from loop.learn.labels import Progress, _noop
-from loop.learn.registry import load_model, model_row
+from loop.learn.registry import model_row
 from loop.models.family import family
 from loop.study import Study
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One image to predict: all a worker needs (it never opens the study's database)."""
+
+    path: Path
+    folder: Path
+    out: Path
+    kind: str
+    model_path: str
+    sha256: str
+    config: object  # the family's section of the config (frozen)
+    gpu: bool | None
+
+
+def _predict_job(job: _Job) -> dict:
+    """The prediction row of one image (its label TIFF written, atomically, under ``out``)."""
+    from loop.errors import ImageError
+
+    record: dict = {}
+    try:
+        pixels = read_image(job.path)
+    except ImageError as exc:
+        record["error"] = str(exc)
+        return record
+    model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
+    (output,) = family(job.kind).predict(model, [pixels], config=job.config)
+    if output.masks is not None:
+        target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_labels(target, output.masks)
+        record["n_objects"] = int(output.measures["n_objects"])
+        record["labels"] = str(target.relative_to(job.out))
+    else:
+        record["class"] = output.klass
+        record["confidence"] = output.confidence
+    return record
 
 
 def predict_folder(
@@ -22,12 +62,14 @@ def predict_folder(
     *,
     model_id: int | None = None,
     gpu: bool | None = None,
+    engine: Engine = Engine(),
     progress: Progress = _noop,
 ) -> list[dict]:
     """Label TIFFs (segmentation) or classes for every image file in ``folder``.
 
     Writes ``out/<stem>.tif`` per image (segmentation) and ``out/predictions.csv`` with the
-    model id and sha256 on every row. Unreadable files are reported, not fatal.
+    model id and sha256 on every row. Unreadable files are reported, not fatal. ``engine``:
+    in this process, or on the worker processes of a Dask cluster (:mod:`loop.learn.engine`).
 
     Returns
     -------
@@ -37,41 +79,33 @@ def predict_folder(
     """
     import csv
 
-    from loop.errors import ImageError
-
     folder, out = Path(folder), Path(out)
     if not folder.is_dir():
         raise ModelError(f"{folder} is not a folder of images")
     row = model_row(study, model_id)
-    model = load_model(study, row, gpu)
-    adapter = family(row["kind"])
-    config = adapter.settings(study.config)
+    model_path = str(study.resolve(row["path"]))
+    cached_model(row["kind"], model_path, row["sha256"], gpu)  # fail early
+    config = family(row["kind"]).settings(study.config)
     files = find_images(folder, study.config.ingest.extensions)
     out.mkdir(parents=True, exist_ok=True)
+    jobs = [
+        _Job(path, folder, out, row["kind"], model_path, row["sha256"], config, gpu)
+        for path in files
+    ]
     rows = []
-    for i, path in enumerate(files):
-        record = {
-            "file": str(path.relative_to(folder)),
-            "model_id": row["id"],
-            "model_sha256": row["sha256"],
-        }
-        try:
-            pixels = read_image(path)
-        except ImageError as exc:
-            record["error"] = str(exc)
-        else:
-            (output,) = adapter.predict(model, [pixels], config=config)
-            if output.masks is not None:
-                target = out / path.relative_to(folder).with_suffix(".tif")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                write_labels(target, output.masks)
-                record["n_objects"] = int(output.measures["n_objects"])
-                record["labels"] = str(target.relative_to(out))
-            else:
-                record["class"] = output.klass
-                record["confidence"] = output.confidence
-        rows.append(record)
-        progress("predicting", i + 1, len(files))
+    for i, outcome in run_each(
+        _predict_job, jobs, engine=engine, progress=lambda d, t: progress("predicting", d, t)
+    ):
+        if isinstance(outcome, TaskFailed):
+            outcome = {"error": f"failed twice on the cluster: {outcome.error}"}
+        rows.append(
+            {
+                "file": str(files[i].relative_to(folder)),
+                "model_id": row["id"],
+                "model_sha256": row["sha256"],
+                **outcome,
+            }
+        )
     columns = [
         "file",
         "model_id",

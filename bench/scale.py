@@ -1,0 +1,227 @@
+"""Scale-out (the ``scale`` section of ``make bench``): ``loop measure`` in one process, on a
+local Dask cluster of 1 and of 2 worker processes, over the same DSB fluorescence images, with
+the same trained model; images/s and the ratios, measured in one run. Peak memory of the driver
+and of the workers for a folder and for one ``--factor`` times larger (the same images under
+other names). And the rows per second that the driver alone writes: score rows into SQLite
+(one transaction per chunk, as ``loop score``) and objects.csv rows.
+
+    python -m bench.scale OUT.json [--images 40] [--factor 4] [--steps 150]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / "work" / "scale"
+TOML = """\
+task = "segmentation"
+[model]
+val_fraction = 0.0
+retry_blind = false
+"""
+
+
+def _link(sources: list[Path], folder: Path, copies: int = 1) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for c in range(copies):
+        for path in sources:
+            target = folder / f"c{c}_{path.name}"
+            if not target.exists():
+                try:
+                    os.link(path, target)
+                except OSError:
+                    target.write_bytes(path.read_bytes())
+    return folder
+
+
+def _study(data: Path, work: Path, steps: int):
+    """A study whose model is trained on 24 DSB fluorescence images (their ground truth)."""
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
+    from loop.learn.train import train
+    from loop.study import init_study, open_study
+
+    folder = work / "study"
+    if not (folder / "loop.db").is_file():
+        init_study(folder).close()
+        (folder / "loop.toml").write_text(TOML)
+    study = open_study(folder)
+    if not study.store.images():
+        ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
+        split_study(study, test=0, initial=24, seed=0, where=["modality=fluorescence"])
+    train(study, steps=steps)
+    return study
+
+
+def _warm_up(_):
+    """A task that imports what measuring needs (torch, Cellpose) in its worker."""
+    import loop.models.cellpose_seg  # noqa: F401
+
+    return 0
+
+
+class PeakRSS:
+    """Peak resident memory of this process and, separately, of its child processes (the
+    workers), sampled every 0.2 s while in the ``with`` block."""
+
+    def __enter__(self):
+        import psutil
+
+        self.me = psutil.Process()
+        self.driver = self.workers = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        import psutil
+
+        while self.running:
+            try:
+                self.driver = max(self.driver, self.me.memory_info().rss)
+                children = self.me.children(recursive=True)
+                self.workers = max(
+                    [self.workers] + [c.memory_info().rss for c in children if c.is_running()]
+                )
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        self.running = False
+        self.thread.join()
+
+
+def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 150) -> dict:
+    from loop.data.ingest import find_images
+    from loop.learn.engine import Engine, run_each
+    from loop.learn.measure import measure_folder
+
+    work = WORK
+    study = _study(data, work, steps)
+    fluorescence = [
+        Path(r["root"]) / r["path"]
+        for r in study.store.images("split = 'pool' AND meta_modality = 'fluorescence'")
+    ][:images]
+    small = _link(fluorescence, work / f"folder-{images}")
+    large = _link(fluorescence, work / f"folder-{images}x{factor}", copies=factor)
+    n_small, n_large = len(find_images(small, (".png",))), len(find_images(large, (".png",)))
+    runs = {}
+    for name, engine in (
+        ("process", Engine()),
+        ("workers_1", Engine(workers=1, cluster=True)),  # one worker process, not this one
+        ("workers_2", Engine(workers=2)),
+    ):
+        began = time.perf_counter()  # what a command pays before its first image
+        list(run_each(_warm_up, [0] * max(1, engine.workers), engine=engine))
+        startup = time.perf_counter() - began
+        with PeakRSS() as rss:
+            began = time.perf_counter()
+            report = measure_folder(study, small, work / "out" / name, engine=engine)
+            seconds = time.perf_counter() - began
+        runs[name] = {
+            "images": n_small,
+            "objects": report.n_objects,
+            "seconds": round(seconds, 2),
+            "startup_seconds": round(startup, 2),
+            "images_per_s": round(n_small / seconds, 3),
+            "images_per_s_after_startup": round(n_small / max(seconds - startup, 1e-9), 3),
+            "peak_rss_driver_mb": round(rss.driver / 2**20),
+            "peak_rss_worker_mb": round(rss.workers / 2**20) if rss.workers else None,
+        }
+        print(f"scale: {name} {runs[name]}", file=sys.stderr)
+    with PeakRSS() as rss:
+        began = time.perf_counter()
+        measure_folder(study, large, work / "out" / "large", engine=Engine(workers=2))
+        seconds = time.perf_counter() - began
+    larger = {
+        "images": n_large,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(n_large / seconds, 3),
+        "peak_rss_driver_mb": round(rss.driver / 2**20),
+        "peak_rss_worker_mb": round(rss.workers / 2**20),
+    }
+    writer = writer_rates(study, work)
+    study.close()
+    base = runs["process"]["images_per_s"]
+    return {
+        "measure": runs,
+        "ratio_2_vs_1_workers": round(
+            runs["workers_2"]["images_per_s"] / runs["workers_1"]["images_per_s"], 3
+        ),
+        "ratio_2_vs_1_workers_after_startup": round(
+            runs["workers_2"]["images_per_s_after_startup"]
+            / runs["workers_1"]["images_per_s_after_startup"],
+            3,
+        ),
+        "ratio_2_workers_vs_process": round(runs["workers_2"]["images_per_s"] / base, 3),
+        "larger_folder_2_workers": larger,
+        "writer": writer,
+    }
+
+
+def writer_rates(study, work: Path, n: int = 20000, chunk: int = 32) -> dict:
+    """Rows per second written by the driver alone: score rows into the study's SQLite store
+    (``loop score``'s own writer, one transaction per chunk; the bench study's images, rows
+    replaced in turn) and objects.csv rows (csv.DictWriter, 30 columns)."""
+    import csv
+
+    import numpy as np
+
+    from loop.learn.registry import current_model
+    from loop.store.scores import save_scores
+
+    model_id = current_model(study, "main")["id"]
+    ids = [im["id"] for im in study.store.images()]
+    measures = {"flow_error": 0.12, "cellprob": 0.4, "n_objects": 31}
+    embedding = np.zeros(64, np.float32)
+    began = time.perf_counter()
+    for start in range(0, n, chunk):
+        rows = [(ids[i % len(ids)], measures, embedding) for i in range(start, start + chunk)]
+        save_scores(study.store, model_id, rows)
+    score_rate = n / (time.perf_counter() - began)
+    row = {f"c{i}": 1.2345 for i in range(30)}
+    began = time.perf_counter()
+    with open(work / "objects-writer.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        for _ in range(n):
+            writer.writerow(row)
+    csv_rate = n / (time.perf_counter() - began)
+    return {
+        "score_rows_per_s": round(score_rate),
+        "objects_csv_rows_per_s": round(csv_rate),
+        "rows": n,
+        "chunk": chunk,
+    }
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    from bench.timing import environment
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--factor", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=150)
+    args = parser.parse_args(argv)
+    data = Path(os.environ.get("LOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
+    result = bench_scale(
+        data / "dsb2018_train", images=args.images, factor=args.factor, steps=args.steps
+    )
+    result["environment"] = environment()
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: result[k] for k in ("ratio_2_vs_1_workers", "writer")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Where per-image work runs: in this process (the default), on a local Dask cluster of worker
+processes (``--workers N``), or on a Dask cluster that runs already (``--scheduler ADDRESS``,
+e.g. one started by ``dask-jobqueue`` on SLURM).
+
+Only the driver (this process) writes results; workers read images from paths (they share
+the file system), load a model once per process (:func:`cached_model`, keyed by its file's
+sha256, checked), write label images under temporary names, and return small results. The
+driver keeps a bounded number of tasks in flight and yields results in the input order, so
+memory does not grow with the number of images and the output is the same as in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop.errors import EngineError
+
+_MODELS: dict[tuple[str, str, str, bool | None], object] = {}
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to run per-image work."""
+
+    workers: int = 1
+    """Local worker processes; 1 (and no scheduler): in this process."""
+    scheduler: str | None = None
+    """Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``."""
+    in_flight: int = 0
+    """Tasks submitted ahead of the results read; 0: two per worker thread."""
+    timeout: float = 30.0
+    """Seconds to reach the scheduler."""
+    cluster: bool = False
+    """A local cluster even of one worker (the work leaves this process)."""
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise EngineError(f"--workers {self.workers}: give 1 (this process) or more")
+        if self.scheduler is not None and "://" not in self.scheduler:
+            raise EngineError(
+                f"--scheduler {self.scheduler}: give the scheduler's address with its protocol, "
+                "e.g. tcp://head-node:8786"
+            )
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers > 1 or self.scheduler is not None or self.cluster
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    """An item whose task failed on the cluster twice (e.g. its worker died both times)."""
+
+    error: str
+
+
+def cached_model(kind: str, path: str | Path, sha256: str, gpu: bool | None):
+    """The model at ``path``, loaded once per process (a worker keeps it between tasks); its
+    file must still have the recorded ``sha256``.
+
+    Raises
+    ------
+    ModelError
+        When the file is missing or changed since the model was recorded.
+    """
+    from loop.core.images import file_sha256
+    from loop.errors import ModelError
+    from loop.models.family import family
+
+    key = (kind, str(path), sha256, gpu)
+    if key not in _MODELS:
+        if not Path(path).is_file():
+            raise ModelError(f"the model file {path} is missing: run `loop train` again")
+        if sha256 and file_sha256(path) != sha256:
+            raise ModelError(
+                f"the model file {path} changed since it was recorded (sha256 differs): "
+                "train again, or restore the file"
+            )
+        _MODELS[key] = family(kind).load(Path(path), sha256=sha256, gpu=gpu)
+    return _MODELS[key]
+
+
+def run_each(
+    fn: Callable, items: Sequence, *, engine: Engine = Engine(), progress=None
+) -> Iterator[tuple[int, object]]:
+    """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``.
+
+    In this process, an exception of ``fn`` propagates. On a cluster, a task whose worker
+    fails is run once more (Dask also moves the work of a worker that dies); an item that
+    fails twice is yielded as :class:`TaskFailed` and the run goes on. ``fn`` and the items
+    must pickle (module-level functions, frozen dataclasses).
+    """
+    if not engine.distributed:
+        for i, item in enumerate(items):
+            yield i, fn(item)
+            if progress:
+                progress(i + 1, len(items))
+        return
+    from distributed import as_completed
+
+    with _client(engine) as client:
+        threads = sum(client.nthreads().values()) or 1
+        window = engine.in_flight or 2 * threads
+        pending = as_completed()
+        futures: dict = {}
+        done: dict[int, object] = {}
+        submitted = next_out = 0
+
+        def submit():
+            nonlocal submitted
+            while submitted < len(items) and submitted - next_out < window:
+                future = client.submit(fn, items[submitted], retries=1, pure=False)
+                futures[future] = submitted
+                pending.add(future)
+                submitted += 1
+
+        submit()
+        for future in pending:
+            index = futures.pop(future)
+            try:
+                done[index] = future.result()
+            except Exception as exc:  # a worker that died twice, or fn failing twice
+                done[index] = TaskFailed(f"{type(exc).__name__}: {exc}")
+            future.release()
+            while next_out in done:
+                yield next_out, done.pop(next_out)
+                next_out += 1
+                if progress:
+                    progress(next_out, len(items))
+            submit()
+
+
+@contextmanager
+def _client(engine: Engine):
+    """A Dask client: on the scheduler given, or on a local cluster of ``workers`` processes
+    bound to 127.0.0.1, one thread each, torch threads shared out between them."""
+    from distributed import Client, LocalCluster
+
+    cluster = None
+    try:
+        if engine.scheduler:
+            client = Client(engine.scheduler, timeout=f"{engine.timeout}s")
+        else:
+            cluster = LocalCluster(
+                n_workers=engine.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            client = Client(cluster)
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        where = engine.scheduler or f"a local cluster of {engine.workers} workers"
+        raise EngineError(f"cannot start or reach the Dask cluster ({where}): {exc}") from exc
+    try:
+        from loop.learn.dask_plugin import TorchThreads
+
+        client.register_plugin(TorchThreads(engine.workers if cluster is not None else 0))
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

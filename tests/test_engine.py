@@ -1,0 +1,81 @@
+"""Where per-image work runs (loop/learn/engine.py): in this process, or on a real Dask
+LocalCluster of worker processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from connectors.labelstudio_server import free_port
+from loop.errors import EngineError, ModelError
+from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+
+pytestmark = pytest.mark.slow
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def pid_and_square(x: int) -> tuple[int, int]:
+    return os.getpid(), x * x
+
+
+def dies_on_three(item: tuple[int, str]) -> int:
+    """Kills its worker process for item 3 every time; for item 5 only the first time."""
+    x, marker = item
+    if x == 3 or (x == 5 and not Path(marker).exists()):
+        Path(marker).touch()
+        os._exit(1)
+    return x * x
+
+
+def test_in_this_process_results_come_in_order_and_errors_propagate():
+    assert list(run_each(square, [3, 1, 2])) == [(0, 9), (1, 1), (2, 4)]
+    with pytest.raises(ZeroDivisionError):
+        list(run_each(lambda x: 1 / x, [1, 0]))
+
+
+def test_a_local_cluster_gives_the_same_results_in_the_same_order():
+    seen = []
+    out = list(
+        run_each(
+            pid_and_square,
+            list(range(12)),
+            engine=Engine(workers=2, in_flight=3),
+            progress=lambda d, t: seen.append((d, t)),
+        )
+    )
+    assert [i for i, _ in out] == list(range(12))
+    assert [r[1] for _, r in out] == [x * x for x in range(12)]
+    assert len({r[0] for _, r in out} - {os.getpid()}) == 2  # two other processes did it
+    assert seen[-1] == (12, 12)
+
+
+def test_a_worker_that_dies_is_replaced_and_its_task_run_again(tmp_path):
+    items = [(x, str(tmp_path / f"died-{x}")) for x in range(7)]
+    out = dict(run_each(dies_on_three, items, engine=Engine(workers=2, in_flight=2)))
+    assert out[5] == 25  # died once, run again elsewhere
+    assert isinstance(out[3], TaskFailed)  # died every time: recorded, the run went on
+    assert [out[i] for i in (0, 1, 2, 4, 6)] == [0, 1, 4, 16, 36]
+
+
+def test_bad_engines_say_what_to_give():
+    with pytest.raises(EngineError, match="--workers 0: give 1"):
+        Engine(workers=0)
+    with pytest.raises(EngineError, match="with its protocol, e.g. tcp://"):
+        Engine(scheduler="head-node:8786")
+    nowhere = Engine(scheduler=f"tcp://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(EngineError, match="cannot start or reach the Dask cluster"):
+        list(run_each(square, [1], engine=nowhere))
+
+
+def test_a_model_file_is_checked_before_it_is_used(tmp_path):
+    path = tmp_path / "model.pt"
+    with pytest.raises(ModelError, match="model.pt is missing: run `loop train` again"):
+        cached_model("cellpose", path, "0" * 64, False)
+    path.write_bytes(b"not the recorded weights")
+    with pytest.raises(ModelError, match="changed since it was recorded"):
+        cached_model("cellpose", path, "0" * 64, False)
