@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -320,3 +321,44 @@ def test_predict_on_a_local_cluster_writes_what_one_process_writes(tiny_study, t
     assert "error" in next(r for r in two if r["file"] == "broken.tif")
     for row in (r for r in one if "labels" in r):
         assert filecmp.cmp(tmp_path / "one" / row["labels"], tmp_path / "two" / row["labels"])
+
+
+@pytest.mark.slow
+def test_score_on_a_local_cluster_and_a_killed_score_resumed(tiny_study, tmp_path):
+    """Scoring on two worker processes stores the measures one process stores (to float
+    rounding: torch's threads differ) and picks the same batch, the costlier shortlist measure
+    included; a score killed after its first chunk keeps that chunk, and the next call
+    measures only the rest."""
+    import shutil
+    import subprocess
+    import sys
+
+    from loop.faults import CRASH_EXIT_CODE
+    from loop.learn.engine import Engine
+
+    learner.train(tiny_study)
+    for name in ("two", "killed"):
+        shutil.copytree(tiny_study.path, tmp_path / name, ignore=shutil.ignore_patterns("*.lock"))
+    one = learner.score(tiny_study, strategy="flow-error", k=3)
+    with open_study(tmp_path / "two") as study:
+        two = learner.score(study, strategy="flow-error", k=3, engine=Engine(workers=2))
+        assert [c["image_id"] for c in two.chosen] == [c["image_id"] for c in one.chosen]
+        got = {r["image_id"]: json.loads(r["measures"]) for r in study.store.db["scores"].rows}
+    want = {r["image_id"]: json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows}
+    assert got.keys() == want.keys()
+    for image_id, measures in want.items():
+        assert measures.keys() == got[image_id].keys()
+        assert np.allclose(list(measures.values()), list(got[image_id].values()), rtol=1e-4)
+    # killed after the first chunk of 4 images (score.chunk = 4 in TINY_TOML)
+    killed = subprocess.run(
+        [sys.executable, "-m", "loop.cli", "score", str(tmp_path / "killed"), "--workers", "2"],
+        env={**os.environ, "LOOP_CRASH_AT": "score.chunk"},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    with open_study(tmp_path / "killed") as study:
+        assert study.store.db["scores"].count == 4
+        again = learner.score(study, engine=Engine(workers=2))
+        assert again.scored == len(want) - 4 and again.reused == 4
+        assert study.store.db["scores"].count == len(want)

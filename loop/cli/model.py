@@ -118,6 +118,8 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random choices.")] = 0,
     gpu: GpuOpt = None,
+    workers: WorkersOpt = 1,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every pool image with the model (stored; images already scored by the same model
@@ -133,6 +135,7 @@ def score(
             model_id=model,
             seed=seed,
             gpu=gpu,
+            engine=engine_of(workers, scheduler),
             progress=stage_progress(bar),
         )
     if as_json:

@@ -12,6 +12,7 @@ memory does not grow with the number of images and the output is the same as in 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from loop.errors import EngineError
 
-_MODELS: dict[tuple[str, str, str, bool | None], object] = {}
+_MODELS: OrderedDict[tuple[str, str, str, bool | None], object] = OrderedDict()
+KEEP_MODELS = 2  # models kept loaded per process (a round's model and its parent)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ def cached_model(kind: str, path: str | Path, sha256: str, gpu: bool | None):
                 "train again, or restore the file"
             )
         _MODELS[key] = family(kind).load(Path(path), sha256=sha256, gpu=gpu)
+        while len(_MODELS) > KEEP_MODELS:
+            _MODELS.popitem(last=False)
+    _MODELS.move_to_end(key)
     return _MODELS[key]
 
 

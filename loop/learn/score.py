@@ -13,8 +13,11 @@ import numpy as np
 
 from loop.core import strategies
 from loop.core.images import read_image
+from loop.errors import ModelError
+from loop.faults import crash_points
+from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
 from loop.learn.labels import Progress, _noop, image_path
-from loop.learn.registry import current_model, load_model, model_row
+from loop.learn.registry import current_model, model_row
 from loop.models.family import family
 from loop.store import dumps, meta_column, scores
 from loop.study import Study
@@ -47,6 +50,7 @@ def score(
     image_ids=None,
     labeled_ids=None,
     gpu: bool | None = None,
+    engine: Engine = Engine(),
     progress: Progress = _noop,
 ) -> ScoreReport:
     """Measure every ``split`` image (or the images ``image_ids``) with the model (stored,
@@ -63,6 +67,10 @@ def score(
     With ``score.pool_sample = n`` in the config, a seeded random subset of ``n`` candidates
     is measured (the same subset for the same model and seed), which bounds the cost of a
     round on a large pool.
+
+    ``engine`` measures the images in this process or on the workers of a Dask cluster
+    (:mod:`loop.learn.engine`); this process alone writes the store, a chunk per transaction,
+    so a stopped run keeps its chunks and the next call measures only the rest.
 
     Raises
     ------
@@ -119,7 +127,15 @@ def score(
         keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
         images = [images[i] for i in sorted(keep)]
     scored, reused, measures, embeddings = _measure_all(
-        study, row, chosen_strategy, images, labeled, k=k, gpu=gpu, progress=progress
+        study,
+        row,
+        chosen_strategy,
+        images,
+        labeled,
+        k=k,
+        gpu=gpu,
+        progress=progress,
+        engine=engine,
     )
     values = None
     if not chosen_strategy.random:
@@ -144,12 +160,14 @@ def score(
     return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
 
 
-def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress):
+def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress, engine):
     """(images measured now, images already measured, measures, embeddings of ``images``):
     the cheap measures of every candidate and labeled image, then the strategy's costlier
     measure on the shortlist ranked by the cheap one."""
     task = study.config.task
-    scored, reused = _measure(study, row, images + labeled, gpu=gpu, progress=progress)
+    scored, reused = _measure(
+        study, row, images + labeled, gpu=gpu, progress=progress, engine=engine
+    )
     ids = [im["id"] for im in images]
     measures, embeddings = _load_measures(study, row["id"], ids)
     if strategy.expensive and images:
@@ -164,6 +182,7 @@ def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress):
             tier=strategy.tier,
             gpu=gpu,
             progress=progress,
+            engine=engine,
         )
         measures, embeddings = _load_measures(study, row["id"], ids)
     return scored, reused, measures, embeddings
@@ -226,34 +245,93 @@ def _record_selection(study, model_id, name, k, seed, chosen) -> None:
     scores.record_selection(study.store, row)
 
 
-def _measure(study: Study, row: dict, images: list[dict], *, gpu, progress) -> tuple[int, int]:
+@dataclass(frozen=True)
+class _Job:
+    """Images to measure with a model: all a worker needs (it never opens the database)."""
+
+    paths: tuple[str, ...]
+    kind: str
+    model_path: str
+    sha256: str
+    config: object  # the family's section of the config (frozen)
+    gpu: bool | None
+    tier: str = "forward"  # forward: the cheap measures of a chunk; segment, tta: one image
+
+
+def _measure_job(job: _Job) -> list[tuple[dict, np.ndarray | None]]:
+    """(measures, embedding) of each image of the job."""
+    model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
+    adapter = family(job.kind)
+    pixels = [read_image(path) for path in job.paths]
+    if job.tier == "forward":
+        outputs = adapter.measure(model, pixels, config=job.config)
+    else:
+        outputs = adapter.predict(model, pixels, config=job.config, tta=job.tier == "tta")
+    return [(o.measures, o.embedding) for o in outputs]
+
+
+def _job(study: Study, row: dict, paths, gpu, tier: str = "forward") -> _Job:
+    return _Job(
+        tuple(str(p) for p in paths),
+        row["kind"],
+        str(study.resolve(row["path"])),
+        row["sha256"],
+        family(row["kind"]).settings(study.config),
+        gpu,
+        tier,
+    )
+
+
+def _run(jobs: list[_Job], engine: Engine):
+    """(index, outputs) of each job, in order; a job that failed twice on the cluster ends
+    the call with its error (the chunks saved before it stay)."""
+    for i, outputs in run_each(_measure_job, jobs, engine=engine):
+        if isinstance(outputs, TaskFailed):
+            raise ModelError(
+                f"scoring {len(jobs[i].paths)} image(s) from {jobs[i].paths[0]} failed twice on "
+                f"the cluster ({outputs.error}); the chunks before it are saved: run again"
+            )
+        yield i, outputs
+
+
+def _measure(
+    study: Study, row: dict, images: list[dict], *, gpu, progress, engine: Engine = Engine()
+) -> tuple[int, int]:
     """The cheap measures and embeddings of ``images`` (those not yet measured by the model,
-    or measured by an older loop without them), a chunk per transaction."""
+    or measured by an older loop without them), a chunk per transaction, in this process or
+    on the workers of ``engine`` (this process writes)."""
     key = strategies.shortlist_key(study.config.task)
     stored = scores.measures_of(study.store, row["id"])
     unique = {im["id"]: im for im in images}.values()
     todo = [im for im in unique if key not in stored.get(im["id"], {})]
     if not todo:
         return 0, len(images)
-    model = load_model(study, row, gpu)
-    adapter = family(row["kind"])
-    config = adapter.settings(study.config)
-    n = 0
-    for part in _chunks(todo, study.config.score.chunk):
-        pixels = [read_image(image_path(image)) for image in part]
-        outputs = adapter.measure(model, pixels, config=config)
-        del pixels
+    cached_model(row["kind"], study.resolve(row["path"]), row["sha256"], gpu)  # fail early
+    parts = list(_chunks(todo, study.config.score.chunk))
+    jobs = [_job(study, row, [image_path(im) for im in part], gpu) for part in parts]
+    n, crash = 0, crash_points()
+    for i, outputs in _run(jobs, engine):
         rows = [
-            (image["id"], {**stored.get(image["id"], {}), **o.measures}, o.embedding)
-            for image, o in zip(part, outputs)
+            (image["id"], {**stored.get(image["id"], {}), **measures}, embedding)
+            for image, (measures, embedding) in zip(parts[i], outputs)
         ]
-        n += len(part)
+        n += len(parts[i])
         progress("scoring", n, len(todo))
         scores.save_scores(study.store, row["id"], rows)  # a chunk per transaction
+        crash.hit("score.chunk")
     return len(todo), len(images) - len(todo)
 
 
-def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu, progress) -> int:
+def _measure_more(
+    study: Study,
+    row: dict,
+    images: list[dict],
+    *,
+    tier: str,
+    gpu,
+    progress,
+    engine: Engine = Engine(),
+) -> int:
     """Add the measures of a costlier tier (``segment``: masks reconstructed; ``tta``: four
     flipped predictions) to the stored ones of ``images``; the cheap measures stay as the
     forward pass gave them."""
@@ -268,15 +346,12 @@ def _measure_more(study: Study, row: dict, images: list[dict], *, tier: str, gpu
             todo.append((image, stored))
     if not todo:
         return 0
-    model, adapter = load_model(study, row, gpu), family(row["kind"])
-    config = adapter.settings(study.config)
     stage = "test-time augmentation" if tier == "tta" else "segmenting the shortlist"
-    for i, (image, stored) in enumerate(todo):
-        (output,) = adapter.predict(
-            model, [read_image(image_path(image))], config=config, tta=tier == "tta"
-        )
+    jobs = [_job(study, row, [image_path(image)], gpu, tier) for image, _ in todo]
+    for i, ((measures, _embedding),) in _run(jobs, engine):
+        stored = todo[i][1]
         old = json.loads(stored["measures"])
-        merged = {**output.measures, **{k: v for k, v in old.items() if k in keep}}
+        merged = {**measures, **{k: v for k, v in old.items() if k in keep}}
         scores.update_measures(study.store, stored["id"], merged)
         progress(stage, i + 1, len(todo))
     return len(todo)
