@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from loop.cli import annotate, bench, consensus, demo, labelstudio, model, rounds, study
+from loop.cli import annotate, bench, cluster, consensus, demo, labelstudio, model, rounds, study
 from loop.cli.common import LoopGroup
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ app.add_typer(consensus.app)
 app.add_typer(model.app)
 app.add_typer(rounds.app)
 app.add_typer(bench.app, name="bench")
+app.add_typer(cluster.app)
 
 
 def main() -> None:
