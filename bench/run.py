@@ -13,6 +13,8 @@ Stages so far
   fluorescence through a real Label Studio, with a full-pool reference (bench/efficiency.py);
   the headline. Classification (BCCD, modAL entropy against random) comes with the models.
 - models: training, evaluation, uncertainty and scoring (bench/models.py).
+- scale: ``loop measure`` in one process and on 1 and 2 Dask workers, peak memory for a
+  folder 10x larger, and the driver's write rates (bench/scale.py).
 """
 
 from __future__ import annotations
@@ -150,7 +152,36 @@ def table(results: dict) -> str:
     models = results.get("models")
     if models:
         lines += ["", *models_table(models)]
+    if results.get("scale"):
+        lines += ["", *scale_lines(results["scale"])]
     return "\n".join(lines) + "\n"
+
+
+def scale_lines(scale: dict) -> list[str]:
+    """The scale section: loop measure in one process and on 1 and 2 Dask workers."""
+    lines = [
+        "| loop measure | images | seconds | of which startup | images/s | after startup | "
+        "peak RSS driver / worker |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in scale["measure"].items():
+        lines.append(
+            f"| {name} | {r['images']} | {r['seconds']} | {r['startup_seconds']} | "
+            f"{r['images_per_s']} | {r['images_per_s_after_startup']} | "
+            f"{r['peak_rss_driver_mb']} / {r['peak_rss_worker_mb'] or '-'} MB |"
+        )
+    big, w = scale["larger_folder_2_workers"], scale["writer"]
+    lines += [
+        "",
+        f"2 vs 1 workers: {scale['ratio_2_vs_1_workers']}x ("
+        f"{scale['ratio_2_vs_1_workers_after_startup']}x after startup; target >= 1.7x); "
+        f"2 workers vs one process: {scale['ratio_2_workers_vs_process']}x. A folder of "
+        f"{big['images']} images on 2 workers: {big['images_per_s']} images/s, peak RSS "
+        f"driver {big['peak_rss_driver_mb']} MB, worker {big['peak_rss_worker_mb']} MB. "
+        f"The driver writes {w['score_rows_per_s']} score rows/s (chunks of {w['chunk']}) and "
+        f"{w['objects_csv_rows_per_s']} objects.csv rows/s.",
+    ]
+    return lines
 
 
 def _never(value) -> str:
@@ -288,7 +319,7 @@ def main(argv=None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        help="stages to skip (agreement, labelstudio, efficiency, models)",
+        help="stages to skip (agreement, labelstudio, efficiency, scale, models)",
     )
     parser.add_argument(
         "--no-augmentation-run",
@@ -335,6 +366,11 @@ def main(argv=None) -> None:
             title=f"DSB2018, all modalities: {eff['seeds']} seeds, "
             f"batches of {eff['settings']['batch']}",
         )
+    if "scale" not in args.skip:
+        from bench.scale import bench_scale
+
+        print("bench: scale (about 10 min on 2 cores) ...", file=sys.stderr)
+        results["scale"] = bench_scale(args.data, images=40, factor=10)
     if "models" not in args.skip:
         from bench.models import bench_classification, bench_segmentation
 

@@ -123,6 +123,17 @@ class ModelConfig:
     cellprob_threshold: float = 0.0
     min_size: int = 15
     seed: int = 0
+    predict_tile: int = 2048
+    """``loop predict`` / ``measure``: an image with a side longer than ``predict_tile_above``
+    is segmented in tiles of at most this side that share ``predict_tile_overlap`` pixels
+    (more than an object's diameter), and their labels are stitched, so that memory stays
+    bounded by the tile, not the image."""
+    predict_tile_above: int = 4096
+    predict_tile_overlap: int = 64
+
+    def tiling(self):
+        """The :class:`loop.core.tiles.Tiling` of ``predict_tile*``."""
+        return _tiling_of(self)
 
     def __post_init__(self):
         if len(self.nbase) < 3 or self.nbase[0] != 2:
@@ -137,6 +148,7 @@ class ModelConfig:
                 f"model.invert = {self.invert!r}: give one of {', '.join(INVERT_MODES)}"
             )
         _check_val_fraction("model", self.val_fraction)
+        self.tiling()  # checks the predict_tile* settings
         if self.min_steps > self.max_steps:
             raise ConfigError(
                 f"model.min_steps = {self.min_steps} > model.max_steps = {self.max_steps}"
@@ -193,6 +205,23 @@ class ScoreConfig:
                 raise ConfigError(f"score.{name} = {getattr(self, name)}: give at least 1")
         if self.pool_sample < 0:
             raise ConfigError(f"score.pool_sample = {self.pool_sample}: give 0 (all) or more")
+
+
+def _tiling_of(model: ModelConfig):
+    from loop.core.tiles import Tiling
+
+    try:
+        return Tiling(
+            tile=model.predict_tile,
+            above=model.predict_tile_above,
+            overlap=model.predict_tile_overlap,
+        )
+    except ConfigError as exc:
+        raise ConfigError(
+            f"model.predict_tile = {model.predict_tile}, predict_tile_above = "
+            f"{model.predict_tile_above}, predict_tile_overlap = {model.predict_tile_overlap}: "
+            f"{str(exc).split(': ', 1)[1]}"
+        ) from None
 
 
 FUSIONS = ("majority", "staple")

@@ -65,6 +65,11 @@ invert = "{model.invert}"        # auto: bright-background images (stains) inver
 flow_threshold = {model.flow_threshold}
 cellprob_threshold = {model.cellprob_threshold}
 seed = {model.seed}
+# predict/measure: an image with a side over predict_tile_above goes in tiles of at most
+# predict_tile px sharing predict_tile_overlap px (more than an object), labels stitched
+predict_tile = {model.predict_tile}
+predict_tile_above = {model.predict_tile_above}
+predict_tile_overlap = {model.predict_tile_overlap}
 
 [classifier]             # the image classifier (classification)
 estimator = "{classifier.estimator}"  # logistic or random-forest

@@ -110,6 +110,26 @@ def browser():
     driver.quit()
 
 
+ONE_IMAGE = "20c37b1ad2"  # a 512 x 640 DSB fluorescence image of 24 nuclei
+
+
+def one_dsb_study(folder: Path, toml: str, data: Path, stem: str = ONE_IMAGE) -> Path:
+    """A study at ``folder`` with ``toml`` as its loop.toml and one DSB image (``stem``) with
+    its mask, copied into ``data`` and ingested; returns the study's folder."""
+    from loop.data.ingest import ingest
+    from loop.study import open_study
+
+    for kind, suffix in (("images", "png"), ("masks", "tif")):
+        (data / kind).mkdir(parents=True)
+        source = next((DSB / kind).glob(f"{stem}*.{suffix}"))
+        (data / kind / source.name).write_bytes(source.read_bytes())
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(toml)
+    with open_study(folder) as study:
+        ingest(study, data / "images", masks=data / "masks")
+    return folder
+
+
 def remote_env(ls_study) -> dict:
     """``LABEL_STUDIO_URL`` and ``LABEL_STUDIO_API_KEY`` of the session's Label Studio, for
     studies that use it as an existing server. Read when called: a test may have restarted

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import DSB, remote_env
+from conftest import DSB, one_dsb_study, remote_env
 from scipy import ndimage as ndi
 from test_ingest import dump
 
@@ -670,22 +670,12 @@ def test_several_kinds_of_object_from_label_studio_to_the_export(ls_study, tmp_p
 
     from connectors.ls_results import label_values, mask_to_results
     from loop.annotate.consensus import agree
-    from loop.data.ingest import ingest
     from loop.reports.export import export
 
-    data = tmp_path / "data"
-    for folder, suffix in (("images", "png"), ("masks", "tif")):
-        (data / folder).mkdir(parents=True)
-        source = next((DSB / folder).glob(f"20c37b1ad2*.{suffix}"))
-        (data / folder / source.name).write_bytes(source.read_bytes())
     for key, value in remote_env(ls_study).items():
         monkeypatch.setenv(key, value)
-    init_study(tmp_path / "kinds").close()
-    (tmp_path / "kinds" / "loop.toml").write_text(
-        'task = "segmentation"\n[labels]\nothers = ["mitotic figure"]\n'
-    )
-    with open_study(tmp_path / "kinds") as study:
-        ingest(study, data / "images", masks=data / "masks")
+    toml = 'task = "segmentation"\n[labels]\nothers = ["mitotic figure"]\n'
+    with open_study(one_dsb_study(tmp_path / "kinds", toml, tmp_path / "data")) as study:
         (image,) = study.store.images()
         tool = connect(study)
         add_annotators(study, tool, ["kai", "lux", "moe"])

@@ -9,35 +9,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from browser import delete_region, log_in, on_screen, press, screenshot, wait_for
-from conftest import DSB, remote_env
+from conftest import one_dsb_study, remote_env
 from scipy import ndimage as ndi
 
 from loop.annotate.pull import pull
 from loop.annotate.push import push
 from loop.cli.wiring import add_annotators, connect, server_of
 from loop.core.images import read_mask
-from loop.data.ingest import ingest
-from loop.study import init_study, open_study
+from loop.study import open_study
 from loop.types import Prediction
 
 pytestmark = pytest.mark.slow
-IMAGE = "20c37b1ad2"  # a 512 x 640 fluorescence image of 24 nuclei (DSB)
 
 
 def test_an_annotator_corrects_the_pre_annotation_and_pull_keeps_exactly_that(
     ls_study, browser, tmp_path, monkeypatch
 ):
-    data = tmp_path / "data"
-    for folder, suffix in (("images", "png"), ("masks", "tif")):
-        (data / folder).mkdir(parents=True)
-        source = next((DSB / folder).glob(f"{IMAGE}*.{suffix}"))
-        (data / folder / source.name).write_bytes(source.read_bytes())
     for key, value in remote_env(ls_study).items():
         monkeypatch.setenv(key, value)
-    with init_study(tmp_path / "browse") as study:
-        (study.path / "loop.toml").write_text('task = "segmentation"\n[labels]\nobject = "cell"\n')
-    with open_study(tmp_path / "browse") as study:
-        ingest(study, data / "images", masks=data / "masks")
+    toml = 'task = "segmentation"\n[labels]\nobject = "cell"\n'
+    with open_study(one_dsb_study(tmp_path / "browse", toml, tmp_path / "data")) as study:
         (image,) = study.store.images()
         truth = read_mask(
             study.store.truth(image["id"])["mask_path"], (image["height"], image["width"])

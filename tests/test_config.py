@@ -5,6 +5,7 @@ import pytest
 
 from loop.config import (
     IngestConfig,
+    ModelConfig,
     SplitConfig,
     StudyConfig,
     load_config,
@@ -256,3 +257,11 @@ def test_display_section_is_read():
     colours = '["#ff0000", "#00ff00", "#0000ff", "#ffffff"]'
     four = parse_config(f"[display]\nchannels = [0, 1, 2, 3]\ncolours = {colours}\n")
     assert len(four.display.colours) == 4
+
+
+def test_predict_tiling_is_checked():
+    assert ModelConfig(predict_tile=512, predict_tile_above=1024).tiling().tile == 512
+    with pytest.raises(ConfigError, match=r"model.predict_tile = 10, .*at least 32 pixels"):
+        ModelConfig(predict_tile=10)
+    with pytest.raises(ConfigError, match=r"predict_tile_overlap = 2000: give 0..1024"):
+        ModelConfig(predict_tile_overlap=2000)

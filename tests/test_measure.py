@@ -3,6 +3,7 @@ label images, and a folder segmented by a tiny trained model through the CLI."""
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +259,42 @@ def test_on_a_dask_cluster_the_tables_are_the_same(tmp_path, nuclei_folder):
             assert filecmp.cmp(one / r["labels"], other / r["labels"], shallow=False)
         assert json.loads((other / "provenance.json").read_text())["engine"]["kind"] == engine
     assert json.loads((one / "provenance.json").read_text())["engine"] == {"kind": "process"}
+
+
+@pytest.mark.slow
+def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folder):
+    """With ``model.predict_tile = 64`` above 96 px, a 200 x 240 image goes as 5 x 6 tiles
+    sharing 24 px; the stitched objects are the whole image's (object F1 at IoU 0.5 >= 0.9),
+    none cut in two at a seam, and the measurements follow."""
+    from loop.core.agreement import object_f1
+    from loop.learn.engine import cached_model
+    from loop.learn.predict import predict_one
+    from loop.study import open_study
+
+    runner = CliRunner()
+    study = cli_seg_study(tmp_path / "s", nuclei_folder)
+    assert runner.invoke(app, ["train", str(study), "--steps", "150"]).exit_code == 0
+    big = tmp_path / "big"
+    big.mkdir()
+    image, _truth = synthetic_nuclei((200, 240), 40, radius=(4, 7), rng=7)
+    tifffile.imwrite(big / "plate.tif", image)
+    with open_study(study) as s:
+        row = s.store.db["models"].get(1)
+        model = cached_model(row["kind"], s.resolve(row["path"]), row["sha256"], None)
+        whole = predict_one("cellpose", model, image, s.config.model)
+        tiled_config = replace(
+            s.config.model, predict_tile=64, predict_tile_above=96, predict_tile_overlap=24
+        )
+        tiled = predict_one("cellpose", model, image, tiled_config)
+    assert tiled.measures["tiles"] == 30 and "tiles" not in whole.measures
+    assert whole.masks.max() > 10
+    assert object_f1(whole.masks, tiled.masks)["f1_50"] >= 0.9
+    toml = study / "loop.toml"
+    toml.write_text(
+        toml.read_text() + "predict_tile = 64\npredict_tile_above = 96\npredict_tile_overlap = 24\n"
+    )
+    out = tmp_path / "m"
+    result = runner.invoke(app, ["measure", str(study), str(big), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    (per_image,) = _csv(out / "images.csv")
+    assert int(per_image["n_objects"]) == tiled.masks.max()

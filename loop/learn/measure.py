@@ -35,8 +35,8 @@ from loop.core.objects import measure_objects
 from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
 from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.predict import predict_one
 from loop.learn.registry import model_row, software_versions
-from loop.models.family import family
 from loop.study import Study
 
 IMAGE_COLUMNS = ("file", "sha256", "height", "width", "channels", "n_objects", "labels", "error")
@@ -244,7 +244,7 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     )
     probability = None
     if masks is None:
-        (seg,) = family(job.kind).predict(model, [pixels], config=job.config)
+        seg = predict_one(job.kind, model, pixels, job.config)
         labels = seg.masks
         probability = cell_probability(seg.cellprob)
         target = out / "labels" / Path(rel).with_suffix(".tif")

@@ -7,14 +7,40 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from loop.core.images import read_image, write_labels
+import numpy as np
+
+from loop.config import ModelConfig
+from loop.core.images import count_objects, read_image, write_labels
+from loop.core.tiles import crop, stitch
 from loop.data.ingest import find_images
 from loop.errors import ModelError
 from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
 from loop.learn.labels import Progress, _noop
 from loop.learn.registry import model_row
+from loop.models.base import Output
 from loop.models.family import family
 from loop.study import Study
+
+
+def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
+    """The family's prediction of one image. A segmentation of an image with a side longer
+    than ``config.predict_tile_above`` goes tile by tile (:meth:`ModelConfig.tiling`), the
+    tiles' labels stitched (:func:`loop.core.tiles.stitch`) and their cell probabilities laid
+    side by side, so that memory is bounded by the tile, not the image."""
+    adapter = family(kind)
+    boxes = config.tiling().boxes(*pixels.shape[:2]) if isinstance(config, ModelConfig) else []
+    if len(boxes) <= 1:
+        (output,) = adapter.predict(model, [pixels], config=config)
+        return output
+    parts, cellprob = [], np.zeros(pixels.shape[:2], np.float32)
+    for box in boxes:
+        (part,) = adapter.predict(model, [crop(pixels, box)], config=config)
+        parts.append((box, part.masks))
+        r, c, h, w = box
+        cellprob[r : r + h, c : c + w] = part.cellprob
+    masks = stitch(parts, pixels.shape[:2])
+    measures = {"n_objects": float(count_objects(masks)), "tiles": float(len(boxes))}
+    return Output(measures=measures, masks=masks, cellprob=cellprob)
 
 
 @dataclass(frozen=True)
@@ -42,7 +68,7 @@ def _predict_job(job: _Job) -> dict:
         record["error"] = str(exc)
         return record
     model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
-    (output,) = family(job.kind).predict(model, [pixels], config=job.config)
+    output = predict_one(job.kind, model, pixels, job.config)
     if output.masks is not None:
         target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
         target.parent.mkdir(parents=True, exist_ok=True)
