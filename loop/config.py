@@ -1,19 +1,13 @@
 """Study configuration: ``loop.toml`` parsed once into frozen, validated dataclasses.
 
 Unknown keys are errors (a typo must not be silently ignored), and so are values of the
-wrong type or out of range. :func:`default_toml` writes the commented file that
-``loop init`` puts in a new study; :func:`load_config` reads it back.
+wrong type or out of range. :func:`loop.config_template.default_toml` writes the commented
+file that ``loop init`` puts in a new study; :func:`loop.config_parse.load_config` reads it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import tomllib
 
 from loop.config_view import DisplayConfig, LabelsConfig
 from loop.errors import ConfigError
@@ -224,6 +218,26 @@ def _tiling_of(model: ModelConfig):
         ) from None
 
 
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Where ``loop score`` (the rounds' too), ``predict`` and ``measure`` run by default;
+    their ``--workers`` / ``--scheduler`` override it."""
+
+    workers: int = 1
+    """Worker processes of a local Dask cluster; 1: in the command's own process."""
+    scheduler: str = ""
+    """Address of a running Dask scheduler (``tcp://host:8786``); empty: none."""
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ConfigError(f"cluster.workers = {self.workers}: give 1 (no cluster) or more")
+        if self.scheduler and "://" not in self.scheduler:
+            raise ConfigError(
+                f"cluster.scheduler = {self.scheduler!r}: give the address with its protocol, "
+                "e.g. tcp://head-node:8786"
+            )
+
+
 FUSIONS = ("majority", "staple")
 
 
@@ -313,6 +327,7 @@ class StudyConfig:
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     noise: dict[str, NoiseProfile] = field(default_factory=dict)
     """The study's own noise profiles of simulated annotators (``[noise.NAME]`` tables), beside
     (or instead of) the built-in perfect, careful, average and sloppy."""
@@ -327,90 +342,3 @@ class StudyConfig:
                     f"rounds.profiles: unknown noise profile {name!r}; choose one of "
                     f"{', '.join(sorted(known))}, or define it as [noise.{name}]"
                 )
-
-
-def _coerce(value, annotation, where: str):
-    """Check ``value`` against a dataclass field's type; tuples come from TOML lists."""
-    origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{where}] must be a table, got {value!r}")
-        return _build(annotation, value, where)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"[{where}] must be a table of tables, got {value!r}")
-        (_key_type, item_type) = typing.get_args(annotation)
-        out = {}
-        for key, item in value.items():
-            try:
-                out[key] = _coerce(item, item_type, f"{where}.{key}")
-            except ConfigError as exc:  # say which table, once
-                if f"{where}.{key}" in str(exc):
-                    raise
-                raise ConfigError(f"[{where}.{key}] {exc}") from None
-        return out
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        (item_type, _ellipsis) = typing.get_args(annotation)
-        return tuple(_coerce(v, item_type, f"{where}[]") for v in value)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(annotation):
-            try:
-                return _coerce(value, option, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where} = {value!r} has the wrong type ({annotation})")
-    if annotation is type(None):
-        if value is not None:
-            raise ConfigError(f"{where} must be empty")
-        return value
-    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
-        raise ConfigError(
-            f"{where} = {value!r}: expected {annotation.__name__}, got {type(value).__name__}"
-        )
-    return value
-
-
-def _build(cls, data: dict, where: str):
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        prefix = f"[{where}] " if where else ""
-        raise ConfigError(
-            f"{prefix}unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
-        )
-    kwargs = {
-        name: _coerce(value, hints[name], f"{where}.{name}" if where else name)
-        for name, value in data.items()
-    }
-    return cls(**kwargs)
-
-
-def parse_config(text: str, *, source: str = "loop.toml") -> StudyConfig:
-    """Parse the text of a ``loop.toml``.
-
-    Raises
-    ------
-    ConfigError
-        On invalid TOML, unknown keys, wrong types or values out of range.
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
-    try:
-        return _build(StudyConfig, data, "")
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
-
-
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a ``loop.toml`` file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"no config file at {path}; create the study with `loop init`")
-    return parse_config(path.read_text(), source=str(path))

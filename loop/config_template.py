@@ -7,6 +7,7 @@ from loop.config import (
     TASKS,
     AugmentConfig,
     ClassifierConfig,
+    ClusterConfig,
     DisplayConfig,
     IngestConfig,
     LabelsConfig,
@@ -25,6 +26,7 @@ def default_toml(task: str) -> str:
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
+    cluster = ClusterConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -115,6 +117,10 @@ unsure_flow_error = {labels.unsure_flow_error}  # doubtful: own flow error above
 others = []              # more kinds of object annotators mark, e.g. ["mitotic figure"]; the
                          # model draws every object as "{labels.object}", annotators relabel
 other_colours = []       # one "#rrggbb" per name in others; [] = magenta, green, orange, ...
+
+[cluster]                # where score (rounds too), predict and measure run by default
+workers = {cluster.workers}              # local Dask worker processes; 1 = in the process itself
+scheduler = ""           # or a running Dask scheduler, e.g. "tcp://head-node:8786"
 
 [display]                # the picture annotators see of each image
 channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,

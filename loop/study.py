@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.config import StudyConfig, load_config, parse_config
+from loop.config import StudyConfig
+from loop.config_parse import load_config, parse_config
 from loop.config_template import default_toml
 from loop.errors import StudyExists, StudyNotFound
 from loop.store import Store

@@ -8,9 +8,8 @@ from loop.config import (
     ModelConfig,
     SplitConfig,
     StudyConfig,
-    load_config,
-    parse_config,
 )
+from loop.config_parse import load_config, parse_config
 from loop.config_template import default_toml
 from loop.config_view import other_labels
 from loop.errors import ConfigError
@@ -265,3 +264,12 @@ def test_predict_tiling_is_checked():
         ModelConfig(predict_tile=10)
     with pytest.raises(ConfigError, match=r"predict_tile_overlap = 2000: give 0..1024"):
         ModelConfig(predict_tile_overlap=2000)
+
+
+def test_cluster_section_is_checked():
+    config = parse_config('[cluster]\nworkers = 4\nscheduler = "tcp://head:8786"\n')
+    assert (config.cluster.workers, config.cluster.scheduler) == (4, "tcp://head:8786")
+    with pytest.raises(ConfigError, match="cluster.workers = 0: give 1"):
+        parse_config("[cluster]\nworkers = 0\n")
+    with pytest.raises(ConfigError, match="cluster.scheduler = 'head:8786': give the address"):
+        parse_config('[cluster]\nscheduler = "head:8786"\n')

@@ -73,27 +73,32 @@ GpuOpt = Annotated[
 
 
 WorkersOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--workers",
         min=1,
-        help="Worker processes of a local Dask cluster (1: in this process).",
+        help="Worker processes of a local Dask cluster (1: in this process; default: "
+        "[cluster] workers).",
     ),
 ]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option(
         "--scheduler",
-        help="Address of a running Dask scheduler (tcp://host:8786) to run on instead.",
+        help="Address of a running Dask scheduler (tcp://host:8786) to run on instead "
+        "(default: [cluster] scheduler).",
     ),
 ]
 
 
-def engine_of(workers: int, scheduler: str | None):
-    """The :class:`loop.learn.engine.Engine` of ``--workers`` / ``--scheduler``."""
-    from loop.learn.engine import Engine
+def engine_of(workers: int | None, scheduler: str | None, config=None):
+    """The :class:`loop.learn.engine.Engine` of ``--workers`` / ``--scheduler``, else of the
+    study's ``[cluster]`` (``config``: its :class:`~loop.config.ClusterConfig`)."""
+    from loop.learn.engine import Engine, engine_for
 
-    return Engine(workers=workers, scheduler=scheduler)
+    if workers is None and scheduler is None and config is not None:
+        return engine_for(config)
+    return Engine(workers=workers or 1, scheduler=scheduler)
 
 
 def progress_bar() -> Progress:

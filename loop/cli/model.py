@@ -118,7 +118,7 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of random choices.")] = 0,
     gpu: GpuOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,7 +135,7 @@ def score(
             model_id=model,
             seed=seed,
             gpu=gpu,
-            engine=engine_of(workers, scheduler),
+            engine=engine_of(workers, scheduler, s.config.cluster),
             progress=stage_progress(bar),
         )
     if as_json:
@@ -161,7 +161,7 @@ def predict(
         int | None, typer.Option(help="Model id (default: the current model).")
     ] = None,
     gpu: GpuOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -176,7 +176,7 @@ def predict(
             output,
             model_id=model,
             gpu=gpu,
-            engine=engine_of(workers, scheduler),
+            engine=engine_of(workers, scheduler, s.config.cluster),
             progress=stage_progress(bar),
         )
     failed = [r for r in rows if r.get("error")]
@@ -213,7 +213,7 @@ def measure(
         float | None, typer.Option(help="Micrometres per pixel: adds *_um columns.")
     ] = None,
     gpu: GpuOpt = None,
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -231,7 +231,7 @@ def measure(
             masks=masks,
             pixel_size=pixel_size,
             gpu=gpu,
-            engine=engine_of(workers, scheduler),
+            engine=engine_of(workers, scheduler, s.config.cluster),
             progress=stage_progress(bar),
         )
     for file, why in report.errors:

@@ -53,6 +53,11 @@ class Engine:
         return self.workers > 1 or self.scheduler is not None or self.cluster
 
 
+def engine_for(cluster) -> Engine:
+    """The engine of a study's ``[cluster]`` section (:class:`loop.config.ClusterConfig`)."""
+    return Engine(workers=cluster.workers, scheduler=cluster.scheduler or None)
+
+
 @dataclass(frozen=True)
 class TaskFailed:
     """An item whose task failed on the cluster twice (e.g. its worker died both times)."""

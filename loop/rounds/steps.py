@@ -19,6 +19,7 @@ from loop.annotate.pull import pull
 from loop.annotate.push import push
 from loop.core.images import read_image
 from loop.errors import RoundError
+from loop.learn.engine import engine_for
 from loop.models.family import family
 from loop.rounds.arms import _admit_labeled, arm_images, candidates
 from loop.store import rounds as store_rounds
@@ -203,6 +204,7 @@ def _select(r: RoundState) -> dict:
         image_ids=pool,
         labeled_ids=arm_images(r.study, r.arm),
         gpu=r.options.gpu,
+        engine=engine_for(r.study.config.cluster),
         progress=r.progress,
     ).chosen
     batch = [c["image_id"] for c in chosen]
