@@ -225,3 +225,16 @@ def test_os_errors_are_one_line_and_exit_1():
         "error: /sys/loop-study: Operation not permitted (check that you may write there)"
     ]
     assert "Traceback" not in result.output
+
+
+def test_workers_and_scheduler_fall_back_to_the_cluster_section():
+    from loop.cli.common import engine_of
+    from loop.config import ClusterConfig
+    from loop.learn.engine import Engine
+
+    config = ClusterConfig(workers=3, scheduler="")
+    assert engine_of(None, None, config) == Engine(workers=3)
+    assert engine_of(2, None, config) == Engine(workers=2)
+    remote = ClusterConfig(scheduler="tcp://head:8786")
+    assert engine_of(None, None, remote) == Engine(scheduler="tcp://head:8786")
+    assert engine_of(None, None) == Engine()
