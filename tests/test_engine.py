@@ -39,6 +39,9 @@ def test_in_this_process_results_come_in_order_and_errors_propagate():
 
 
 def test_a_local_cluster_gives_the_same_results_in_the_same_order():
+    """...and leaves this process's environment as it was (Dask's nannies set
+    OMP_NUM_THREADS=1 and more to spawn workers: later subprocesses would inherit them)."""
+    environ = dict(os.environ)
     seen = []
     out = list(
         run_each(
@@ -52,6 +55,7 @@ def test_a_local_cluster_gives_the_same_results_in_the_same_order():
     assert [r[1] for _, r in out] == [x * x for x in range(12)]
     assert len({r[0] for _, r in out} - {os.getpid()}) == 2  # two other processes did it
     assert seen[-1] == (12, 12)
+    assert dict(os.environ) == environ
 
 
 def test_a_worker_that_dies_is_replaced_and_its_task_run_again(tmp_path):

@@ -12,6 +12,7 @@ memory does not grow with the number of images and the output is the same as in 
 from __future__ import annotations
 
 import logging
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -150,7 +151,7 @@ def _client(engine: Engine):
     bound to 127.0.0.1, one thread each, torch threads shared out between them."""
     from distributed import Client, LocalCluster
 
-    cluster = None
+    cluster, environ = None, dict(os.environ)
     try:
         if engine.scheduler:
             client = Client(engine.scheduler, timeout=f"{engine.timeout}s")
@@ -178,6 +179,10 @@ def _client(engine: Engine):
         client.close()
         if cluster is not None:
             cluster.close()
+        # Dask's nannies set OMP_NUM_THREADS=1, PYTHONHASHSEED, ... in this process to spawn
+        # workers: put the environment back, or later subprocesses run with one thread
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 JOB_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
