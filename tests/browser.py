@@ -62,9 +62,18 @@ def log_in(driver, url: str, email: str, password: str) -> None:
     """Log in through Label Studio's login form, as a person does."""
     from selenium.webdriver.common.by import By
 
+    driver.get(f"{url}/logout")  # end the session the page had, if any
     driver.delete_all_cookies()
-    driver.get(f"{url}/user/login/")
-    driver.find_element(By.NAME, "email").send_keys(email)
+    for _ in range(3):  # the previous page's front end may still be navigating
+        driver.get(f"{url}/user/login/")
+        try:
+            form = wait_for("the login form", lambda: driver.find_elements(By.NAME, "email"), 20)
+            break
+        except AssertionError:
+            driver.delete_all_cookies()
+    else:
+        raise AssertionError(f"no login form at {url}/user/login/ (at {driver.current_url})")
+    form[0].send_keys(email)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "button[type=submit], input[type=submit]").click()
     wait_for("the page after logging in", lambda: "/user/login" not in driver.current_url)
