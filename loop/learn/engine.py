@@ -145,6 +145,9 @@ def run_each(
             submit()
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 @contextmanager
 def _client(engine: Engine):
     """A Dask client: on the scheduler given, or on a local cluster of ``workers`` processes
@@ -156,14 +159,21 @@ def _client(engine: Engine):
         if engine.scheduler:
             client = Client(engine.scheduler, timeout=f"{engine.timeout}s")
         else:
-            cluster = LocalCluster(
-                n_workers=engine.workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+            import dask
+
+            # Dask starts workers with one thread for OpenMP, MKL and OpenBLAS; ours share
+            # the cores out (set when a worker starts: OpenBLAS cannot grow later)
+            share = str(max(1, (os.cpu_count() or 1) // engine.workers))
+            spawn = {name: share for name in THREAD_VARIABLES}
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+                cluster = LocalCluster(
+                    n_workers=engine.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    silence_logs=logging.ERROR,
+                )
             client = Client(cluster)
     except (OSError, TimeoutError) as exc:
         if cluster is not None:
