@@ -362,3 +362,19 @@ def test_score_on_a_local_cluster_and_a_killed_score_resumed(tiny_study, tmp_pat
         again = learner.score(study, engine=Engine(workers=2))
         assert again.scored == len(want) - 4 and again.reused == 4
         assert study.store.db["scores"].count == len(want)
+
+
+@pytest.mark.slow
+def test_a_chunk_that_fails_twice_on_the_cluster_stops_the_score(tmp_path):
+    from loop.config import ModelConfig
+    from loop.errors import ModelError
+    from loop.learn.engine import Engine
+    from loop.learn.score import _Job, _run
+
+    gone = _Job(
+        ("a.tif", "b.tif"), "cellpose", str(tmp_path / "gone.pt"), "0" * 64, ModelConfig(), False
+    )
+    with pytest.raises(
+        ModelError, match=r"scoring 2 image\(s\) from a.tif failed twice on the cluster"
+    ):
+        list(_run([gone], Engine(workers=2)))
