@@ -164,7 +164,10 @@ def _client(engine: Engine):
             # Dask starts workers with one thread for OpenMP, MKL and OpenBLAS; ours share
             # the cores out (set when a worker starts: OpenBLAS cannot grow later)
             share = str(max(1, (os.cpu_count() or 1) // engine.workers))
-            spawn = {name: share for name in THREAD_VARIABLES}
+            spawn = {
+                **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
+                **{name: share for name in THREAD_VARIABLES},
+            }
             with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
                 cluster = LocalCluster(
                     n_workers=engine.workers,
