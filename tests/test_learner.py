@@ -346,6 +346,8 @@ def test_score_on_a_local_cluster_and_a_killed_score_resumed(tiny_study, tmp_pat
         got = {r["image_id"]: json.loads(r["measures"]) for r in study.store.db["scores"].rows}
     want = {r["image_id"]: json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows}
     assert got.keys() == want.keys()
+    with open_study(tmp_path / "two") as study:  # the device that measured each row
+        assert {r["device"] for r in study.store.db["scores"].rows} == {"cpu"}
     for image_id, measures in want.items():
         assert measures.keys() == got[image_id].keys()
         assert np.allclose(list(measures.values()), list(got[image_id].values()), rtol=1e-4)

@@ -258,8 +258,8 @@ class _Job:
     tier: str = "forward"  # forward: the cheap measures of a chunk; segment, tta: one image
 
 
-def _measure_job(job: _Job) -> list[tuple[dict, np.ndarray | None]]:
-    """(measures, embedding) of each image of the job."""
+def _measure_job(job: _Job) -> tuple[str, list[tuple[dict, np.ndarray | None]]]:
+    """The device that measured, and (measures, embedding) of each image of the job."""
     model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
     adapter = family(job.kind)
     pixels = [read_image(path) for path in job.paths]
@@ -267,7 +267,8 @@ def _measure_job(job: _Job) -> list[tuple[dict, np.ndarray | None]]:
         outputs = adapter.measure(model, pixels, config=job.config)
     else:
         outputs = adapter.predict(model, pixels, config=job.config, tta=job.tier == "tta")
-    return [(o.measures, o.embedding) for o in outputs]
+    device = str(getattr(model, "device", "cpu"))
+    return device, [(o.measures, o.embedding) for o in outputs]
 
 
 def _job(study: Study, row: dict, paths, gpu, tier: str = "forward") -> _Job:
@@ -310,14 +311,14 @@ def _measure(
     parts = list(_chunks(todo, study.config.score.chunk))
     jobs = [_job(study, row, [image_path(im) for im in part], gpu) for part in parts]
     n, crash = 0, crash_points()
-    for i, outputs in _run(jobs, engine):
+    for i, (device, outputs) in _run(jobs, engine):
         rows = [
             (image["id"], {**stored.get(image["id"], {}), **measures}, embedding)
             for image, (measures, embedding) in zip(parts[i], outputs)
         ]
         n += len(parts[i])
         progress("scoring", n, len(todo))
-        scores.save_scores(study.store, row["id"], rows)  # a chunk per transaction
+        scores.save_scores(study.store, row["id"], rows, device=device)  # one transaction
         crash.hit("score.chunk")
     return len(todo), len(images) - len(todo)
 
@@ -348,7 +349,7 @@ def _measure_more(
         return 0
     stage = "test-time augmentation" if tier == "tta" else "segmenting the shortlist"
     jobs = [_job(study, row, [image_path(image)], gpu, tier) for image, _ in todo]
-    for i, ((measures, _embedding),) in _run(jobs, engine):
+    for i, (_device, ((measures, _embedding),)) in _run(jobs, engine):
         stored = todo[i][1]
         old = json.loads(stored["measures"])
         merged = {**measures, **{k: v for k, v in old.items() if k in keep}}

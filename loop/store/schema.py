@@ -325,6 +325,11 @@ def _migration_7(db: sqlite_utils.Database) -> None:
         db[table].add_column("object_classes", str)
 
 
+def _migration_8(db: sqlite_utils.Database) -> None:
+    """Scale-out: the device (``cpu``, ``cuda:0``) that measured each score row."""
+    db["scores"].add_column("device", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -333,6 +338,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_5,
     _migration_6,
     _migration_7,
+    _migration_8,
 )
 
 

@@ -30,9 +30,9 @@ def scores_of(store: Store, model_id: int) -> dict[int, dict]:
     return {r["image_id"]: r for r in store.db["scores"].rows_where("model_id = ?", [model_id])}
 
 
-def save_scores(store: Store, model_id: int, rows) -> None:
-    """(image id, measures, embedding) rows of one model, replacing older ones; one
-    transaction (a killed run keeps the chunks written before)."""
+def save_scores(store: Store, model_id: int, rows, *, device: str | None = None) -> None:
+    """(image id, measures, embedding) rows of one model, measured on ``device``, replacing
+    older ones; one transaction (a killed run keeps the chunks written before)."""
     now = utcnow()
     with store.atomic() as db:
         db["scores"].insert_all(
@@ -42,6 +42,7 @@ def save_scores(store: Store, model_id: int, rows) -> None:
                     "image_id": image_id,
                     "measures": dumps(measures),
                     "embedding": to_blob(embedding),
+                    "device": device,
                     "created_at": now,
                 }
                 for image_id, measures, embedding in rows
