@@ -370,12 +370,11 @@ def test_score_on_a_local_cluster_and_a_killed_score_resumed(tiny_study, tmp_pat
 def test_a_chunk_that_fails_twice_on_the_cluster_stops_the_score(tmp_path):
     from loop.config import ModelConfig
     from loop.errors import ModelError
-    from loop.learn.engine import Engine
+    from loop.learn.engine import Engine, ModelRef
     from loop.learn.score import _Job, _run
 
-    gone = _Job(
-        ("a.tif", "b.tif"), "cellpose", str(tmp_path / "gone.pt"), "0" * 64, ModelConfig(), False
-    )
+    model = ModelRef("cellpose", str(tmp_path / "gone.pt"), "0" * 64, False)
+    gone = _Job(("a.tif", "b.tif"), model, ModelConfig())
     with pytest.raises(
         ModelError, match=r"scoring 2 image\(s\) from a.tif failed twice on the cluster"
     ):

@@ -267,8 +267,8 @@ def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folde
     sharing 24 px; the stitched objects are the whole image's (object F1 at IoU 0.5 >= 0.9),
     none cut in two at a seam, and the measurements follow."""
     from loop.core.agreement import object_f1
-    from loop.learn.engine import cached_model
     from loop.learn.predict import predict_one
+    from loop.learn.registry import load_model
     from loop.study import open_study
 
     runner = CliRunner()
@@ -280,7 +280,7 @@ def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folde
     tifffile.imwrite(big / "plate.tif", image)
     with open_study(study) as s:
         row = s.store.db["models"].get(1)
-        model = cached_model(row["kind"], s.resolve(row["path"]), row["sha256"], None)
+        model = load_model(s, row)
         whole = predict_one("cellpose", model, image, s.config.model)
         tiled_config = replace(
             s.config.model, predict_tile=64, predict_tile_above=96, predict_tile_overlap=24

@@ -95,6 +95,26 @@ def cached_model(kind: str, path: str | Path, sha256: str, gpu: bool | None):
     return _MODELS[key]
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A recorded model as a worker finds it (it never opens the study's database): its
+    family, file, the file's recorded sha256, and the device choice."""
+
+    kind: str
+    path: str
+    sha256: str
+    gpu: bool | None = None
+
+    @classmethod
+    def of(cls, study, row: dict, gpu: bool | None) -> ModelRef:
+        """The reference of a ``models`` row of ``study``."""
+        return cls(row["kind"], str(study.resolve(row["path"])), row["sha256"], gpu)
+
+    def load(self):
+        """The model, loaded once per process (:func:`cached_model`)."""
+        return cached_model(self.kind, self.path, self.sha256, self.gpu)
+
+
 def run_each(
     fn: Callable, items: Sequence, *, engine: Engine = Engine(), progress=None
 ) -> Iterator[tuple[int, object]]:

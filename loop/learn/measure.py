@@ -34,7 +34,7 @@ from loop.core.images import file_sha256, read_image, read_mask, write_labels
 from loop.core.objects import measure_objects
 from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
-from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.predict import predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.study import Study
@@ -98,19 +98,18 @@ def measure_folder(
     row = None
     if masks is None:
         row = model_row(study, model_id)
-        cached_model(row["kind"], study.resolve(row["path"]), row["sha256"], gpu)  # fail early
+    model = None if row is None else ModelRef.of(study, row, gpu)
+    if model is not None:
+        model.load()  # fail early
     jobs = [
         _Job(
             path=path,
             rel=path.relative_to(folder).as_posix(),
             out=out,
-            kind=None if row is None else row["kind"],
-            model_path=None if row is None else str(study.resolve(row["path"])),
-            sha256=None if row is None else row["sha256"],
+            model=model,
             config=study.config.model,
             masks=None if masks is None else Path(masks),
             pixel_size=pixel_size,
-            gpu=gpu,
         )
         for path in files
     ]
@@ -205,13 +204,10 @@ class _Job:
     path: Path
     rel: str
     out: Path
-    kind: str | None
-    model_path: str | None
-    sha256: str | None
+    model: ModelRef | None  # None: the labels are read from ``masks``
     config: ModelConfig
     masks: Path | None
     pixel_size: float | None
-    gpu: bool | None
 
 
 def _measure_job(job: _Job) -> tuple[dict, list[dict] | None, str | None]:
@@ -221,7 +217,7 @@ def _measure_job(job: _Job) -> tuple[dict, list[dict] | None, str | None]:
     model = None
     try:
         if job.masks is None:
-            model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
+            model = job.model.load()
         rows = _measure_one(job, record, model)
     except (ImageError, MeasureError) as exc:
         record["error"] = str(exc)
@@ -244,7 +240,7 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     )
     probability = None
     if masks is None:
-        seg = predict_one(job.kind, model, pixels, job.config)
+        seg = predict_one(job.model.kind, model, pixels, job.config)
         labels = seg.masks
         probability = cell_probability(seg.cellprob)
         target = out / "labels" / Path(rel).with_suffix(".tif")

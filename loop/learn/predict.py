@@ -14,7 +14,7 @@ from loop.core.images import count_objects, read_image, write_labels
 from loop.core.tiles import crop, stitch
 from loop.data.ingest import find_images
 from loop.errors import ModelError
-from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.labels import Progress, _noop
 from loop.learn.registry import model_row
 from loop.models.base import Output
@@ -50,11 +50,8 @@ class _Job:
     path: Path
     folder: Path
     out: Path
-    kind: str
-    model_path: str
-    sha256: str
+    model: ModelRef
     config: object  # the family's section of the config (frozen)
-    gpu: bool | None
 
 
 def _predict_job(job: _Job) -> dict:
@@ -67,8 +64,7 @@ def _predict_job(job: _Job) -> dict:
     except ImageError as exc:
         record["error"] = str(exc)
         return record
-    model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
-    output = predict_one(job.kind, model, pixels, job.config)
+    output = predict_one(job.model.kind, job.model.load(), pixels, job.config)
     if output.masks is not None:
         target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -109,15 +105,12 @@ def predict_folder(
     if not folder.is_dir():
         raise ModelError(f"{folder} is not a folder of images")
     row = model_row(study, model_id)
-    model_path = str(study.resolve(row["path"]))
-    cached_model(row["kind"], model_path, row["sha256"], gpu)  # fail early
+    model = ModelRef.of(study, row, gpu)
+    model.load()  # fail early
     config = family(row["kind"]).settings(study.config)
     files = find_images(folder, study.config.ingest.extensions)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        _Job(path, folder, out, row["kind"], model_path, row["sha256"], config, gpu)
-        for path in files
-    ]
+    jobs = [_Job(path, folder, out, model, config) for path in files]
     rows = []
     for i, outcome in run_each(
         _predict_job, jobs, engine=engine, progress=lambda d, t: progress("predicting", d, t)

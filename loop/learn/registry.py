@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loop.core.images import file_sha256
 from loop.errors import NoModel
-from loop.models.family import family
+from loop.learn.engine import ModelRef
 from loop.store import dumps, models, utcnow
 from loop.study import Study
 
@@ -114,16 +114,15 @@ def _next_path(study: Study, stem: str, suffix: str) -> Path:
 
 def load_model(study: Study, row: dict, gpu: bool | None = None):
     """The model object of a models row, loaded once per open study and device (a Cellpose
-    network or a :class:`~loop.models.classifier.Classifier`).
+    network or a :class:`~loop.models.classifier.Classifier`); the same object that scoring,
+    predicting and measuring in this process use (:class:`loop.learn.engine.ModelRef`).
 
     Raises
     ------
     ModelError
-        When the file is missing (or, for a classifier, changed since it was recorded).
+        When the file is missing, or changed since it was recorded.
     """
     key = (row["id"], row["sha256"], gpu)
     if key not in study.models:
-        study.models[key] = family(row["kind"]).load(
-            study.resolve(row["path"]), sha256=row["sha256"], gpu=gpu
-        )
+        study.models[key] = ModelRef.of(study, row, gpu).load()
     return study.models[key]

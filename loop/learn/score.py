@@ -15,7 +15,7 @@ from loop.core import strategies
 from loop.core.images import read_image
 from loop.errors import ModelError
 from loop.faults import crash_points
-from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.labels import Progress, _noop, image_path
 from loop.learn.registry import current_model, model_row
 from loop.models.family import family
@@ -250,18 +250,14 @@ class _Job:
     """Images to measure with a model: all a worker needs (it never opens the database)."""
 
     paths: tuple[str, ...]
-    kind: str
-    model_path: str
-    sha256: str
+    model: ModelRef
     config: object  # the family's section of the config (frozen)
-    gpu: bool | None
     tier: str = "forward"  # forward: the cheap measures of a chunk; segment, tta: one image
 
 
 def _measure_job(job: _Job) -> tuple[str, list[tuple[dict, np.ndarray | None]]]:
     """The device that measured, and (measures, embedding) of each image of the job."""
-    model = cached_model(job.kind, job.model_path, job.sha256, job.gpu)
-    adapter = family(job.kind)
+    model, adapter = job.model.load(), family(job.model.kind)
     pixels = [read_image(path) for path in job.paths]
     if job.tier == "forward":
         outputs = adapter.measure(model, pixels, config=job.config)
@@ -274,11 +270,8 @@ def _measure_job(job: _Job) -> tuple[str, list[tuple[dict, np.ndarray | None]]]:
 def _job(study: Study, row: dict, paths, gpu, tier: str = "forward") -> _Job:
     return _Job(
         tuple(str(p) for p in paths),
-        row["kind"],
-        str(study.resolve(row["path"])),
-        row["sha256"],
+        ModelRef.of(study, row, gpu),
         family(row["kind"]).settings(study.config),
-        gpu,
         tier,
     )
 
@@ -307,7 +300,7 @@ def _measure(
     todo = [im for im in unique if key not in stored.get(im["id"], {})]
     if not todo:
         return 0, len(images)
-    cached_model(row["kind"], study.resolve(row["path"]), row["sha256"], gpu)  # fail early
+    ModelRef.of(study, row, gpu).load()  # fail early
     parts = list(_chunks(todo, study.config.score.chunk))
     jobs = [_job(study, row, [image_path(im) for im in part], gpu) for part in parts]
     n, crash = 0, crash_points()
