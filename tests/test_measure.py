@@ -298,3 +298,14 @@ def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folde
     assert result.exit_code == 0, result.stderr
     (per_image,) = _csv(out / "images.csv")
     assert int(per_image["n_objects"]) == tiled.masks.max()
+
+
+def test_provenance_says_where_the_work_ran():
+    from loop.learn.engine import Engine
+    from loop.learn.measure import _engine_provenance
+
+    assert _engine_provenance(Engine()) == {"kind": "process"}
+    assert _engine_provenance(Engine(workers=1, cluster=True))["kind"] == "dask-local"
+    assert _engine_provenance(Engine(workers=3)) == {"kind": "dask-local", "workers": 3}
+    remote = Engine(scheduler="tcp://head:8786")
+    assert _engine_provenance(remote) == {"kind": "dask", "scheduler": "tcp://head:8786"}

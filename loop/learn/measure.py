@@ -281,7 +281,7 @@ def _engine_provenance(engine: Engine) -> dict:
     """Where the work ran (the scheduler's address, or the local workers)."""
     if engine.scheduler:
         return {"kind": "dask", "scheduler": engine.scheduler}
-    if engine.workers > 1:
+    if engine.distributed:  # a local cluster, of one worker too
         return {"kind": "dask-local", "workers": engine.workers}
     return {"kind": "process"}
 
