@@ -11,6 +11,12 @@ from loop.errors import ConfigError
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 
+def _check_colours(where: str, colours) -> None:
+    for colour in colours:
+        if not COLOUR.match(colour):
+            raise ConfigError(f"{where}: {colour!r}: write a colour as #rrggbb")
+
+
 @dataclass(frozen=True)
 class LabelsConfig:
     """What annotators see in Label Studio (segmentation): what the objects are called, their
@@ -48,9 +54,7 @@ class LabelsConfig:
                 f"labels.other_colours has {len(self.other_colours)} colour(s) for "
                 f"{len(self.others)} name(s) in labels.others: give one each, or none"
             )
-        for colour in self.other_colours:
-            if not COLOUR.match(colour):
-                raise ConfigError(f"labels.other_colours: {colour!r}: write a colour as #rrggbb")
+        _check_colours("labels.other_colours", self.other_colours)
         if not self.object.strip() or self.object.endswith("?"):
             raise ConfigError(
                 f"labels.object = {self.object!r}: give a name such as nucleus or cell "
@@ -108,9 +112,7 @@ class DisplayConfig:
                 f"display.channels shows {len(self.channels)} channels: give display.colours, "
                 "one #rrggbb per channel"
             )
-        for colour in self.colours:
-            if not COLOUR.match(colour):
-                raise ConfigError(f"display.colours: {colour!r}: write a colour as #rrggbb")
+        _check_colours("display.colours", self.colours)
         if self.colours and len(self.colours) != len(self.channels):
             raise ConfigError(
                 f"display.colours has {len(self.colours)} colour(s) for {len(self.channels)} "
