@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+import zarr
 from conftest import cli_seg_study
 from typer.testing import CliRunner
 
@@ -277,7 +278,10 @@ def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folde
     big = tmp_path / "big"
     big.mkdir()
     image, _truth = synthetic_nuclei((200, 240), 40, radius=(4, 7), rng=7)
-    tifffile.imwrite(big / "plate.tif", image)
+    tifffile.imwrite(big / "plate.tif", image, tile=(64, 64))  # read tile by tile (lazily)
+    store = zarr.open_group(str(big / "plate.ome.zarr"), mode="w")  # the same, as OME-Zarr
+    store.create_array("0", shape=image.shape, chunks=(64, 64), dtype=image.dtype)[:] = image
+    store.attrs["multiscales"] = [{"axes": ["y", "x"], "datasets": [{"path": "0"}]}]
     with open_study(study) as s:
         row = s.store.db["models"].get(1)
         model = load_model(s, row)
@@ -296,8 +300,16 @@ def test_a_large_image_is_segmented_in_tiles_and_stitched(tmp_path, nuclei_folde
     out = tmp_path / "m"
     result = runner.invoke(app, ["measure", str(study), str(big), "-o", str(out), "--json"])
     assert result.exit_code == 0, result.stderr
-    (per_image,) = _csv(out / "images.csv")
-    assert int(per_image["n_objects"]) == tiled.masks.max()
+    zarr_row, tiff_row = _csv(out / "images.csv")
+    assert int(tiff_row["n_objects"]) == int(zarr_row["n_objects"]) == tiled.masks.max()
+    assert (zarr_row["height"], zarr_row["width"]) == ("200", "240")
+    assert zarr_row["labels"] == "labels/plate.ome.tif"
+    rows = _csv(out / "objects.csv")
+    by_file = [
+        [{k: v for k, v in r.items() if k != "file"} for r in rows if r["file"] == f]
+        for f in ("plate.ome.zarr", "plate.tif")
+    ]
+    assert by_file[0] == by_file[1]
 
 
 def test_provenance_says_where_the_work_ran():

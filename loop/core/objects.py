@@ -104,31 +104,71 @@ def measure_objects(
             row["area_um2"] = row["area"] * pixel_size**2
             for name in LENGTHS:
                 row[f"{name}_um"] = row[name] * pixel_size
+    ids = np.array([r["label"] for r in rows], dtype=np.int64)
     if image is not None:
-        channels = image[..., None] if image.ndim == 2 else image
-        for k in range(channels.shape[-1]):
-            prefix = "intensity" if channels.shape[-1] == 1 else f"c{k}_intensity"
-            values = channels[..., k].astype(np.float64)
-            stats = _per_object(labels, values, [r["label"] for r in rows])
+        channels = 1 if image.ndim == 2 else image.shape[2]
+        for k, stats in enumerate(per_object_stats(labels, image, ids)):
+            prefix = "intensity" if channels == 1 else f"c{k}_intensity"
             for row, (mean, low, high, total) in zip(rows, stats):
                 row[f"{prefix}_mean"], row[f"{prefix}_min"] = mean, low
                 row[f"{prefix}_max"], row[f"{prefix}_integrated"] = high, total
     if probability is not None:
-        stats = _per_object(labels, probability.astype(np.float64), [r["label"] for r in rows])
+        (stats,) = per_object_stats(labels, probability, ids)
         for row, (mean, *_rest) in zip(rows, stats):
             row["model_probability"] = mean
     return rows
 
 
-def _per_object(labels: np.ndarray, values: np.ndarray, ids: list[int]) -> list[tuple]:
-    """(mean, min, max, sum) of ``values`` over each object in ``ids``."""
+BAND_VALUES = 1 << 24
+"""Pixels per band of rows that :func:`per_object_stats` converts to float64 at a time."""
+
+
+def per_object_stats(labels: np.ndarray, image, ids: np.ndarray) -> list[list[tuple]]:
+    """(mean, min, max, sum) of each channel of ``image`` over each object in ``ids``.
+
+    The image is read and converted band by band of rows (:data:`BAND_VALUES` pixels), the
+    per-band sums, counts, minima and maxima combined, so that memory stays bounded by a band
+    whether ``image`` is an array or a :class:`loop.core.lazy.LazyImage` read from its file.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (M, N)
+    image : ndarray or LazyImage of shape (M, N) or (M, N, C)
+    ids : ndarray of shape (K,), sorted
+        The object labels to measure.
+
+    Returns
+    -------
+    list (one per channel) of list (one per id) of (mean, min, max, sum)
+    """
     from scipy import ndimage as ndi
 
-    means = ndi.mean(values, labels, ids)
-    lows = ndi.minimum(values, labels, ids)
-    highs = ndi.maximum(values, labels, ids)
-    sums = ndi.sum_labels(values, labels, ids)
-    return [tuple(float(x) for x in t) for t in zip(means, lows, highs, sums)]
+    height, width = labels.shape
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    counts = np.zeros(len(ids))
+    sums = np.zeros((channels, len(ids)))
+    lows = np.full((channels, len(ids)), np.inf)
+    highs = np.full((channels, len(ids)), -np.inf)
+    step = max(1, BAND_VALUES // max(width, 1))
+    for r0 in range(0, height, step):
+        band = labels[r0 : r0 + step]
+        present = np.intersect1d(np.unique(band), ids)
+        if not present.size:
+            continue
+        at = np.searchsorted(ids, present)
+        counts[at] += ndi.sum_labels(np.ones(band.shape), band, present)
+        pixels = image[r0 : r0 + step, 0:width]
+        pixels = pixels[..., None] if pixels.ndim == 2 else pixels
+        for k in range(channels):
+            values = pixels[..., k].astype(np.float64)
+            sums[k, at] += ndi.sum_labels(values, band, present)
+            lows[k, at] = np.minimum(lows[k, at], ndi.minimum(values, band, present))
+            highs[k, at] = np.maximum(highs[k, at], ndi.maximum(values, band, present))
+    means = sums / np.where(counts > 0, counts, np.nan)
+    return [
+        [tuple(float(x) for x in t) for t in zip(means[k], lows[k], highs[k], sums[k])]
+        for k in range(channels)
+    ]
 
 
 def _plain(value):

@@ -78,8 +78,11 @@ class IngestReport:
         return self.added + self.updated + self.unchanged
 
 
-def find_images(root: Path, extensions, exclude: Path | None = None) -> list[Path]:
-    """Image files under ``root`` (recursive, sorted, hidden files and ``exclude`` skipped)."""
+def find_images(
+    root: Path, extensions, exclude: Path | None = None, *, stores: bool = False
+) -> list[Path]:
+    """Image files under ``root`` (recursive, sorted, hidden files and ``exclude`` skipped);
+    with ``stores``, also the OME-Zarr folders (``*.zarr``, not searched inside)."""
     suffixes = {e.lower() for e in extensions}
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
@@ -89,6 +92,9 @@ def find_images(root: Path, extensions, exclude: Path | None = None) -> list[Pat
             for d in dirnames
             if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
         )
+        if stores:
+            found.extend(here / d for d in dirnames if d.lower().endswith(".zarr"))
+            dirnames[:] = [d for d in dirnames if not d.lower().endswith(".zarr")]
         found.extend(
             here / name
             for name in filenames

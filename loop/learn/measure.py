@@ -30,7 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from loop.config import ModelConfig
-from loop.core.images import file_sha256, read_image, read_mask, write_labels
+from loop.core.images import file_sha256, read_mask, write_labels
+from loop.core.lazy import open_image, store_sha256
 from loop.core.objects import measure_objects
 from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
@@ -191,9 +192,11 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
     if pixel_size is not None and pixel_size <= 0:
         raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
     extensions = study.config.ingest.extensions
-    files = find_images(folder, extensions)
+    files = find_images(folder, extensions, stores=True)
     if not files:
-        raise MeasureError(f"no image in {folder} (looked for {', '.join(extensions)} files)")
+        raise MeasureError(
+            f"no image in {folder} (looked for {', '.join(extensions)} files and .zarr folders)"
+        )
     return files
 
 
@@ -231,9 +234,9 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     from loop.models.cellpose_measures import cell_probability
 
     path, rel, out, masks = job.path, job.rel, job.out, job.masks
-    pixels = read_image(path)
+    pixels = open_image(path, lazy_above=job.config.predict_tile_above)  # read by tiles/bands
     record.update(
-        sha256=file_sha256(path),
+        sha256=store_sha256(path) if path.is_dir() else file_sha256(path),
         height=pixels.shape[0],
         width=pixels.shape[1],
         channels=1 if pixels.ndim == 2 else pixels.shape[2],

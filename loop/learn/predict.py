@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from loop.config import ModelConfig
-from loop.core.images import count_objects, read_image, write_labels
+from loop.core.images import count_objects, write_labels
+from loop.core.lazy import open_image, whole
 from loop.core.tiles import crop, stitch
 from loop.data.ingest import find_images
 from loop.errors import ModelError
@@ -26,11 +27,13 @@ def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
     """The family's prediction of one image. A segmentation of an image with a side longer
     than ``config.predict_tile_above`` goes tile by tile (:meth:`ModelConfig.tiling`), the
     tiles' labels stitched (:func:`loop.core.tiles.stitch`) and their cell probabilities laid
-    side by side, so that memory is bounded by the tile, not the image."""
+    side by side, so that the model's memory is bounded by the tile, not the image.
+    ``pixels`` may be a :class:`loop.core.lazy.LazyImage`: each tile is then read from the
+    file when it is segmented."""
     adapter = family(kind)
     boxes = config.tiling().boxes(*pixels.shape[:2]) if isinstance(config, ModelConfig) else []
     if len(boxes) <= 1:
-        (output,) = adapter.predict(model, [pixels], config=config)
+        (output,) = adapter.predict(model, [whole(pixels)], config=config)
         return output
     parts, cellprob = [], np.zeros(pixels.shape[:2], np.float32)
     for box in boxes:
@@ -41,6 +44,11 @@ def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
     masks = stitch(parts, pixels.shape[:2])
     measures = {"n_objects": float(count_objects(masks)), "tiles": float(len(boxes))}
     return Output(measures=measures, masks=masks, cellprob=cellprob)
+
+
+def _lazy_above(config) -> int:
+    """Images with a side above this are read tile by tile (those that are segmented so)."""
+    return config.predict_tile_above if isinstance(config, ModelConfig) else 1 << 62
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,7 @@ def _predict_job(job: _Job) -> dict:
 
     record: dict = {}
     try:
-        pixels = read_image(job.path)
+        pixels = open_image(job.path, lazy_above=_lazy_above(job.config))
     except ImageError as exc:
         record["error"] = str(exc)
         return record
@@ -108,7 +116,7 @@ def predict_folder(
     model = ModelRef.of(study, row, gpu)
     model.load()  # fail early
     config = family(row["kind"]).settings(study.config)
-    files = find_images(folder, study.config.ingest.extensions)
+    files = find_images(folder, study.config.ingest.extensions, stores=True)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [_Job(path, folder, out, model, config) for path in files]
     rows = []
