@@ -321,3 +321,44 @@ def test_provenance_says_where_the_work_ran():
     assert _engine_provenance(Engine(workers=3)) == {"kind": "dask-local", "workers": 3}
     remote = Engine(scheduler="tcp://head:8786")
     assert _engine_provenance(remote) == {"kind": "dask", "scheduler": "tcp://head:8786"}
+
+
+def test_a_killed_measure_goes_on_where_it_stopped(tmp_path):
+    """Killed (``kill -9``-like) after 3 of 6 images, the same command again measures only
+    the other 3 and writes the tables a run that never stopped writes; other settings start
+    afresh."""
+    import os
+    import subprocess
+    import sys
+
+    from loop.faults import CRASH_EXIT_CODE
+    from loop.learn.measure_journal import JOURNAL
+    from loop.study import init_study, open_study
+
+    init_study(tmp_path / "study", task="segmentation").close()
+    images, masks = _folder(tmp_path, n=6)
+    (images / "broken.tif").write_bytes(b"II*\x00 not really a tiff")  # a skipped row, kept
+    args = [str(tmp_path / "study"), str(images), "--masks", str(masks), "--pixel-size", "0.5"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "loop.cli", "measure", *args, "-o", str(tmp_path / "out")],
+        env={**os.environ, "LOOP_CRASH_AT": "measure.image:3"},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == CRASH_EXIT_CODE, killed.stderr
+    assert not (tmp_path / "out" / "objects.csv").exists()
+    with open(tmp_path / "out" / JOURNAL / "images.jsonl", "ab") as handle:
+        handle.write(b'{"key": "cut short by the ki')  # a line the kill interrupted
+    with open_study(tmp_path / "study") as study:
+        resumed = measure_folder(study, images, tmp_path / "out", masks=masks, pixel_size=0.5)
+        tables = {n: (tmp_path / "out" / n).read_bytes() for n in ("objects.csv", "images.csv")}
+        fresh = measure_folder(study, images, tmp_path / "fresh", masks=masks, pixel_size=0.5)
+        other = measure_folder(study, images, tmp_path / "out", masks=masks, pixel_size=0.25)
+    assert (resumed.reused, fresh.reused, other.reused) == (3, 0, 0)
+    assert resumed.n_objects == fresh.n_objects > 0 and len(resumed.errors) == 1
+    for name, content in tables.items():  # the same bytes as a run that never stopped
+        assert content == (tmp_path / "fresh" / name).read_bytes()
+    assert not (tmp_path / "out" / JOURNAL).exists() and not (tmp_path / "fresh" / JOURNAL).exists()
+    assert float(_csv(tmp_path / "out" / "objects.csv")[0]["area_um2"]) == pytest.approx(
+        float(_csv(tmp_path / "out" / "objects.csv")[0]["area"]) * 0.25**2
+    )

@@ -240,6 +240,7 @@ def measure(
         "images": report.n_images,
         "skipped": len(report.errors),
         "objects": report.n_objects,
+        "reused": report.reused,
         "model_id": report.model_id,
         "objects_csv": str(report.out / "objects.csv"),
         "images_csv": str(report.out / "images.csv"),
@@ -251,7 +252,9 @@ def measure(
     source = f"model {report.model_id}" if report.model_id else f"labels in {masks}"
     out.print(
         f"{report.n_objects} objects in {report.n_images} images ({len(report.errors)} skipped; "
-        f"{source}) -> {report.out / 'objects.csv'}"
+        f"{source}"
+        + (f"; {report.reused} from the stopped run" if report.reused else "")
+        + f") -> {report.out / 'objects.csv'}"
     )
 
 

@@ -16,7 +16,8 @@ measures them and writes, in ``out/``:
 
 Files are written to temporary names and renamed at the end, so a run that stops leaves the
 previous results whole; images are processed one at a time, so memory does not grow with the
-folder.
+folder. A stopped run keeps what it finished in a journal (:mod:`loop.learn.measure_journal`):
+the same command again measures only the rest, and writes the same tables.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from loop.core.lazy import open_image, store_sha256
 from loop.core.objects import measure_objects
 from loop.data.ingest import find_images
 from loop.errors import ImageError, MeasureError
+from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
+from loop.learn.measure_journal import MeasureJournal, image_key
 from loop.learn.predict import predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.study import Study
@@ -52,6 +55,7 @@ class MeasureReport:
     n_objects: int
     errors: list[tuple[str, str]]  # (file, why it was skipped)
     model_id: int | None
+    reused: int = 0  # images a stopped run had finished (from its journal)
 
 
 def measure_folder(
@@ -116,37 +120,50 @@ def measure_folder(
     ]
     out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc)
-    # objects go to a JSON-lines scratch file first: images with different channel counts
-    # have different intensity columns, and the CSV needs all of them in its header
-    scratch = out / "objects.jsonl.tmp"
+    settings = {
+        "model": None if row is None else row["sha256"],
+        "masks": None if masks is None else str(Path(masks).resolve()),
+        "pixel_size": pixel_size,
+        "config": repr(study.config.model),
+    }
+    failed: dict[str, str] = {}
+    journal = MeasureJournal(out, settings)  # what a stopped run of this command finished
+    keys = [image_key(job.path, job.rel) for job in jobs]
+    pending = [i for i, key in enumerate(keys) if key not in journal.done]
+    crash = crash_points()
+    for n, outcome in run_each(
+        _measure_job,
+        [jobs[i] for i in pending],
+        engine=engine,
+        progress=lambda d, t: progress("measuring", d, t) if progress else None,
+    ):
+        i = pending[n]
+        if isinstance(outcome, TaskFailed):  # not journaled: the next run tries it again
+            failed[jobs[i].rel] = f"failed twice on the cluster: {outcome.error}"
+            continue
+        record, rows, device = outcome
+        if rows is not None:
+            record["n_objects"] = len(rows)
+            rows = [
+                {"file": jobs[i].rel, **r, "model_id": row["id"] if row else None} for r in rows
+            ]
+        journal.add(keys[i], record, rows, device)
+        crash.hit("measure.image")
     image_rows, errors, n_objects, devices = [], [], 0, set()
     columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
-    with open(scratch, "w") as handle:
-        for i, outcome in run_each(
-            _measure_job,
-            jobs,
-            engine=engine,
-            progress=lambda d, t: progress("measuring", d, t) if progress else None,
-        ):
-            rel = jobs[i].rel
-            if isinstance(outcome, TaskFailed):
-                outcome = (
-                    {"file": rel, "error": f"failed twice on the cluster: {outcome.error}"},
-                    None,
-                    None,
-                )
-            record, rows, device = outcome
-            if rows is None:
-                errors.append((rel, record["error"]))
-            else:
-                devices.add(device)
-                record["n_objects"] = len(rows)
-                n_objects += len(rows)
-                for r in rows:
-                    line = {"file": rel, **r, "model_id": row["id"] if row else None}
-                    columns.update(dict.fromkeys(line))
-                    handle.write(json.dumps(line) + "\n")
-            image_rows.append(record)
+    for job, key in zip(jobs, keys):
+        entry = journal.done.get(key)
+        if entry is None:
+            image_rows.append({"file": job.rel, "error": failed[job.rel]})
+            errors.append((job.rel, failed[job.rel]))
+            continue
+        image_rows.append(entry["record"])
+        if not entry["ok"]:
+            errors.append((job.rel, entry["record"]["error"]))
+            continue
+        devices.add(entry["device"])
+        n_objects += entry["record"]["n_objects"]
+        columns.update(dict.fromkeys(entry["columns"]))
     if len(columns) == 1:  # no object anywhere: a header still says what the columns are
         columns.update(dict.fromkeys(["label", "model_id"]))
     provenance = {
@@ -165,13 +182,16 @@ def measure_folder(
         "engine": _engine_provenance(engine),
         "model": None if row is None else _model_provenance(row),
     }
-    _write_results(out, scratch, list(columns), image_rows, provenance)
+    objects = (r for key in keys if key in journal.done for r in journal.rows(journal.done[key]))
+    _write_results(out, objects, list(columns), image_rows, provenance)
+    journal.remove()
     return MeasureReport(
         out=out,
         n_images=len(files) - len(errors),
         n_objects=n_objects,
         errors=errors,
         model_id=None if row is None else row["id"],
+        reused=len(jobs) - len(pending),
     )
 
 
@@ -259,16 +279,14 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     return measure_objects(labels, pixels, pixel_size=job.pixel_size, probability=probability)
 
 
-def _write_results(out: Path, scratch: Path, columns, image_rows, provenance: dict) -> None:
-    """``objects.csv`` (from the JSON-lines scratch file), ``images.csv`` and
+def _write_results(out: Path, objects, columns, image_rows, provenance: dict) -> None:
+    """``objects.csv`` (from the rows ``objects`` yields), ``images.csv`` and
     ``provenance.json``, each under a temporary name, then all renamed."""
     objects_tmp = out / "objects.csv.tmp"
-    with open(scratch) as lines, open(objects_tmp, "w", newline="") as handle:
+    with open(objects_tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        for text in lines:
-            writer.writerow(json.loads(text))
-    scratch.unlink()
+        writer.writerows(objects)
     images_tmp = out / "images.csv.tmp"
     with open(images_tmp, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
