@@ -169,6 +169,34 @@ def test_a_seeded_run_gives_the_same_database_twice(base, remote, uninterrupted,
     assert again["models"] and again == first
 
 
+def test_rounds_scored_on_a_local_cluster_choose_the_same_images(
+    base, remote, uninterrupted, tmp_path
+):
+    """With ``[cluster] workers = 2`` each round's selection scores the pool on two Dask
+    worker processes: the same batches, models and labels as in one process; the score rows
+    hold the same measures to 1e-6 (torch sums in another order with other thread counts)."""
+    folder = clone(base, tmp_path / "cluster")
+    toml = folder / "loop.toml"
+    toml.write_text(toml.read_text() + "\n[cluster]\nworkers = 2\n")
+    result = CliRunner().invoke(
+        app, ["run", str(folder), "--rounds", "2", "--annotators", "simulated"], env=remote
+    )
+    assert result.exit_code == 0, result.output
+    # all but the floats that the thread count moves: measures, embeddings, chosen scores
+    leave_out = VOLATILE | {"measures", "embedding", "scores"}
+    here = dump_tables(folder / "loop.db", leave_out=leave_out)
+    one = dump_tables(uninterrupted / "loop.db", leave_out=leave_out)
+    assert here["selections"] and here["models"] and here == one
+    with open_study(folder) as a, open_study(uninterrupted) as b:
+        got = {(r["model_id"], r["image_id"]): r for r in a.store.db["scores"].rows}
+        want = {(r["model_id"], r["image_id"]): r for r in b.store.db["scores"].rows}
+    assert got.keys() == want.keys() and len(got) > 10
+    for key, row in want.items():
+        measures, theirs = json.loads(row["measures"]), json.loads(got[key]["measures"])
+        assert measures.keys() == theirs.keys()
+        assert np.allclose(list(measures.values()), list(theirs.values()), rtol=1e-6, atol=1e-9)
+
+
 def test_killed_during_push_and_pull_ends_with_the_same_store(
     base, remote, uninterrupted, tmp_path
 ):
