@@ -116,3 +116,11 @@ def test_workers_as_batch_jobs_dry_run_and_bad_settings(monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)
     with pytest.raises(EngineError, match=r"needs dask-jobqueue: pip install -e '.\[hpc\]'"):
         job_cluster(JobWorkers(host="127.0.0.1"))
+
+
+def test_local_workers_share_the_gpus_one_each():
+    from loop.learn.dask_plugin import gpu_of
+
+    assert [gpu_of(k, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert [gpu_of(str(k), 2) for k in range(3)] == [0, 1, 0]  # names may come as text
+    assert gpu_of("tcp://10.0.0.5:4410", 2) == 0 and gpu_of(3, 0) is None

@@ -54,9 +54,10 @@ CELLPOSE_NAMES = ("cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell
 
 
 def device_of(gpu: bool | None = None) -> torch.device:
-    """CUDA when present (and not refused), else the CPU."""
+    """CUDA when present (and not refused): the current GPU, by its index, so that the rows
+    say which GPU measured them (``cuda:1``); else the CPU."""
     if gpu is not False and torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
