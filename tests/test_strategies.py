@@ -77,6 +77,10 @@ def test_auto_switches_from_coverage_to_uncertainty():
     assert st.parse("auto", "segmentation", labeled=8, coverage_until=16).selector == "typiclust"
     late = st.parse("auto", "segmentation", labeled=16, coverage_until=16)
     assert (late.measure, late.selector, late.tier) == ("flip", "clue", "forward")
+    # a study with metadata groups: coverage keeps each group's share, uncertainty unchanged
+    early = st.parse("auto", "segmentation", labeled=8, coverage_until=16, groups=True)
+    assert (early.name, early.selector, early.groups) == ("typiclust+groups", "typiclust", True)
+    assert not st.parse("auto", "segmentation", labeled=16, groups=True).groups
     assert st.parse("flow-error+diversity", "segmentation").tier == "segment"
     with pytest.raises(UnknownStrategy, match=r"optionally followed by \+groups"):
         st.parse("auto+groups", "segmentation")

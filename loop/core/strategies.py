@@ -199,7 +199,9 @@ DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
 AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
 """``auto``: coverage (the first) while fewer than ``score.coverage_until`` images are
 labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
-later (Hacohen et al. 2022)."""
+later (Hacohen et al. 2022). With metadata ``groups`` the coverage stage gives each group its
+share of the batch (``+groups``): the best arm of the mixed-modality bench at 8 and 12 labels
+in two runs (README)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ def available(task: str) -> dict[str, str]:
     any name but ``auto``, then ``@image`` (the model-free embedding, :data:`EMBEDDINGS`)."""
     first, then = AUTO[task]
     out = {
-        "auto": f"{first} while few images are labeled (score.coverage_until), then {then}",
+        "auto": f"{first} (by group when groups are set) while few images are labeled "
+        f"(score.coverage_until), then {then}",
         "random": "uniform random batch (the control arm)",
         "diversity": "k-center greedy on the embedding from the labeled images (Sener 2018)",
         "typiclust": "typical images of uncovered clusters (Hacohen et al. 2022; low budgets)",
@@ -246,8 +249,17 @@ def available(task: str) -> dict[str, str]:
     return out
 
 
-def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: int = 16):
-    """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count.
+def parse(
+    name: str,
+    task: str,
+    *,
+    labeled: int | None = None,
+    coverage_until: int = 16,
+    groups: bool = False,
+):
+    """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count, and its
+    coverage stage keeps each group's share of the batch (``+groups``) when the study names
+    metadata ``groups``.
 
     Raises
     ------
@@ -258,6 +270,8 @@ def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: i
     True
     >>> parse("auto", "segmentation", labeled=4).selector
     'typiclust'
+    >>> parse("auto", "segmentation", labeled=4, groups=True).name
+    'typiclust+groups'
     >>> parse("flip+clue+groups", "segmentation").groups
     True
     >>> parse("typiclust@image", "segmentation").embedding
@@ -266,10 +280,11 @@ def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: i
     known = available(task)
     base, at, embedding = name.partition("@")
     embedding = embedding if at else "model"
-    base, groups = (base[: -len("+groups")], True) if base.endswith("+groups") else (base, False)
+    by_group = base.endswith("+groups")
+    base = base[: -len("+groups")] if by_group else base
     if (
         base not in known
-        or (groups and base == "auto")
+        or (by_group and base == "auto")
         or embedding not in EMBEDDINGS
         or (at and base in ("auto", "random"))
     ):
@@ -280,14 +295,15 @@ def parse(name: str, task: str, *, labeled: int | None = None, coverage_until: i
         )
     if base == "auto":
         first, then = AUTO[task]
-        chosen = first if labeled is not None and labeled < coverage_until else then
-        return parse(chosen, task)
+        if labeled is not None and labeled < coverage_until:
+            return parse(f"{first}+groups" if groups else first, task)
+        return parse(then, task)
     measure, _, extra = base.partition("+")
     if measure in ("random", "diversity", "typiclust"):
         selector = {"random": "random", "diversity": "kcenter", "typiclust": "typiclust"}[measure]
-        return Strategy(name, "random", selector, groups, embedding=embedding)
+        return Strategy(name, "random", selector, by_group, embedding=embedding)
     tier = TASK_MEASURES[task][measure].tier
-    return Strategy(name, measure, extra or "top", groups, tier, embedding)
+    return Strategy(name, measure, extra or "top", by_group, tier, embedding)
 
 
 def check_groups(strategy: Strategy, groups) -> None:

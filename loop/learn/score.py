@@ -97,7 +97,11 @@ def score(
     labeled = [study.store.image(i) for i in (labeled_ids or []) if i not in candidates]
     labeled_ids = [im["id"] for im in labeled]
     chosen_strategy = strategies.parse(
-        name, task, labeled=len(labeled_ids), coverage_until=config.coverage_until
+        name,
+        task,
+        labeled=len(labeled_ids),
+        coverage_until=config.coverage_until,
+        groups=bool(study.config.groups),
     )
     if chosen_strategy.name != name:
         name = f"{name}={chosen_strategy.name}"  # auto, resolved: recorded as such
