@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def bench_ingest(data: Path, repeats: int) -> dict:
     from loop.core.images import file_sha256, read_image, read_mask
-    from loop.data.ingest import find_images, ingest
+    from loop.data.find import find_images
+    from loop.data.ingest import ingest
     from loop.study import init_study
 
     files = find_images(data / "images", (".png", ".tif"))

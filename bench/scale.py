@@ -100,7 +100,7 @@ class PeakRSS:
 
 
 def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 150) -> dict:
-    from loop.data.ingest import find_images
+    from loop.data.find import find_images
     from loop.learn.engine import Engine, run_each
     from loop.learn.measure import measure_folder
 

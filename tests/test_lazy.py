@@ -13,7 +13,6 @@ import zarr
 from loop.core import objects
 from loop.core.images import read_image
 from loop.core.lazy import LazyImage, open_image, store_sha256, whole
-from loop.data.ingest import find_images
 from loop.errors import UnreadableImage, UnsupportedImage
 
 
@@ -105,14 +104,6 @@ def test_bad_stores_and_layouts_are_refused(tmp_path, channels_first):
         LazyImage(tmp_path / "a.zarr", array, "ZX")
     with pytest.raises(TypeError, match="two slices"):
         LazyImage(tmp_path / "a.zarr", array, "YX")[3]
-
-
-def test_stores_are_found_as_images_not_searched_inside(tmp_path, channels_first):
-    _ome_zarr(tmp_path / "plate" / "w1.ome.zarr", channels_first[None, :, None])
-    tifffile.imwrite(tmp_path / "plate" / "w2.tif", channels_first[0])
-    found = find_images(tmp_path, (".tif",), stores=True)
-    assert [p.name for p in found] == ["w1.ome.zarr", "w2.tif"]
-    assert [p.name for p in find_images(tmp_path, (".tif",))] == ["w2.tif"]
 
 
 def test_intensities_band_by_band_match_and_stay_in_bounded_memory(tmp_path, monkeypatch):

@@ -43,9 +43,9 @@ class ImageInfo:
     nbytes: int
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
+def file_sha256(path: str | Path, digest=None) -> str:
+    """Hex sha256 of a file's bytes (``digest``: a running hash to add them to instead)."""
+    digest = hashlib.sha256() if digest is None else digest
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)

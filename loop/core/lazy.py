@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.images import MAX_CHANNELS, TIFF_SUFFIXES, read_image
+from loop.core.images import MAX_CHANNELS, TIFF_SUFFIXES, file_sha256, read_image
 from loop.errors import UnreadableImage, UnsupportedImage
-
-ZARR_SUFFIX = ".zarr"
 
 
 class LazyImage:
@@ -179,7 +177,5 @@ def store_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     for item in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(json.dumps(item.relative_to(path).as_posix()).encode())
-        with open(item, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        file_sha256(item, digest)
     return digest.hexdigest()

@@ -106,9 +106,9 @@ def measure_objects(
                 row[f"{name}_um"] = row[name] * pixel_size
     ids = np.array([r["label"] for r in rows], dtype=np.int64)
     if image is not None:
-        channels = 1 if image.ndim == 2 else image.shape[2]
-        for k, stats in enumerate(per_object_stats(labels, image, ids)):
-            prefix = "intensity" if channels == 1 else f"c{k}_intensity"
+        per_channel = per_object_stats(labels, image, ids)
+        for k, stats in enumerate(per_channel):
+            prefix = "intensity" if len(per_channel) == 1 else f"c{k}_intensity"
             for row, (mean, low, high, total) in zip(rows, stats):
                 row[f"{prefix}_mean"], row[f"{prefix}_min"] = mean, low
                 row[f"{prefix}_max"], row[f"{prefix}_integrated"] = high, total

@@ -15,7 +15,6 @@ Semantics
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from loop.core.images import (
     read_sidecar,
     read_table,
 )
+from loop.data.find import find_images, find_mask
 from loop.errors import (
     BadSidecar,
     DataRootNotFound,
@@ -48,8 +48,6 @@ from loop.store import dumps, meta_column, utcnow
 from loop.store.images import add_image, update_image
 from loop.store.labels import add_truth, update_label
 from loop.study import Study
-
-MASK_EXTENSIONS = (".tif", ".tiff", ".png")
 
 
 @dataclass(frozen=True)
@@ -76,42 +74,6 @@ class IngestReport:
     @property
     def valid(self) -> int:
         return self.added + self.updated + self.unchanged
-
-
-def find_images(
-    root: Path, extensions, exclude: Path | None = None, *, stores: bool = False
-) -> list[Path]:
-    """Image files under ``root`` (recursive, sorted, hidden files and ``exclude`` skipped);
-    with ``stores``, also the OME-Zarr folders (``*.zarr``, not searched inside)."""
-    suffixes = {e.lower() for e in extensions}
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".") and (exclude is None or (here / d).resolve() != exclude)
-        )
-        if stores:
-            found.extend(here / d for d in dirnames if d.lower().endswith(".zarr"))
-            dirnames[:] = [d for d in dirnames if not d.lower().endswith(".zarr")]
-        found.extend(
-            here / name
-            for name in filenames
-            if not name.startswith(".") and Path(name).suffix.lower() in suffixes
-        )
-    return sorted(found)
-
-
-def _find_mask(masks: Path, rel: Path, suffixes) -> Path | None:
-    stem = rel.stem
-    for folder in dict.fromkeys((masks / rel.parent, masks)):
-        for suffix in suffixes:
-            for ext in MASK_EXTENSIONS:
-                candidate = folder / f"{stem}{suffix}{ext}"
-                if candidate.is_file():
-                    return candidate
-    return None
 
 
 def _clean_metadata(row: dict | None) -> dict:
@@ -182,7 +144,7 @@ class _Ingest:
 
         mask_path = mask_sha = n_objects = None
         if self.masks is not None:
-            found = _find_mask(self.masks, rel, self.study.config.ingest.mask_suffixes)
+            found = find_mask(self.masks, rel, self.study.config.ingest.mask_suffixes)
             if found is not None:
                 mask = read_mask(found, (info.height, info.width))
                 mask_path, mask_sha = str(found.resolve()), file_sha256(found)

@@ -34,7 +34,7 @@ from loop.config import ModelConfig
 from loop.core.images import file_sha256, read_mask, write_labels
 from loop.core.lazy import open_image, store_sha256
 from loop.core.objects import measure_objects
-from loop.data.ingest import find_images
+from loop.data.find import find_images
 from loop.errors import ImageError, MeasureError
 from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each

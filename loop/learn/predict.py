@@ -13,7 +13,7 @@ from loop.config import ModelConfig
 from loop.core.images import count_objects, write_labels
 from loop.core.lazy import open_image, whole
 from loop.core.tiles import crop, stitch
-from loop.data.ingest import find_images
+from loop.data.find import find_images
 from loop.errors import ModelError
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.labels import Progress, _noop
