@@ -5,10 +5,10 @@ It calls the API with httpx rather than through ``label_studio_sdk``'s client, s
 request shares one retry and error policy; the SDK (its brush codec) is the reference the
 tests and ``make bench`` check our RLE codec against.
 
-Every request goes through :meth:`LabelStudio._call`: transport errors, timeouts and 5xx are
-retried with exponential backoff, then raised as :class:`~loop.errors.ToolUnreachable` saying
-what to check; 4xx become :class:`~loop.errors.ToolRejected`. Tokens are sent in headers only
-and never appear in messages.
+Every request goes through one retry and error policy (:mod:`connectors.ls_http`): transport
+errors, timeouts and 5xx are retried, then raised as :class:`~loop.errors.ToolUnreachable`;
+4xx become :class:`~loop.errors.ToolRejected`. Tokens are sent in headers only and never
+appear in messages.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
 
+from connectors.ls_http import RestClient
 from connectors.ls_results import (
     KEY_FIELD,
     class_to_results,
@@ -37,15 +36,11 @@ from connectors.ls_results import (
     task_state,
 )
 from loop.annotate.push import MEDIA_DIR
-from loop.errors import ToolRejected, ToolUnreachable
+from loop.errors import ToolRejected
 from loop.types import LabelSpec, Prediction, ToolTask, ToolTaskState
 
 
-def _is_jwt(token: str) -> bool:
-    return token.count(".") == 2
-
-
-class LabelStudio:
+class LabelStudio(RestClient):
     """A Label Studio server seen through one account's API token.
 
     Parameters
@@ -62,7 +57,8 @@ class LabelStudio:
         added to each project. Otherwise (a remote server, which cannot read our disk) each
         task embeds its display PNG as a data URI.
     retries, backoff, timeout : int, float, float
-        Attempts after the first, first wait (doubled each time), seconds per request.
+        Attempts after the first, first wait (doubled each time), seconds per request
+        (:class:`connectors.ls_http.RestClient`).
     """
 
     name = "labelstudio"
@@ -78,78 +74,11 @@ class LabelStudio:
         backoff: float = 0.5,
         timeout: float = 60.0,
     ):
-        self.url = url.rstrip("/")
-        self._token = token
+        super().__init__(url, token, retries=retries, backoff=backoff, timeout=timeout)
         self.study_root = Path(study_root).resolve() if study_root else None
         self.serve_local = serve_local and self.study_root is not None
-        self.retries, self.backoff = retries, backoff
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
-        self._access: str | None = None
-        self.seconds: Counter[str] = Counter()
-        """Time spent per phase (``http``, ``encode``, ``decode``), for benchmarks and rounds."""
         self.labels = LabelSpec()
         """The objects' labels of the last project ensured (pre-annotations are drawn with it)."""
-
-    def __repr__(self) -> str:  # never show the token
-        return f"LabelStudio({self.url!r})"
-
-    def close(self) -> None:
-        self.http.close()
-
-    # --- HTTP ------------------------------------------------------------------------------
-
-    def _headers(self) -> dict:
-        if not _is_jwt(self._token):
-            return {"Authorization": f"Token {self._token}"}
-        if self._access is None:
-            response = self.http.post("/api/token/refresh", json={"refresh": self._token})
-            if response.status_code != 200:
-                raise ToolRejected(
-                    f"Label Studio at {self.url} refused the personal access token "
-                    f"(HTTP {response.status_code}); create a new one in Account & Settings"
-                )
-            self._access = response.json()["access"]
-        return {"Authorization": f"Bearer {self._access}"}
-
-    def _call(
-        self, method: str, path: str, *, what: str, missing_ok: bool = False, **kwargs
-    ) -> httpx.Response | None:
-        """One request with retries on transport errors and 5xx (``None`` for a 404 when
-        ``missing_ok``)."""
-        last = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            start = time.perf_counter()
-            try:
-                response = self.http.request(method, path, headers=self._headers(), **kwargs)
-            except httpx.TransportError as exc:
-                self.seconds["http"] += time.perf_counter() - start
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            self.seconds["http"] += time.perf_counter() - start
-            if response.status_code == 401 and self._access is not None:
-                self._access = None  # expired access token: refresh once and retry
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
-                continue
-            if response.status_code == 404 and missing_ok:
-                return None
-            if response.status_code >= 400:
-                detail = response.text[:300].replace(self._token, "***")
-                raise ToolRejected(
-                    f"Label Studio refused to {what} (HTTP {response.status_code}): {detail}"
-                )
-            return response
-        raise ToolUnreachable(
-            f"Label Studio at {self.url} did not {what} after {self.retries + 1} attempts "
-            f"({last}); check that the server runs (`loop labelstudio start STUDY`, its log is "
-            "STUDY/labelstudio/server.log) or that LABEL_STUDIO_URL is right"
-        )
-
-    def _json(self, method: str, path: str, *, what: str, **kwargs):
-        return self._call(method, path, what=what, **kwargs).json()
 
     # --- account ---------------------------------------------------------------------------
 

@@ -2,21 +2,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from connectors.simulated import noisy_mask
 from loop.core.agreement import (
     cohen_kappa,
-    consensus_mask,
     fleiss_kappa,
     iou_matrix,
     krippendorff_alpha,
-    majority_vote,
     match,
     object_f1,
     percent_agreement,
-    staple,
 )
 from loop.data.synthetic import synthetic_nuclei
-from loop.noise import PROFILES
 
 
 def square(shape=(30, 30), top=5, left=5, size=10, label=1):
@@ -30,7 +25,6 @@ def test_identical_annotations_agree_fully():
     scores = object_f1(mask, mask)
     assert scores["f1_50"] == 1.0 and scores["dice"] == 1.0 and scores["mean_matched_iou"] == 1.0
     assert all(v == 1.0 for v in scores["f1"].values())
-    assert np.array_equal(consensus_mask([mask, mask, mask]) > 0, mask > 0)
     assert cohen_kappa(list("abcab"), list("abcab")) == 1.0
     assert krippendorff_alpha([list("abca"), list("abca")]) == 1.0
 
@@ -67,14 +61,11 @@ def test_empty_annotations():
     empty = np.zeros((10, 10), int)
     assert object_f1(empty, empty)["f1_50"] == 1.0
     assert object_f1(square((10, 10), 1, 1, 3), empty)["f1_50"] == 0.0
-    assert consensus_mask([empty, empty]).max() == 0
 
 
 def test_different_sizes_are_an_error():
     with pytest.raises(ValueError, match=r"label images differ in shape: \(30, 30\) vs \(31, 30\)"):
         object_f1(square(), square((31, 30)))
-    with pytest.raises(ValueError, match="differ in shape"):
-        consensus_mask([square(), square((31, 30))])
 
 
 def test_kappa_matches_scikit_learn():
@@ -115,43 +106,7 @@ def test_fleiss_and_alpha_errors():
         percent_agreement([[1, None], [None, 2]])
 
 
-def test_percent_agreement_and_majority():
+def test_percent_agreement():
     assert percent_agreement([["a", "a", "b"], ["a", "b", "b"], ["a", None, "b"]]) == pytest.approx(
         6 / 7
     )
-    assert majority_vote(["a", "b", "a"]) == "a"
-    assert majority_vote(["a", "b"]) is None  # a tie goes to adjudication
-    assert majority_vote(["b", "a"], tie="first") == "b"
-    assert majority_vote([None, None]) is None
-
-
-def test_one_annotator_is_its_own_consensus():
-    _, mask = synthetic_nuclei((64, 64), 6, rng=2)
-    out = consensus_mask([mask])
-    assert object_f1(mask, out)["f1"][0.95] == 1.0
-
-
-@pytest.mark.parametrize("method", ["majority", "staple"])
-def test_consensus_beats_the_mean_single_annotator(method):
-    single, fused = [], []
-    for seed in range(6):
-        _, truth = synthetic_nuclei((160, 160), 40, radius=(5, 9), rng=seed)
-        anns = [
-            noisy_mask(truth, PROFILES[p], np.random.default_rng([seed, i]))
-            for i, p in enumerate(["careful", "average", "sloppy"])
-        ]
-        single.append(np.mean([object_f1(truth, a)["f1_50"] for a in anns]))
-        fused.append(object_f1(truth, consensus_mask(anns, method=method))["f1_50"])
-    assert np.mean(fused) > np.mean(single) + 0.05
-
-
-def test_staple_downweights_a_bad_annotator():
-    truth = square((40, 40), 5, 5, 20) > 0
-    noise = np.random.default_rng(0).random((40, 40)) < 0.3
-    good1, good2, bad = truth, truth, truth ^ noise
-    posterior = staple([good1, good2, bad])
-    assert np.array_equal(posterior >= 0.5, truth)
-    with pytest.raises(ValueError, match="unknown consensus method 'mean'"):
-        consensus_mask([truth.astype(int)], method="mean")
-    with pytest.raises(ValueError, match="no annotation to fuse"):
-        consensus_mask([])

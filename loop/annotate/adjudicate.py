@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from loop.annotate.consensus import TaskAgreement, agree
 from loop.annotate.pull import pull
 from loop.annotate.push import PushReport, push
-from loop.core.agreement import consensus_mask
+from loop.core.fusion import consensus_mask
 from loop.core.images import read_mask
 from loop.errors import AdjudicationError
 from loop.store import annotations, dumps

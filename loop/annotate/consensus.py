@@ -16,13 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.agreement import (
-    consensus_mask,
-    krippendorff_alpha,
-    majority_vote,
-    object_f1,
-    percent_agreement,
-)
+from loop.core.agreement import krippendorff_alpha, object_f1, percent_agreement
+from loop.core.fusion import consensus_mask, majority_vote
 from loop.core.images import count_objects, read_mask, write_labels
 from loop.core.object_classes import per_class_agreement, vote_classes
 from loop.store import annotations, dumps

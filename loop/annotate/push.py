@@ -17,8 +17,8 @@ With a :class:`~loop.core.tiles.Tiling`, an image larger than ``tiling.above`` g
 of its own (``tile`` NULL, never sent to the tool) and one row per tile (``purpose='tile'``,
 ``tile`` = JSON [row, col, height, width]) which are the tool's tasks, all written in the same
 transaction. Pull stitches each annotator's tiles into an annotation of the image's own task
-once every tile is done (:func:`stitch_tiled`), so agreement, consensus and rounds see one
-annotation per annotator per image, as for whole images.
+once every tile is done (:func:`loop.annotate.stitch.stitch_tiled`), so agreement, consensus
+and rounds see one annotation per annotator per image, as for whole images.
 
 """
 
