@@ -8,8 +8,9 @@ The headline of ``make bench``, sized for 2 CPU cores:
   annotated; 4 initial labeled images; the rest is the pool, **ranked whole every round**
   (``pool_sample = 0``);
 - arms: ``STRATEGIES`` (random; the old default ``flow-error+diversity``, now on a shortlist
-  ranked by ``flip``; the new default ``auto``, which is TypiClust below
-  ``score.coverage_until = 16`` labeled images, i.e. for every choice of this bench),
+  ranked by ``flip``; the default ``auto``, which with the study's ``modality`` groups is
+  ``typiclust+groups`` below ``score.coverage_until = 16`` labeled images, i.e. for every
+  choice of this bench, and ``flip+clue+groups`` from there),
   ``SEEDS`` seeds each, ``ROUNDS`` rounds of ``BATCH`` images, through
   ``loop.rounds.efficiency`` (the same code as ``loop bench al``);
 - annotation: 3 simulated annotators (careful, average, sloppy) through a real Label Studio
@@ -22,7 +23,8 @@ The headline of ``make bench``, sized for 2 CPU cores:
   per seed, each with the median number of steps an arm used;
 - reported (``loop.rounds.efficiency.label_efficiency``): AP@0.5 overall and per modality by
   labeled images, mean and 95% interval over seeds; labels and annotated objects to 90/95% of
-  the full pool with bootstrap intervals; the area under the curve over the full pool.
+  the full pool with bootstrap intervals; the area under the curve over the full pool; the
+  full pool's figure per modality (what this recipe reaches with every label).
 
 The study lives in ``bench/work/efficiency`` (git-ignored): a stopped bench resumes where it
 stopped, a finished one re-reads its figures. A changed recipe starts a fresh study.

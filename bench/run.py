@@ -227,6 +227,8 @@ def efficiency_lines(results: dict) -> list[str]:
         )
     lines += ["", "| strategy | group | AP@0.5 by labeled images (mean [95% interval]) |"]
     lines += ["|---|---|---|"]
+    for group, value in (eff["full_pool"].get("per_group") or {}).items():
+        lines.append(f"| full pool (the ceiling of this recipe) | {group} | {value:.3f} |")
     for name, r in results["label_efficiency"].items():
         for group, curve in (r.get("per_group") or {}).items():
             points = ", ".join(f"{n:g}: {m:.3f} [{lo:.3f}, {hi:.3f}]" for n, m, lo, hi in curve)

@@ -43,10 +43,15 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     data = write_synthetic(tmp_path / "data", 16, shape=(64, 64))
     folder = tmp_path / "study"
     init_study(folder).close()
-    (folder / "loop.toml").write_text(tiny_rounds_toml(["eff-a", "eff-b", "eff-c"]))
+    toml = tiny_rounds_toml(["eff-a", "eff-b", "eff-c"])
+    (folder / "loop.toml").write_text('groups = ["site"]\n' + toml)
     with open_study(folder) as study:
         ingest(study, data / "images", masks=data / "masks")
-        split_study(study, test=4, initial=4, seed=0)
+        db = study.store.db
+        db["images"].add_column("meta_site", str)
+        for image in study.store.images():  # two sites, images alternating
+            db["images"].update(image["id"], {"meta_site": "ab"[image["id"] % 2]})
+        split_study(study, test=4, initial=4, seed=0, stratify=("site",))
     args = ["bench", "al", str(folder), "--seeds", "2", "--rounds", "1", "--batch", "2"]
     args += ["--full-pool-chunks", "3"]
     result = runner.invoke(app, [*args, "--json"])
@@ -84,6 +89,11 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert round(record["value"], 4) == max(point[1] for point in curve)
         assert record["steps"] == next(s for s, v in curve if v == round(record["value"], 4))
     assert full == pytest.approx(np.mean([r["value"] for r in seeds]))
+    # each group's ceiling for this recipe: the mean over seeds of its best chunk's figure
+    assert out["groups"] == ["site=a", "site=b"]
+    assert set(out["full_pool"]["per_group"]) == set(out["groups"])
+    for group, value in out["full_pool"]["per_group"].items():
+        assert value == pytest.approx(np.mean([r["per_group"][group] for r in seeds]))
     assert out["settings"]["full_pool_chunks"] == 3
     assert out["settings"]["initial"] == 4 and out["settings"]["test_images"] == 4
     assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from loop import learn
 from loop.core import strategies
 from loop.core.curves import (
     area_under,
@@ -46,15 +45,12 @@ from loop.core.curves import (
 from loop.core.metrics import HEADLINE
 from loop.errors import RoundError
 from loop.reports.status import round_summaries
+from loop.rounds.full_pool import full_pool
 from loop.rounds.round import Annotate, Log, Progress, RoundOptions, current_round, run_round
-from loop.store.db import backup
-from loop.store.labels import truth_only
 from loop.store.models import steps_of
 from loop.store.rounds import initial_count
-from loop.study import Study, open_study
+from loop.study import Study
 from loop.types import AnnotationTool
-
-FULL_POOL_ARM = "full-pool"
 
 
 def _quiet(*_args) -> None:
@@ -225,91 +221,6 @@ def steps_used(study: Study, arm: str) -> int:
     """Training steps of the distinct models an arm used over its rounds."""
     ids = {r["model_id"] for r in study.store.rounds(arm) if r["model_id"]}
     return steps_of(study.store, ids)
-
-
-def full_pool(
-    study: Study,
-    folder: str | Path,
-    *,
-    steps: int | None,
-    seeds: int = 1,
-    chunks: int = 1,
-    plateau: float = 0.0,
-    gpu: bool | None = None,
-    progress: Progress = _quiet,
-    log: Log = _quiet,
-) -> dict:
-    """Train and evaluate the full-pool reference in a copy of the study at ``folder``
-    (made once; a second call reuses its models and evaluations).
-
-    For each seed, the first chunk of ``steps`` trains from scratch; each further chunk (up
-    to ``chunks``) continues the last model for ``steps`` more, until one gains less than
-    ``plateau``.
-
-    Returns
-    -------
-    dict
-        ``metric``, ``value`` (mean over seeds of each seed's best chunk), ``sd``,
-        ``n_images``, ``steps`` (per model, first chunk), ``seeds``: per seed ``value``,
-        ``steps`` (of its best chunk), ``model_id``, ``curve`` ([[total steps, metric], ...]);
-        ``folder``.
-    """
-    folder = Path(folder)
-    if not (folder / "loop.db").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "loop.toml").write_text((study.path / "loop.toml").read_text())
-        backup(study.store, folder / "loop.db")
-    with open_study(folder) as copy:
-        truth_only(copy.store)
-        items = learn.training_labels(copy)
-        if not items:
-            raise RoundError("no pool image has a ground truth: the full-pool model needs one")
-        metric = HEADLINE[copy.config.task]
-        if copy.config.task == "classification":
-            chunks = 1  # the classifier fits to convergence: no step budget to grow
-        per_seed = [
-            _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log)
-            for seed in range(seeds)
-        ]
-        values = [r["value"] for r in per_seed]
-        return {
-            "metric": metric,
-            "value": float(np.mean(values)),
-            "sd": float(np.std(values)),
-            "n_images": len(items),
-            "steps": per_seed[0]["curve"][0][0],
-            "seeds": per_seed,
-            "folder": str(folder),
-        }
-
-
-def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log) -> dict:
-    curve: list[list[float]] = []
-    best = None
-    parent, total = None, 0
-    for _ in range(chunks):
-        report = learn.train(
-            copy,
-            seed=seed,
-            steps=steps,
-            fresh=parent is None,
-            parent_id=parent,
-            extend=True,
-            arm=FULL_POOL_ARM,
-            gpu=gpu,
-            progress=progress,
-        )
-        total += report.steps
-        value = learn.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)[metric]
-        log(f"full-pool reference, seed {seed}, {total} steps: {metric} {value:.3f}")
-        gain = None if best is None else value - best["value"]
-        if best is None or value > best["value"]:
-            best = {"seed": seed, "value": value, "steps": total, "model_id": report.model_id}
-        curve.append([total, round(float(value), 4)])
-        if gain is not None and gain < plateau:
-            break
-        parent = report.model_id
-    return {**best, "curve": curve}
 
 
 def label_efficiency(
