@@ -77,10 +77,16 @@ def test_auto_switches_from_coverage_to_uncertainty():
     assert st.parse("auto", "segmentation", labeled=8, coverage_until=16).selector == "typiclust"
     late = st.parse("auto", "segmentation", labeled=16, coverage_until=16)
     assert (late.measure, late.selector, late.tier) == ("flip", "clue", "forward")
-    # a study with metadata groups: coverage keeps each group's share, uncertainty unchanged
+    # a study with metadata groups: both stages keep each group's share of the batch
     early = st.parse("auto", "segmentation", labeled=8, coverage_until=16, groups=True)
     assert (early.name, early.selector, early.groups) == ("typiclust+groups", "typiclust", True)
-    assert not st.parse("auto", "segmentation", labeled=16, groups=True).groups
+    late = st.parse("auto", "segmentation", labeled=16, coverage_until=16, groups=True)
+    assert (late.name, late.measure, late.selector, late.groups) == (
+        "flip+clue+groups",
+        "flip",
+        "clue",
+        True,
+    )
     assert st.parse("flow-error+diversity", "segmentation").tier == "segment"
     with pytest.raises(UnknownStrategy, match=r"optionally followed by \+groups"):
         st.parse("auto+groups", "segmentation")

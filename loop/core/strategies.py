@@ -199,9 +199,10 @@ DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
 AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
 """``auto``: coverage (the first) while fewer than ``score.coverage_until`` images are
 labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
-later (Hacohen et al. 2022). With metadata ``groups`` the coverage stage gives each group its
-share of the batch (``+groups``): the best arm of the mixed-modality bench at 8 and 12 labels
-in two runs (README)."""
+later (Hacohen et al. 2022). With metadata ``groups`` both stages give each group its share
+of the batch (``+groups``): coverage by group was the best arm of the mixed-modality bench at 8
+and 12 labels in two runs, and a rare group left to the pool's uncertainty alone falls behind
+(README)."""
 
 
 @dataclass(frozen=True)
@@ -234,8 +235,8 @@ def available(task: str) -> dict[str, str]:
     any name but ``auto``, then ``@image`` (the model-free embedding, :data:`EMBEDDINGS`)."""
     first, then = AUTO[task]
     out = {
-        "auto": f"{first} (by group when groups are set) while few images are labeled "
-        f"(score.coverage_until), then {then}",
+        "auto": f"{first} while few images are labeled (score.coverage_until), then {then}; "
+        "both by group when the study names metadata groups",
         "random": "uniform random batch (the control arm)",
         "diversity": "k-center greedy on the embedding from the labeled images (Sener 2018)",
         "typiclust": "typical images of uncovered clusters (Hacohen et al. 2022; low budgets)",
@@ -257,9 +258,9 @@ def parse(
     coverage_until: int = 16,
     groups: bool = False,
 ):
-    """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count, and its
-    coverage stage keeps each group's share of the batch (``+groups``) when the study names
-    metadata ``groups``.
+    """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count, and both its
+    stages keep each group's share of the batch (``+groups``) when the study names metadata
+    ``groups``.
 
     Raises
     ------
@@ -272,6 +273,8 @@ def parse(
     'typiclust'
     >>> parse("auto", "segmentation", labeled=4, groups=True).name
     'typiclust+groups'
+    >>> parse("auto", "segmentation", labeled=16, groups=True).name
+    'flip+clue+groups'
     >>> parse("flip+clue+groups", "segmentation").groups
     True
     >>> parse("typiclust@image", "segmentation").embedding
@@ -295,9 +298,8 @@ def parse(
         )
     if base == "auto":
         first, then = AUTO[task]
-        if labeled is not None and labeled < coverage_until:
-            return parse(f"{first}+groups" if groups else first, task)
-        return parse(then, task)
+        stage = first if labeled is not None and labeled < coverage_until else then
+        return parse(f"{stage}+groups" if groups else stage, task)
     measure, _, extra = base.partition("+")
     if measure in ("random", "diversity", "typiclust"):
         selector = {"random": "random", "diversity": "kcenter", "typiclust": "typiclust"}[measure]
