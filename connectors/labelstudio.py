@@ -45,10 +45,9 @@ class LabelStudio(RestClient):
 
     Parameters
     ----------
-    url : str
-        Base URL, e.g. ``http://127.0.0.1:8080``.
-    token : str
-        A legacy API token, or a personal access token (a JWT refresh token).
+    url, token, retries, backoff, timeout
+        As :class:`connectors.ls_http.RestClient` (the server, the account's API token, the
+        retry policy).
     study_root : path, optional
         The study folder (display images are written under it).
     serve_local : bool
@@ -56,9 +55,6 @@ class LabelStudio(RestClient):
         root (the embedded server): tasks point at local files, and a local-files storage is
         added to each project. Otherwise (a remote server, which cannot read our disk) each
         task embeds its display PNG as a data URI.
-    retries, backoff, timeout : int, float, float
-        Attempts after the first, first wait (doubled each time), seconds per request
-        (:class:`connectors.ls_http.RestClient`).
     """
 
     name = "labelstudio"
