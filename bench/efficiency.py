@@ -9,7 +9,7 @@ The headline of ``make bench``, sized for 2 CPU cores:
   (``pool_sample = 0``);
 - arms: ``STRATEGIES`` (random; the old default ``flow-error+diversity``, now on a shortlist
   ranked by ``flip``; the default ``auto``, which with the study's ``modality`` groups is
-  ``typiclust+groups`` below ``score.coverage_until = 16`` labeled images, i.e. for every
+  ``typiclust+groups`` below ``score.coverage_until = 32`` labeled images, i.e. for every
   choice of this bench, and ``flip+clue+groups`` from there),
   ``SEEDS`` seeds each, ``ROUNDS`` rounds of ``BATCH`` images, through
   ``loop.rounds.efficiency`` (the same code as ``loop bench al``);

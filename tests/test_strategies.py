@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from conftest import clusters
 
+from loop.config import ScoreConfig
 from loop.core import strategies as st
 from loop.errors import UnknownStrategy
 
@@ -75,6 +76,10 @@ def test_groups_keep_a_rare_group_in_the_batch():
 
 def test_auto_switches_from_coverage_to_uncertainty():
     assert st.parse("auto", "segmentation", labeled=8, coverage_until=16).selector == "typiclust"
+    # the default switch is at 32 labels: at 16 the bench found coverage still ahead
+    assert ScoreConfig().coverage_until == 32
+    assert st.parse("auto", "segmentation", labeled=16).selector == "typiclust"
+    assert st.parse("auto", "segmentation", labeled=32).selector == "clue"
     late = st.parse("auto", "segmentation", labeled=16, coverage_until=16)
     assert (late.measure, late.selector, late.tier) == ("flip", "clue", "forward")
     # a study with metadata groups: both stages keep each group's share of the batch

@@ -197,12 +197,11 @@ EMBEDDINGS = {
 model-free one (for a cold start, when the model has learnt too little to embed well)."""
 DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
 AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
-"""``auto``: coverage (the first) while fewer than ``score.coverage_until`` images are
+"""``auto``: coverage (the first) while fewer than ``score.coverage_until`` (32) images are
 labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
-later (Hacohen et al. 2022). With metadata ``groups`` both stages give each group its share
-of the batch (``+groups``): coverage by group was the best arm of the mixed-modality bench at 8
-and 12 labels in two runs, and a rare group left to the pool's uncertainty alone falls behind
-(README)."""
+later (Hacohen et al. 2022); on our bench a switch at 16 labels was too early. With metadata
+``groups`` both stages give each group its share of the batch (``+groups``): coverage by group
+was the best arm of the mixed-modality bench from 8 to 20 labels (README)."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +254,7 @@ def parse(
     task: str,
     *,
     labeled: int | None = None,
-    coverage_until: int = 16,
+    coverage_until: int = 32,
     groups: bool = False,
 ):
     """Parse ``name`` for ``task``; ``auto`` resolves by the ``labeled`` count, and both its
@@ -273,7 +272,7 @@ def parse(
     'typiclust'
     >>> parse("auto", "segmentation", labeled=4, groups=True).name
     'typiclust+groups'
-    >>> parse("auto", "segmentation", labeled=16, groups=True).name
+    >>> parse("auto", "segmentation", labeled=32, groups=True).name
     'flip+clue+groups'
     >>> parse("flip+clue+groups", "segmentation").groups
     True
