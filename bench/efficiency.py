@@ -27,7 +27,9 @@ The headline of ``make bench``, sized for 2 CPU cores:
   full pool's figure per modality (what this recipe reaches with every label).
 
 The study lives in ``bench/work/efficiency`` (git-ignored): a stopped bench resumes where it
-stopped, a finished one re-reads its figures. A changed recipe starts a fresh study.
+stopped, a finished one re-reads its figures. A changed recipe starts a fresh study: the TOML,
+or a default it leaves to the code (``recipe.json`` keeps the resolved configuration). Changed
+code under the same configuration is not detected; delete the folder after such a change.
 """
 
 from __future__ import annotations
@@ -91,16 +93,22 @@ def subset(data: Path, folder: Path, *, seed: int = 0) -> Path:
 
 
 def _study(data: Path, work: Path):
+    from loop.config_parse import parse_config, resolved
     from loop.data.ingest import ingest
     from loop.data.split import split_study
     from loop.study import init_study, open_study
 
+    key = work / "recipe.json"  # TOML with every default filled in: a changed default counts
+    recipe = resolved(parse_config(TOML))
     if (work / "study" / "loop.toml").is_file():
-        if (work / "study" / "loop.toml").read_text() == TOML:
+        same = (work / "study" / "loop.toml").read_text() == TOML
+        if same and (not key.is_file() or key.read_text() == recipe):
+            key.write_text(recipe)  # a cache from before the key is trusted on its TOML
             return open_study(work / "study")
         shutil.rmtree(work)  # another recipe: its cache says nothing about this one
     study = init_study(work / "study")
     (work / "study" / "loop.toml").write_text(TOML)
+    key.write_text(recipe)
     study.close()
     study = open_study(work / "study")
     data = subset(data, work / "data")

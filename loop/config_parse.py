@@ -4,6 +4,7 @@ checked (unknown keys, wrong types and values out of range are errors that say t
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from pathlib import Path
@@ -99,3 +100,13 @@ def load_config(path: str | Path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"no config file at {path}; create the study with `loop init`")
     return parse_config(path.read_text(), source=str(path))
+
+
+def resolved(config: StudyConfig) -> str:
+    """The configuration with every default filled in, as canonical JSON: two studies with the
+    same text are alike only when this is too (a changed default changes it).
+
+    >>> resolved(parse_config("")) == resolved(parse_config('task = "segmentation"'))
+    True
+    """
+    return json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)

@@ -1,3 +1,5 @@
+import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -6,10 +8,11 @@ import pytest
 from loop.config import (
     IngestConfig,
     ModelConfig,
+    ScoreConfig,
     SplitConfig,
     StudyConfig,
 )
-from loop.config_parse import load_config, parse_config
+from loop.config_parse import load_config, parse_config, resolved
 from loop.config_template import default_toml
 from loop.config_view import other_labels
 from loop.errors import ConfigError
@@ -273,3 +276,14 @@ def test_cluster_section_is_checked():
         parse_config("[cluster]\nworkers = 0\n")
     with pytest.raises(ConfigError, match="cluster.scheduler = 'head:8786': give the address"):
         parse_config('[cluster]\nscheduler = "head:8786"\n')
+
+
+def test_the_resolved_config_has_every_default_and_changes_with_one():
+    base = parse_config("[score]\nk = 4\n")
+    text = resolved(base)
+    assert json.loads(text)["score"]["k"] == 4
+    assert json.loads(text)["score"]["coverage_until"] == ScoreConfig().coverage_until
+    assert resolved(parse_config("[score]\nk = 4\n")) == text
+    # the same text under another default (as after a release that changed it)
+    moved = dataclasses.replace(base, score=dataclasses.replace(base.score, coverage_until=16))
+    assert resolved(moved) != text
