@@ -74,6 +74,10 @@ def test_init_ingest_split_status(tmp_path, nuclei_folder):
     assert status["by_split"] == {"labeled": 2, "pool": 2, "test": 2}
     assert sum(status["groups"]["instrument"]["scopeB"].values()) == 3
     assert status["lagging"] == [] and "warning" not in result.stderr
+    # instrument and batch are categorical metadata that loop.toml does not name as groups
+    assert status["unnamed_groups"] == ["batch", "instrument"]
+    note = " ".join(result.stderr.split())
+    assert 'add groups = ["batch", "instrument"] to loop.toml' in note
     # a round whose model fails one instrument while the other is fine: a loud warning
     per_group = {
         "instrument=scopeA": {"ap50": 0.72, "n_images": 1},
@@ -88,6 +92,11 @@ def test_init_ingest_split_status(tmp_path, nuclei_folder):
     assert "warning: instrument=scopeB: ap50 0.00 on 1 test images" in result.stderr
     status = json.loads(runner.invoke(app, ["status", str(study), "--json"]).stdout)
     assert [g["group"] for g in status["lagging"]] == ["instrument=scopeB"]
+    toml = study / "loop.toml"  # once named, selection keeps each instrument's share: no note
+    toml.write_text(re.sub(r"(?m)^groups = .*$", 'groups = ["instrument"]', toml.read_text()))
+    result = runner.invoke(app, ["status", str(study), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["unnamed_groups"] == [] and "note:" not in result.stderr
 
 
 def test_ingest_creates_a_classification_study(tmp_path, class_folder):

@@ -27,6 +27,7 @@ class StudyStatus:
     review: dict  # adjudication tasks: sent, decided (by their reviewer)
     annotation: dict  # images pushed by task status, tiles, annotations per annotator
     lagging: list  # groups the latest evaluated model fails while it works on others
+    unnamed_groups: list  # categorical metadata that selection ignores: not in ``groups``
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -125,4 +126,5 @@ def study_status(study: Study) -> StudyStatus:
         review={"sent": sent, "decided": decided},
         annotation=annotation,
         lagging=lagging,
+        unnamed_groups=[] if study.config.groups else sorted(groups),
     )
