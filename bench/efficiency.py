@@ -186,7 +186,7 @@ def main(argv=None) -> None:
     import json
     from datetime import date
 
-    from loop.reports.plots import efficiency_curves
+    from loop.reports.plots import efficiency_curves, group_curves
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -222,7 +222,14 @@ def main(argv=None) -> None:
         title=f"DSB2018, all modalities: {result['seeds']} seeds, "
         f"batches of {result['settings']['batch']}",
     )
-    print(f"bench: wrote {args.out}.json and .png", file=sys.stderr)
+    group_curves(
+        result["label_efficiency"],
+        args.out.with_name(args.out.name + "-groups.png"),
+        metric="AP@0.5",
+        ceilings=result["full_pool"]["per_group"],
+        title="DSB2018 by modality (grey: the full pool, every label)",
+    )
+    print(f"bench: wrote {args.out}.json, .png and -groups.png", file=sys.stderr)
 
 
 if __name__ == "__main__":

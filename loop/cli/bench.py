@@ -94,7 +94,7 @@ def bench_al(
     import json
 
     from loop.core import strategies as strategy_registry
-    from loop.reports.plots import efficiency_curves
+    from loop.reports.plots import efficiency_curves, group_curves
     from loop.rounds.efficiency import EfficiencyOptions, label_efficiency
     from loop.study import open_study
 
@@ -137,7 +137,14 @@ def bench_al(
         full=result[f"full_pool_{metric}"],
         title=f"{study.name}: {seeds} seeds, batch {batch}",
     )
-    err.print(f"wrote {folder / 'label-efficiency.json'} and .png")
+    group_curves(
+        result["label_efficiency"],
+        folder / "label-efficiency-groups.png",
+        metric=metric,
+        ceilings=(result["full_pool"] or {}).get("per_group"),
+        title=f"{study.name}: by group (grey: the full pool)",
+    )
+    err.print(f"wrote {folder / 'label-efficiency.json'} and .png (-groups.png: by group)")
     if as_json:
         emit_json(result)
         return

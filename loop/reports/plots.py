@@ -86,6 +86,61 @@ def efficiency_curves(
     return _save(fig, path)
 
 
+def group_curves(
+    efficiency: dict,
+    path: str | Path,
+    *,
+    metric: str,
+    ceilings: dict[str, float] | None = None,
+    title: str = "",
+) -> Path | None:
+    """One panel per metadata group: the mean held-out ``metric`` and its 95% interval against
+    labeled images, one line per strategy (the colours of :func:`efficiency_curves`), and the
+    full pool's figure for the group as a grey line (what the recipe reaches with every label).
+
+    Parameters
+    ----------
+    efficiency : dict
+        strategy -> ``{"per_group": {group: [[n_labeled, mean, low, high], ...]}, ...}``.
+    ceilings : dict, optional
+        group -> the full pool's figure.
+
+    Returns
+    -------
+    Path or None
+        None when no strategy has per-group figures (the study names no groups).
+    """
+    groups = sorted({g for r in efficiency.values() for g in (r.get("per_group") or {})})
+    if not groups:
+        return None
+    plt = _pyplot()
+    path = Path(path)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(3.2 * len(groups), 3.4), dpi=100, sharey=True, squeeze=False
+    )
+    for ax, group in zip(axes[0], groups):
+        for i, (name, record) in enumerate(efficiency.items()):
+            points = (record.get("per_group") or {}).get(group) or []
+            curve = np.asarray(points, dtype=float).reshape(-1, 4)
+            style = "--" if name == "random" else "-"
+            ax.plot(curve[:, 0], curve[:, 1], style, marker="o", color=f"C{i}", label=name)
+            ax.fill_between(curve[:, 0], curve[:, 2], curve[:, 3], color=f"C{i}", alpha=0.15)
+        ceiling = (ceilings or {}).get(group)
+        if ceiling is not None:
+            ax.axhline(ceiling, color="grey", linewidth=1)
+            ax.annotate(
+                "full pool", (ax.get_xlim()[0], ceiling), fontsize=7, color="grey", va="bottom"
+            )
+        ax.set_title(group, fontsize=9)
+        ax.set_xlabel("labeled images")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"held-out {metric}")
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
 def agreement_vs_model(rounds: Sequence[dict], path: str | Path) -> Path:
     """Per round of the main arm: the model's held-out F1 next to the annotators' mean
     pairwise agreement on the batch (the human ceiling) and the consensus against truth."""

@@ -1,0 +1,30 @@
+"""Plots of the loop's figures (files written; their shape follows the data)."""
+
+import numpy as np
+from skimage.io import imread
+
+from loop.reports.plots import group_curves
+
+
+def _efficiency(groups):
+    curve = [[4, 0.3, 0.2, 0.4], [8, 0.5, 0.4, 0.6]]
+    better = [[n, m + 0.05, lo, hi] for n, m, lo, hi in curve]
+    return {
+        "random": {"per_group": {g: curve for g in groups}},
+        "auto": {"per_group": {g: better for g in groups}},
+    }
+
+
+def test_group_curves_has_a_panel_per_group_and_nothing_without_groups(tmp_path):
+    one = group_curves(_efficiency(["site=a"]), tmp_path / "one.png", metric="AP@0.5")
+    three = group_curves(
+        _efficiency(["m=a", "m=b", "m=c"]),
+        tmp_path / "three.png",
+        metric="AP@0.5",
+        ceilings={"m=a": 0.8, "m=b": 0.5},
+        title="per group",
+    )
+    width_one, width_three = imread(one).shape[1], imread(three).shape[1]
+    assert np.isclose(width_three / width_one, 3, rtol=0.05)  # panels side by side
+    assert group_curves({"random": {"per_group": {}}}, tmp_path / "none.png", metric="x") is None
+    assert not (tmp_path / "none.png").exists()
