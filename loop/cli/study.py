@@ -266,7 +266,7 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
         names = ", ".join(f'"{k}"' for k in st.unnamed_groups)
         err.print(
             f"note: metadata {names} looks like groups, but loop.toml names no `groups`, so "
-            f"batches are chosen without regard to it; when images come from several "
+            "batches are chosen without regard to it; when images come from several "
             f"instruments, stains or sessions, add groups = [{names}] to loop.toml (on a mixed "
             "pool, choosing without groups fell behind random: README, Benchmarks)"
         )

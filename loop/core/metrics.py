@@ -168,6 +168,16 @@ HEADLINE = {"segmentation": "ap50", "classification": "macro_f1"}
 """The held-out figure a task is judged by (learning curves, gates, lagging groups)."""
 
 
+def group_figures(metrics: dict, metric: str) -> dict[str, float | None]:
+    """Group -> the ``metric`` figure of each group, from an evaluation's ``per_group``
+    summaries (empty when it has none).
+
+    >>> group_figures({"ap50": 0.5, "per_group": {"site=a": {"ap50": 0.7, "n_images": 3}}}, "ap50")
+    {'site=a': 0.7}
+    """
+    return {g: m.get(metric) for g, m in (metrics.get("per_group") or {}).items()}
+
+
 def lagging_groups(
     per_group: dict, metric: str, *, floor: float = 0.1, gap: float = 0.3
 ) -> list[dict]:

@@ -42,19 +42,23 @@ from loop.core.curves import (
     mean_curve,
     summarize,
 )
-from loop.core.metrics import HEADLINE
+from loop.core.metrics import HEADLINE, group_figures
 from loop.errors import RoundError
 from loop.reports.status import round_summaries
 from loop.rounds.full_pool import full_pool
-from loop.rounds.round import Annotate, Log, Progress, RoundOptions, current_round, run_round
+from loop.rounds.round import (
+    Annotate,
+    Log,
+    Progress,
+    RoundOptions,
+    _quiet,
+    current_round,
+    run_round,
+)
 from loop.store.models import steps_of
 from loop.store.rounds import initial_count
 from loop.study import Study
 from loop.types import AnnotationTool
-
-
-def _quiet(*_args) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,12 @@ def details(study: Study, arm: str) -> list[dict]:
     for r in round_summaries(study, arm):
         if r["n_labeled"] is None or r["score"] is None:
             continue
-        groups = {g: m.get(metric) for g, m in (r["metrics"].get("per_group") or {}).items()}
         out.append(
             {
                 "n_labeled": r["n_labeled"],
                 "n_objects": r["n_objects"],
                 "score": r["score"],
-                "per_group": groups,
+                "per_group": group_figures(r["metrics"], metric),
             }
         )
     return out

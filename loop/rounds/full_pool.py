@@ -15,18 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from loop import learn
-from loop.core.metrics import HEADLINE
+from loop.core.metrics import HEADLINE, group_figures
 from loop.errors import RoundError
-from loop.rounds.round import Log, Progress
+from loop.rounds.round import Log, Progress, _quiet
 from loop.store.db import backup
 from loop.store.labels import truth_only
 from loop.study import Study, open_study
 
 FULL_POOL_ARM = "full-pool"
-
-
-def _quiet(*_args) -> None:
-    return None
 
 
 def full_pool(
@@ -113,13 +109,12 @@ def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, l
         log(f"full-pool reference, seed {seed}, {total} steps: {metric} {value:.3f}")
         gain = None if best is None else value - best["value"]
         if best is None or value > best["value"]:
-            groups = {g: m.get(metric) for g, m in (metrics.get("per_group") or {}).items()}
             best = {
                 "seed": seed,
                 "value": value,
                 "steps": total,
                 "model_id": report.model_id,
-                "per_group": groups,
+                "per_group": group_figures(metrics, metric),
             }
         curve.append([total, round(float(value), 4)])
         if gain is not None and gain < plateau:
