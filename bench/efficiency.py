@@ -125,6 +125,7 @@ def bench_efficiency(
     seeds: int = SEEDS,
     rounds: int = ROUNDS,
     batch: int = BATCH,
+    full_pool_chunks: int = 1,
 ) -> dict:
     """Run (or resume) the label-efficiency arms; returns the ``loop bench al`` record plus
     the wall time of this call and the per-step medians of the rounds."""
@@ -147,6 +148,7 @@ def bench_efficiency(
             seeds=seeds,
             rounds=rounds,
             batch=batch,
+            full_pool_chunks=full_pool_chunks,
         )
         result = label_efficiency(
             study,
@@ -201,6 +203,13 @@ def main(argv=None) -> None:
         help="rounds per arm; the rounds already run are read back, not run again",
     )
     parser.add_argument(
+        "--full-pool-chunks",
+        type=int,
+        default=1,
+        help="train each full-pool model further, in chunks of the arms' median steps, until "
+        "a chunk gains less than 0.01 AP@0.5, at most this many chunks",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "bench" / "results" / f"{date.today()}-efficiency"
     )
     args = parser.parse_args(argv)
@@ -210,7 +219,13 @@ def main(argv=None) -> None:
     env = environment()  # before the run: the commit measured, not one made meanwhile
     result = {
         "env": env,
-        **bench_efficiency(args.data, work=args.work, strategies=names, rounds=args.rounds),
+        **bench_efficiency(
+            args.data,
+            work=args.work,
+            strategies=names,
+            rounds=args.rounds,
+            full_pool_chunks=args.full_pool_chunks,
+        ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")

@@ -9,9 +9,14 @@ Stages so far
   floor of reading and hashing the same files (no database); and a re-ingest (nothing changed).
 - agreement: ``loop agree`` on 30 tasks x 3 annotators of ~50 nuclei (bench/agreement.py).
 - labelstudio: push and pull against a local server (bench/labelstudio.py).
-- efficiency: label efficiency, random against the default strategy over 3 seeds on DSB2018
-  fluorescence through a real Label Studio, with a full-pool reference (bench/efficiency.py);
-  the headline. Classification (BCCD, modAL entropy against random) comes with the models.
+- efficiency: label efficiency on DSB2018's three modalities, ``MAKE_BENCH_STRATEGIES``
+  (random against the default) over 5 seeds through a real Label Studio, with a full-pool
+  reference (bench/efficiency.py); the headline. More arms, rounds and a full-pool reference
+  trained to its plateau: ``python -m bench.efficiency`` (not part of ``make bench``: hours on
+  2 cores). Classification (BCCD, modAL entropy against random) comes with the models.
+
+Each stage's wall time is recorded (``stage_seconds``, with the ``total``): the whole is sized
+for ``BUDGET_MINUTES`` on 2 cores.
 - models: training, evaluation, uncertainty and scoring (bench/models.py).
 - scale: ``loop measure`` in one process and on 1 and 2 Dask workers, peak memory for a
   folder 10x larger, and the driver's write rates (bench/scale.py).
@@ -23,11 +28,15 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.timing import environment, median_time
+from loop.cli.bench import paired_text
 
 REPO = Path(__file__).resolve().parents[1]
+MAKE_BENCH_STRATEGIES = ("random", "auto")  # the baseline and the default: the others cost
+BUDGET_MINUTES = 60  # the whole of make bench on 2 CPU cores
 
 
 def bench_ingest(data: Path, repeats: int) -> dict:
@@ -147,6 +156,15 @@ def table(results: dict) -> str:
             f"push breakdown (s): {ls['push_breakdown_s']}; "
             f"pull breakdown (s): {ls['pull_breakdown_s']}"
         )
+    stages = results.get("stage_seconds")
+    if stages:
+        total = stages.get("total", sum(stages.values()))
+        lines += [
+            "",
+            "Wall time by stage: "
+            + ", ".join(f"{k} {v / 60:.1f} min" for k, v in stages.items() if k != "total")
+            + f"; in all {total / 60:.1f} min (sized for {BUDGET_MINUTES} min on 2 cores).",
+        ]
     eff = results.get("label_efficiency")
     if eff:
         lines += ["", *efficiency_lines(results)]
@@ -211,8 +229,9 @@ def efficiency_lines(results: dict) -> list[str]:
         "per seed: " + ", ".join(f"{r['value']:.3f}" for r in eff["full_pool"]["seeds"]) + ").",
         "",
         "| strategy | AP@0.5 by labeled images (mean [95% interval]) | labels to 95% [bootstrap] "
-        "| objects to 95% [bootstrap] | AUC / full | worst group at the end |",
-        "|---|---|---|---|---|---|",
+        "| objects to 95% [bootstrap] | objects at the end | gain over random at the end "
+        "(same seeds) | AUC / full | worst group at the end |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results["label_efficiency"].items():
         default = " (default)" if name == results["default_strategy"] else ""
@@ -223,7 +242,8 @@ def efficiency_lines(results: dict) -> list[str]:
         worst = f"{r['worst_group']} {r['worst_group_final']:.3f}" if r.get("worst_group") else "-"
         lines.append(
             f"| {name}{default} | {curve} | {_ci(r.get('labels_to_95_interval'))} | "
-            f"{_ci(objects)} | {_never(r.get('auc'))} | {worst} |"
+            f"{_ci(objects)} | {r['objects_curve'][-1][0]:,.0f} | "
+            f"{paired_text(r.get('paired_vs_random'))} | {_never(r.get('auc'))} | {worst} |"
         )
     lines += ["", "| strategy | group | AP@0.5 by labeled images (mean [95% interval]) |"]
     lines += ["|---|---|---|"]
@@ -310,6 +330,94 @@ def models_table(models: dict) -> list[str]:
     return lines
 
 
+def _ingest_stage(args, results: dict, stem: Path) -> None:
+    print("bench: ingest ...", file=sys.stderr)
+    results["speed"]["ingest"] = bench_ingest(args.data, args.repeats)
+
+
+def _agreement_stage(args, results: dict, stem: Path) -> None:
+    from bench.agreement import bench_agreement
+
+    print("bench: agreement ...", file=sys.stderr)
+    results["speed"]["agreement"] = bench_agreement(args.data, args.repeats)
+
+
+def _labelstudio_stage(args, results: dict, stem: Path) -> None:
+    from bench.labelstudio import bench_labelstudio
+
+    results["speed"]["labelstudio"] = bench_labelstudio(args.tasks)
+
+
+def _efficiency_stage(args, results: dict, stem: Path) -> None:
+    from bench.efficiency import bench_efficiency
+    from loop.reports.plots import efficiency_curves, group_curves
+
+    print("bench: label efficiency (about 40 min on 2 cores) ...", file=sys.stderr)
+    eff = bench_efficiency(args.data, strategies=MAKE_BENCH_STRATEGIES)
+    results["efficiency"] = eff
+    results["full_pool_ap50"] = eff["full_pool_ap50"]
+    results["label_efficiency"] = eff["label_efficiency"]
+    results["default_strategy"] = eff["default_strategy"]
+    results["speed"]["rounds"] = {
+        "step_seconds_median": eff["step_seconds_median"],
+        "report_seconds": eff["report_seconds"],
+        "report_plots": eff.get("report_plots"),
+    }
+    efficiency_curves(
+        eff["label_efficiency"],
+        Path(f"{stem}-efficiency.png"),
+        metric="AP@0.5",
+        full=eff["full_pool_ap50"],
+        title=f"DSB2018, all modalities: {eff['seeds']} seeds, "
+        f"batches of {eff['settings']['batch']}",
+    )
+    group_curves(
+        eff["label_efficiency"],
+        Path(f"{stem}-efficiency-groups.png"),
+        metric="AP@0.5",
+        ceilings=eff["full_pool"]["per_group"],
+        title="DSB2018 by modality (grey: the full pool, every label)",
+    )
+
+
+def _scale_stage(args, results: dict, stem: Path) -> None:
+    from bench.scale import bench_scale
+
+    print("bench: scale (about 5 min on 2 cores) ...", file=sys.stderr)
+    results["scale"] = bench_scale(args.data, images=40, factor=10)
+
+
+def _models_stage(args, results: dict, stem: Path) -> None:
+    from bench.models import bench_classification, bench_segmentation
+    from loop.reports.plots import efficiency_curves
+
+    print("bench: models (about 10 min on 2 cores) ...", file=sys.stderr)
+    results["models"] = {
+        "segmentation": bench_segmentation(args.data, quick=not args.no_augmentation_run),
+        "classification": bench_classification(args.data.parent / "bccd_wbc"),
+    }
+    seg = results["models"]["segmentation"]
+    results["speed"]["score"] = {
+        "pools": seg["score"],
+        "seconds_per_image": seg["uncertainty"]["seconds_per_image"],  # plain and with TTA
+        **seg["score_speed"],  # default_images_per_s, default_vs_forward, rank_1000_seconds
+    }
+    d = seg["default"]
+    results["speed"]["train"] = {
+        "seconds_per_image_epoch": round(d["train_seconds"] / (d["steps"] * 8), 4),
+        "note": "one 128 px crop of one image per image-epoch; batch 8",
+    }
+    cls = results["models"]["classification"]["efficiency"]
+    results["classification_efficiency"] = cls
+    efficiency_curves(
+        cls["label_efficiency"],
+        Path(f"{stem}-efficiency-bccd.png"),
+        metric="macro-F1",
+        full=cls["full_pool_macro_f1"],
+        title="BCCD: random vs modAL entropy, 3 seeds",
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -322,7 +430,7 @@ def main(argv=None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        help="stages to skip (agreement, labelstudio, efficiency, scale, models)",
+        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models)",
     )
     parser.add_argument(
         "--no-augmentation-run",
@@ -332,78 +440,24 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not (args.data / "images").is_dir():
         sys.exit(f"bench: no DSB2018 data at {args.data}; pass --data")
-    results = {"env": environment(), "speed": {}}
-    print("bench: ingest ...", file=sys.stderr)
-    results["speed"]["ingest"] = bench_ingest(args.data, args.repeats)
-    if "agreement" not in args.skip:
-        from bench.agreement import bench_agreement
-
-        print("bench: agreement ...", file=sys.stderr)
-        results["speed"]["agreement"] = bench_agreement(args.data, args.repeats)
-    if "labelstudio" not in args.skip:
-        from bench.labelstudio import bench_labelstudio
-
-        results["speed"]["labelstudio"] = bench_labelstudio(args.tasks)
+    results = {"env": environment(), "speed": {}, "stage_seconds": {}}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / results["env"]["date"]
-    if "efficiency" not in args.skip:
-        from bench.efficiency import bench_efficiency
-        from loop.reports.plots import efficiency_curves
-
-        print("bench: label efficiency (about 60 min on 2 cores) ...", file=sys.stderr)
-        eff = bench_efficiency(args.data)
-        results["efficiency"] = eff
-        results["full_pool_ap50"] = eff["full_pool_ap50"]
-        results["label_efficiency"] = eff["label_efficiency"]
-        results["default_strategy"] = eff["default_strategy"]
-        results["speed"]["rounds"] = {
-            "step_seconds_median": eff["step_seconds_median"],
-            "report_seconds": eff["report_seconds"],
-            "report_plots": eff.get("report_plots"),
-        }
-        efficiency_curves(
-            eff["label_efficiency"],
-            Path(f"{stem}-efficiency.png"),
-            metric="AP@0.5",
-            full=eff["full_pool_ap50"],
-            title=f"DSB2018, all modalities: {eff['seeds']} seeds, "
-            f"batches of {eff['settings']['batch']}",
-        )
-    if "scale" not in args.skip:
-        from bench.scale import bench_scale
-
-        print("bench: scale (about 10 min on 2 cores) ...", file=sys.stderr)
-        results["scale"] = bench_scale(args.data, images=40, factor=10)
-    if "models" not in args.skip:
-        from bench.models import bench_classification, bench_segmentation
-
-        print("bench: models (about 12 min on 2 cores) ...", file=sys.stderr)
-        results["models"] = {
-            "segmentation": bench_segmentation(args.data, quick=not args.no_augmentation_run),
-            "classification": bench_classification(args.data.parent / "bccd_wbc"),
-        }
-        seg = results["models"]["segmentation"]
-        results["speed"]["score"] = {
-            "pools": seg["score"],
-            "seconds_per_image": seg["uncertainty"]["seconds_per_image"],  # plain and with TTA
-            **seg["score_speed"],  # default_images_per_s, default_vs_forward, rank_1000_seconds
-        }
-        d = seg["default"]
-        results["speed"]["train"] = {
-            "seconds_per_image_epoch": round(d["train_seconds"] / (d["steps"] * 8), 4),
-            "note": "one 128 px crop of one image per image-epoch; batch 8",
-        }
-        cls = results["models"]["classification"]["efficiency"]
-        results["classification_efficiency"] = cls
-        from loop.reports.plots import efficiency_curves
-
-        efficiency_curves(
-            cls["label_efficiency"],
-            Path(f"{stem}-efficiency-bccd.png"),
-            metric="macro-F1",
-            full=cls["full_pool_macro_f1"],
-            title="BCCD: random vs modAL entropy, 3 seeds",
-        )
+    began = time.perf_counter()
+    for name, run in (
+        ("ingest", _ingest_stage),
+        ("agreement", _agreement_stage),
+        ("labelstudio", _labelstudio_stage),
+        ("efficiency", _efficiency_stage),
+        ("scale", _scale_stage),
+        ("models", _models_stage),
+    ):
+        if name in args.skip:
+            continue
+        start = time.perf_counter()
+        run(args, results, stem)
+        results["stage_seconds"][name] = round(time.perf_counter() - start, 1)
+    results["stage_seconds"]["total"] = round(time.perf_counter() - began, 1)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table(results))
     sys.stdout.write(table(results))

@@ -10,6 +10,7 @@ from loop.core.curves import (
     interval_curve,
     labels_to,
     mean_curve,
+    paired_curve,
     summarize,
 )
 
@@ -60,3 +61,20 @@ def test_intervals_costs_and_area():
     }
     assert area_under([[4, 0.25], [8, 0.75], [12, 1.0]], 1.0) == pytest.approx(0.6875)
     assert area_under([[4, 0.5]], 1.0) is None
+
+
+def test_paired_curve_compares_seed_by_seed():
+    # seed 1 is 0.3 lower for both strategies: the pairs cancel it, the unpaired spread does not
+    smart = [[(4, 0.5), (8, 0.62)], [(4, 0.2), (8, 0.325)], [(4, 0.5), (8, 0.615)]]
+    random = [[(4, 0.5), (8, 0.60)], [(4, 0.2), (8, 0.30)], [(4, 0.5), (8, 0.60)]]
+    curve = paired_curve(smart, random)
+    assert [row[0] for row in curve] == [4, 8]
+    assert curve[0][1:] == [0.0, 0.0, 0.0, 0, 3]  # the same initial model: no gain
+    n, gain, low, high, ahead, pairs = curve[1]
+    assert gain == pytest.approx(0.02) and 0 < low < gain < high and (ahead, pairs) == (3, 3)
+    unpaired = interval_curve(smart)[1][3] - interval_curve(smart)[1][2]
+    assert high - low < unpaired / 10
+    # a seed that stopped early counts only where both reached
+    assert paired_curve([[(4, 0.5)], smart[1]], random[:2])[1][-1] == 1
+    with pytest.raises(ValueError, match="3 runs against 2 baseline runs; pair them by seed"):
+        paired_curve(smart, random[:2])

@@ -72,6 +72,13 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert record["labels_to_95_interval"]["value"] == record["labels_to_95"]
         cost = out["cost_axis"][name]["objects_to_95"]
         assert cost is None or cost > 0
+    # the default against random seed by seed: the same initial model, so no gain at 4
+    paired = out["label_efficiency"]["auto"]["paired_vs_random"]
+    assert [row[0] for row in paired] == [4, 6] and paired[0][1:4] == [0.0, 0.0, 0.0]
+    auto, rand = (out["runs"][name] for name in ("auto", "random"))
+    gains = [a[1][1] - r[1][1] for a, r in zip(auto, rand)]
+    assert paired[1][1] == pytest.approx(np.mean(gains), abs=1e-4) and paired[1][5] == 2
+    assert "paired_vs_random" not in out["label_efficiency"]["random"]
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
     # one reference per seed, each trained in chunks of as many steps as an arm used over

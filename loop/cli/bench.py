@@ -35,6 +35,7 @@ def efficiency_table(result: dict) -> Table:
         "to 90%",
         "to 95%",
         "vs random (95%)",
+        "gain over random at the end (same seeds)",
         title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])}"
         + (f" ± {result['full_pool']['sd']:.3f})" if result["full_pool"] else ")"),
         box=box.SIMPLE,
@@ -46,8 +47,18 @@ def efficiency_table(result: dict) -> Table:
             _fmt(record["labels_to_90"]),
             _fmt(record["labels_to_95"]),
             _fmt(record["ratio_to_random_95"]),
+            paired_text(record.get("paired_vs_random")),
         )
     return table
+
+
+def paired_text(paired: list | None) -> str:
+    """The last round of a ``paired_vs_random`` curve as text: the mean gain, its 95% interval
+    and the seeds ahead (``-`` for the baseline itself)."""
+    if not paired:
+        return "-"
+    _n, gain, low, high, ahead, pairs = paired[-1]
+    return f"{gain:+.3f} [{low:+.3f}, {high:+.3f}], {ahead}/{pairs} seeds ahead"
 
 
 def _fmt(value) -> str:

@@ -8,7 +8,9 @@ Definitions
 - ``labels_to(curve, target)``: the smallest cost at which the mean reaches ``target`` (90% or
   95% of the full-pool figure), ``None`` when it never does within the rounds;
 - ``cost_to``: the same with a bootstrap over the runs (seeds);
-- ``area_under``: the area under the mean curve over the full-pool figure times the cost range.
+- ``area_under``: the area under the mean curve over the full-pool figure times the cost range;
+- ``paired_curve``: per round, a strategy's gain over the baseline seed by seed (the same seed
+  shares the initial model and the test split, so the pairs cancel most of the training noise).
 """
 
 from __future__ import annotations
@@ -115,6 +117,52 @@ def interval_curve(runs: Sequence[Sequence[tuple[float, float]]]) -> list[list[f
         out.append(
             [round(float(np.mean([p[0] for p in points])), 2)]
             + [round(v, 4) for v in (mean, low, high)]
+        )
+    return out
+
+
+def paired_curve(
+    runs: Sequence[Sequence[tuple[float, float]]],
+    baseline: Sequence[Sequence[tuple[float, float]]],
+) -> list[list[float]]:
+    """Per round, the gain of ``runs`` over ``baseline`` paired by seed.
+
+    Parameters
+    ----------
+    runs, baseline : sequence of sequences of (n_labeled, metric)
+        One per seed, in the same seed order, round by round; a round counts the seeds that
+        reached it in both.
+
+    Returns
+    -------
+    list of [mean n_labeled, mean gain, low, high, ahead, n]
+        The 95% t-interval of the mean per-seed difference, the number of seeds on which
+        ``runs`` is ahead, and the number of pairs.
+
+    >>> paired_curve([[(4, 0.5), (8, 0.7)], [(4, 0.4), (8, 0.6)]],
+    ...              [[(4, 0.5), (8, 0.6)], [(4, 0.4), (8, 0.55)]])
+    [[4.0, 0.0, 0.0, 0.0, 0, 2], [8.0, 0.075, -0.2427, 0.3927, 2, 2]]
+    """
+    if len(runs) != len(baseline):
+        raise ValueError(
+            f"paired_curve: {len(runs)} runs against {len(baseline)} baseline runs; pair them "
+            "by seed (the same seeds for both)"
+        )
+    out = []
+    for i in range(max((len(r) for r in runs), default=0)):
+        pairs = [
+            (r[i], b[i])
+            for r, b in zip(runs, baseline)
+            if len(r) > i and len(b) > i and r[i][1] is not None and b[i][1] is not None
+        ]
+        if not pairs:
+            continue
+        gains = [r[1] - b[1] for r, b in pairs]
+        mean, low, high = interval(gains)
+        out.append(
+            [round(float(np.mean([r[0] for r, _ in pairs])), 2)]
+            + [round(v, 4) for v in (mean, low, high)]
+            + [int(sum(g > 0 for g in gains)), len(pairs)]
         )
     return out
 

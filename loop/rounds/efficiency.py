@@ -40,6 +40,7 @@ from loop.core.curves import (
     cost_to,
     interval_curve,
     mean_curve,
+    paired_curve,
     summarize,
 )
 from loop.core.metrics import HEADLINE, group_figures
@@ -135,7 +136,9 @@ def summarize_details(
     per_strategy: dict[str, list[list[dict]]], full: float | None, *, baseline: str = "random"
 ) -> dict:
     """The interval curves, per-group curves, costs on both axes (labeled images, annotated
-    objects) with bootstrap intervals, and the normalised area under the curve, per strategy.
+    objects) with bootstrap intervals, and the normalised area under the curve, per strategy;
+    for every strategy but the baseline, ``paired_vs_<baseline>``: its gain over the baseline
+    seed by seed, per round (:func:`loop.core.curves.paired_curve`).
     """
     out = {}
     target = None if full is None else 0.95 * full
@@ -161,6 +164,12 @@ def summarize_details(
             "worst_group": min(finals, key=finals.get) if finals else None,
             "worst_group_final": min(finals.values()) if finals else None,
         }
+    if baseline in per_strategy:
+        base = [[(p["n_labeled"], p["score"]) for p in run] for run in per_strategy[baseline]]
+        for name, seeds in per_strategy.items():
+            if name != baseline:
+                runs = [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
+                out[name][f"paired_vs_{baseline}"] = paired_curve(runs, base)
     return out
 
 
