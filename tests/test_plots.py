@@ -1,9 +1,11 @@
 """Plots of the loop's figures (files written; their shape follows the data)."""
 
+import warnings
+
 import numpy as np
 from skimage.io import imread
 
-from loop.reports.plots import group_curves
+from loop.reports.plots import agreement_vs_model, group_curves
 
 
 def _efficiency(groups):
@@ -28,3 +30,13 @@ def test_group_curves_has_a_panel_per_group_and_nothing_without_groups(tmp_path)
     assert np.isclose(width_three / width_one, 3, rtol=0.05)  # panels side by side
     assert group_curves({"random": {"per_group": {}}}, tmp_path / "none.png", metric="x") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_agreement_vs_model_without_a_main_arm_draws_axes_and_no_empty_legend(tmp_path):
+    row = {"arm": "random-s0", "round": 0, "f1": 0.5, "agreement": 0.8, "consensus_vs_truth": 0.9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns about a legend with nothing in it
+        path = agreement_vs_model([row], tmp_path / "agreement.png")
+    assert imread(path).shape[0] > 100
+    path = agreement_vs_model([{**row, "arm": "main"}], tmp_path / "main.png")
+    assert imread(path).shape[0] > 100
