@@ -181,14 +181,34 @@ def bench_efficiency(
     return result
 
 
+def plots(result: dict, stem: Path) -> None:
+    """The curves of a ``bench_efficiency`` result: ``STEM.png`` (overall) and
+    ``STEM-groups.png`` (a panel per modality, with the full pool's figure)."""
+    from loop.reports.plots import efficiency_curves, group_curves
+
+    efficiency_curves(
+        result["label_efficiency"],
+        stem.with_name(stem.name + ".png"),
+        metric="AP@0.5",
+        full=result["full_pool_ap50"],
+        title=f"DSB2018, all modalities: {result['seeds']} seeds, "
+        f"batches of {result['settings']['batch']}",
+    )
+    group_curves(
+        result["label_efficiency"],
+        stem.with_name(stem.name + "-groups.png"),
+        metric="AP@0.5",
+        ceilings=result["full_pool"]["per_group"],
+        title="DSB2018 by modality (grey: the full pool, every label)",
+    )
+
+
 def main(argv=None) -> None:
     """``python -m bench.efficiency``: this bench alone, with other arms if asked; writes
     ``OUT.json`` and ``OUT.png`` (the ``make bench`` run writes its own, beside the rest)."""
     import argparse
     import json
     from datetime import date
-
-    from loop.reports.plots import efficiency_curves, group_curves
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -229,21 +249,7 @@ def main(argv=None) -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    efficiency_curves(
-        result["label_efficiency"],
-        args.out.with_suffix(".png"),
-        metric="AP@0.5",
-        full=result["full_pool_ap50"],
-        title=f"DSB2018, all modalities: {result['seeds']} seeds, "
-        f"batches of {result['settings']['batch']}",
-    )
-    group_curves(
-        result["label_efficiency"],
-        args.out.with_name(args.out.name + "-groups.png"),
-        metric="AP@0.5",
-        ceilings=result["full_pool"]["per_group"],
-        title="DSB2018 by modality (grey: the full pool, every label)",
-    )
+    plots(result, args.out)
     print(f"bench: wrote {args.out}.json, .png and -groups.png", file=sys.stderr)
 
 

@@ -349,8 +349,7 @@ def _labelstudio_stage(args, results: dict, stem: Path) -> None:
 
 
 def _efficiency_stage(args, results: dict, stem: Path) -> None:
-    from bench.efficiency import bench_efficiency
-    from loop.reports.plots import efficiency_curves, group_curves
+    from bench.efficiency import bench_efficiency, plots
 
     print("bench: label efficiency (about 40 min on 2 cores) ...", file=sys.stderr)
     eff = bench_efficiency(args.data, strategies=MAKE_BENCH_STRATEGIES)
@@ -363,21 +362,7 @@ def _efficiency_stage(args, results: dict, stem: Path) -> None:
         "report_seconds": eff["report_seconds"],
         "report_plots": eff.get("report_plots"),
     }
-    efficiency_curves(
-        eff["label_efficiency"],
-        Path(f"{stem}-efficiency.png"),
-        metric="AP@0.5",
-        full=eff["full_pool_ap50"],
-        title=f"DSB2018, all modalities: {eff['seeds']} seeds, "
-        f"batches of {eff['settings']['batch']}",
-    )
-    group_curves(
-        eff["label_efficiency"],
-        Path(f"{stem}-efficiency-groups.png"),
-        metric="AP@0.5",
-        ceilings=eff["full_pool"]["per_group"],
-        title="DSB2018 by modality (grey: the full pool, every label)",
-    )
+    plots(eff, Path(f"{stem}-efficiency"))
 
 
 def _scale_stage(args, results: dict, stem: Path) -> None:
