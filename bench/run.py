@@ -14,12 +14,12 @@ Stages so far
   reference (bench/efficiency.py); the headline. More arms, rounds and a full-pool reference
   trained to its plateau: ``python -m bench.efficiency`` (not part of ``make bench``: hours on
   2 cores). Classification (BCCD, modAL entropy against random) comes with the models.
-
-Each stage's wall time is recorded (``stage_seconds``, with the ``total``): the whole is sized
-for ``BUDGET_MINUTES`` on 2 cores.
 - models: training, evaluation, uncertainty and scoring (bench/models.py).
 - scale: ``loop measure`` in one process and on 1 and 2 Dask workers, peak memory for a
   folder 10x larger, and the driver's write rates (bench/scale.py).
+
+Each stage's wall time is recorded (``stage_seconds``, with the ``total``): the whole is sized
+for ``BUDGET_MINUTES`` on 2 cores.
 """
 
 from __future__ import annotations
@@ -351,7 +351,7 @@ def _labelstudio_stage(args, results: dict, stem: Path) -> None:
 def _efficiency_stage(args, results: dict, stem: Path) -> None:
     from bench.efficiency import bench_efficiency, plots
 
-    print("bench: label efficiency (about 40 min on 2 cores) ...", file=sys.stderr)
+    print("bench: label efficiency (about 50 min on 2 cores) ...", file=sys.stderr)
     eff = bench_efficiency(args.data, strategies=MAKE_BENCH_STRATEGIES)
     results["efficiency"] = eff
     results["full_pool_ap50"] = eff["full_pool_ap50"]
@@ -368,7 +368,7 @@ def _efficiency_stage(args, results: dict, stem: Path) -> None:
 def _scale_stage(args, results: dict, stem: Path) -> None:
     from bench.scale import bench_scale
 
-    print("bench: scale (about 5 min on 2 cores) ...", file=sys.stderr)
+    print("bench: scale (about 10 min on 2 cores) ...", file=sys.stderr)
     results["scale"] = bench_scale(args.data, images=40, factor=10)
 
 
@@ -376,7 +376,7 @@ def _models_stage(args, results: dict, stem: Path) -> None:
     from bench.models import bench_classification, bench_segmentation
     from loop.reports.plots import efficiency_curves
 
-    print("bench: models (about 10 min on 2 cores) ...", file=sys.stderr)
+    print("bench: models (about 11 min on 2 cores) ...", file=sys.stderr)
     results["models"] = {
         "segmentation": bench_segmentation(args.data, quick=not args.no_augmentation_run),
         "classification": bench_classification(args.data.parent / "bccd_wbc"),

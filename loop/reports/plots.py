@@ -161,7 +161,7 @@ def agreement_vs_model(rounds: Sequence[dict], path: str | Path) -> Path:
     ax.set_ylabel("F1 at IoU 0.5 (or accuracy)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    if rows:  # an arm-only study (a label-efficiency bench) has no main arm to draw
+    if ax.get_legend_handles_labels()[0]:  # e.g. an arm-only study has no main arm to draw
         ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -142,8 +142,12 @@ def summarize_details(
     """
     out = {}
     target = None if full is None else 0.95 * full
+    images = {
+        name: [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
+        for name, seeds in per_strategy.items()
+    }
     for name, seeds in per_strategy.items():
-        by_images = [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
+        by_images = images[name]
         by_objects = [[(p["n_objects"] or 0, p["score"]) for p in run] for run in seeds]
         groups = sorted({g for run in seeds for p in run for g in p["per_group"]})
         per_group = {
@@ -164,12 +168,10 @@ def summarize_details(
             "worst_group": min(finals, key=finals.get) if finals else None,
             "worst_group_final": min(finals.values()) if finals else None,
         }
-    if baseline in per_strategy:
-        base = [[(p["n_labeled"], p["score"]) for p in run] for run in per_strategy[baseline]]
-        for name, seeds in per_strategy.items():
+    if baseline in images:
+        for name, runs in images.items():
             if name != baseline:
-                runs = [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
-                out[name][f"paired_vs_{baseline}"] = paired_curve(runs, base)
+                out[name][f"paired_vs_{baseline}"] = paired_curve(runs, images[baseline])
     return out
 
 
