@@ -5,7 +5,7 @@ and of the workers for a folder and for one ``--factor`` times larger (the same 
 other names). And the rows per second that the driver alone writes: score rows into SQLite
 (one transaction per chunk, as ``loop score``) and objects.csv rows.
 
-    python -m bench.scale OUT.json [--images 40] [--factor 4] [--steps 150]
+    python -m bench.scale OUT.json [--data DSB] [--images 40] [--factor 4] [--steps 150]
 """
 
 from __future__ import annotations
@@ -210,14 +210,13 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
+    shared = Path(os.environ.get("LOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", type=Path, default=shared / "dsb2018_train")
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--factor", type=int, default=4)
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args(argv)
-    data = Path(os.environ.get("LOOP_SHARED_DATA", REPO.parent / "shared" / "data"))
-    result = bench_scale(
-        data / "dsb2018_train", images=args.images, factor=args.factor, steps=args.steps
-    )
+    result = bench_scale(args.data, images=args.images, factor=args.factor, steps=args.steps)
     result["environment"] = environment()
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("ratio_2_vs_1_workers", "writer")}))
