@@ -82,19 +82,28 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
     # one reference per seed, each trained in chunks of as many steps as an arm used over
-    # its rounds (8 fresh, then 40% warm), each chunk continuing the last, until a chunk
-    # gains < 0.01 or 3 chunks ran; the reference is the mean of each seed's best chunk
+    # its rounds (8 fresh, then 40% warm), each chunk continuing the last, all seeds together
+    # until a chunk gains < 0.01 on average over the seeds or 3 chunks ran; the reference is
+    # the mean of each seed's best chunk
     chunk = 8 + round(8 * 0.4)
     seeds = out["full_pool"]["seeds"]
     assert [r["seed"] for r in seeds] == [0, 1] and out["full_pool"]["steps"] == chunk
+    n_chunks = len(seeds[0]["curve"])
+    assert 2 <= n_chunks <= 3 and all(len(r["curve"]) == n_chunks for r in seeds)
+
+    def mean_gain(k):  # chunk k's gain over each seed's best before it, averaged
+        return np.mean([r["curve"][k][1] - max(p[1] for p in r["curve"][:k]) for r in seeds])
+
+    assert all(mean_gain(k) >= 0.01 - 1e-3 for k in range(1, n_chunks - 1))
+    if n_chunks < 3:
+        assert mean_gain(n_chunks - 1) < 0.01 + 1e-3
     for record in seeds:
         curve = record["curve"]
         assert [point[0] for point in curve] == [chunk * (i + 1) for i in range(len(curve))]
-        assert 1 <= len(curve) <= 3
-        if len(curve) < 3:
-            assert curve[-1][1] - max(point[1] for point in curve[:-1]) < 0.01
         assert round(record["value"], 4) == max(point[1] for point in curve)
         assert record["steps"] == next(s for s, v in curve if v == round(record["value"], 4))
+        assert len(record["model_ids"]) == n_chunks
+        assert record["model_id"] in record["model_ids"]
     assert full == pytest.approx(np.mean([r["value"] for r in seeds]))
     # each group's ceiling for this recipe: the mean over seeds of its best chunk's figure
     assert out["groups"] == ["site=a", "site=b"]
@@ -115,12 +124,12 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         ).fetchone()[0]
     with open_study(folder / "bench" / "full-pool") as copy:
         n_full_pool = copy.store.db["models"].count
-        chunks = list(copy.store.db["models"].rows_where("arm = 'full-pool'", order_by="id"))
-        assert len(chunks) == sum(len(r["curve"]) for r in seeds)
+        chunks = {m["id"]: m for m in copy.store.db["models"].rows_where("arm = 'full-pool'")}
+        assert sorted(chunks) == sorted(i for r in seeds for i in r["model_ids"])
         # each chunk continues the one before, each seed starts afresh
-        first = chunks[: len(seeds[0]["curve"])]
-        assert first[0]["parent_id"] is None
-        assert [m["parent_id"] for m in first][1:] == [m["id"] for m in first][:-1]
+        for record in seeds:
+            parents = [chunks[i]["parent_id"] for i in record["model_ids"]]
+            assert parents == [None, *record["model_ids"][:-1]]
 
     again = runner.invoke(app, args)
     assert again.exit_code == 0, again.stderr

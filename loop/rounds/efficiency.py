@@ -18,10 +18,10 @@ Definitions
   one per seed (the arms' seeds: training from scratch is seed-sensitive, on DSB one seed in
   three lands 5 points of AP@0.5 lower), in a copy of the study (so the study is untouched),
   evaluated on the same test split; the reference is their mean. Each gets the median number
-  of steps an arm used over all its rounds; with ``full_pool_chunks`` > 1 it is trained
-  further in chunks of that size, each warm-started from the last, until one gains less than
-  ``full_pool_plateau`` (the best chunk counts), to check that the budget was not what held
-  it back.
+  of steps an arm used over all its rounds; with ``full_pool_chunks`` > 1 they are trained
+  further in chunks of that size, each warm-started from the last, all seeds together, until a
+  chunk gains less than ``full_pool_plateau`` on average over the seeds (each seed's best chunk
+  counts), to check that the budget was not what held it back.
 - ``labels_to_90`` / ``labels_to_95``: the smallest labeled count at which the mean curve
   reaches 90% / 95% of the full-pool figure; ``None`` when it never does within the rounds.
 """
@@ -84,7 +84,7 @@ class EfficiencyOptions:
         At most this many chunks of training for each full-pool model (1: the arms' budget).
     full_pool_plateau : float
         The full-pool reference stops growing its budget when a chunk gains less than this
-        (absolute, in the headline metric).
+        on average over the seeds (absolute, in the headline metric).
     """
 
     strategies: tuple[str, ...]

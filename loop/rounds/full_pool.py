@@ -3,9 +3,10 @@ image is labeled (its ground truth), overall and per metadata group.
 
 Models are trained with the arms' recipe on every pool image, one per seed (training from
 scratch is seed-sensitive), in a copy of the study (so the study is untouched), and evaluated
-on the same test split; the reference is their mean. With ``chunks`` > 1 each is trained further
-in chunks, each warm-started from the last, until one gains less than ``plateau`` (the best
-chunk counts), to check that the budget was not what held it back.
+on the same test split; the reference is their mean. With ``chunks`` > 1 they are trained further
+in chunks, each warm-started from the last, all seeds together, until a chunk's mean gain over
+the seeds is less than ``plateau`` (each seed's best chunk counts), to check that the budget
+was not what held it back.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def full_pool(
     (made once; a second call reuses its models and evaluations).
 
     For each seed, the first chunk of ``steps`` trains from scratch; each further chunk (up
-    to ``chunks``) continues the last model for ``steps`` more, until one gains less than
-    ``plateau``.
+    to ``chunks``) continues the last model for ``steps`` more. Every seed gets the same
+    chunks: the growth stops when a chunk gains less than ``plateau`` on average over the
+    seeds (a seed's gain: its figure minus its best so far).
 
     Returns
     -------
@@ -50,8 +52,8 @@ def full_pool(
         ``metric``, ``value`` (mean over seeds of each seed's best chunk), ``sd``,
         ``per_group`` (group -> mean over seeds: the ceiling of each group for this recipe),
         ``n_images``, ``steps`` (per model, first chunk), ``seeds``: per seed ``value``,
-        ``steps`` (of its best chunk), ``model_id``, ``curve`` ([[total steps, metric], ...]);
-        ``folder``.
+        ``steps`` (of its best chunk), ``model_id``, ``curve`` ([[total steps, metric], ...]),
+        ``model_ids`` (its chunks, first to last); ``folder``.
     """
     folder = Path(folder)
     if not (folder / "loop.db").is_file():
@@ -66,10 +68,7 @@ def full_pool(
         metric = HEADLINE[copy.config.task]
         if copy.config.task == "classification":
             chunks = 1  # the classifier fits to convergence: no step budget to grow
-        per_seed = [
-            _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log)
-            for seed in range(seeds)
-        ]
+        per_seed = _grow(copy, seeds, steps, chunks, plateau, metric, gpu, progress, log)
         values = [r["value"] for r in per_seed]
         groups = sorted({g for r in per_seed for g in r["per_group"]})
         return {
@@ -87,37 +86,49 @@ def full_pool(
         }
 
 
-def _full_pool_seed(copy, seed, steps, chunks, plateau, metric, gpu, progress, log) -> dict:
-    curve: list[list[float]] = []
-    best = None
-    parent, total = None, 0
+def _grow(copy, seeds, steps, chunks, plateau, metric, gpu, progress, log) -> list[dict]:
+    """Train every seed's model chunk by chunk, all seeds together, until the mean gain over
+    seeds of a chunk (each seed's figure minus its best so far) is below ``plateau``: one seed
+    that happens to gain little does not stop its own reference while the others still rise.
+    Returns per seed its best chunk, its ``curve`` and its chunks' ``model_ids``."""
+    totals = [0] * seeds
+    best: list[dict | None] = [None] * seeds
+    curves: list[list[list[float]]] = [[] for _ in range(seeds)]
+    ids: list[list[int]] = [[] for _ in range(seeds)]  # each seed's chunks, first to last
     for _ in range(chunks):
-        report = learn.train(
-            copy,
-            seed=seed,
-            steps=steps,
-            fresh=parent is None,
-            parent_id=parent,
-            extend=True,
-            arm=FULL_POOL_ARM,
-            gpu=gpu,
-            progress=progress,
-        )
-        total += report.steps
-        metrics = learn.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)
-        value = metrics[metric]
-        log(f"full-pool reference, seed {seed}, {total} steps: {metric} {value:.3f}")
-        gain = None if best is None else value - best["value"]
-        if best is None or value > best["value"]:
-            best = {
-                "seed": seed,
-                "value": value,
-                "steps": total,
-                "model_id": report.model_id,
-                "per_group": group_figures(metrics, metric),
-            }
-        curve.append([total, round(float(value), 4)])
-        if gain is not None and gain < plateau:
+        gains = []
+        for seed in range(seeds):
+            report = learn.train(
+                copy,
+                seed=seed,
+                steps=steps,
+                fresh=not ids[seed],
+                parent_id=ids[seed][-1] if ids[seed] else None,
+                extend=True,
+                arm=FULL_POOL_ARM,
+                gpu=gpu,
+                progress=progress,
+            )
+            totals[seed] += report.steps
+            metrics = learn.evaluate(copy, model_id=report.model_id, gpu=gpu, progress=progress)
+            value = metrics[metric]
+            log(f"full-pool reference, seed {seed}, {totals[seed]} steps: {metric} {value:.3f}")
+            if best[seed] is not None:
+                gains.append(value - best[seed]["value"])
+            if best[seed] is None or value > best[seed]["value"]:
+                best[seed] = {
+                    "seed": seed,
+                    "value": value,
+                    "steps": totals[seed],
+                    "model_id": report.model_id,
+                    "per_group": group_figures(metrics, metric),
+                }
+            curves[seed].append([totals[seed], round(float(value), 4)])
+            ids[seed].append(report.model_id)
+        if gains and float(np.mean(gains)) < plateau:
+            log(
+                f"full-pool reference: the last chunk gained {np.mean(gains):+.3f} on average "
+                f"over {seeds} seed(s), less than {plateau}: stopped at {max(totals)} steps"
+            )
             break
-        parent = report.model_id
-    return {**best, "curve": curve}
+    return [{**b, "curve": c, "model_ids": i} for b, c, i in zip(best, curves, ids)]
