@@ -363,6 +363,8 @@ def _efficiency_stage(args, results: dict, stem: Path) -> None:
     results["full_pool_ap50"] = eff["full_pool_ap50"]
     results["label_efficiency"] = eff["label_efficiency"]
     results["default_strategy"] = eff["default_strategy"]
+    for key in ("groups", "seeds", "pool_ranked", "cost_axis"):  # the keys, top level
+        results[key] = eff[key]
     results["speed"]["rounds"] = {
         "step_seconds_median": eff["step_seconds_median"],
         "report_seconds": eff["report_seconds"],
