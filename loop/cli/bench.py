@@ -89,9 +89,9 @@ def bench_al(
         int,
         typer.Option(
             help="Train each full-pool model further, in chunks of the arms' median steps "
-            "(warm-started), until a chunk gains less than --full-pool-plateau on average over the "
-            "seeds: at most this "
-            "many chunks (1: the arms' budget only)."
+            "(warm-started), all seeds together, until a chunk gains less than "
+            "--full-pool-plateau on average over the seeds: at most this many chunks (1: the "
+            "arms' budget only)."
         ),
     ] = 1,
     full_pool_plateau: Annotated[

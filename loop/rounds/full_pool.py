@@ -125,9 +125,10 @@ def _grow(copy, seeds, steps, chunks, plateau, metric, gpu, progress, log) -> li
                 }
             curves[seed].append([totals[seed], round(float(value), 4)])
             ids[seed].append(report.model_id)
-        if gains and float(np.mean(gains)) < plateau:
+        mean_gain = float(np.mean(gains)) if gains else None
+        if mean_gain is not None and mean_gain < plateau:
             log(
-                f"full-pool reference: the last chunk gained {np.mean(gains):+.3f} on average "
+                f"full-pool reference: the last chunk gained {mean_gain:+.3f} on average "
                 f"over {seeds} seed(s), less than {plateau}: stopped at {max(totals)} steps"
             )
             break
