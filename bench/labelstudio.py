@@ -67,7 +67,7 @@ def _codec_baseline(masks: list[np.ndarray]) -> dict:
 def bench_labelstudio(n_tasks: int = 1000) -> dict:
     from connectors.ls_results import mask_to_results
     from loop.annotate.pull import CLOCK_MARGIN, pull
-    from loop.annotate.push import push, select_for_push
+    from loop.annotate.push import PUBLIC_DIR, push, select_for_push
     from loop.cli.wiring import connect, server_of
     from loop.core.images import read_mask
     from loop.data.ingest import ingest
@@ -93,9 +93,9 @@ def bench_labelstudio(n_tasks: int = 1000) -> dict:
                 n_objects = float(np.mean([m.max() for m in masks.values()]))
 
                 # baseline: the same push without pre-annotations, into a second study's project
-                # (inside the first study's folder, the server's local-files root; its image
-                # URLs are not browsable, which does not matter for timing)
-                with init_study(tmp / "study" / "baseline") as plain:
+                # (inside the server's local-files root, where storages may be added; its
+                # image URLs are not browsable, which does not matter for timing)
+                with init_study(study.path / PUBLIC_DIR / "baseline") as plain:
                     ingest(plain, tmp / "data" / "images")
                     tool = connect(study)  # same server, admin token
                     tool.study_root = plain.path.resolve()

@@ -21,6 +21,7 @@ from connectors.credentials import env_server, read_credentials, write_credentia
 from connectors.labelstudio import LabelStudio
 from connectors.labelstudio_server import LabelStudioServer
 from connectors.ls_web import account_token, sign_up, web_login
+from loop.annotate.push import PUBLIC_DIR
 from loop.errors import CredentialsError, ToolRejected
 from loop.faults import crash_points
 
@@ -28,8 +29,9 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def server_of(root: Path) -> LabelStudioServer:
-    """The embedded server of the study in folder ``root`` (its data in ``root/labelstudio``)."""
-    return LabelStudioServer(root / "labelstudio", root)
+    """The embedded server of the study in folder ``root``: its data in ``root/labelstudio``,
+    serving local files from ``root/labelstudio/public`` (display images only)."""
+    return LabelStudioServer(root / "labelstudio", root / PUBLIC_DIR)
 
 
 def connect(root: Path, *, retries: int = 4, backoff: float = 0.5) -> LabelStudio:
@@ -41,6 +43,11 @@ def connect(root: Path, *, retries: int = 4, backoff: float = 0.5) -> LabelStudi
         return LabelStudio(
             url, key, study_root=root, serve_local=False, retries=retries, backoff=backoff
         )
+    return connect_local(root, retries=retries, backoff=backoff)
+
+
+def connect_local(root: Path, *, retries: int = 4, backoff: float = 0.5) -> LabelStudio:
+    """The admin connection to the embedded server of the study in ``root`` (running)."""
     server = server_of(root)
     info = server.require()
     admin = server.credentials().get("admin")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -35,7 +37,7 @@ from connectors.ls_results import (
     same_config,
     task_state,
 )
-from loop.annotate.push import MEDIA_DIR
+from loop.annotate.push import LEGACY_MEDIA_DIR, MEDIA_DIR, PUBLIC_DIR
 from loop.errors import ToolRejected
 from loop.types import LabelSpec, Prediction, ToolTask, ToolTaskState
 
@@ -51,10 +53,10 @@ class LabelStudio(RestClient):
     study_root : path, optional
         The study folder (display images are written under it).
     serve_local : bool
-        The server runs on this machine with the study folder as its local-files document
-        root (the embedded server): tasks point at local files, and a local-files storage is
-        added to each project. Otherwise (a remote server, which cannot read our disk) each
-        task embeds its display PNG as a data URI.
+        The server runs on this machine with ``STUDY/labelstudio/public`` as its local-files
+        document root (the embedded server): tasks point at local files, and a local-files
+        storage is added to each project. Otherwise (a remote server, which cannot read our
+        disk) each task embeds its display PNG as a data URI.
     """
 
     name = "labelstudio"
@@ -162,8 +164,57 @@ class LabelStudio(RestClient):
                         f"project's labels as they are ({exc})"
                     ) from exc
         if self.serve_local:
+            self.move_legacy_media()
             self._ensure_storage(project_id)
         return project_id
+
+    def move_legacy_media(self) -> None:
+        """Once, for a study made when the whole study folder was the local-files root: move
+        its display images under the new root, point every task of every project at them, and
+        drop the old storages (run by ``loop labelstudio start`` and by every push). The
+        legacy folder goes last, so a run stopped half way does the rest next time."""
+        if not self.serve_local:
+            return
+        legacy = self.study_root / LEGACY_MEDIA_DIR
+        if not legacy.is_dir():
+            return
+        media = self.study_root / MEDIA_DIR
+        media.mkdir(parents=True, exist_ok=True)
+        for path in legacy.iterdir():
+            if path.is_file() and not (media / path.name).exists():
+                os.replace(path, media / path.name)
+        old = f"/data/local-files/?d={LEGACY_MEDIA_DIR.as_posix()}/"
+        new = f"/data/local-files/?d={MEDIA_DIR.relative_to(PUBLIC_DIR).as_posix()}/"
+        listing = self._json(
+            "GET", "/api/projects", what="list projects", params={"page_size": 1000}
+        )
+        for project in listing.get("results", []):
+            for page in self._pages(str(project["id"]), 500, "task_only"):
+                for task in page:
+                    data = task.get("data") or {}
+                    image = data.get("image")
+                    if isinstance(image, str) and image.startswith(old):
+                        self._json(
+                            "PATCH",
+                            f"/api/tasks/{task['id']}",
+                            what="point a task at its moved image",
+                            json={"data": {**data, "image": new + image[len(old) :]}},
+                        )
+            storages = self._json(
+                "GET",
+                "/api/storages/localfiles",
+                what="list local storages",
+                params={"project": project["id"]},
+            )
+            for storage in storages:
+                if Path(storage.get("path", "")) == legacy:
+                    self._call(
+                        "DELETE",
+                        f"/api/storages/localfiles/{storage['id']}",
+                        what="remove the old local-files storage",
+                        missing_ok=True,
+                    )
+        shutil.rmtree(legacy)
 
     def _ensure_storage(self, project_id: str) -> None:
         storages = self._json(
@@ -189,8 +240,9 @@ class LabelStudio(RestClient):
             )
 
     def media_url(self, relative_path: str) -> str:
-        if self.serve_local:
-            return f"/data/local-files/?d={relative_path}"
+        if self.serve_local:  # relative to the document root, which holds display images only
+            served = Path(relative_path).relative_to(PUBLIC_DIR).as_posix()
+            return f"/data/local-files/?d={served}"
         data = (self.study_root / relative_path).read_bytes()
         return "data:image/png;base64," + base64.b64encode(data).decode()
 

@@ -6,6 +6,16 @@ cellpose's), bound to 127.0.0.1 on a free port, with its SQLite database and fil
 (``server.log``, mode 0600 since Label Studio prints the admin token in it), wait-until-healthy
 with a timeout and the log tail in the error. The admin account and API token are generated on
 first start and kept in ``credentials.json`` (mode 0600).
+
+Two defences keep an annotator's token from reaching those secrets (Label Studio's open
+edition gives every member of the organization its owner's rights):
+
+- the local-files document root is a folder of its own that holds only the display images
+  (``STUDY/labelstudio/public``); the server refuses to start when the document root holds
+  any of its secrets (a storage an annotator adds can serve every file under the root);
+- the server runs with Django settings of ours (``connectors/ls_server``) that add
+  :class:`loop_ls_guard.AnnotatorGuard`: only the loop's admin account may add storages,
+  change the project, export, or touch another account's annotations.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from loop.errors import ServerStartFailed, ToolUnreachable
 EXECUTABLE_ENV = "LOOP_LABEL_STUDIO"
 HOST = "127.0.0.1"
 ADMIN_EMAIL = "loop-admin@localhost.local"
+GUARD_DIR = Path(__file__).resolve().parent / "ls_server"
+"""Label Studio settings with the annotator guard (run in the server's own environment)."""
 
 
 def private(folder: Path) -> None:
@@ -110,7 +122,8 @@ class LabelStudioServer:
         ``STUDY/labelstudio``: holds ``data/``, ``media/``, ``server.json``, ``server.log``
         and ``credentials.json``.
     document_root : path
-        The folder Label Studio may serve local files from (the study folder).
+        The folder Label Studio may serve local files from: display images only, never this
+        ``folder`` or anything in it but display images.
     """
 
     def __init__(self, folder: Path, document_root: Path, *, executable: str | None = None):
@@ -120,6 +133,22 @@ class LabelStudioServer:
         self.state_file = self.folder / "server.json"
         self.log_file = self.folder / "server.log"
         self.credentials_file = self.folder / "credentials.json"
+
+    def secrets(self) -> list[Path]:
+        """What no web client may read: the credentials, the server's database folder, its
+        log and state file."""
+        return [self.credentials_file, self.folder / "data", self.log_file, self.state_file]
+
+    def check_document_root(self) -> None:
+        """Raises :class:`ServerStartFailed` when the document root holds a secret (or is a
+        folder above them): any member could then read it through a local-files storage."""
+        root = self.document_root
+        for secret in self.secrets():
+            if secret.resolve() == root or root in secret.resolve().parents:
+                raise ServerStartFailed(
+                    f"Label Studio's local-files root {root} holds {secret}: every annotator "
+                    "could read it; serve a folder that holds display images only"
+                )
 
     def info(self) -> ServerInfo | None:
         """The running server, or ``None`` (a stale pid file is removed)."""
@@ -159,17 +188,22 @@ class LabelStudioServer:
             return running
         if running is not None:
             self.stop()
+        self.check_document_root()
         executable = self.executable or find_executable()
         admin = self._admin()
         port = port or free_port()
         data_dir = self.folder / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         private(data_dir)  # its SQLite file holds every API token in plain text
-        (self.folder / "media").mkdir(exist_ok=True)
+        self.document_root.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
             "LATEST_VERSION_CHECK": "false",
             "COLLECT_ANALYTICS": "false",
+            # Label Studio reports its errors (tracebacks, paths, request data) to its
+            # makers' Sentry by default: nothing of a study leaves the machine
+            "SENTRY_DSN": "",
+            "FRONTEND_SENTRY_DSN": "",
             "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
             "LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED": "true",
             "LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT": str(self.document_root),
@@ -179,6 +213,12 @@ class LabelStudioServer:
             "LABEL_STUDIO_PASSWORD": admin["password"],
             "LABEL_STUDIO_USER_TOKEN": admin["token"],
             "PYTHONUNBUFFERED": "1",
+            # our settings: Label Studio's own plus the annotator guard
+            "DJANGO_SETTINGS_MODULE": "loop_ls_settings",
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(GUARD_DIR), os.environ.get("PYTHONPATH")) if p
+            ),
+            "LOOP_LS_ADMIN_EMAIL": admin["email"],
         }
         for key in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
             env.pop(key, None)

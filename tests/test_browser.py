@@ -76,7 +76,8 @@ def test_an_annotator_corrects_the_pre_annotation_and_pull_keeps_exactly_that(
         assert shown["pk"] is None and shown["shown"] == [None]
         assert len(shown["regions"]) == len(objects)
 
-        # xiu opens wen's annotation in the Data Manager and updates it: pull flags the edit
+        # xiu opens wen's annotation in the Data Manager and tries to update it: the study's
+        # server refuses (an annotator changes only their own work), and wen's stays as it was
         browser.get(
             f"{tool.url}/projects/{project}/data?task={task['external_id']}"
             f"&annotation={wens['external_id']}"
@@ -88,8 +89,16 @@ def test_an_annotator_corrects_the_pre_annotation_and_pull_keeps_exactly_that(
         assert len(shown["regions"]) == len(objects) - 1
         delete_region(browser, 0)
         press(browser, "bottombar-update-button")
-        report = wait_for("xiu's edit", lambda: pull(study, tool).edited)
-        assert any("last saved by xiu" in line for line in report)
-        edited = study.store.db["annotations"].get(wens["id"])
-        assert edited["status"] == "edited"
+        log = ls_study / "labelstudio" / "server.log"  # the server of the session
+        refused = f'"PATCH /api/annotations/{wens["external_id"]}?'
+        wait_for(
+            "the server's refusal of xiu's edit",
+            lambda: any(
+                refused in line and '" 403 ' in line for line in log.read_text().splitlines()
+            ),
+        )
+        report = pull(study, tool)
+        assert report.edited == [] and report.updated == 0
+        kept = study.store.db["annotations"].get(wens["id"])
+        assert (kept["status"], kept["result"]) == ("current", wens["result"])
         tool.close()

@@ -19,7 +19,7 @@ def test_a_server_that_dies_gives_the_log_tail(tmp_path):
         "echo 'boom: port busy' >&2\nexit 3\n"
     )
     os.chmod(fake, 0o755)
-    server = LabelStudioServer(tmp_path / "ls", tmp_path, executable=str(fake))
+    server = LabelStudioServer(tmp_path / "ls", tmp_path / "public", executable=str(fake))
     with pytest.raises(
         ServerStartFailed, match=r"(?s)exited with code 3 while starting.*boom: port busy"
     ) as info:
@@ -33,14 +33,16 @@ def test_a_server_that_never_gets_healthy_is_stopped(tmp_path):
     fake = tmp_path / "label-studio"
     fake.write_text("#!/bin/sh\nsleep 30\n")
     os.chmod(fake, 0o755)
-    server = LabelStudioServer(tmp_path / "ls", tmp_path, executable=str(fake))
+    server = LabelStudioServer(tmp_path / "ls", tmp_path / "public", executable=str(fake))
     with pytest.raises(ServerStartFailed, match="was not healthy at http://127.0.0.1:.* after 2 s"):
         server.start(timeout=2)
     assert server.info() is None
 
 
 def test_require_when_not_running(tmp_path):
-    server = LabelStudioServer(tmp_path / "study" / "labelstudio", tmp_path / "study")
+    server = LabelStudioServer(
+        tmp_path / "study" / "labelstudio", tmp_path / "study" / "labelstudio" / "public"
+    )
     with pytest.raises(ToolUnreachable, match="not running; start it with `loop labelstudio start"):
         server.require()
     assert server.stop() is False
@@ -69,7 +71,7 @@ def test_the_server_data_folder_is_private_even_in_old_studies(tmp_path):
     os.chmod(data, 0o755)
     os.chmod(data / "upload", 0o755)
     os.chmod(data / "old.sqlite3", 0o644)
-    server = LabelStudioServer(tmp_path / "ls", tmp_path, executable=str(fake))
+    server = LabelStudioServer(tmp_path / "ls", tmp_path / "public", executable=str(fake))
     with pytest.raises(ServerStartFailed, match="exited with code 3"):
         server.start(timeout=20)
 

@@ -74,7 +74,9 @@ def test_large_images_go_as_tiles_and_come_back_stitched(ls_study, tmp_path, mon
         assert task["data"]["loop_tile"] == boxes[4] and "rows 163-358" in task["data"]["name"]
         region = task["predictions"][0]["result"][0]
         assert (region["original_height"], region["original_width"]) == (195, 254)
-        assert list((study.path / "labelstudio" / "media").glob("*_tile_163_222_195x254.png"))
+        assert list(
+            (study.path / "labelstudio" / "public" / "media").glob("*_tile_163_222_195x254.png")
+        )
 
         add_annotators(study, tool, list(TILE_PROFILES))  # accounts of the shared server
         sim = simulate(study, tool, {n: PROFILES[p] for n, p in TILE_PROFILES.items()}, seed=0)

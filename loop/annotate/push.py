@@ -47,7 +47,12 @@ from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 PUSHABLE_SPLITS = ("pool", "labeled")
 
 
-MEDIA_DIR = Path("labelstudio") / "media"
+PUBLIC_DIR = Path("labelstudio") / "public"
+"""The embedded Label Studio's local-files root: what every annotator may read, nothing else."""
+MEDIA_DIR = PUBLIC_DIR / "media"
+"""Display images (one project storage's folder, under :data:`PUBLIC_DIR`)."""
+LEGACY_MEDIA_DIR = Path("labelstudio") / "media"
+"""Where display images were before the root moved (moved by the first push or pull after)."""
 
 
 BATCH = 100

@@ -113,7 +113,7 @@ def demo(
     """The demo: sample data into a study, a local Label Studio, rounds of train -> score ->
     push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
     from loop.cli.common import LEGEND, rounds_table
-    from loop.cli.wiring import env_server, server_of
+    from loop.cli.wiring import env_server, server_of, start_server
     from loop.data.demo import DEMO_TOML
     from loop.reports.html import write_report
     from loop.reports.status import round_summaries
@@ -129,7 +129,7 @@ def demo(
         if env_server() is None:
             server = server_of(s)
             with err.status("starting Label Studio (about 40 s the first time) ..."):
-                info = server.start()
+                info = start_server(s)
             err.print(f"Label Studio at {info.url}")
         _demo_rounds(s, ["main", "random"] if control else ["main"], rounds, gpu)
         with progress_bar() as bar:

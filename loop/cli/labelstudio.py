@@ -36,13 +36,13 @@ def labelstudio_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the study's Label Studio on 127.0.0.1 (SQLite, data in STUDY/labelstudio/)."""
-    from loop.cli.wiring import server_of
+    from loop.cli.wiring import server_of, start_server
     from loop.study import open_study
 
     with open_study(study) as s:
         server = server_of(s)
         with err.status("starting Label Studio (about 40 s the first time) ..."):
-            info = server.start(timeout=timeout, port=port)
+            info = start_server(s, timeout=timeout, port=port)
         admin = server.credentials()["admin"]
     if as_json:
         emit_json(

@@ -20,12 +20,26 @@ __all__ = [
     "healthy",
     "server_of",
     "simulate",
+    "start_server",
 ]
 
 
 def server_of(study):
     """The study's embedded Label Studio server."""
     return accounts.server_of(study.path)
+
+
+def start_server(study, *, timeout: float = 240.0, port: int | None = None):
+    """Start the study's embedded Label Studio (or find it running) and bring a study made
+    before the local-files root moved up to date (its display images and tasks, once)."""
+    server = server_of(study)
+    info = server.start(timeout=timeout, port=port)
+    tool = accounts.connect_local(study.path)
+    try:
+        tool.move_legacy_media()
+    finally:
+        tool.close()
+    return info
 
 
 def connect(study, *, retries: int = 4, backoff: float = 0.5):
