@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from loop.config_checks import all_in_range, in_range
 from loop.config_view import DisplayConfig, LabelsConfig
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile
 
 TASKS = ("segmentation", "classification")
+SEED = (0, 2**32 - 1)
+"""Seeds numpy, torch and Cellpose all accept."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class SplitConfig:
     """Metadata columns to stratify by; empty = by class (classification) or not at all."""
 
     def __post_init__(self):
+        all_in_range("split", self, {"test": (0, 10**9), "initial": (0, 10**9), "seed": SEED})
         for name in ("test", "initial"):
             value = getattr(self, name)
             if value < 0 or (value >= 1 and value != int(value)):
@@ -64,16 +68,32 @@ class AugmentConfig:
     """Chance that each photometric transform is applied to a crop."""
 
     def __post_init__(self):
-        if not 0 <= self.probability <= 1:
-            raise ConfigError(f"augment.probability = {self.probability}: give a value in [0, 1]")
+        in_range("augment.probability", self.probability, 0, 1)
 
 
 def _check_val_fraction(section: str, value: float) -> None:
-    if not 0 <= value < 0.5:
+    if not 0 <= value < 0.5:  # false for nan too
         raise ConfigError(f"{section}.val_fraction = {value}: give a value in [0, 0.5)")
 
 
 INVERT_MODES = ("auto", "never", "always")
+MODEL_BOUNDS = {
+    "batch_size": (1, 4096),
+    "epochs": (1, 10**6),
+    "min_steps": (0, 10**7),
+    "max_steps": (1, 10**7),
+    "warm_fraction": (0.0, 1.0),
+    "learning_rate": (1e-9, 10.0),
+    "weight_decay": (0.0, 1.0),
+    "keep_tolerance": (-1.0, 1.0),  # below 0: a new model must gain that much
+    "flow_threshold": (0.0, 100.0),
+    "cellprob_threshold": (-100.0, 100.0),
+    "min_size": (-1, 10**8),
+    "seed": SEED,
+    "predict_tile": (32, 65536),
+    "predict_tile_above": (32, 10**6),
+    "predict_tile_overlap": (0, 4096),
+}
 
 
 @dataclass(frozen=True)
@@ -130,19 +150,24 @@ class ModelConfig:
         return _tiling_of(self)
 
     def __post_init__(self):
-        if len(self.nbase) < 3 or self.nbase[0] != 2:
+        if (
+            not 3 <= len(self.nbase) <= 8
+            or self.nbase[0] != 2
+            or not all(1 <= w <= 1024 for w in self.nbase)
+        ):
             raise ConfigError(
                 f"model.nbase = {list(self.nbase)}: give at least 3 widths starting with 2 "
-                "(two input channels), e.g. [2, 8, 16, 32, 64]"
+                "(two input channels), at most 8, each from 1 to 1024, e.g. [2, 8, 16, 32, 64]"
             )
-        if self.crop % 16 or self.crop < 32:
-            raise ConfigError(f"model.crop = {self.crop}: give a multiple of 16, at least 32")
+        if self.crop % 16 or not 32 <= self.crop <= 2048:
+            raise ConfigError(f"model.crop = {self.crop}: give a multiple of 16 from 32 to 2048")
         if self.invert not in INVERT_MODES:
             raise ConfigError(
                 f"model.invert = {self.invert!r}: give one of {', '.join(INVERT_MODES)}"
             )
         _check_val_fraction("model", self.val_fraction)
         self.tiling()  # checks the predict_tile* settings
+        all_in_range("model", self, MODEL_BOUNDS)
         if self.min_steps > self.max_steps:
             raise ConfigError(
                 f"model.min_steps = {self.min_steps} > model.max_steps = {self.max_steps}"
@@ -174,6 +199,14 @@ class ClassifierConfig:
                 f"classifier.estimator = {self.estimator!r}: choose one of {', '.join(CLASSIFIERS)}"
             )
         _check_val_fraction("classifier", self.val_fraction)
+        bounds = {
+            "committee": (1, 100),
+            "augment_copies": (0, 100),
+            "image_size": (8, 1024),
+            "keep_tolerance": (-1.0, 1.0),  # below 0: a new model must gain that much
+            "seed": SEED,
+        }
+        all_in_range("classifier", self, bounds)
 
 
 @dataclass(frozen=True)
@@ -195,11 +228,14 @@ class ScoreConfig:
     lost to staying with coverage on every seed (README, Benchmarks)."""
 
     def __post_init__(self):
-        for name in ("k", "shortlist", "chunk", "coverage_until"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"score.{name} = {getattr(self, name)}: give at least 1")
-        if self.pool_sample < 0:
-            raise ConfigError(f"score.pool_sample = {self.pool_sample}: give 0 (all) or more")
+        bounds = {
+            "k": (1, 10**6),
+            "shortlist": (1, 1000),
+            "chunk": (1, 10**4),
+            "coverage_until": (1, 10**9),
+            "pool_sample": (0, 10**9),
+        }
+        all_in_range("score", self, bounds)
 
 
 def _tiling_of(model: ModelConfig):
@@ -219,6 +255,10 @@ def _tiling_of(model: ModelConfig):
         ) from None
 
 
+MAX_WORKERS = 1024
+"""More worker processes than any one scheduler here is meant to feed."""
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """Where ``loop score`` (the rounds' too), ``predict`` and ``measure`` run by default;
@@ -230,8 +270,7 @@ class ClusterConfig:
     """Address of a running Dask scheduler (``tcp://host:8786``); empty: none."""
 
     def __post_init__(self):
-        if self.workers < 1:
-            raise ConfigError(f"cluster.workers = {self.workers}: give 1 (no cluster) or more")
+        in_range("cluster.workers", self.workers, 1, MAX_WORKERS, hint=" (1: no cluster)")
         if self.scheduler and "://" not in self.scheduler:
             raise ConfigError(
                 f"cluster.scheduler = {self.scheduler!r}: give the address with its protocol, "
@@ -283,27 +322,23 @@ class RoundsConfig:
         return Tiling(tile=self.tile, above=self.tile_above, overlap=self.tile_overlap)
 
     def __post_init__(self):
-        if self.overlap < 1:
-            raise ConfigError(f"rounds.overlap = {self.overlap}: ask for at least 1 annotator")
-        if not 0 <= self.min_agreement <= 1:
-            raise ConfigError(f"rounds.min_agreement = {self.min_agreement}: give 0..1")
-        if self.min_annotations < 1:
-            raise ConfigError(
-                f"rounds.min_annotations = {self.min_annotations}: a consensus needs at least 1"
-            )
+        bounds = {
+            "overlap": (1, 100),
+            "min_agreement": (0.0, 1.0),
+            "min_annotations": (1, 100),
+            "poll_seconds": (0.1, 86400.0),
+            "full_pull_minutes": (0.0, 525600.0),  # a year
+            "tile": (0, 65536),
+            "tile_above": (0, 10**6),
+            "tile_overlap": (0, 65536),
+        }
+        all_in_range("rounds", self, bounds)
         if self.fusion not in FUSIONS:
             raise ConfigError(f"rounds.fusion = {self.fusion!r}: choose {' or '.join(FUSIONS)}")
         if self.profiles and len(self.profiles) != len(self.annotators):
             raise ConfigError(
                 f"rounds.profiles has {len(self.profiles)} entries for "
                 f"{len(self.annotators)} annotators: give one per annotator, or none"
-            )
-        if self.poll_seconds <= 0:
-            raise ConfigError(f"rounds.poll_seconds = {self.poll_seconds}: give seconds > 0")
-        if self.full_pull_minutes < 0:
-            raise ConfigError(
-                f"rounds.full_pull_minutes = {self.full_pull_minutes}: give minutes >= 0 "
-                "(0: every pull reads every task)"
             )
         if self.tile:
             try:

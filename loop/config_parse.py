@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -15,16 +17,23 @@ from loop.config import StudyConfig
 from loop.errors import ConfigError
 
 
+def _shown(value) -> str:
+    """A value for a message: short, whatever its size or depth."""
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxstring, shown.maxother = 3, 6, 60, 60
+    return shown.repr(value)
+
+
 def _coerce(value, annotation, where: str):
     """Check ``value`` against a dataclass field's type; tuples come from TOML lists."""
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
-            raise ConfigError(f"[{where}] must be a table, got {value!r}")
+            raise ConfigError(f"[{where}] must be a table, got {_shown(value)}")
         return _build(annotation, value, where)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"[{where}] must be a table of tables, got {value!r}")
+            raise ConfigError(f"[{where}] must be a table of tables, got {_shown(value)}")
         (_key_type, item_type) = typing.get_args(annotation)
         out = {}
         for key, item in value.items():
@@ -37,7 +46,7 @@ def _coerce(value, annotation, where: str):
         return out
     if origin is tuple:
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
+            raise ConfigError(f"{where} must be a list, got {_shown(value)}")
         (item_type, _ellipsis) = typing.get_args(annotation)
         return tuple(_coerce(v, item_type, f"{where}[]") for v in value)
     if origin in (typing.Union, types.UnionType):
@@ -46,16 +55,20 @@ def _coerce(value, annotation, where: str):
                 return _coerce(value, option, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where} = {value!r} has the wrong type ({annotation})")
+        raise ConfigError(f"{where} = {_shown(value)} has the wrong type ({annotation})")
     if annotation is type(None):
         if value is not None:
             raise ConfigError(f"{where} must be empty")
         return value
+    if annotation is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} = {value}: give a finite number")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**53:
+            raise ConfigError(f"{where} = {value}: too large a number")
         return float(value)
     if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
         raise ConfigError(
-            f"{where} = {value!r}: expected {annotation.__name__}, got {type(value).__name__}"
+            f"{where} = {_shown(value)}: expected {annotation.__name__}, got {type(value).__name__}"
         )
     return value
 
@@ -88,6 +101,8 @@ def parse_config(text: str, *, source: str = "loop.toml") -> StudyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{source} nests arrays or tables too deeply to be a loop.toml") from None
     try:
         return _build(StudyConfig, data, "")
     except ConfigError as exc:
@@ -99,7 +114,15 @@ def load_config(path: str | Path) -> StudyConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"no config file at {path}; create the study with `loop init`")
-    return parse_config(path.read_text(), source=str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8, as TOML requires"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    return parse_config(text, source=str(path))
 
 
 def resolved(config: StudyConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from loop.config_checks import in_range
 from loop.core.display import DISPLAY_COLOURS
 from loop.errors import ConfigError
 
@@ -65,10 +66,7 @@ class LabelsConfig:
                 raise ConfigError(
                     f"labels.{name} = {getattr(self, name)!r}: write a colour as #rrggbb"
                 )
-        if self.unsure_flow_error < 0:
-            raise ConfigError(
-                f"labels.unsure_flow_error = {self.unsure_flow_error}: give 0 (flag none) or more"
-            )
+        in_range("labels.unsure_flow_error", self.unsure_flow_error, 0.0, 100.0)
 
 
 OTHER_COLOURS = ("#ff4fd8", "#7cff4f", "#ff8c1a", "#9b6bff", "#ffe14f", "#ff4f4f")
@@ -100,7 +98,9 @@ class DisplayConfig:
     upper: float = 99.8
 
     def __post_init__(self):
-        if any(c < 0 for c in self.channels) or len(set(self.channels)) < len(self.channels):
+        if any(not 0 <= c < 4096 for c in self.channels) or len(set(self.channels)) < len(
+            self.channels
+        ):
             raise ConfigError(
                 f"display.channels = {list(self.channels)}: give distinct channel numbers, "
                 "0 for the first"

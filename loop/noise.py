@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from loop.config_checks import in_range
 from loop.errors import ConfigError
 
 
@@ -50,17 +51,16 @@ class NoiseProfile:
     seconds_per_image: float = 6.0
 
     def __post_init__(self):
-        if len(self.jitter) != 2 or not 0 <= self.jitter[0] <= self.jitter[1]:
+        if len(self.jitter) != 2 or not 0 <= self.jitter[0] <= self.jitter[1] <= 64:
             raise ConfigError(
-                f"jitter = {list(self.jitter)}: give [lo, hi] pixels with 0 <= lo <= hi, "
+                f"jitter = {list(self.jitter)}: give [lo, hi] pixels with 0 <= lo <= hi <= 64, "
                 "e.g. [1, 2]"
             )
         for name in ("miss_small", "miss", "merge", "split", "flip"):
-            if not 0 <= getattr(self, name) <= 1:
+            if not 0 <= getattr(self, name) <= 1:  # false for nan too
                 raise ConfigError(f"{name} = {getattr(self, name)}: give a probability in 0..1")
         for name in ("false_positive", "seconds_per_object", "seconds_per_image"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} = {getattr(self, name)}: give a value >= 0")
+            in_range(name, getattr(self, name), 0.0, 3600.0)
 
 
 PROFILES = {

@@ -221,7 +221,9 @@ def test_labels_section_is_checked():
         parse_config('[labels]\ncolour = "red"\n')
     with pytest.raises(ConfigError, match="not ending in '\\?'"):
         parse_config('[labels]\nobject = "cell?"\n')
-    with pytest.raises(ConfigError, match="unsure_flow_error = -1.0: give 0"):
+    with pytest.raises(
+        ConfigError, match="unsure_flow_error = -1.0: give a value from 0.0 to 100.0"
+    ):
         parse_config("[labels]\nunsure_flow_error = -1.0\n")
     others = parse_config('[labels]\nothers = ["mitotic figure", "apoptotic"]\n').labels
     assert other_labels(others) == (("mitotic figure", "#ff4fd8"), ("apoptotic", "#7cff4f"))
@@ -272,7 +274,7 @@ def test_predict_tiling_is_checked():
 def test_cluster_section_is_checked():
     config = parse_config('[cluster]\nworkers = 4\nscheduler = "tcp://head:8786"\n')
     assert (config.cluster.workers, config.cluster.scheduler) == (4, "tcp://head:8786")
-    with pytest.raises(ConfigError, match="cluster.workers = 0: give 1"):
+    with pytest.raises(ConfigError, match="cluster.workers = 0: give a value from 1 to 1024"):
         parse_config("[cluster]\nworkers = 0\n")
     with pytest.raises(ConfigError, match="cluster.scheduler = 'head:8786': give the address"):
         parse_config('[cluster]\nscheduler = "head:8786"\n')
@@ -287,3 +289,140 @@ def test_the_resolved_config_has_every_default_and_changes_with_one():
     # the same text under another default (as after a release that changed it)
     moved = dataclasses.replace(base, score=dataclasses.replace(base.score, coverage_until=16))
     assert resolved(moved) != text
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[model]\nbatch_size = 0", r"model.batch_size = 0: give a value from 1 to 4096"),
+        ("[model]\ncrop = 100000000000", r"model.crop = 100000000000: give a multiple of 16"),
+        ("[model]\nlearning_rate = nan", r"model.learning_rate = nan: give a finite number"),
+        ("[model]\nlearning_rate = 0.0", r"model.learning_rate = 0.0: give a value from"),
+        ("[model]\nnbase = [2, -8, 16]", r"each from 1 to 1024"),
+        ("[model]\nnbase = [2, 8, 1000000]", r"each from 1 to 1024"),
+        ("[model]\nepochs = -100", r"model.epochs = -100: give a value from 1"),
+        ("[model]\nkeep_tolerance = nan", r"model.keep_tolerance = nan: give a finite"),
+        ("[model]\npredict_tile = 100000000", r"model.predict_tile = 100000000"),
+        ("[model]\nseed = -1", r"model.seed = -1"),
+        ("[rounds]\nfull_pull_minutes = inf", r"rounds.full_pull_minutes = inf: give a finite"),
+        ("[rounds]\nfull_pull_minutes = nan", r"rounds.full_pull_minutes = nan: give a finite"),
+        ("[rounds]\npoll_seconds = nan", r"rounds.poll_seconds = nan: give a finite"),
+        ("[rounds]\npoll_seconds = 0", r"rounds.poll_seconds = 0.0: give a value from 0.1"),
+        ("[rounds]\nmin_agreement = -5", r"rounds.min_agreement = -5.0: give a value from 0"),
+        ("[cluster]\nworkers = 100000", r"cluster.workers = 100000: give a value from 1 to 1024"),
+        ("[score]\nchunk = 0", r"score.chunk = 0: give a value from 1"),
+        ("[classifier]\ncommittee = 100000", r"classifier.committee = 100000"),
+        ("[augment]\nprobability = nan", r"augment.probability = nan"),
+        ("[labels]\nunsure_flow_error = inf", r"labels.unsure_flow_error = inf"),
+        ("[split]\ntest = 1e300", r"split.test = 1e\+300: give a value from 0"),
+        ("[noise.mine]\nseconds_per_object = inf", r"seconds_per_object = inf"),
+        ("[noise.mine]\njitter = [0, 100000]", r"jitter = \[0, 100000\]"),
+        ("[model]\nwarm_fraction = 99999999999999999999", r"too large a number|not valid TOML"),
+    ],
+)
+def test_every_value_is_finite_and_in_range(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_error(tmp_path):
+    path = tmp_path / "loop.toml"
+    path.write_bytes(b'task = "segmentation"\n# caf\xe9\n')
+    with pytest.raises(ConfigError, match=r"is not UTF-8 text \(byte 27\)"):
+        load_config(path)
+
+
+def test_arrays_nested_past_reason_are_one_clear_error():
+    text = "groups = " + "[" * 8000 + "]" * 8000  # 16 KB
+    with pytest.raises(ConfigError, match="nests arrays or tables too deeply"):
+        parse_config(text)
+    shallow = "groups = " + "[" * 50 + "]" * 50
+    with pytest.raises(ConfigError, match=r"groups\[\] = \[\[\[\[\.\.\.\]\]\]\]: expected str"):
+        parse_config(shallow)
+
+
+# --- property-based: any TOML either gives valid settings or one ConfigError --------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _sections() -> dict[str, list[str]]:
+    """The known keys of each section (top level under "")."""
+    out = {"": []}
+    default = StudyConfig()
+    for f in dataclasses.fields(StudyConfig):
+        value = getattr(default, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = [g.name for g in dataclasses.fields(value)]
+        else:
+            out[""].append(f.name)
+    return out
+
+
+SECTIONS = _sections()
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+SCALARS = (
+    st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.text(max_size=12)
+    | st.sampled_from(["segmentation", "classification", "auto", "majority", "logistic"])
+)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
+
+
+@st.composite
+def study_tomls(draw):
+    lines, tables = [], {}
+    for _ in range(draw(st.integers(0, 6))):
+        section = draw(st.sampled_from(sorted(SECTIONS)))
+        key = draw(st.sampled_from(SECTIONS[section]) if SECTIONS[section] else st.just("task"))
+        if draw(st.integers(0, 9)) == 0:
+            key = draw(st.from_regex(r"[a-z_]{1,8}", fullmatch=True))  # unknown keys too
+        tables.setdefault(section, {})[key] = draw(VALUES)
+    for section, items in sorted(tables.items()):  # top-level keys first
+        if section:
+            lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in items.items()]
+    return "\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(study_tomls())
+def test_any_study_toml_gives_settings_or_one_config_error(text):
+    try:
+        config = parse_config(text)
+    except ConfigError as exc:
+        assert str(exc).startswith("loop.toml")
+        assert "\n" not in str(exc) or "not valid TOML" in str(exc)
+        assert len(str(exc)) < 2000
+    else:
+        assert isinstance(config, StudyConfig)
+        assert parse_config(text) == config
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_gives_settings_or_one_config_error(text):
+    try:
+        parse_config(text)
+    except ConfigError:
+        pass

@@ -113,9 +113,9 @@ def test_warm_start_and_rejection(tiny_study):
         row["parent_id"] == first.model_id and json.loads(row["params"])["parent"] == first.model_id
     )
     assert "previous" in second.val
-    # a tolerance below -1 rejects any new model: the previous one stays current
+    # a tolerance of -1 rejects any new model (none gains a whole AP): the previous one stays
     (tiny_study.path / "loop.toml").write_text(
-        TINY_TOML.replace("[score]", "keep_tolerance = -2.0\n[score]")
+        TINY_TOML.replace("[score]", "keep_tolerance = -1.0\n[score]")
     )
     reopened = open_study(tiny_study.path)
     db["images"].update(tiny_study.store.images("split = 'pool'")[0]["id"], {"split": "labeled"})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.config_checks import in_range
 from loop.core.agreement import krippendorff_alpha, object_f1, percent_agreement
 from loop.core.fusion import consensus_mask, majority_vote
 from loop.core.images import count_objects, read_mask, write_labels
@@ -132,7 +133,14 @@ def agree(
         Also score each annotator and the consensus against the ground truth, where it exists.
     write : bool
         Store consensus labels and move agreed images to the labeled split.
+
+    Raises
+    ------
+    ConfigError
+        For a ``min_agreement`` outside [0, 1] (or not a number) or ``min_annotations`` < 1.
     """
+    in_range("min_agreement", min_agreement, 0.0, 1.0)
+    in_range("min_annotations", min_annotations, 1, 100)
     store = study.store
     by_task = _current_annotations(study, round, image_ids)
     segmentation = study.config.task == "segmentation"

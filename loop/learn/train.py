@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loop.config import MODEL_BOUNDS, SEED
+from loop.config_checks import in_range
 from loop.core.images import read_image
 from loop.errors import ModelError
 from loop.learn.labels import (
@@ -84,9 +86,15 @@ def train(
 
     Raises
     ------
+    ConfigError
+        When ``steps`` or ``seed`` is out of range.
     ModelError
         When there are no labeled images with labels.
     """
+    if steps is not None:
+        in_range("steps", steps, 1, MODEL_BOUNDS["max_steps"][1])
+    if seed is not None:
+        in_range("seed", seed, *SEED)
     items = training_labels(study, image_ids)
     if not items:
         raise ModelError(
