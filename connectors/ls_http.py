@@ -1,11 +1,13 @@
 """The HTTP layer of the Label Studio client: one retry and error policy for every request.
 
-Every request goes through :meth:`RestClient._call`: transport errors, timeouts and 5xx are
-retried with exponential backoff, then raised as :class:`~loop.errors.ToolUnreachable` saying
-what to check; 4xx become :class:`~loop.errors.ToolRejected`. A legacy API token is sent as
-``Token``; a personal access token (a JWT refresh token) is exchanged for an access token,
-refreshed once when it expires. Tokens are sent in headers only and never appear in messages
-or in ``repr``.
+Every request goes through :meth:`RestClient._call`: connection errors and 5xx are retried
+with exponential backoff, then raised as :class:`~loop.errors.ToolUnreachable` saying what to
+check; a server that takes the request and does not answer within the timeout is not asked
+again (it is hung or overloaded, and a repeated POST could be done twice): one wait of
+``timeout`` seconds, then the error; 4xx become :class:`~loop.errors.ToolRejected`. A legacy
+API token is sent as ``Token``; a personal access token (a JWT refresh token) is exchanged
+for an access token, refreshed once when it expires. Tokens are sent in headers only and never
+appear in messages or in ``repr``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ class RestClient:
     token : str
         A legacy API token, or a personal access token (a JWT refresh token).
     retries, backoff, timeout : int, float, float
-        Attempts after the first, first wait (doubled each time), seconds per request.
+        Attempts after the first, first wait (doubled each time), seconds a request may wait
+        for the server's answer (connecting: at most 10 s).
     """
 
     def __init__(
@@ -47,7 +50,10 @@ class RestClient:
         self.url = url.rstrip("/")
         self._token = token
         self.retries, self.backoff = retries, backoff
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        self.timeout = timeout
+        self.http = httpx.Client(
+            base_url=self.url, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
         self._access: str | None = None
         self.seconds: Counter[str] = Counter()
         """Time spent per phase (``http``, ``encode``, ``decode``), for benchmarks and rounds."""
@@ -83,6 +89,14 @@ class RestClient:
             start = time.perf_counter()
             try:
                 response = self.http.request(method, path, headers=self._headers(), **kwargs)
+            except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+                self.seconds["http"] += time.perf_counter() - start
+                raise ToolUnreachable(
+                    f"Label Studio at {self.url} took the request to {what} but did not answer "
+                    f"within {self.timeout:g} s: it is hung or overloaded; "
+                    "restart it (`loop labelstudio stop STUDY`, then `start`; its log is "
+                    "STUDY/labelstudio/server.log) and run the command again"
+                ) from exc
             except httpx.TransportError as exc:
                 self.seconds["http"] += time.perf_counter() - start
                 last = f"{type(exc).__name__}: {exc}"

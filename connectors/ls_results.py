@@ -158,10 +158,11 @@ def results_to_objects(results: list, shape: tuple[int, int]) -> tuple[np.ndarra
         if not isinstance(item, dict):
             continue
         kind = str(item.get("type", ""))
-        if kind != "brushlabels" and (kind.endswith("labels") or kind in OTHER_REGIONS):
+        lowered = kind.lower()  # "PolygonLabels" is a polygon too, not nothing
+        if kind != "brushlabels" and (lowered.endswith("labels") or lowered in OTHER_REGIONS):
             raise MalformedAnnotation(
                 f"region {item.get('id')} is a {kind} region; this study takes brush masks "
-                "only: redraw it with the brush"
+                "(type brushlabels) only: redraw it with the brush"
             )
         if kind != "brushlabels":
             continue
@@ -211,6 +212,10 @@ def results_to_class(results: list) -> str | None:
     """
     if not isinstance(results, list):
         raise MalformedAnnotation(f"annotation result must be a list, got {type(results).__name__}")
+    for item in results:
+        kind = str(item.get("type", "")) if isinstance(item, dict) else ""
+        if kind != "choices" and kind.lower() == "choices":
+            raise MalformedAnnotation(f"result {item.get('id')} is typed {kind!r}, not 'choices'")
     chosen = [
         c
         for item in results

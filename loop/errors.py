@@ -19,6 +19,10 @@ class StudyNotFound(LoopError):
     """The study folder or its database does not exist."""
 
 
+class StudyUnwritable(LoopError):
+    """The study's database cannot be written: a read-only folder or file system, a full disk."""
+
+
 class StudyExists(LoopError):
     """`loop init` was asked to create a study that already exists."""
 

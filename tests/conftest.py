@@ -218,3 +218,51 @@ def tiny_data():
 
     pairs = [synthetic_nuclei((64, 64), 6, radius=(4, 7), rng=i) for i in range(4)]
     return pairs, prepare([p[0] for p in pairs], [p[1] for p in pairs], crop=32, device=CPU)
+
+
+def _mount(*args) -> None:
+    import subprocess
+
+    done = subprocess.run(["mount", *map(str, args)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount here (root and mount(8) needed): {done.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB file system (tmpfs) at ``tmp/disk``: a disk that fills up."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", disk)
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """``read_only(folder)``: the same folder seen through a read-only bind mount."""
+    import subprocess
+
+    mounts = []
+
+    def make(folder: Path) -> Path:
+        view = tmp_path / f"ro{len(mounts)}"
+        view.mkdir()
+        _mount("--bind", folder, view)
+        mounts.append(view)
+        _mount("-o", "remount,ro,bind", view)
+        return view
+
+    yield make
+    for view in reversed(mounts):
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` until about ``leave`` bytes are free."""
+    import shutil
+
+    free = shutil.disk_usage(disk).free
+    (disk / "filler").write_bytes(bytes(max(0, free - leave)))

@@ -331,6 +331,20 @@ def test_a_polygon_is_malformed_and_never_blocks_a_later_push(ls_study):
         from loop.reports.status import study_status
 
         assert study_status(study).annotation["malformed"] == {"pia": 1}  # loop status says it
+        # the same annotator saves a second annotation of the task, typed PolygonLabels: the
+        # newest counts (malformed, not an empty mask), and the older one is said, not dropped
+        first = row["external_id"]
+        second = pia.annotate(str(task["id"]), [{**polygon, "type": "PolygonLabels"}])
+        pulled = pull(study, tool)
+        row = next(study.store.db["annotations"].rows_where("annotator = 'pia'"))
+        assert (row["external_id"], row["status"]) == (second, "malformed")
+        assert any("is a PolygonLabels region" in m for m in pulled.malformed)
+        assert (
+            len(pulled.superseded) == 1
+            and f"pia made 2 annotations; the newest ({second}) "
+            f"counts, the older ({first}) stay in the tool"
+            in pulled.superseded[0]
+        )
         # the label config is unchanged: a later push does not resend it, so it succeeds
         report = push(study, tool, images[1:], overlap=1)
         assert report.created == 1
@@ -418,8 +432,9 @@ def test_pull_asks_only_for_updated_tasks_and_adopts_duplicates(ls_study):
 
 
 def test_an_annotation_saved_by_someone_else_is_flagged_and_not_used(ls_study):
-    """The Community edition lets any member update anyone's annotation in the Data Manager:
-    pull must not count such an edit as the author's drawing."""
+    """The Community edition lets any member update anyone's annotation in the Data Manager
+    (on a lab's own server; the study's embedded server refuses it to annotators, but not to
+    the admin): pull must not count such an edit as the author's drawing."""
     from connectors.ls_results import mask_to_results
     from loop.reports.status import study_status
     from loop.store.annotations import annotations_of_task
@@ -446,12 +461,14 @@ def test_an_annotation_saved_by_someone_else_is_flagged_and_not_used(ls_study):
             return next(study.store.db["annotations"].rows_where("annotator = 'ola'"))
 
         assert olas()["status"] == "current"
-        # pel opens ola's annotation in the Data Manager and saves it with one object less
+        # pel may not save ola's annotation; the admin's account may, with one object less
         path = f"/api/annotations/{olas()['external_id']}"
-        pel._json("PATCH", path, what="edit", json={"result": drawn[1:]})
+        with pytest.raises(ToolRejected, match="this annotation belongs to another account"):
+            pel._json("PATCH", path, what="edit", json={"result": drawn[1:]})
+        tool._json("PATCH", path, what="edit", json={"result": drawn[1:]})
         pulled = pull(study, tool)
         assert olas()["status"] == "edited" and olas()["mask_path"]  # kept, with its mask
-        assert any("last saved by pel" in line for line in pulled.edited)
+        assert any("last saved by user" in line for line in pulled.edited)
         assert study_status(study).annotation["edited"] == {"ola": 1}
         assert "ola" not in {a["annotator"] for a in annotations_of_task(study.store, task["id"])}
         # ola saves it again (her drawing back): resolved, used again

@@ -247,3 +247,70 @@ def test_workers_and_scheduler_fall_back_to_the_cluster_section():
     remote = ClusterConfig(scheduler="tcp://head:8786")
     assert engine_of(None, None, remote) == Engine(scheduler="tcp://head:8786")
     assert engine_of(None, None) == Engine()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "{s}", "--steps", "-5"], r"error: steps = -5: give a value from 1 to"),
+        (["train", "{s}", "--steps", "0"], r"error: steps = 0: give a value from 1 to"),
+        (["train", "{s}", "--seed", "-1"], r"error: seed = -1: give a value from 0 to"),
+        (["agree", "{s}", "--min-agreement", "-5"], r"error: min_agreement = -5.0: give a value"),
+        (["agree", "{s}", "--min-agreement", "nan"], r"error: min_agreement = nan: give a finite"),
+        (["agree", "{s}", "--min-agreement", "inf"], r"error: min_agreement = inf: give a finite"),
+    ],
+)
+def test_out_of_range_values_are_refused_before_anything_changes(
+    tmp_path, nuclei_folder, args, message
+):
+    study = cli_seg_study(tmp_path / "study", nuclei_folder)
+    result = runner.invoke(app, [a.format(s=study) for a in args])
+    assert result.exit_code == 1, result.output
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.output
+    with open_study(study) as s:
+        assert s.store.db["models"].count == 0  # no untrained model became the one in use
+
+
+def test_a_read_only_study_is_one_error_line(tmp_path, nuclei_folder, read_only):
+    study = cli_seg_study(tmp_path / "study", nuclei_folder)
+    view = read_only(study)
+    for args in (["status", view], ["train", view], ["ingest", view, nuclei_folder / "images"]):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.output
+        assert lines[0].startswith(f"error: {view / 'loop.db'}: ")
+        assert "run on a writable copy" in lines[0]
+
+
+def test_a_full_disk_is_one_error_line_naming_the_file_and_leaves_nothing_half_written(
+    tmp_path, nuclei_folder, small_disk
+):
+    from conftest import fill
+
+    here = cli_seg_study(tmp_path / "study", nuclei_folder)
+    fill(small_disk, 8 * 1024)  # room for one label TIFF of the six
+    result = runner.invoke(app, ["export", str(here), str(small_disk / "out"), "--truth"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert re.fullmatch(
+        rf"error: {small_disk / 'out'}/img\d\.tif: No space left on device \(free some space, "
+        r"then run it again\)",
+        line,
+    ), line
+    assert all(p.stat().st_size > 0 for p in (small_disk / "out").glob("*.tif"))
+    assert not list((small_disk / "out").glob(".*tmp*"))
+    (small_disk / "filler").unlink()
+    study = cli_seg_study(small_disk / "study", nuclei_folder)
+    assert runner.invoke(app, ["train", str(study)]).exit_code == 0
+    fill(small_disk, 4 * 1024)
+    result = runner.invoke(app, ["train", str(study), "--fresh"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert re.search(
+        r"error: .*(No space left on device|disk is full|disk I/O error)", result.stderr
+    )
+    (small_disk / "filler").unlink()
+    with open_study(study) as s:
+        assert s.store.db["models"].count == 1  # the failed training recorded nothing
+    assert not [p for p in (study / "models").iterdir() if ".tmp" in p.name]

@@ -265,3 +265,125 @@ def test_dsb_full_ingest_then_nothing(tmp_path):
             "brightfield": 16,
             "fluorescence": 541,
         }
+
+
+# --- metadata that once broke a study -----------------------------------------------------
+
+
+def write_manifest(folder, rows) -> str:
+    path = folder / "manifest.json"
+    path.write_text(json.dumps(rows))
+    return str(path)
+
+
+def test_an_integer_past_64_bits_is_kept_as_text_and_a_rerun_adds_nothing(seg_study, nuclei_folder):
+    big = 2**64 + 7
+    rows = [{"id": f"img{i}", "serial": big if i == 0 else i, "gain": 1.5} for i in range(6)]
+    manifest = write_manifest(nuclei_folder, rows)
+    report = ingest(seg_study, nuclei_folder / "images", metadata=manifest)
+    assert (report.added, report.skipped) == (6, [])
+    image = seg_study.store.images()[0]
+    assert image["meta_serial"] == str(big) and json.loads(image["metadata"])["serial"] == str(big)
+    again = ingest(seg_study, nuclei_folder / "images", metadata=manifest)
+    assert (again.unchanged, again.added, again.updated) == (6, 0, 0)
+
+
+def test_a_table_of_thousands_of_keys_keeps_them_all_and_bricks_nothing(seg_study, nuclei_folder):
+    from loop.store.db import MAX_META_COLUMNS
+
+    rows = [{"id": f"img{i}", **{f"k{j}": j * i for j in range(1250)}} for i in range(6)]
+    report = ingest(
+        seg_study, nuclei_folder / "images", metadata=write_manifest(nuclei_folder, rows)
+    )
+    assert report.added == 6 and report.skipped == []
+    assert len(seg_study.store.meta_columns()) == MAX_META_COLUMNS
+    assert len(report.without_column) == 1250 - MAX_META_COLUMNS
+    image = seg_study.store.images()[5]
+    assert json.loads(image["metadata"])["k1249"] == 5 * 1249  # every key kept
+    # later ingests go on working, and a changed value is recorded
+    rows[5]["k0"] = "changed"
+    rows[5].pop("k1")
+    report = ingest(
+        seg_study, nuclei_folder / "images", metadata=write_manifest(nuclei_folder, rows)
+    )
+    assert (report.updated, report.unchanged) == (1, 5)
+    image = seg_study.store.images()[5]
+    assert (image["meta_k0"], image["meta_k1"]) == ("changed", None)
+
+
+def test_keys_that_would_share_a_column_are_refused_not_merged(seg_study, nuclei_folder):
+    rows = [{"id": f"img{i}", "batch": i} for i in range(6)]
+    rows[0]["Key With Spaces"], rows[0]["key_with_spaces"] = 1, 2
+    rows[1]["Key With Spaces"] = 3
+    rows[2]["KEY with spaces"] = 4  # in another row: a different key, the same column
+    report = ingest(
+        seg_study, nuclei_folder / "images", metadata=write_manifest(nuclei_folder, rows)
+    )
+    skipped = {s.path.rsplit("/", 1)[-1]: s for s in report.skipped}
+    assert set(skipped) == {"img0.tif", "img2.tif"} and report.added == 4
+    assert skipped["img0.tif"].reason == "bad-metadata"
+    assert (
+        "'Key With Spaces' and 'key_with_spaces' would share column" in skipped["img0.tif"].message
+    )
+    assert (
+        "'KEY with spaces' would share column meta_key_with_spaces with key 'Key With Spaces'"
+        in (skipped["img2.tif"].message)
+    )
+    assert seg_study.store.images()[0]["meta_key_with_spaces"] == 3
+
+
+def test_keys_in_any_script_get_columns_of_their_own(seg_study, nuclei_folder):
+    rows = [{"id": f"img{i}", "Température": 20 + i, "顕微鏡": "A", "Ω": i} for i in range(6)]
+    ingest(seg_study, nuclei_folder / "images", metadata=write_manifest(nuclei_folder, rows))
+    assert set(seg_study.store.meta_columns()) == {"température", "顕微鏡", "ω"}
+    assert seg_study.store.images()[2]["meta_température"] == 22
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+KEYS = st.text(min_size=0, max_size=12) | st.sampled_from(["id", "Batch", "batch", " batch ", "µm"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.dictionaries(KEYS, JSON_VALUES, max_size=6), min_size=1, max_size=3))
+def test_any_metadata_table_is_ingested_or_each_image_skipped_with_a_reason(tmp_path_factory, rows):
+    """Whatever the table holds, an ingest either records the images (every value kept in
+    images.metadata) or skips an image with a reason; never a traceback, and a second run
+    changes nothing."""
+    from loop.data.synthetic import synthetic_nuclei
+    from loop.study import init_study
+
+    tmp = tmp_path_factory.mktemp("meta")
+    (tmp / "images").mkdir()
+    table = []
+    for i, row in enumerate(rows):
+        image, _ = synthetic_nuclei((24, 24), 2, rng=i)
+        tifffile.imwrite(tmp / "images" / f"im{i}.tif", image)
+        table.append(
+            {**{k: v for k, v in row.items() if k.strip().lower() != "id"}, "id": f"im{i}"}
+        )
+    (tmp / "manifest.json").write_text(json.dumps(table))
+    with init_study(tmp / "study") as study:
+        try:
+            report = ingest(study, tmp / "images", metadata=tmp / "manifest.json")
+        except (MetadataError, NothingIngested) as exc:
+            assert str(exc)
+            return
+        assert report.added + len(report.skipped) == len(rows)
+        assert all(s.reason == "bad-metadata" for s in report.skipped)
+        for image in study.store.images():
+            assert isinstance(json.loads(image["metadata"]), dict)
+        again = ingest(study, tmp / "images", metadata=tmp / "manifest.json")
+        assert again.added == again.updated == 0

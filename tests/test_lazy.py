@@ -127,3 +127,35 @@ def test_intensities_band_by_band_match_and_stay_in_bounded_memory(tmp_path, mon
     assert [s[0][1:3] for s in banded] == [s[0][1:3] for s in one_band]  # exact min, max
     # one channel as float64 is 14.4 MB; the bands keep the peak far below it
     assert peak < 1500 * 1200 * 8 / 4
+
+
+def test_a_header_declaring_a_huge_image_is_refused_before_anything_is_allocated(tmp_path):
+    from test_images import _tiff_claiming
+
+    from loop.errors import ImageTooLarge
+
+    tiff = _tiff_claiming(tmp_path / "bomb.tif", 100_000, 100_000)
+    with pytest.raises(ImageTooLarge, match=r"100,000 x 100,000 pixels: its label image alone"):
+        open_image(tiff, lazy_above=4096)
+    store = zarr.create_array(
+        str(tmp_path / "huge.zarr"), shape=(10**6, 10**6), chunks=(4096, 4096), dtype="u1"
+    )
+    assert store.nchunks_initialized == 0
+    with pytest.raises(ImageTooLarge, match=r"1,000,000 x 1,000,000 pixels: .* 3,725 GiB"):
+        open_image(tmp_path / "huge.zarr", lazy_above=4096)
+
+
+def test_missing_zarr_chunks_are_counted_and_said(tmp_path, channels_first):
+    from loop.core.lazy import missing_note
+
+    path = _ome_zarr(tmp_path / "cut.ome.zarr", channels_first, axes="cyx")
+    assert open_image(path, lazy_above=0).missing_chunks == 0
+    assert missing_note(open_image(path, lazy_above=0)) is None
+    chunk = next(p for p in (path / "0").rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunk.unlink()
+    image = open_image(path, lazy_above=0)
+    assert image.missing_chunks == 1
+    assert missing_note(image) == (
+        "1 of 60 chunks are missing from the Zarr store: those regions were read as its fill "
+        "value (0)"
+    )

@@ -93,3 +93,39 @@ def test_refused_personal_access_token():
     )
     with pytest.raises(ToolRejected, match="refused the personal access token"):
         whoami(ls)
+
+
+def test_a_server_that_takes_the_request_and_never_answers_is_waited_for_once():
+    """A hung server (it accepts the connection, never answers): one bounded wait, then one
+    clear error that says what was asked and what to do; the request is not sent again."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(conn)  # held open, never answered
+
+    threading.Thread(target=accept, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    rest = RestClient(url, TOKEN, retries=4, backoff=0.01, timeout=1.5)
+    start = time.monotonic()
+    with pytest.raises(
+        ToolUnreachable, match=r"took the request to list tasks but did not answer within 1.5 s"
+    ) as info:
+        rest._call("GET", "/api/tasks", what="list tasks")
+    assert time.monotonic() - start < 5
+    assert len(accepted) == 1 and TOKEN not in str(info.value)
+    rest.close()
+    listener.close()
+    for conn in accepted:
+        conn.close()

@@ -70,6 +70,13 @@ def test_malformed_results():
     polygon = {"id": "p1", "type": "polygonlabels", "value": {"points": [[1, 1], [3, 1], [2, 3]]}}
     with pytest.raises(MalformedAnnotation, match="region p1 is a polygonlabels region"):
         results_to_mask([*results, polygon], (6, 7))
+    # a type in other letter case is a region of that tool all the same, never "no object"
+    for kind in ("PolygonLabels", "BrushLabels", "RectangleLabels", "Polygon"):
+        odd = {**polygon, "type": kind}
+        with pytest.raises(MalformedAnnotation, match=f"region p1 is a {kind} region"):
+            results_to_mask([*results, odd], (6, 7))
+    with pytest.raises(MalformedAnnotation, match="typed 'Choices', not 'choices'"):
+        results_to_class([{**class_to_results("A")[0], "type": "Choices"}])
     # results that are not regions (a comment) are ignored
     comment = {"id": "c", "type": "textarea", "value": {"text": ["unsure"]}}
     assert results_to_mask([*results, comment], (6, 7)).max() == len(results)

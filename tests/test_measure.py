@@ -362,3 +362,34 @@ def test_a_killed_measure_goes_on_where_it_stopped(tmp_path):
     assert float(_csv(tmp_path / "out" / "objects.csv")[0]["area_um2"]) == pytest.approx(
         float(_csv(tmp_path / "out" / "objects.csv")[0]["area"]) * 0.25**2
     )
+
+
+def test_huge_headers_are_skipped_and_missing_chunks_said_while_the_run_goes_on(
+    seg_study, tmp_path
+):
+    import zarr
+    from test_images import _tiff_claiming
+
+    images, masks = _folder(tmp_path)
+    _tiff_claiming(images / "bomb.tif", 100_000, 100_000)
+    zarr.create_array(
+        str(images / "huge.zarr"), shape=(10**6, 10**6), chunks=(4096, 4096), dtype="u1"
+    )
+    good = tifffile.imread(images / "plate1" / "w0.tif")
+    cut = zarr.create_array(
+        str(images / "cut.zarr"), shape=good.shape, chunks=(16, 16), dtype=good.dtype
+    )
+    cut[:] = good
+    next(
+        p for p in (images / "cut.zarr").rglob("*") if p.is_file() and "c" in p.parts[-3:]
+    ).unlink()
+    tifffile.imwrite(masks / "cut.tif", read_mask(masks / "plate1" / "w0.tif"))
+    report = measure_folder(seg_study, images, tmp_path / "out", masks=masks)
+    per_image = {r["file"]: r for r in _csv(tmp_path / "out" / "images.csv")}
+    assert report.n_images == 4  # the three plates and the cut store
+    assert {f for f, _ in report.errors} == {"bomb.tif", "huge.zarr"}
+    assert "100,000 x 100,000 pixels" in per_image["bomb.tif"]["error"]
+    assert "1,000,000 x 1,000,000 pixels" in per_image["huge.zarr"]["error"]
+    assert [f for f, _ in report.warnings] == ["cut.zarr"]
+    assert per_image["cut.zarr"]["warning"].startswith("1 of ")
+    assert per_image["cut.zarr"]["n_objects"]

@@ -165,13 +165,20 @@ def _edited_by_other(ann: ToolAnnotation, names: dict[str, str]) -> str | None:
     return names.get(editor, f"user{editor}")
 
 
-def _latest_per_annotator(annotations, names: dict[str, str]) -> dict[str, ToolAnnotation]:
-    """One annotation per annotator (the newest, by id, if someone made several); accounts the
-    study does not know are named ``user<id>``."""
+def _latest_per_annotator(
+    annotations, names: dict[str, str]
+) -> tuple[dict[str, ToolAnnotation], dict[str, list[str]]]:
+    """One annotation per annotator (the newest, by id, if someone made several), and the ids
+    of the older ones each annotator made; accounts the study does not know are named
+    ``user<id>``."""
     out: dict[str, ToolAnnotation] = {}
+    older: dict[str, list[str]] = {}
     for ann in sorted(annotations, key=lambda a: int(a.external_id)):
-        out[names.get(ann.user_external_id, f"user{ann.user_external_id}")] = ann
-    return out
+        name = names.get(ann.user_external_id, f"user{ann.user_external_id}")
+        if name in out:
+            older.setdefault(name, []).append(out[name].external_id)
+        out[name] = ann
+    return out, older
 
 
 def _pull_task(
@@ -184,7 +191,13 @@ def _pull_task(
 ) -> None:
     image = study.store.image(task["image_id"])
     current = q.current_annotations(study.store, task["id"])
-    latest = _latest_per_annotator(annotations, names)
+    latest, older = _latest_per_annotator(annotations, names)
+    for name, ids in older.items():
+        report.superseded.append(
+            f"task {task['id']} ({image['name']}): {name} made {len(ids) + 1} annotations; "
+            f"the newest ({latest[name].external_id}) counts, the older ({', '.join(ids)}) "
+            "stay in the tool"
+        )
     for name in latest:
         if name not in names.values() and name not in report.unknown_accounts:
             report.unknown_accounts.append(name)  # kept, but said: agreement counts them

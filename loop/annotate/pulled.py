@@ -26,6 +26,8 @@ class PullReport:
     malformed: list[str] = field(default_factory=list)
     # annotations last saved by someone else than their author: kept, not used until resolved
     edited: list[str] = field(default_factory=list)
+    # an annotator's older annotations of a task when they made several: the newest counts
+    superseded: list[str] = field(default_factory=list)
     unknown_tasks: int = 0  # the tool's tasks that the store cannot map (no key of ours)
     adopted: int = 0  # the tool's duplicates of our tasks, adopted by this pull
     full: bool = True  # every project read whole (not only its tasks updated since)

@@ -164,6 +164,8 @@ def pull(
         print(f"malformed annotation kept as is: {line}", file=sys.stderr)
     for line in report.edited:
         print(f"edited by someone else: {line}", file=sys.stderr)
+    for line in report.superseded:
+        print(f"several by one annotator: {line}", file=sys.stderr)
     for line in report.tile_gaps:
         print(f"tiled image not complete: {line}", file=sys.stderr)
     for line in decisions.ignored:
@@ -198,6 +200,7 @@ def pull(
         "skipped_by_annotator": report.skipped_by_annotator,
         "malformed": len(report.malformed),
         "edited": len(report.edited),
+        "superseded": len(report.superseded),
         "tasks_seen": report.tasks_seen,
         "full": report.full,
         "adopted": report.adopted,

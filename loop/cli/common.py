@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from loop.errors import LoopError
+from loop.store.db import database_problem
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -35,6 +37,9 @@ class LoopGroup(TyperGroup):
             raise typer.Exit(code=1) from None
         except OSError as exc:
             print(f"error: {os_error_message(exc)}", file=sys.stderr)
+            raise typer.Exit(code=1) from None
+        except sqlite3.Error as exc:  # a write of the study's database that failed midway
+            print(f"error: {database_problem('the study database', exc)}", file=sys.stderr)
             raise typer.Exit(code=1) from None
 
 

@@ -236,6 +236,8 @@ def measure(
         )
     for file, why in report.errors:
         err.print(f"skipped {folder / file}: {why}")
+    for file, what in report.warnings:
+        err.print(f"warning: {folder / file}: {what}")
     summary = {
         "images": report.n_images,
         "skipped": len(report.errors),

@@ -82,6 +82,7 @@ def ingest(
     """Ingest a folder of images with masks or classes and metadata (idempotent: re-run to
     resume or to pick up changes)."""
     from loop.data.ingest import ingest as run_ingest
+    from loop.store.db import MAX_META_COLUMNS
     from loop.study import init_study, open_study
 
     if (study / "loop.toml").exists():
@@ -107,6 +108,13 @@ def ingest(
         print(
             f"warning: {len(report.unmatched_rows)} metadata rows matched no image "
             f"(first: {report.unmatched_rows[0]})",
+            file=sys.stderr,
+        )
+    if report.without_column:
+        print(
+            f"note: {len(report.without_column)} metadata keys are kept in images.metadata "
+            f"only, not as columns (a study has at most {MAX_META_COLUMNS}; first: "
+            f"{report.without_column[0]!r}); --where, groups and stratify cannot use them",
             file=sys.stderr,
         )
     summary = {

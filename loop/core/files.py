@@ -32,6 +32,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        # name the file the user asked for: the error is about writing it (copyfile names its
+        # source first and the temporary file second; a failed write() names nothing)
+        written = [exc.filename, exc.filename2]
+        if exc.filename is None or str(tmp) in map(str, written):
+            exc.filename, exc.filename2 = str(path), None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

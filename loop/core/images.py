@@ -57,7 +57,8 @@ MAX_VALUES = 2**30
 PNG and JPEG follow Pillow's decompression-bomb limit (about 179 M pixels)."""
 
 
-def _too_large(path: Path, declared: str) -> ImageTooLarge:
+def too_large(path: Path, declared: str) -> ImageTooLarge:
+    """The error of an image whose header declares more than the loop reads."""
     return ImageTooLarge(
         path,
         f"its header declares {declared}, more than the loop reads whole; crop or tile it "
@@ -72,7 +73,7 @@ def _read_tiff(path: Path) -> np.ndarray:
         if tif.series:
             shape = tif.series[0].shape
             if math.prod(shape) > MAX_VALUES:  # checked before anything is allocated
-                raise _too_large(path, f"shape {tuple(shape)} ({math.prod(shape):,} values)")
+                raise too_large(path, f"shape {tuple(shape)} ({math.prod(shape):,} values)")
         return np.asarray(tif.asarray())
 
 
@@ -98,7 +99,7 @@ def _read_array(path: Path) -> np.ndarray:
                 return np.asarray(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         size = str(exc).split(")")[0].replace("Image size (", "")  # "N pixels"
-        raise _too_large(path, size) from exc
+        raise too_large(path, size) from exc
     except (OSError, ValueError, SyntaxError, Warning) as exc:
         raise UnreadableImage(
             path, f"not a readable image ({type(exc).__name__}: {exc}); the file may be truncated"

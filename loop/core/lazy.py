@@ -15,8 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.images import MAX_CHANNELS, TIFF_SUFFIXES, file_sha256, read_image
+from loop.core.images import MAX_CHANNELS, TIFF_SUFFIXES, file_sha256, read_image, too_large
 from loop.errors import UnreadableImage, UnsupportedImage
+
+MAX_LABEL_PIXELS = 2**31
+"""The most pixels an image read tile by tile may have: its label image (int32, made whole)
+then takes 8 GiB. A header that declares more is refused before anything is allocated."""
 
 
 class LazyImage:
@@ -37,6 +41,8 @@ class LazyImage:
     ----------
     shape : (M, N) or (M, N, C)
     dtype : numpy dtype
+    missing_chunks : int
+        Chunks of a Zarr store that are not on disk (read as the array's fill value).
     """
 
     def __init__(self, path: Path, array, axes: str):
@@ -60,7 +66,14 @@ class LazyImage:
         self._y, self._x = axes.index("Y"), axes.index("X")
         self._c = others[0] if others else None
         height, width = array.shape[self._y], array.shape[self._x]
+        if height * width > MAX_LABEL_PIXELS:
+            raise too_large(
+                path,
+                f"{height:,} x {width:,} pixels: its label image alone would take "
+                f"{height * width * 4 / 2**30:,.0f} GiB",
+            )
         channels = () if self._c is None else (array.shape[self._c],)
+        self.missing_chunks = 0
         self.shape = (height, width, *channels)
         self.dtype = np.dtype(array.dtype)
 
@@ -142,7 +155,7 @@ def _open_zarr(path: Path) -> LazyImage:
             path, f"not a readable Zarr store ({type(exc).__name__}: {exc})"
         ) from exc
     if isinstance(node, zarr.Array):
-        return LazyImage(path, node, _plain_axes(path, node.shape))
+        return _counted(LazyImage(path, node, _plain_axes(path, node.shape)), node)
     attrs = dict(node.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if not multiscales:
@@ -156,7 +169,25 @@ def _open_zarr(path: Path) -> LazyImage:
         (a["name"] if isinstance(a, dict) else a)[0].upper() for a in scale.get("axes", [])
     )
     array = node[scale["datasets"][0]["path"]]
-    return LazyImage(path, array, axes or _plain_axes(path, array.shape))
+    return _counted(LazyImage(path, array, axes or _plain_axes(path, array.shape)), array)
+
+
+def _counted(image: LazyImage, array) -> LazyImage:
+    """``image`` with the chunks its Zarr ``array`` lacks counted (a copy cut short, a chunk
+    deleted: Zarr reads them as the fill value without a word)."""
+    image.missing_chunks = int(array.nchunks - array.nchunks_initialized)
+    return image
+
+
+def missing_note(image) -> str | None:
+    """The sentence a table carries for an image with missing chunks, else None."""
+    missing = getattr(image, "missing_chunks", 0)
+    if not missing:
+        return None
+    return (
+        f"{missing} of {image._array.nchunks} chunks are missing from the Zarr store: "
+        f"those regions were read as its fill value ({image._array.fill_value})"
+    )
 
 
 def _plain_axes(path: Path, shape: tuple) -> str:

@@ -23,6 +23,32 @@ def _as_rng(rng) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+STEADY_BITS = 10
+"""Significant bits kept of each score and embedding value before a batch is chosen (about
+three decimal digits). The same model measures an image with differences in the last float
+digits on another thread count, process or machine (a Dask worker, a GPU); a batch must not
+depend on them, and k-means and farthest-point choices flip on such differences when two
+candidates are nearly tied. Values this close are ties; ties go to the lower index."""
+
+
+def steady(x: np.ndarray | None, bits: int = STEADY_BITS) -> np.ndarray | None:
+    """``x`` with each finite value rounded to ``bits`` significant bits (float64).
+
+    >>> import numpy as np
+    >>> a = np.array([0.1234567, 0.1234568, -3.0, np.inf])
+    >>> steady(a).tolist() == steady(a * (1 + 1e-9)).tolist()
+    True
+    >>> bool(steady(a)[0] == steady(a)[1])
+    True
+    """
+    if x is None:
+        return None
+    a = np.asarray(x, dtype=np.float64)
+    mantissa, exponent = np.frexp(a)
+    rounded = np.ldexp(np.round(mantissa * 2.0**bits) / 2.0**bits, exponent)
+    return np.where(np.isfinite(a), rounded, a)
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` highest scores, highest first (ties: lower index first; NaN counts
     as highest, since an unmeasurable image is worth a look).

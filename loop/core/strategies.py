@@ -37,6 +37,7 @@ from loop.core.selectors import (
     group_quotas,
     k_center_greedy,
     random_k,
+    steady,
     top_k,
     typiclust,
     uncertainty_diversity,
@@ -353,8 +354,15 @@ def select(
     Returns
     -------
     ndarray of shape (min(k, n),)
+
+    Notes
+    -----
+    Scores, embeddings and centers are first rounded to :data:`~loop.core.selectors.
+    STEADY_BITS` significant bits (:func:`~loop.core.selectors.steady`), so that the batch
+    does not depend on float noise of where the pool was measured.
     """
     rng = _as_rng(rng)
+    scores, embeddings, centers = steady(scores), steady(embeddings), steady(centers)
     n = len(embeddings)
     if strategy.groups and groups is not None and n:
         weights = np.ones(n) if strategy.random or scores is None else np.asarray(scores, float)

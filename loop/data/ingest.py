@@ -15,6 +15,8 @@ Semantics
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +46,7 @@ from loop.errors import (
     TaskMismatch,
 )
 from loop.faults import crash_points
-from loop.store import dumps, meta_column, utcnow
+from loop.store import META_PREFIX, dumps, meta_column, utcnow
 from loop.store.images import add_image, update_image
 from loop.store.labels import add_truth, update_label
 from loop.study import Study
@@ -70,22 +72,48 @@ class IngestReport:
     with_truth: int = 0
     skipped: list[Skip] = field(default_factory=list)
     unmatched_rows: list[str] = field(default_factory=list)
+    without_column: list[str] = field(default_factory=list)
+    """Metadata keys kept in ``images.metadata`` only: the study has the most columns."""
 
     @property
     def valid(self) -> int:
         return self.added + self.updated + self.unchanged
 
 
+SQLITE_INT = (-(2**63), 2**63 - 1)
+
+
 def _clean_metadata(row: dict | None) -> dict:
+    """One image's metadata as the study stores it: keys stripped (``id`` and empty keys
+    dropped); lists and objects as JSON text; what SQLite cannot hold as a number (an integer
+    past 64 bits, NaN, infinity) as text, so nothing is lost.
+
+    Raises
+    ------
+    MetadataError
+        When two keys would share one column (``Key With Spaces`` and ``key_with_spaces``).
+    """
     if not row:
         return {}
-    out = {}
+    out, columns = {}, {}
     for key, value in row.items():
         if key is None or str(key).strip().lower() == "id" or not str(key).strip():
             continue
+        key = str(key).strip()
         if isinstance(value, (list, dict)):
             value = dumps(value)
-        out[str(key).strip()] = value
+        elif isinstance(value, int) and not SQLITE_INT[0] <= value <= SQLITE_INT[1]:
+            value = str(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            value = str(value)
+        column = meta_column(key)
+        if column in columns and columns[column] != key:
+            raise MetadataError(
+                f"metadata keys {columns[column]!r} and {key!r} would share column {column}; "
+                "rename one of them"
+            )
+        columns[column] = key
+        out[key] = value
     return out
 
 
@@ -124,7 +152,10 @@ class _Ingest:
         self.sidecars = sidecars
         self.crash = crash_points()
         self.report = IngestReport(root=str(root))
-        self.seen_meta_keys: set[str] = set()
+        self.checked_keys: set[str] = set()
+        """Metadata keys whose column was made or found (or that have none: see below)."""
+        self.meta_columns: set[str] = set()
+        """The study's ``meta_*`` columns."""
 
     # reading -----------------------------------------------------------------------------
 
@@ -178,10 +209,14 @@ class _Ingest:
                 f"same content (sha256 {info.sha256[:12]}…) as {other['root']}/{other['path']}, "
                 f"already image {other['id']}; remove one copy",
             )
-        new_keys = set(found.metadata) - self.seen_meta_keys
+        new_keys = set(found.metadata) - self.checked_keys
         if new_keys:
-            store.ensure_meta_columns(new_keys)
-            self.seen_meta_keys |= new_keys
+            self.report.without_column.extend(store.ensure_meta_columns(new_keys))
+            self.checked_keys |= new_keys
+            self.meta_columns = {META_PREFIX + k for k in store.meta_columns()}
+        values = {meta_column(k): v for k, v in found.metadata.items()}
+        existing = store.image_by_path(root, found.rel)
+        old_keys = json.loads(existing["metadata"] or "{}") if existing else {}
         now = utcnow()
         row = {
             "root": root,
@@ -194,10 +229,14 @@ class _Ingest:
             "dtype": info.dtype,
             "nbytes": info.nbytes,
             "metadata": dumps(found.metadata),
-            **{meta_column(k): None for k in self.seen_meta_keys},
-            **{meta_column(k): v for k, v in found.metadata.items()},
+            # only this image's keys and those it had (a key it lost is cleared): a study
+            # with many keys never writes them all at once
+            **{
+                c: values.get(c)
+                for c in {*values, *map(meta_column, old_keys)}
+                if c in self.meta_columns
+            },
         }
-        existing = store.image_by_path(root, found.rel)
         with store.atomic():
             if existing is None:
                 image_id = add_image(store, row, now=now)
@@ -342,7 +381,7 @@ def ingest(
         classes_from_folders=classes_from_folders,
         sidecars=sidecars,
     )
-    job.seen_meta_keys = set(study.store.meta_columns())
+    job.meta_columns = {META_PREFIX + k for k in study.store.meta_columns()}
     files = find_images(root, study.config.ingest.extensions, exclude=masks_dir)
     matched_rows: set[int] = set()
     for done, path in enumerate(files, start=1):

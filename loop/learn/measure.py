@@ -26,13 +26,13 @@ import csv
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from loop.config import ModelConfig
 from loop.core.images import file_sha256, read_mask, write_labels
-from loop.core.lazy import open_image, store_sha256
+from loop.core.lazy import missing_note, open_image, store_sha256
 from loop.core.objects import measure_objects
 from loop.data.find import find_images
 from loop.errors import ImageError, MeasureError
@@ -43,7 +43,17 @@ from loop.learn.predict import predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.study import Study
 
-IMAGE_COLUMNS = ("file", "sha256", "height", "width", "channels", "n_objects", "labels", "error")
+IMAGE_COLUMNS = (
+    "file",
+    "sha256",
+    "height",
+    "width",
+    "channels",
+    "n_objects",
+    "labels",
+    "error",
+    "warning",
+)
 
 
 @dataclass
@@ -56,6 +66,7 @@ class MeasureReport:
     errors: list[tuple[str, str]]  # (file, why it was skipped)
     model_id: int | None
     reused: int = 0  # images a stopped run had finished (from its journal)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what to know)
 
 
 def measure_folder(
@@ -149,7 +160,7 @@ def measure_folder(
             ]
         journal.add(keys[i], record, rows, device)
         crash.hit("measure.image")
-    image_rows, errors, n_objects, devices = [], [], 0, set()
+    image_rows, errors, warnings, n_objects, devices = [], [], [], 0, set()
     columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
     for job, key in zip(jobs, keys):
         entry = journal.done.get(key)
@@ -158,6 +169,8 @@ def measure_folder(
             errors.append((job.rel, failed[job.rel]))
             continue
         image_rows.append(entry["record"])
+        if entry["record"].get("warning"):
+            warnings.append((job.rel, entry["record"]["warning"]))
         if not entry["ok"]:
             errors.append((job.rel, entry["record"]["error"]))
             continue
@@ -190,6 +203,7 @@ def measure_folder(
         n_images=len(files) - len(errors),
         n_objects=n_objects,
         errors=errors,
+        warnings=warnings,
         model_id=None if row is None else row["id"],
         reused=len(jobs) - len(pending),
     )
@@ -255,6 +269,8 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
 
     path, rel, out, masks = job.path, job.rel, job.out, job.masks
     pixels = open_image(path, lazy_above=job.config.predict_tile_above)  # read by tiles/bands
+    if missing_note(pixels):
+        record["warning"] = missing_note(pixels)
     record.update(
         sha256=store_sha256(path) if path.is_dir() else file_sha256(path),
         height=pixels.shape[0],

@@ -11,7 +11,7 @@ import numpy as np
 
 from loop.config import ModelConfig
 from loop.core.images import count_objects, write_labels
-from loop.core.lazy import open_image, whole
+from loop.core.lazy import missing_note, open_image, whole
 from loop.core.tiles import crop, stitch
 from loop.data.find import find_images
 from loop.errors import ModelError
@@ -72,6 +72,8 @@ def _predict_job(job: _Job) -> dict:
     except ImageError as exc:
         record["error"] = str(exc)
         return record
+    if missing_note(pixels):
+        record["warning"] = missing_note(pixels)
     output = predict_one(job.model.kind, job.model.load(), pixels, job.config)
     if output.masks is not None:
         target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
@@ -142,6 +144,7 @@ def predict_folder(
         "class",
         "confidence",
         "error",
+        "warning",
     ]
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)

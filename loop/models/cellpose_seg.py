@@ -23,6 +23,7 @@ Saved models: ``<name>.pt`` is a plain ``state_dict`` (as ``CPnet.save_model`` w
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -369,8 +370,12 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
 def save(net, path: str | Path, *, nbase: Sequence[int]) -> Path:
     """Write the weights (``path``, a Cellpose-compatible state_dict) and ``path.json``."""
     path = Path(path)
+    # serialised in memory, written below: torch's own file writer fails on a full disk with
+    # a RuntimeError that names neither the cause nor the file
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, tmp)
+        tmp.write_bytes(buffer.getvalue())
     meta = {"format": "cellpose3-cpnet", "nbase": list(nbase), "nout": 3, "invert": polarity(net)}
     with atomic_path(path.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(meta, indent=1))

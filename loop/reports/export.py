@@ -93,7 +93,8 @@ def export(
         label_file, kinds = "", ""
         if label["mask_path"]:
             label_file = _safe_name(image)
-            shutil.copyfile(study.resolve(label["mask_path"]), folder / label_file)
+            with atomic_path(folder / label_file) as tmp:  # never half a TIFF, named when it fails
+                shutil.copyfile(study.resolve(label["mask_path"]), tmp)
             if label.get("object_classes") is not None:
                 mask = read_mask(folder / label_file, (image["height"], image["width"]))
                 named = class_of_labels(mask, json.loads(label["object_classes"]), default=main)

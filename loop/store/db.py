@@ -32,7 +32,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from loop.errors import StudyNotFound
+from loop.errors import MetadataError, StudyNotFound, StudyUnwritable
 from loop.store.schema import migrate
 
 SPLITS = ("pool", "labeled", "test", "excluded")
@@ -54,14 +54,48 @@ def dumps(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
+META_SLUG = 60
+"""Characters of a metadata key kept in its column's name."""
+MAX_META_COLUMNS = 200
+"""Metadata keys a study keeps as ``images`` columns (each usable by ``--where``, ``groups``
+and ``stratify``); keys past it stay in ``images.metadata`` only. SQLite allows 2,000 columns
+and about 32,000 values per statement, so no table of metadata can brick a study."""
+
+
 def meta_column(key: str) -> str:
-    """The ``images`` column that holds metadata ``key``.
+    """The ``images`` column that holds metadata ``key`` (letters of any script are kept).
 
     >>> meta_column("Instrument ID")
     'meta_instrument_id'
+    >>> meta_column("Température (°C)")
+    'meta_température_c'
     """
-    slug = re.sub(r"[^0-9a-zA-Z]+", "_", key.strip()).strip("_").lower()
+    slug = re.sub(r"\W+", "_", key.strip()).strip("_").casefold()[:META_SLUG]
     return META_PREFIX + (slug or "unnamed")
+
+
+def database_problem(path, exc: sqlite3.Error) -> str:
+    """One line for an SQLite error of the study database: what happened and what to do.
+
+    >>> database_problem("s/loop.db", sqlite3.OperationalError("database or disk is full"))
+    's/loop.db: database or disk is full (free some space, then run it again)'
+    """
+    text = str(exc)
+    lowered = text.lower()
+    if "full" in lowered:
+        hint = "free some space, then run it again"
+    elif "readonly" in lowered or "read-only" in lowered or "unable to open" in lowered:
+        hint = (
+            "the study folder must be writable, even to read it (SQLite keeps its journal "
+            "beside the database): run on a writable copy, e.g. `cp -r STUDY /tmp/`"
+        )
+    elif "locked" in lowered or "busy" in lowered:
+        hint = "another loop command holds the study: wait for it to finish"
+    elif "disk i/o" in lowered:
+        hint = "a full or failing disk: check `df -h`, free some space, then run it again"
+    else:
+        hint = "check the disk, or restore the study from a copy"
+    return f"{path}: {text} ({hint})"
 
 
 class Store:
@@ -81,12 +115,15 @@ class Store:
             raise StudyNotFound(
                 f"no study database at {self.path}; create the study with `loop init`"
             )
-        self.db = sqlite_utils.Database(self.path)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        migrate(self.db)
+        try:
+            self.db = sqlite_utils.Database(self.path)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            migrate(self.db)
+        except sqlite3.OperationalError as exc:
+            raise StudyUnwritable(database_problem(self.path, exc)) from None
 
     def close(self) -> None:
         self.db.close()
@@ -131,14 +168,39 @@ class Store:
             if c.name.startswith(META_PREFIX)
         ]
 
-    def ensure_meta_columns(self, keys) -> None:
+    def ensure_meta_columns(self, keys) -> list[str]:
+        """Make a column for each metadata key that has none; returns the keys left without
+        one (the study holds :data:`MAX_META_COLUMNS` already).
+
+        Raises
+        ------
+        MetadataError
+            When a key would share its column with another key of the study.
+        """
         columns = {c.name for c in self.db["images"].columns}
-        for key in keys:
+        owners = {r["column"]: r["key"] for r in self.db["meta_keys"].rows}
+        made = sum(c.startswith(META_PREFIX) for c in columns)
+        left = []
+        for key in sorted(keys):
             column = meta_column(key)
+            owner = owners.get(column)
+            if owner is not None and owner != key:
+                raise MetadataError(
+                    f"metadata key {key!r} would share column {column} with key {owner!r} of "
+                    "this study; rename one of them in the table or sidecar"
+                )
             if column not in columns:
+                if made >= MAX_META_COLUMNS:
+                    left.append(key)
+                    continue
                 # no declared type: metadata keeps its JSON type (numbers compare as numbers)
                 self.db.execute(f'ALTER TABLE images ADD COLUMN "{column}"')
                 columns.add(column)
+                made += 1
+            if owner is None:
+                self.db["meta_keys"].insert({"column": column, "key": key}, replace=True)
+                owners[column] = key
+        return left
 
     def truth(self, image_id: int) -> dict | None:
         """The ground-truth label of an image, if any."""

@@ -330,6 +330,13 @@ def _migration_8(db: sqlite_utils.Database) -> None:
     db["scores"].add_column("device", str)
 
 
+def _migration_9(db: sqlite_utils.Database) -> None:
+    """The metadata key behind each ``meta_*`` column of ``images``, so that two keys that
+    would share a column (``Key With Spaces`` and ``key_with_spaces``) are told apart.
+    Columns made before are claimed by the first key that uses them again."""
+    db["meta_keys"].create({"column": str, "key": str}, pk="column")
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -339,6 +346,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_6,
     _migration_7,
     _migration_8,
+    _migration_9,
 )
 
 
