@@ -251,5 +251,5 @@ def test_min_annotations_is_checked():
     from loop.config import RoundsConfig
     from loop.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="rounds.min_annotations = 0: a consensus needs"):
+    with pytest.raises(ConfigError, match="rounds.min_annotations = 0: give a value from 1 to 100"):
         RoundsConfig(min_annotations=0)
