@@ -14,13 +14,16 @@ from scipy import ndimage as ndi
 from test_ingest import dump
 
 from connectors.ls_web import web_login
+from loop.annotate.preannotations import preannotation_of
 from loop.annotate.pull import pull
 from loop.annotate.push import push, select_for_push
 from loop.cli.wiring import add_annotators, connect, connect_as, server_of, simulate
+from loop.core.effort import edits, effort
 from loop.core.images import read_mask
 from loop.errors import PushRefused, ToolRejected, ToolUnreachable
 from loop.faults import CRASH_EXIT_CODE
 from loop.noise import PROFILES
+from loop.reports.status import study_status
 from loop.study import init_study, open_study
 from loop.types import Prediction
 
@@ -87,6 +90,25 @@ def test_push_simulate_pull_round_trip(ls_study):
         external = study.store.db["tasks"].get(rows[0]["task_id"])["external_id"]
         task = tool._json("GET", f"/api/tasks/{external}", what="get a task")
         assert task["predictions"][0]["model_version"] == "eroded-truth"
+        # each annotation's edits of the pre-annotation it started from, and their effort
+        for row in rows:
+            pre = preannotation_of(study, row["task_id"])
+            mine = read_mask(study.path / row["mask_path"], pre.shape)
+            assert json.loads(row["edits"]) == edits(pre, mine).as_dict()
+            assert row["effort"] == pytest.approx(effort(edits(pre, mine)))
+        # the perfect annotator keeps most of the model's objects (it only redraws remnants
+        # of tiny objects that the erosion all but removed)
+        alices = [json.loads(r["edits"]) for r in rows if r["annotator"] == "alice"]
+        kept = sum(e["accepted"] + e["corrected"] for e in alices)
+        pre_objects = sum(
+            len(np.unique(preannotation_of(study, r["task_id"]))) - 1
+            for r in rows
+            if r["annotator"] == "alice"
+        )
+        assert kept >= 0.8 * pre_objects
+        spent = study_status(study).annotation["effort"]
+        assert set(spent) == set(PROFILE_OF) and all(e["annotations"] == 20 for e in spent.values())
+        assert spent["carol"]["effort"] != spent["alice"]["effort"]
 
         # a second push and pull change nothing
         before = dump(study.store.path)

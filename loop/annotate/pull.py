@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from loop.annotate.preannotations import effort_of
 from loop.annotate.pulled import PullReport, store_annotations, write_mask
 from loop.annotate.stitch import stitch_tiled
 from loop.core.images import count_objects
@@ -217,6 +218,7 @@ def _pull_task(
             continue
         version = 1 if old is None else old["version"] + 1
         status, mask_path, klass, n_objects, classes = "current", None, None, None, None
+        changes, cost = None, None
         try:
             mask, klass, n_objects, classes = _convert(study, tool, task, image, ann)
         except MalformedAnnotation as exc:
@@ -228,6 +230,7 @@ def _pull_task(
                 report.skipped_by_annotator += 1
             elif mask is not None:
                 mask_path = write_mask(study, task["id"], name, version, mask)
+                changes, cost = effort_of(study, task["id"], mask)
             if edited is not None and not ann.cancelled:
                 status = "edited"  # whose drawing is it? not counted as the author's
                 report.edited.append(
@@ -249,6 +252,8 @@ def _pull_task(
                     "n_objects": n_objects,
                     "object_classes": classes,
                     "lead_time": ann.lead_time,
+                    "edits": changes,
+                    "effort": cost,
                     "status": status,
                     "version": version,
                 },

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.annotate.preannotations import keep_preannotation
 from loop.config import DisplayConfig
 from loop.config_view import other_labels
 from loop.core.display import to_display_uint8
@@ -52,6 +53,7 @@ PUBLIC_DIR = Path("labelstudio") / "public"
 MEDIA_DIR = PUBLIC_DIR / "media"
 """Display images (one project storage's folder, under :data:`PUBLIC_DIR`)."""
 LEGACY_MEDIA_DIR = Path("labelstudio") / "media"
+
 """Where display images were before the root moved (moved by the first push or pull after)."""
 
 
@@ -322,6 +324,9 @@ def push(
             if image["id"] not in predicted:
                 predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
             tile = tuple(json.loads(task["tile"])) if task["tile"] else None
+            cropped = _cropped(predicted[image["id"]], tile)
+            if task["purpose"] in ("annotate", "tile"):
+                keep_preannotation(study, task["id"], cropped)
             tool_tasks.append(
                 ToolTask(
                     key=task["id"],
@@ -330,7 +335,7 @@ def push(
                     image_url=tool.media_url(display_png(study, image, tile)),
                     height=image["height"] if tile is None else tile[2],
                     width=image["width"] if tile is None else tile[3],
-                    predictions=_cropped(predicted[image["id"]], tile),
+                    predictions=cropped,
                     reviewer=task["reviewer"],
                     tile=tile,
                     info=task_info(study, image, task, chosen),

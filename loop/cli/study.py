@@ -244,6 +244,15 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
                 + ", ".join(f"{a} {n}" for a, n in pushed["edited"].items())
                 + " (`loop pull` says who; the author saves it again, or deletes it)"
             )
+        if pushed.get("effort"):
+            out.print(
+                "effort of correcting pre-annotations (weighted edits; Label Studio's lead "
+                "time): "
+                + ", ".join(
+                    f"{a} {e['effort']:.1f} over {e['annotations']} ({e['lead_time'] or 0:.0f} s)"
+                    for a, e in pushed["effort"].items()
+                )
+            )
         if pushed["unmapped_tasks"]:
             out.print(
                 f"unmapped: {pushed['unmapped_tasks']} tasks in Label Studio's project are not "

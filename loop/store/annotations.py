@@ -283,7 +283,7 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
     """What is in annotation: images pushed, tasks by status, tiles, current annotations per
     annotator, done tasks with too few valid annotations for a consensus (fewer than
     ``min_annotations``, or the overlap), malformed and edited-by-others annotations per
-    annotator, unmapped tasks."""
+    annotator, the effort of correcting pre-annotations per annotator, unmapped tasks."""
     db = store.db
     tasks = dict(
         db.execute(
@@ -315,6 +315,14 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
         )
         for status in ("malformed", "edited")
     )
+    effort = {
+        name: {"annotations": n, "effort": total, "lead_time": lead}
+        for name, n, total, lead in db.execute(
+            "SELECT annotator, count(*), sum(effort), sum(lead_time) FROM annotations "
+            "WHERE status = 'current' AND effort IS NOT NULL GROUP BY annotator "
+            "ORDER BY annotator"
+        ).fetchall()
+    }
     return {
         "images_pushed": sum(tasks.values()),
         "unmapped_tasks": count_unmapped(store),  # the tool's tasks that are not the study's
@@ -326,6 +334,9 @@ def annotation_summary(store: Store, *, min_annotations: int) -> dict:
         "malformed": malformed,
         # last saved by someone else than their author: kept, not used until resolved
         "edited": edited,
+        # corrections of pre-annotations: weighted edits (loop.core.effort) and Label
+        # Studio's lead time, summed per annotator over their current annotations
+        "effort": effort,
     }
 
 

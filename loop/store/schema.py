@@ -337,6 +337,14 @@ def _migration_9(db: sqlite_utils.Database) -> None:
     db["meta_keys"].create({"column": str, "key": str}, pk="column")
 
 
+def _migration_10(db: sqlite_utils.Database) -> None:
+    """Expert effort: the edits an annotation made to the pre-annotation it started from
+    (JSON counts, :class:`loop.core.effort.Edits`) and their weighted sum."""
+    for table in ("annotations", "annotation_versions"):
+        db[table].add_column("edits", str)
+        db[table].add_column("effort", float)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -347,6 +355,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_7,
     _migration_8,
     _migration_9,
+    _migration_10,
 )
 
 

@@ -1,0 +1,47 @@
+"""The model's objects each annotation task started from, and the effort of correcting them.
+
+Push keeps the pre-annotation of every annotation task (``STUDY/preannotations/<task
+id>.tif``, a tile's own crop for a tile task); pull compares each annotation with it
+(:func:`loop.core.effort.edits`) and records the edits and their weighted sum beside the
+annotation (``annotations.edits``, ``annotations.effort``). A task pushed without a
+pre-annotation (no model yet) has neither: the effort is then that of drawing from scratch,
+which :func:`loop.core.effort.from_scratch` gives.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from loop.core.effort import edits, effort
+from loop.core.images import read_mask, write_labels
+from loop.study import Study
+from loop.types import Prediction
+
+PREANNOTATIONS_DIR = Path("preannotations")
+
+
+def keep_preannotation(study: Study, task_id: int, preds) -> None:
+    """Write the mask of the first of ``preds`` (:class:`~loop.types.Prediction`) that has one
+    as task ``task_id``'s pre-annotation; nothing when none has a mask."""
+    mask = next((p.mask for p in preds if isinstance(p, Prediction) and p.mask is not None), None)
+    if mask is not None:
+        write_labels(study.path / PREANNOTATIONS_DIR / f"{task_id}.tif", mask)
+
+
+def preannotation_of(study: Study, task_id: int) -> np.ndarray | None:
+    """The label image task ``task_id`` was pushed with, or None."""
+    path = study.path / PREANNOTATIONS_DIR / f"{task_id}.tif"
+    return read_mask(path) if path.is_file() else None
+
+
+def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None, float | None]:
+    """(the edits as JSON, their weighted sum) from task ``task_id``'s pre-annotation to
+    ``mask``; (None, None) for a task without a pre-annotation or of another shape."""
+    pre = preannotation_of(study, task_id)
+    if pre is None or pre.shape != mask.shape:
+        return None, None
+    counts = edits(pre, mask)
+    return json.dumps(counts.as_dict()), effort(counts)
