@@ -40,7 +40,7 @@ def test_unknown_profile_names_the_known_ones_and_the_table_to_write():
         ({"jitter": (-1, 1)}, "jitter = [-1, 1]"),
         ({"miss": 1.5}, "miss = 1.5: give a probability in 0..1"),
         ({"flip": -0.1}, "flip = -0.1: give a probability"),
-        ({"false_positive": -1.0}, "false_positive = -1.0: give a value >= 0"),
+        ({"false_positive": -1.0}, "false_positive = -1.0: give a value from 0.0 to 3600.0"),
         ({"seconds_per_object": -2.0}, "seconds_per_object = -2.0"),
     ],
 )
