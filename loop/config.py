@@ -278,6 +278,20 @@ class ClusterConfig:
             )
 
 
+@dataclass(frozen=True)
+class RegionsConfig:
+    """Regions, the unit of the ``@region`` strategies (``loop strategies``): an expert
+    annotates a square of the image where the model is unsure, not the whole image."""
+
+    size: int = 128
+    """Side of the square regions an image is cut into, in pixels."""
+    per_image: int = 2
+    """The most regions of one image in a batch (the batch spreads over the pool)."""
+
+    def __post_init__(self):
+        all_in_range("regions", self, {"size": (16, 4096), "per_image": (1, 1000)})
+
+
 FUSIONS = ("majority", "staple")
 
 
@@ -364,6 +378,7 @@ class StudyConfig:
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
     noise: dict[str, NoiseProfile] = field(default_factory=dict)
     """The study's own noise profiles of simulated annotators (``[noise.NAME]`` tables), beside
     (or instead of) the built-in perfect, careful, average and sloppy."""

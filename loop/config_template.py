@@ -12,6 +12,7 @@ from loop.config import (
     IngestConfig,
     LabelsConfig,
     ModelConfig,
+    RegionsConfig,
     RoundsConfig,
     ScoreConfig,
     SplitConfig,
@@ -26,7 +27,7 @@ def default_toml(task: str) -> str:
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
-    cluster = ClusterConfig()
+    cluster, regions = ClusterConfig(), RegionsConfig()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -121,6 +122,10 @@ other_colours = []       # one "#rrggbb" per name in others; [] = magenta, green
 [cluster]                # where score (rounds too), predict and measure run by default
 workers = {cluster.workers}              # local Dask worker processes; 1 = in the process itself
 scheduler = ""           # or a running Dask scheduler, e.g. "tcp://head-node:8786"
+
+[regions]                # the unit of the @region strategies (segmentation; `loop strategies`)
+size = {regions.size}               # side of the square regions an image is cut into, in pixels
+per_image = {regions.per_image}            # the most regions of one image in a batch
 
 [display]                # the picture annotators see of each image
 channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,

@@ -123,7 +123,7 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Score every pool image with the model (stored; images already scored by the same model
-    are skipped) and print the chosen batch."""
+    are skipped) and print the chosen batch (of regions, for a NAME@region strategy)."""
     from loop.learn.score import score as run_score
     from loop.study import open_study
 
@@ -141,10 +141,13 @@ def score(
     if as_json:
         emit_json(vars(report))
         return
-    table = Table("rank", "image id", "path", report.strategy)
+    regions = any("region" in item for item in report.chosen)
+    columns = ["rank", "image id", "path", *(["region (row, col, h, w)"] if regions else [])]
+    table = Table(*columns, report.strategy)
     for rank, item in enumerate(report.chosen, 1):
         value = "" if item["score"] is None else f"{item['score']:.4f}"
-        table.add_row(str(rank), str(item["image_id"]), item["path"], value)
+        where = [", ".join(map(str, item["region"]))] if regions else []
+        table.add_row(str(rank), str(item["image_id"]), item["path"], *where, value)
     out.print(table)
     out.print(
         f"model {report.model_id}: {report.scored} images scored, {report.reused} reused, "

@@ -196,6 +196,9 @@ EMBEDDINGS = {
 }
 """What diversity, coverage and clustering measure distances on: ``NAME@image`` chooses the
 model-free one (for a cold start, when the model has learnt too little to embed well)."""
+REGION_MEASURES = ("flip", "entropy")
+"""Measures a region strategy ranks by (per region, :func:`loop.models.cellpose_regions.
+region_measures`); ``random@region`` draws regions uniformly."""
 DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
 AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
 """``auto``: coverage (the first) while fewer than ``score.coverage_until`` (32) images are
@@ -216,6 +219,7 @@ class Strategy:
     groups: bool = False  # batch slots per metadata group (see group_quotas)
     tier: str = "forward"
     embedding: str = "model"  # model | image (see EMBEDDINGS)
+    unit: str = "image"  # image | region (``NAME@region``: regions of images, ranked)
 
     @property
     def random(self) -> bool:
@@ -247,6 +251,12 @@ def available(task: str) -> dict[str, str]:
         out[measure] = info.doc
         for selector, doc in SELECTORS.items():
             out[f"{measure}+{selector}"] = f"{measure}: {doc}"
+    if task == "segmentation":
+        out["random@region"] = "uniform random regions ([regions] size), at most per_image each"
+        for measure in REGION_MEASURES:
+            out[f"{measure}@region"] = (
+                f"the regions with the highest {measure}, at most [regions] per_image of one image"
+            )
     return out
 
 
@@ -279,8 +289,24 @@ def parse(
     True
     >>> parse("typiclust@image", "segmentation").embedding
     'image'
+    >>> parse("flip+groups@region", "segmentation").unit
+    'region'
+    >>> parse("random@region", "segmentation").random
+    True
     """
     known = available(task)
+    if name.endswith("@region"):
+        measure = name.removesuffix("@region")
+        by_group = measure.endswith("+groups")
+        measure = measure.removesuffix("+groups")
+        if f"{measure}@region" not in known:
+            raise UnknownStrategy(
+                f"unknown region strategy {name!r} for {task}; choose one of "
+                + ", ".join(n for n in known if n.endswith("@region"))
+                + " (+groups may come before @region; see `loop strategies`)"
+            )
+        selector = "random" if measure == "random" else "top"
+        return Strategy(name, measure, selector, by_group, unit="region")
     base, at, embedding = name.partition("@")
     embedding = embedding if at else "model"
     by_group = base.endswith("+groups")

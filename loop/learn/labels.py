@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from loop.core.images import read_mask
-from loop.store import dumps
+from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.study import Study
 
@@ -90,3 +90,9 @@ def _mask_of(study: Study, image: dict, label: dict) -> np.ndarray:
 
 def image_path(image: dict) -> Path:
     return Path(image["root"]) / image["path"]
+
+
+def group_of(study: Study, images: list[dict]) -> np.ndarray:
+    """The first configured metadata group of each image (``key=value``; missing: ``None``)."""
+    key = study.config.groups[0]
+    return np.array([f"{key}={image.get(meta_column(key))}" for image in images])

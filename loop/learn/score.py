@@ -16,10 +16,10 @@ from loop.core.images import read_image
 from loop.errors import ModelError
 from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
-from loop.learn.labels import Progress, _noop, image_path
+from loop.learn.labels import Progress, _noop, group_of, image_path
 from loop.learn.registry import current_model, model_row
 from loop.models.family import family
-from loop.store import dumps, meta_column, scores
+from loop.store import dumps, scores
 from loop.study import Study
 
 
@@ -107,6 +107,19 @@ def score(
         name = f"{name}={chosen_strategy.name}"  # auto, resolved: recorded as such
     strategies.check_groups(chosen_strategy, study.config.groups)
     started = time.perf_counter()
+    if chosen_strategy.unit == "region":
+        from loop.learn.regions import choose_regions, record_regions
+
+        row = None if chosen_strategy.random else model_row(study, model_id)
+        used = row or current_model(study)
+        scored, chosen = choose_regions(
+            study, chosen_strategy, images, labeled, k, row=row, seed=seed, gpu=gpu,
+            progress=progress,
+        )  # fmt: skip
+        record_regions(study, used["id"] if used else None, name, k, seed, chosen)
+        return ScoreReport(
+            used["id"] if used else 0, name, k, scored, 0, chosen, time.perf_counter() - started
+        )
     model_free = chosen_strategy.random and chosen_strategy.embedding == "image"
     if chosen_strategy.selector == "random" or model_free:
         row = current_model(study)
@@ -200,8 +213,8 @@ def _select(study, strategy, values, embeddings, centers, images, labeled, k, se
         k,
         shortlist=study.config.score.shortlist,
         centers=centers,
-        groups=_group_of(study, images) if strategy.groups else None,
-        labeled_groups=_group_of(study, labeled) if strategy.groups else (),
+        groups=group_of(study, images) if strategy.groups else None,
+        labeled_groups=group_of(study, labeled) if strategy.groups else (),
         rng=seed,
     )
 
@@ -228,12 +241,6 @@ def _random_picks(study, strategy, images, labeled, k, seed) -> np.ndarray:
         blank = np.zeros((len(images), 1))
         return _select(study, strategy, None, blank, None, images, labeled, k, seed)
     return strategies.random_k(len(images), k, seed)
-
-
-def _group_of(study: Study, images: list[dict]) -> np.ndarray:
-    """The first configured metadata group of each image (``key=value``; missing: ``None``)."""
-    key = study.config.groups[0]
-    return np.array([f"{key}={image.get(meta_column(key))}" for image in images])
 
 
 def _record_selection(study, model_id, name, k, seed, chosen) -> None:

@@ -53,6 +53,13 @@ class CellposeFamily:
             for seg in cs.fast_measures(model, images, config=config)
         ]
 
+    def measure_regions(self, model, images, boxes):
+        """(measure names, per image an array (R_i, m)) of the regions ``boxes`` of each
+        image (:func:`loop.models.cellpose_regions.region_measures`)."""
+        from loop.models import cellpose_regions as cr
+
+        return cr.REGION_MEASURES, cr.region_measures(model, images, boxes)
+
     # --- training -------------------------------------------------------------------------
     label_kind = "mask"
     suffix = ".pt"

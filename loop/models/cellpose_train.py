@@ -1,6 +1,12 @@
 """Training a Cellpose 3 network with a small seeded loop of ours (see
 :mod:`loop.models.cellpose_seg` for why): flow targets, seeded crops with augmentation,
-Cellpose's loss, and the step budget that grows with the labeled set."""
+Cellpose's loss, and the step budget that grows with the labeled set.
+
+A label may be **partial**: the objects drawn in a region of an image, with a *known* mask
+(the pixels whose label is known: the region and the full extent of the objects drawn in it).
+The loss then counts known pixels only, and crops are centred on known pixels; a label known
+everywhere (``known`` None) trains as before.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,7 @@ class TrainingData:
     images: list[np.ndarray]  # (2, M, N)
     targets: list[np.ndarray]  # (3, M, N)
     masks: list[np.ndarray]  # (M, N), for elastic deformation
+    known: list[np.ndarray | None] = field(default_factory=list)  # (M, N) bool, None: all
 
 
 def prepare(
@@ -54,26 +61,66 @@ def prepare(
     crop: int,
     device: torch.device,
     invert: str = "never",
+    known: Sequence[np.ndarray | None] | None = None,
     progress: Callable[[], None] | None = None,
 ) -> TrainingData:
     """Normalise images (polarity ``invert``, see :func:`to_input`) and compute flow targets
-    (once per image)."""
+    (once per image).
+
+    Parameters
+    ----------
+    known : sequence of (ndarray of shape (M, N), bool, or None), optional
+        Per image, the pixels whose label is known (a partial label); None: all of them.
+
+    Raises
+    ------
+    ModelError
+        When a mask or a known mask differs in shape from its image, or a known mask holds
+        no pixel.
+    """
     data = TrainingData([], [], [])
-    for image, mask in zip(images, masks, strict=True):
+    known = [None] * len(images) if known is None else list(known)
+    for image, mask, seen in zip(images, masks, known, strict=True):
         x = to_input(image, invert=invert)
         mask = np.asarray(mask)
         if x.shape[1:] != mask.shape:
             raise ModelError(f"an image of shape {x.shape[1:]} has a mask of shape {mask.shape}")
+        if seen is not None:
+            seen = np.asarray(seen, bool)
+            if seen.shape != mask.shape:
+                raise ModelError(
+                    f"an image of shape {mask.shape} has a known mask of shape {seen.shape}"
+                )
+            if not seen.any():
+                raise ModelError("a partial label whose known mask holds no pixel")
+            if seen.all():
+                seen = None
         pad_y, pad_x = max(0, crop - mask.shape[0]), max(0, crop - mask.shape[1])
         if pad_y or pad_x:
             x = np.pad(x, ((0, 0), (0, pad_y), (0, pad_x)))
             mask = np.pad(mask, ((0, pad_y), (0, pad_x)))
+            if seen is not None:
+                seen = np.pad(seen, ((0, pad_y), (0, pad_x)))
         data.images.append(x)
         data.masks.append(mask)
+        data.known.append(seen)
         data.targets.append(flow_targets(mask, device))
         if progress:
             progress()
     return data
+
+
+def _window(known: np.ndarray | None, shape, crop: int, rng) -> tuple[int, int]:
+    """The top-left corner of a crop: anywhere in a label known everywhere; around a known
+    pixel drawn at random (the crop then holds it) in a partial one."""
+    height, width = shape
+    if known is None:
+        return int(rng.integers(0, height - crop + 1)), int(rng.integers(0, width - crop + 1))
+    flat = np.flatnonzero(known)
+    r, c = np.unravel_index(flat[int(rng.integers(len(flat)))], known.shape)
+    y0 = int(np.clip(r - int(rng.integers(crop)), 0, height - crop))
+    x0 = int(np.clip(c - int(rng.integers(crop)), 0, width - crop))
+    return y0, x0
 
 
 def _crop(
@@ -83,27 +130,40 @@ def _crop(
     crop: int,
     aug: AugmentConfig,
     device: torch.device,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input (2, crop, crop), target (3, crop, crop), known (crop, crop) float32)."""
     image, target = data.images[i], data.targets[i]
-    y0 = int(rng.integers(0, image.shape[1] - crop + 1))
-    x0 = int(rng.integers(0, image.shape[2] - crop + 1))
+    known = data.known[i] if data.known else None
+    y0, x0 = _window(known, image.shape[1:], crop, rng)
     window = (slice(None), slice(y0, y0 + crop), slice(x0, x0 + crop))
     x, t = image[window], target[window]
-    if aug.elastic and rng.random() < aug.probability:
+    seen = np.ones((crop, crop), np.float32) if known is None else known[window[1:]]
+    seen = seen.astype(np.float32)
+    # elastic deformation moves pixels between known and unknown: whole labels only
+    if known is None and aug.elastic and rng.random() < aug.probability:
         x, labels = elastic(x, data.masks[i][window[1:]], rng)
         t = flow_targets(labels, device)
     if aug.flips:
         code = int(rng.integers(8))
         x = dihedral(x, code)
         t = np.concatenate([dihedral(t[:1], code), dihedral_flows(t[1:], code)])
+        seen = dihedral(seen[None], code)[0]
     x = photometric(x, rng, aug)
-    return x, t
+    return x, t, np.ascontiguousarray(seen)
 
 
-def loss_fn(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cellpose's segmentation loss: MSE on 5x flows (halved) + BCE on the cell probability."""
-    flow_loss = F.mse_loss(output[:, :2], 5.0 * target[:, 1:]) / 2.0
-    return flow_loss + F.binary_cross_entropy_with_logits(output[:, 2], target[:, 0])
+def loss_fn(
+    output: torch.Tensor, target: torch.Tensor, known: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cellpose's segmentation loss: MSE on 5x flows (halved) + BCE on the cell probability,
+    averaged over the known pixels (``known`` of shape (B, M, N), 1 known, 0 not; None: all).
+    Unknown pixels add nothing to the loss or its gradient."""
+    flow = ((output[:, :2] - 5.0 * target[:, 1:]) ** 2).mean(dim=1) / 2.0
+    prob = F.binary_cross_entropy_with_logits(output[:, 2], target[:, 0], reduction="none")
+    per_pixel = flow + prob
+    if known is None:
+        return per_pixel.mean()
+    return (per_pixel * known).sum() / known.sum().clamp(min=1.0)
 
 
 def n_steps(n_images: int, config: ModelConfig, *, warm: bool) -> int:
@@ -150,6 +210,7 @@ def train(
     per_epoch = max(1, math.ceil(len(data.images) / config.batch_size))
     order: list[int] = []
     losses, running = [], []
+    partial = any(d is not None for d in data.known)
     started = time.perf_counter()
     net.train()
     for step in range(steps):
@@ -160,17 +221,19 @@ def train(
         )
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch_x, batch_t = [], []
+        batch_x, batch_t, batch_k = [], [], []
         for _ in range(config.batch_size):
             if not order:
                 order = list(rng.permutation(len(data.images)))
-            x, t = _crop(data, order.pop(), rng, config.crop, augment, device)
+            x, t, k = _crop(data, order.pop(), rng, config.crop, augment, device)
             batch_x.append(x)
             batch_t.append(t)
+            batch_k.append(k)
         x = torch.from_numpy(np.stack(batch_x)).to(device)
         t = torch.from_numpy(np.stack(batch_t)).to(device)
+        k = torch.from_numpy(np.stack(batch_k)).to(device) if partial else None
         optimizer.zero_grad()
-        loss = loss_fn(net(x)[0], t)
+        loss = loss_fn(net(x)[0], t, k)
         loss.backward()
         optimizer.step()
         running.append(float(loss.detach()))

@@ -345,6 +345,17 @@ def _migration_10(db: sqlite_utils.Database) -> None:
         db[table].add_column("effort", float)
 
 
+def _migration_11(db: sqlite_utils.Database) -> None:
+    """Regions: a model's measures of each region of an image (``values``: JSON rows of
+    ``row, col, height, width`` and the measures, for regions of ``size``), and the regions a
+    batch chose (``selections.regions``: JSON rows of ``image_id, row, col, height, width``)."""
+    db["region_scores"].create(
+        {"model_id": int, "image_id": int, "size": int, "measures": str, "values": str},
+        pk=("model_id", "image_id", "size"),
+    )
+    db["selections"].add_column("regions", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -356,6 +367,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_8,
     _migration_9,
     _migration_10,
+    _migration_11,
 )
 
 

@@ -61,7 +61,7 @@ def record_selection(store: Store, row: dict) -> None:
     with store.atomic() as db:
         same = db.execute(
             "SELECT 1 FROM selections WHERE coalesce(model_id, 0) = ? AND strategy = ? AND k = ? "
-            "AND seed = ? AND image_ids = ? AND scores = ?",
+            "AND seed = ? AND image_ids = ? AND scores = ? AND coalesce(regions, '') = ?",
             [
                 row["model_id"] or 0,
                 row["strategy"],
@@ -69,6 +69,7 @@ def record_selection(store: Store, row: dict) -> None:
                 row["seed"],
                 row["image_ids"],
                 row["scores"],
+                row.get("regions") or "",
             ],
         ).fetchone()
         if same is None:
@@ -85,3 +86,31 @@ def choices(store: Store) -> dict[int, dict]:
         for rank, (image_id, value) in enumerate(zip(json.loads(image_ids), json.loads(values))):
             out[image_id] = {"strategy": strategy, "rank": rank + 1, "score": value}
     return out
+
+
+def region_values_of(store: Store, model_id: int, size: int) -> dict[int, dict]:
+    """Image id -> ``{"measures": [names], "values": rows}`` of a model's region measures
+    (regions of ``size``): each row ``row, col, height, width`` then the measures."""
+    rows = store.db["region_scores"].rows_where("model_id = ? AND size = ?", [model_id, size])
+    return {
+        r["image_id"]: {"measures": json.loads(r["measures"]), "values": json.loads(r["values"])}
+        for r in rows
+    }
+
+
+def save_region_values(store: Store, model_id: int, size: int, names, rows) -> None:
+    """Store ``(image_id, values)`` rows of region measures in one transaction."""
+    with store.atomic() as db:
+        db["region_scores"].insert_all(
+            (
+                {
+                    "model_id": model_id,
+                    "image_id": image_id,
+                    "size": size,
+                    "measures": dumps(list(names)),
+                    "values": dumps(values),
+                }
+                for image_id, values in rows
+            ),
+            replace=True,
+        )

@@ -1,0 +1,150 @@
+"""Regions: square parts of an image, the unit an expert annotates when the model is wrong in
+a few places of an image and right in the rest.
+
+An image is cut into a grid of ``size`` x ``size`` regions (:func:`grid`); a region's score is
+a per-pixel uncertainty map summed over it, computed once per image with summed-area tables
+(:func:`region_means`); a batch takes the best regions across the pool, at most ``per_image``
+of one image (:func:`select_regions`), so that the experts' time spreads over the pool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loop.core.selectors import _as_rng, steady
+
+
+def grid(height: int, width: int, size: int) -> np.ndarray:
+    """The regions of an image: rows of ``size`` x ``size`` squares covering it.
+
+    A side shorter than ``size`` gives one region that long; the last region of a row or
+    column is moved back inside the image (it overlaps its neighbour) rather than cut short,
+    so that every region has the same size.
+
+    Returns
+    -------
+    ndarray of shape (R, 4), int
+        ``row, col, height, width`` of each region, in raster order.
+
+    >>> grid(300, 200, 128)[:, :2].tolist()  # corners; every region is 128 x 128
+    [[0, 0], [0, 72], [128, 0], [128, 72], [172, 0], [172, 72]]
+    >>> grid(50, 60, 128).tolist()
+    [[0, 0, 50, 60]]
+    """
+    if size < 1 or height < 1 or width < 1:
+        raise ValueError(f"grid of a {height}x{width} image in regions of {size}: all must be >= 1")
+
+    def starts(length: int) -> list[int]:
+        if length <= size:
+            return [0]
+        out = list(range(0, length - size, size))
+        return out + [length - size]
+
+    h, w = min(height, size), min(width, size)
+    return np.array([[r, c, h, w] for r in starts(height) for c in starts(width)], dtype=int)
+
+
+def region_means(values: np.ndarray, weights: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
+    """The weighted mean of a per-pixel map over each region.
+
+    Parameters
+    ----------
+    values : ndarray of shape (M, N)
+    weights : ndarray of shape (M, N) or None
+        Non-negative weights (None: every pixel 1). A region whose weights sum to nothing
+        gets 0.
+    boxes : ndarray of shape (R, 4)
+        ``row, col, height, width`` (:func:`grid`).
+
+    Returns
+    -------
+    ndarray of shape (R,)
+
+    >>> v = np.arange(16.0).reshape(4, 4)
+    >>> region_means(v, None, grid(4, 4, 2)).tolist()
+    [2.5, 4.5, 10.5, 12.5]
+    """
+    values = np.asarray(values, dtype=np.float64)
+    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
+    top = _box_sums(values * w, boxes)
+    bottom = _box_sums(w, boxes)
+    return np.divide(top, bottom, out=np.zeros(len(boxes)), where=bottom > 1e-9)
+
+
+def _box_sums(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1))
+    table[1:, 1:] = image.cumsum(axis=0).cumsum(axis=1)
+    if len(boxes) == 0:
+        return np.zeros(0)
+    r0, c0 = boxes[:, 0], boxes[:, 1]
+    r1, c1 = r0 + boxes[:, 2], c0 + boxes[:, 3]
+    return table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
+
+
+def select_regions(
+    scores: np.ndarray | None,
+    images: np.ndarray,
+    k: int,
+    *,
+    per_image: int = 2,
+    groups: np.ndarray | None = None,
+    quotas: dict | None = None,
+    rng=None,
+) -> np.ndarray:
+    """Pick ``k`` regions of the pool: the highest scores (or at random when ``scores`` is
+    None), at most ``per_image`` of one image, each group its quota when given.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (R,) or None
+        A region's uncertainty (higher: more worth an expert's look); NaN counts as highest.
+    images : ndarray of shape (R,)
+        The image each region belongs to.
+    per_image : int
+        The cap of regions from one image in the batch.
+    groups : ndarray of shape (R,), optional
+        The metadata group of each region's image; with ``quotas`` (group -> slots, e.g.
+        :func:`loop.core.selectors.group_quotas`) each group fills its own slots first.
+    rng : Generator or int, optional
+        Random order (random picks, and ties of equal scores after rounding).
+
+    Returns
+    -------
+    ndarray of shape (min(k, n allowed),), int
+        Indices of the chosen regions, best first.
+
+    >>> select_regions(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 1, 1, 2]), 3, per_image=2)
+    array([0, 1, 3])
+    """
+    images = np.asarray(images)
+    n = len(images)
+    rng = _as_rng(rng)
+    if scores is None:
+        order = rng.permutation(n)
+    else:
+        ranked = np.nan_to_num(steady(np.asarray(scores, float)), nan=np.inf)
+        order = np.argsort(-ranked, kind="stable")
+    taken: dict = {}
+    chosen: list[int] = []
+    slots = dict(quotas or {})
+
+    def room(i: int) -> bool:
+        return taken.get(images[i], 0) < per_image
+
+    if groups is not None and slots:
+        groups = np.asarray(groups)
+        for i in order:
+            if len(chosen) >= k:
+                break
+            g = groups[i]
+            if slots.get(g, 0) > 0 and room(i):
+                chosen.append(int(i))
+                taken[images[i]] = taken.get(images[i], 0) + 1
+                slots[g] -= 1
+    for i in order:  # what quotas left free (or all of it without groups)
+        if len(chosen) >= k:
+            break
+        if int(i) not in chosen and room(i):
+            chosen.append(int(i))
+            taken[images[i]] = taken.get(images[i], 0) + 1
+    return np.array(chosen, dtype=int)
