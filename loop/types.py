@@ -15,6 +15,15 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class PartialMask:
+    """A label known in part: the objects drawn in some regions of an image, and which pixels
+    are known (the regions, and the whole of every object drawn in them)."""
+
+    mask: np.ndarray  # (M, N) int, 0 = background where known
+    known: np.ndarray  # (M, N) bool
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A model's pre-annotation of one image: a label image or a class, with a score."""
 

@@ -379,3 +379,54 @@ def test_a_chunk_that_fails_twice_on_the_cluster_stops_the_score(tmp_path):
         ModelError, match=r"scoring 2 image\(s\) from a.tif failed twice on the cluster"
     ):
         list(_run([gone], Engine(workers=2)))
+
+
+def test_a_partial_label_trains_on_its_known_pixels_and_never_validates(tiny_study, monkeypatch):
+    """A label known in part (``labels.known_path``, as regions will make) reaches the
+    training loop as a known mask, counts by its known share in the step budget, is never a
+    validation image, and a changed known area is another training set."""
+    import numpy as np
+    import tifffile
+
+    from loop.learn.labels import training_area, training_labels, validation_split
+    from loop.models import cellpose_train as ct
+
+    store = tiny_study.store
+    image = store.images("split = 'labeled'")[0]
+    truth = store.truth(image["id"])
+    known = np.zeros((image["height"], image["width"]), np.uint8)
+    known[:, : image["width"] // 2] = 1
+    tifffile.imwrite(tiny_study.path / "known.tif", known)
+    store.db["labels"].insert(
+        {
+            **{k: v for k, v in truth.items() if k != "id"},
+            "source": "consensus",
+            "known_path": "known.tif",
+            "known_fraction": 0.5,
+        }
+    )
+    items = training_labels(tiny_study)
+    assert training_area(items) == len(items) - 0.5
+    _, val = validation_split(items, 0.9)  # nearly every whole label validates
+    assert len(val) >= 2 and image["id"] not in {im["id"] for im, _ in val}
+    seen = []
+    prepare = ct.prepare
+
+    def observed(*args, known=None, **kwargs):
+        seen.append(known)
+        return prepare(*args, known=known, **kwargs)
+
+    monkeypatch.setattr(ct, "prepare", observed)
+    first = learner.train(tiny_study)
+    partial = [k for k in seen[0] if k is not None]
+    assert len(partial) == 1 and partial[0].sum() == known.sum()
+    # the same labels with another known area train again
+    known[:, :] = 1
+    known[0, 0] = 0
+    tifffile.imwrite(tiny_study.path / "known2.tif", known)
+    store.db["labels"].update(
+        next(store.db["labels"].rows_where("known_path = 'known.tif'"))["id"],
+        {"known_path": "known2.tif"},
+    )
+    again = learner.train(tiny_study)
+    assert not again.reused and again.model_id != first.model_id

@@ -18,6 +18,7 @@ from loop.core.images import read_mask
 from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.study import Study
+from loop.types import PartialMask
 
 Progress = Callable[[str, int, int], None]
 
@@ -61,13 +62,26 @@ def _validation_key(sha256: str) -> float:
     return int(digest[:8], 16) / 0x100000000
 
 
+def is_partial(label: dict) -> bool:
+    """Whether a label is known in part only (:class:`loop.types.PartialMask`)."""
+    return bool(label.get("known_path"))
+
+
+def training_area(items: list[tuple[dict, dict]]) -> float:
+    """The labeled area of ``items`` in images: 1 per whole label, the known share of a partial
+    one (the step budget follows it, not the image count)."""
+    return float(sum(label.get("known_fraction") or 1.0 for _, label in items))
+
+
 def validation_split(items: list, fraction: float) -> tuple[list, list]:
-    """(train, validation) items; no validation under 10 labeled images, at least 2 above."""
+    """(train, validation) items; no validation under 10 labeled images, at least 2 above.
+    Only whole labels validate (a partial one cannot score a prediction of the whole image)."""
     if fraction <= 0 or len(items) < 10:
         return list(items), []
-    val = [it for it in items if is_validation(it[0]["sha256"], fraction)]
+    whole = [it for it in items if not is_partial(it[1])]
+    val = [it for it in whole if is_validation(it[0]["sha256"], fraction)]
     if len(val) < 2:
-        val = sorted(items, key=lambda it: _validation_key(it[0]["sha256"]))[:2]
+        val = sorted(whole, key=lambda it: _validation_key(it[0]["sha256"]))[:2]
     val_ids = {it[0]["id"] for it in val}
     return [it for it in items if it[0]["id"] not in val_ids], val
 
@@ -77,15 +91,26 @@ def _label_digest(items: list[tuple[dict, dict]], recipe: dict) -> str:
     them: equal digests give equal models."""
     h = hashlib.sha256(dumps(recipe).encode())
     for image, label in sorted(items, key=lambda it: it[0]["id"]):
+        known = f":{label['known_path']}" if is_partial(label) else ""
         h.update(
             f"{image['id']}:{image['sha256']}:{label['source']}:{label.get('mask_sha256')}:"
-            f"{label.get('class')}:{label.get('version')}\n".encode()
+            f"{label.get('class')}:{label.get('version')}{known}\n".encode()
         )
     return h.hexdigest()
 
 
 def _mask_of(study: Study, image: dict, label: dict) -> np.ndarray:
     return read_mask(study.resolve(label["mask_path"]), (image["height"], image["width"]))
+
+
+def target_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMask:
+    """What a mask label trains with: its label image, or a :class:`PartialMask` when only
+    part of it is known."""
+    mask = _mask_of(study, image, label)
+    if not is_partial(label):
+        return mask
+    known = read_mask(study.resolve(label["known_path"]), mask.shape) > 0
+    return PartialMask(mask, known)
 
 
 def image_path(image: dict) -> Path:

@@ -24,6 +24,8 @@ from loop.learn.labels import (
     _mask_of,
     _noop,
     image_path,
+    target_of,
+    training_area,
     training_labels,
     validation_split,
 )
@@ -199,7 +201,12 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
     settings = adapter.settings(study.config)
     train_items, val_items = validation_split(items, settings.val_fraction)
     recipe = adapter.recipe(
-        study.config, n_train=len(train_items), seed=seed, steps=steps, parent=parent, extend=extend
+        study.config,
+        n_train=max(1, round(training_area(train_items))),
+        seed=seed,
+        steps=steps,
+        parent=parent,
+        extend=extend,
     )
     digest = _label_digest(items, recipe.digest)
     reused = _reuse(study, adapter.kind, digest, recipe.params, parent, extend=recipe.extend)
@@ -228,7 +235,7 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
     ):
         recipe = adapter.recipe(
             study.config,
-            n_train=len(train_items),
+            n_train=max(1, round(training_area(train_items))),
             seed=recipe.seed + 1,
             steps=2 * recipe.steps,
             parent=None,
@@ -291,8 +298,12 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
     )
 
 
-def _target(study: Study, image: dict, label: dict, kind: str):
-    return _mask_of(study, image, label) if kind == "mask" else label["class"]
+def _target(study: Study, image: dict, label: dict, kind: str, *, partial: bool = False):
+    """A label image (a :class:`~loop.types.PartialMask` when ``partial`` and only part is
+    known) or a class."""
+    if kind != "mask":
+        return label["class"]
+    return target_of(study, image, label) if partial else _mask_of(study, image, label)
 
 
 def _read(study: Study, items, kind: str, progress: Progress) -> tuple[list, list]:
@@ -300,7 +311,7 @@ def _read(study: Study, items, kind: str, progress: Progress) -> tuple[list, lis
     images, targets = [], []
     for i, (image, label) in enumerate(items):
         images.append(read_image(image_path(image)))
-        targets.append(_target(study, image, label, kind))
+        targets.append(_target(study, image, label, kind, partial=True))
         progress("reading labels", i + 1, len(items))
     return images, targets
 

@@ -99,7 +99,11 @@ class CellposeFamily:
 
         model = config.model
         device = cs.device_of(gpu)
-        data = ct.prepare(images, targets, crop=model.crop, device=device, invert=model.invert)
+        known = [getattr(t, "known", None) for t in targets]  # PartialMask: known pixels only
+        masks = [getattr(t, "mask", t) for t in targets]
+        data = ct.prepare(
+            images, masks, crop=model.crop, device=device, invert=model.invert, known=known
+        )
         images.clear()  # the crops are taken: the whole images need not stay in memory
         targets.clear()
         if recipe.warm:

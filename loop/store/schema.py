@@ -356,6 +356,13 @@ def _migration_11(db: sqlite_utils.Database) -> None:
     db["selections"].add_column("regions", str)
 
 
+def _migration_12(db: sqlite_utils.Database) -> None:
+    """Partial labels: the pixels whose label is known (``known_path``, a 0/1 TIFF; NULL:
+    known everywhere, as every label before) and their share of the image."""
+    db["labels"].add_column("known_path", str)
+    db["labels"].add_column("known_fraction", float)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -368,6 +375,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_9,
     _migration_10,
     _migration_11,
+    _migration_12,
 )
 
 
