@@ -25,6 +25,7 @@ from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
 from connectors.ls_results import OBJECT_LABEL, class_to_results, mask_to_results
 from loop.core.images import read_mask
+from loop.core.regions import touching
 from loop.core.tiles import crop
 from loop.errors import ToolRejected
 from loop.noise import NoiseProfile
@@ -191,7 +192,10 @@ def simulate(
                     client.annotate(task_id, [], lead_time=5.0, cancelled=True)
                     skipped += 1
                     continue
-                result, seconds = _annotation(truth, tile, profile, classes, name, label, rng)
+                region = task["data"].get("loop_region")  # in the tile: objects touching it
+                result, seconds = _annotation(
+                    truth, tile, profile, classes, name, label, rng, region=region
+                )
                 client.annotate(task_id, result, lead_time=round(seconds, 1))
                 done += 1
                 if progress:
@@ -202,12 +206,17 @@ def simulate(
     return report
 
 
-def _annotation(truth: Truth, tile, profile, classes, name, label, rng) -> tuple[list, float]:
-    """The result payload and lead time of one simulated annotation."""
+def _annotation(
+    truth: Truth, tile, profile, classes, name, label, rng, *, region=None
+) -> tuple[list, float]:
+    """The result payload and lead time of one simulated annotation (of a region task: the
+    objects that touch the region, whole, as the rule says)."""
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)
         if tile is not None:
             whole = crop(whole, tile)
+        if region is not None:
+            whole = touching(whole, region)
         mask = noisy_mask(whole, profile, rng)
         results = mask_to_results(mask, prefix=f"{name}-", label=label)
         return results, lead_time(profile, int(mask.max()), rng)

@@ -27,15 +27,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loop.annotate.preannotations import keep_preannotation
 from loop.config import DisplayConfig
 from loop.config_view import other_labels
-from loop.core.display import to_display_uint8
+from loop.core.display import outline, to_display_uint8
 from loop.core.files import atomic_path
 from loop.core.images import read_image
+from loop.core.regions import relative, touching
 from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
@@ -46,6 +47,8 @@ from loop.study import Study
 from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
+FRAME_COLOUR = "#ffd000"
+"""The outline of the region to annotate on a region task's picture."""
 
 
 PUBLIC_DIR = Path("labelstudio") / "public"
@@ -196,13 +199,17 @@ def select_for_push(
     return rows
 
 
-def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
+def display_png(
+    study: Study, image: dict, tile: Box | None = None, *, frame: Box | None = None
+) -> str:
     """Write (once) a browser-viewable PNG of an image, or of one tile of it (contrast set on
-    the whole image, so that tiles match); returns its path relative to the study."""
+    the whole image, so that tiles match), with ``frame`` (a box of the tile) outlined in the
+    region colour; returns its path relative to the study."""
     from PIL import Image
 
     display = study.config.display
     suffix = "" if tile is None else "_tile_{}_{}_{}x{}".format(*tile)
+    suffix += "" if frame is None else "_frame_{}_{}_{}x{}".format(*frame)
     if display != DisplayConfig():  # another look is another file (tasks keep theirs)
         suffix += "_" + hashlib.sha1(repr(display).encode()).hexdigest()[:6]
     rel = MEDIA_DIR / f"{image['id']}_{image['sha256'][:12]}{suffix}.png"
@@ -218,6 +225,8 @@ def display_png(study: Study, image: dict, tile: Box | None = None) -> str:
         )
         if tile is not None:
             pixels = crop(pixels, tile)
+        if frame is not None:
+            pixels = outline(pixels, frame, FRAME_COLOUR)
         with atomic_path(target) as tmp:
             Image.fromarray(pixels).save(tmp)
     return rel.as_posix()
@@ -281,7 +290,6 @@ def push(
     store = study.store
     project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
     report = PushReport(project=project)
-    crash = crash_points()
     now = utcnow()
     with store.atomic():
         for image in images:
@@ -308,6 +316,25 @@ def push(
             }
             report.task_ids.append(q.add_task(store, base, boxes if len(boxes) > 1 else ()))
             report.tiled += len(boxes) > 1
+    create_pending(study, tool, project, report, predictions=predictions, progress=progress)
+    return report
+
+
+def create_pending(
+    study: Study,
+    tool: AnnotationTool,
+    project: str,
+    report: PushReport,
+    *,
+    predictions=None,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Create in the tool the project's tasks the store has but the tool has not yet (those a
+    killed push left are found again by their key first), a batch at a time. A region task
+    (``tasks.region``) shows its crop with the region framed, and only the model's objects
+    that touch the region."""
+    store = study.store
+    crash = crash_points()
     pending = q.pending_tasks(store, tool.name, project)
     if pending:
         found = tool.find_tasks(project, {t["id"] for t in pending})
@@ -325,20 +352,28 @@ def push(
                 predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
             tile = tuple(json.loads(task["tile"])) if task["tile"] else None
             cropped = _cropped(predicted[image["id"]], tile)
-            if task["purpose"] in ("annotate", "tile"):
+            frame, info = None, task_info(study, image, task, chosen)
+            if task.get("region"):
+                frame = relative(json.loads(task["region"]), tile)
+                cropped = tuple(
+                    replace(p, mask=touching(p.mask, frame)) if p.mask is not None else p
+                    for p in cropped
+                )
+                info["loop_region"] = list(frame)
+            if task["purpose"] in ("annotate", "tile", "region"):
                 keep_preannotation(study, task["id"], cropped)
             tool_tasks.append(
                 ToolTask(
                     key=task["id"],
                     image_id=image["id"],
                     name=image["name"] if tile is None else f"{image['name']} {_where(tile)}",
-                    image_url=tool.media_url(display_png(study, image, tile)),
+                    image_url=tool.media_url(display_png(study, image, tile, frame=frame)),
                     height=image["height"] if tile is None else tile[2],
                     width=image["width"] if tile is None else tile[3],
                     predictions=cropped,
                     reviewer=task["reviewer"],
                     tile=tile,
-                    info=task_info(study, image, task, chosen),
+                    info=info,
                 )
             )
         external_ids = tool.create_tasks(project, tool_tasks)
@@ -347,7 +382,6 @@ def push(
         report.created += len(batch)
         if progress:
             progress(start + len(batch), len(pending))
-    return report
 
 
 def _as_tuple(value: Prediction | Sequence[Prediction] | None) -> tuple[Prediction, ...]:

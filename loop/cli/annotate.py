@@ -83,6 +83,17 @@ def push(
         int, typer.Option(help="Only images with a side longer than this are tiled.")
     ] = 512,
     tile_overlap: Annotated[int, typer.Option(help="Pixels neighbouring tiles share.")] = 32,
+    regions: Annotated[
+        bool,
+        typer.Option(
+            "--regions",
+            help="Push the regions of the newest region batch (`loop score --strategy "
+            "flip@region`), each with --context pixels around it, instead of images.",
+        ),
+    ] = False,
+    context: Annotated[
+        int, typer.Option(min=0, max=1024, help="Pixels shown around a region (--regions).")
+    ] = 32,
     as_json: JsonOpt = False,
 ) -> None:
     """Send images to Label Studio as tasks (idempotent: an image is never pushed twice)."""
@@ -106,17 +117,32 @@ def push(
         tool = connect(s)
         with progress_bar() as bar:
             job = bar.add_task("push", total=None)
-            report = run_push(
-                s,
-                tool,
-                rows,
-                overlap=overlap,
-                arm=arm,
-                round=round,
-                predictions=_predictions_from(predictions),
-                tiling=tiling,
-                progress=lambda d, t: bar.update(job, completed=d, total=t),
-            )
+            if regions:
+                from loop.annotate.regions import chosen_regions, push_regions
+
+                report = push_regions(
+                    s,
+                    tool,
+                    chosen_regions(s),
+                    overlap=overlap,
+                    context=context,
+                    arm=arm,
+                    round=round,
+                    predictions=_predictions_from(predictions),
+                    progress=lambda d, t: bar.update(job, completed=d, total=t),
+                )
+            else:
+                report = run_push(
+                    s,
+                    tool,
+                    rows,
+                    overlap=overlap,
+                    arm=arm,
+                    round=round,
+                    predictions=_predictions_from(predictions),
+                    tiling=tiling,
+                    progress=lambda d, t: bar.update(job, completed=d, total=t),
+                )
         tool.close()
     summary = {
         "project": report.project,

@@ -65,14 +65,32 @@ def agree(
             against_truth=against_truth,
             progress=lambda d, t: bar.update(job, completed=d, total=t),
         )
+        regions = None
+        if s.config.task == "segmentation":
+            from loop.annotate.regions import agree_regions
+
+            regions = agree_regions(
+                s,
+                method=method,
+                min_agreement=min_agreement,
+                min_annotations=min_annotations or s.config.rounds.min_annotations,
+            )
     for line in report.waiting:
         print(f"waiting: {line}", file=sys.stderr)
+    if regions is not None and (regions.fused or regions.already or regions.waiting or regions.low):
+        print(
+            f"regions: {len(regions.fused)} merged into partial labels, {regions.already} "
+            f"before, {len(regions.waiting)} waiting for annotations, {len(regions.low)} below "
+            f"--min-agreement (not used: {sorted(regions.low)[:20]})",
+            file=sys.stderr,
+        )
     if output_format == "json":
         data = {
             "overall": report.overall,
             "annotators": report.annotators,
             "tasks": [vars(t) for t in report.tasks],
             "waiting": [vars(w) for w in report.waiting],
+            "regions": None if regions is None else vars(regions),
         }
         if against_truth:
             data.update(report.against_truth or {"consensus": None, "annotators": {}})

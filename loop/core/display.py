@@ -87,3 +87,27 @@ def to_display_uint8(
             np.clip(normalize_percentile(stack[..., channel], lower, upper), 0, 1)[..., None] * rgb
         )
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def outline(pixels: np.ndarray, box, colour: str, width: int = 2) -> np.ndarray:
+    """A copy of an 8-bit image (grey or RGB) with the border of ``box`` (``row, col, height,
+    width``) drawn ``width`` pixels wide in ``colour`` (``#rrggbb``), just inside the box.
+
+    >>> img = outline(np.zeros((8, 8), np.uint8), (2, 2, 4, 4), "#ffcc00", width=1)
+    >>> img.shape, img[2, 3].tolist(), img[4, 4].tolist()
+    ((8, 8, 3), [255, 204, 0], [0, 0, 0])
+    """
+    out = np.asarray(pixels)
+    if out.ndim == 2:
+        out = np.repeat(out[..., None], 3, axis=2)
+    out = out[..., :3].copy()
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    r, c, h, w = (int(v) for v in box)
+    for band in (
+        (slice(r, r + width), slice(c, c + w)),
+        (slice(r + h - width, r + h), slice(c, c + w)),
+        (slice(r, r + h), slice(c, c + width)),
+        (slice(r, r + h), slice(c + w - width, c + w)),
+    ):
+        out[band] = rgb
+    return out

@@ -148,3 +148,42 @@ def select_regions(
             chosen.append(int(i))
             taken[images[i]] = taken.get(images[i], 0) + 1
     return np.array(chosen, dtype=int)
+
+
+def relative(region, tile) -> tuple[int, int, int, int]:
+    """A region (``row, col, height, width`` of the image) in the coordinates of ``tile``
+    (the crop shown around it; None: the whole image).
+
+    >>> relative([100, 50, 64, 64], [68, 18, 128, 128])
+    (32, 32, 64, 64)
+    """
+    r, c, h, w = (int(v) for v in region)
+    if tile is None:
+        return r, c, h, w
+    return r - int(tile[0]), c - int(tile[1]), h, w
+
+
+def with_context(region, height: int, width: int, context: int) -> tuple[int, int, int, int]:
+    """The crop shown for a region: the region grown by ``context`` pixels on every side,
+    kept inside the image.
+
+    >>> with_context([0, 100, 64, 64], 200, 180, 32)
+    (0, 68, 96, 112)
+    """
+    r, c, h, w = (int(v) for v in region)
+    r0, c0 = max(0, r - context), max(0, c - context)
+    r1, c1 = min(height, r + h + context), min(width, c + w + context)
+    return r0, c0, r1 - r0, c1 - c0
+
+
+def touching(mask: np.ndarray, box) -> np.ndarray:
+    """``mask`` with only the objects that have a pixel in ``box`` (each kept whole).
+
+    >>> m = np.zeros((6, 6), int); m[0:2, 0:2] = 1; m[4:6, 4:6] = 2
+    >>> np.unique(touching(m, (0, 0, 3, 3))).tolist()
+    [0, 1]
+    """
+    r, c, h, w = (int(v) for v in box)
+    inside = np.unique(mask[max(r, 0) : r + h, max(c, 0) : c + w])
+    inside = inside[inside != 0]
+    return np.where(np.isin(mask, inside), mask, 0)

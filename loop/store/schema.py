@@ -363,6 +363,12 @@ def _migration_12(db: sqlite_utils.Database) -> None:
     db["labels"].add_column("known_fraction", float)
 
 
+def _migration_13(db: sqlite_utils.Database) -> None:
+    """Region tasks (``purpose = 'region'``): the region to annotate, in image coordinates
+    (``tasks.tile`` is then the crop shown around it)."""
+    db["tasks"].add_column("region", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -376,6 +382,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_10,
     _migration_11,
     _migration_12,
+    _migration_13,
 )
 
 

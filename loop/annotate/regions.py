@@ -1,0 +1,244 @@
+"""Region tasks: an expert annotates a square of an image where the model is unsure, not the
+whole image, and the consensus of each region becomes part of a *partial label*.
+
+Push: each chosen region (:func:`loop.learn.regions.choose_regions`) is a task of purpose
+``region`` in the study's project; the annotator sees the region with ``context`` pixels around
+it and its frame drawn, the model's objects that touch it pre-drawn, and the rule: outline every
+object that touches the frame, whole (even where it crosses the frame), nothing else.
+
+Agree: the annotations of a region task are compared on the objects that touch the region
+(pairwise object F1 at IoU 0.5), fused (majority or STAPLE) and merged into the image's
+consensus label, whose *known* mask grows by the region and the objects drawn in it; an object
+seen in two regions is kept once (the newer replaces an older one it overlaps at IoU >= 0.5).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from loop.annotate.push import PushReport, create_pending, ensure_project
+from loop.core.agreement import iou_matrix, object_f1
+from loop.core.fusion import consensus_mask
+from loop.core.images import read_mask, write_labels
+from loop.core.regions import relative, touching, with_context
+from loop.errors import PushRefused
+from loop.store import annotations as q
+from loop.store import dumps, utcnow
+from loop.store import regions as rq
+from loop.store.labels import label_of, save_label
+from loop.store.lock import locked
+from loop.study import Study
+from loop.types import AnnotationTool, Prediction
+
+PURPOSE = "region"
+CONSENSUS_DIR = "consensus"
+
+
+@locked("push")
+def push_regions(
+    study: Study,
+    tool: AnnotationTool,
+    regions: Sequence[tuple[int, Sequence[int]]],
+    *,
+    overlap: int = 3,
+    context: int = 32,
+    arm: str = "main",
+    round: int | None = None,
+    predictions: Callable[[dict], Prediction | Sequence[Prediction] | None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PushReport:
+    """One task per ``(image id, [row, col, height, width])`` region (idempotent, resumable).
+
+    Raises
+    ------
+    PushRefused
+        For an overlap below 1, a classification study, a test image, or a region outside
+        its image.
+    """
+    if overlap < 1:
+        raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
+    if study.config.task != "segmentation":
+        raise PushRefused("regions are annotated in segmentation studies only")
+    store = study.store
+    project = ensure_project(study, tool, overlap=overlap)
+    report = PushReport(project=project)
+    now = utcnow()
+    with store.atomic():
+        for image_id, box in regions:
+            image = store.image(int(image_id))
+            r, c, h, w = (int(v) for v in box)
+            if image is None or image["split"] not in ("pool", "labeled"):
+                raise PushRefused(f"image {image_id} cannot be annotated (test or excluded)")
+            if (
+                r < 0
+                or c < 0
+                or h < 1
+                or w < 1
+                or r + h > image["height"]
+                or (c + w > image["width"])
+            ):
+                raise PushRefused(
+                    f"region {[r, c, h, w]} lies outside image {image_id} "
+                    f"({image['height']}x{image['width']})"
+                )
+            region = dumps([r, c, h, w])
+            where = {"tool": tool.name, "project": project}
+            task_id = rq.region_task_of(store, image["id"], region, **where)
+            if task_id is None:
+                tile = with_context((r, c, h, w), image["height"], image["width"], context)
+                task_id = q.add_task(
+                    store,
+                    {
+                        "image_id": image["id"],
+                        "arm": arm,
+                        "round": round,
+                        "purpose": PURPOSE,
+                        "tool": tool.name,
+                        "project": project,
+                        "external_id": None,
+                        "overlap": overlap,
+                        "tile": dumps(list(tile)),
+                        "region": region,
+                        "status": "pending",
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                )
+            else:
+                report.already += 1
+            report.task_ids.append(task_id)
+    create_pending(study, tool, project, report, predictions=predictions, progress=progress)
+    return report
+
+
+@dataclass
+class RegionReport:
+    """What :func:`agree_regions` did."""
+
+    fused: list[int] = field(default_factory=list)  # region tasks merged into partial labels
+    already: int = 0  # fused before (or the image has a whole consensus)
+    waiting: list[int] = field(default_factory=list)  # too few valid annotations yet
+    low: dict[int, float] = field(default_factory=dict)  # task -> agreement below the bar
+    agreement: dict[int, float | None] = field(default_factory=dict)  # task -> mean pairwise F1
+
+
+def agree_regions(
+    study: Study, *, method: str = "majority", min_agreement: float = 0.5, min_annotations: int = 2
+) -> RegionReport:
+    """Measure agreement on every region task with enough current annotations and merge its
+    consensus into the image's partial consensus label (idempotent: a task is merged once)."""
+    store = study.store
+    report = RegionReport()
+    for task_id, rows in sorted(rq.current_by_region_task(store).items()):
+        needed = min(rows[0]["task_overlap"] or 1, min_annotations)
+        if len(rows) < needed:
+            report.waiting.append(task_id)
+            continue
+        image = store.image(rows[0]["image_id"])
+        tile = json.loads(rows[0]["task_tile"])
+        frame = relative(json.loads(rows[0]["task_region"]), tile)
+        shape = (tile[2], tile[3])
+        masks = {
+            r["annotator"]: touching(read_mask(study.resolve(r["mask_path"]), shape), frame)
+            for r in rows
+        }
+        pairs = [
+            object_f1(masks[a], masks[b])["f1_50"] for a, b in itertools.combinations(masks, 2)
+        ]
+        agreement = float(np.mean(pairs)) if pairs else None
+        report.agreement[task_id] = agreement
+        if agreement is not None and agreement < min_agreement:
+            report.low[task_id] = agreement
+            continue
+        fused = touching(consensus_mask(list(masks.values()), method=method), frame)
+        if _merge(study, image, task_id, tile, json.loads(rows[0]["task_region"]), fused, rows,
+                  method, agreement):  # fmt: skip
+            report.fused.append(task_id)
+        else:
+            report.already += 1
+    return report
+
+
+def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) -> bool:
+    """Merge a region's consensus into the image's consensus label; False when done before
+    or when the image already has a whole consensus."""
+    store = study.store
+    existing = label_of(store, image["id"], "consensus")
+    provenance = json.loads(existing["provenance"] or "{}") if existing else {}
+    if existing is not None and not existing.get("known_path"):
+        return False  # a whole-image consensus: nothing is unknown
+    if task_id in provenance.get("regions", []):
+        return False
+    shape = (image["height"], image["width"])
+    mask = np.zeros(shape, np.int32)
+    known = np.zeros(shape, bool)
+    if existing is not None:
+        mask = read_mask(study.resolve(existing["mask_path"]), shape).copy()
+        known = read_mask(study.resolve(existing["known_path"]), shape) > 0
+    new = np.zeros(shape, np.int32)
+    r0, c0, h, w = tile
+    new[r0 : r0 + h, c0 : c0 + w] = np.where(fused > 0, fused + mask.max(), 0)
+    iou, old_ids, new_ids = iou_matrix(mask, new)
+    if iou.size:
+        seen = old_ids[(iou >= 0.5).any(axis=1)]  # the same object, seen again: replaced
+        mask[np.isin(mask, seen)] = 0
+    mask = np.where(new > 0, new, mask)
+    from skimage.segmentation import relabel_sequential
+
+    mask = relabel_sequential(mask)[0].astype(np.int32)
+    r, c, rh, rw = region
+    known[r : r + rh, c : c + rw] = True
+    known |= mask > 0
+    stem = f"{image['id']}_{image['name']}"
+    mask_rel = f"{CONSENSUS_DIR}/{stem}_regions.tif"
+    known_rel = f"{CONSENSUS_DIR}/{stem}_known.tif"
+    write_labels(study.path / mask_rel, mask)
+    write_labels(study.path / known_rel, known.astype(np.uint8))
+    provenance = {
+        "method": method,
+        "regions": [*provenance.get("regions", []), task_id],
+        "annotations": [*provenance.get("annotations", []), *(r["id"] for r in rows)],
+        "annotators": sorted({*provenance.get("annotators", []), *(r["annotator"] for r in rows)}),
+        "agreement": {**provenance.get("agreement", {}), str(task_id): agreement},
+        "round": rows[0]["task_round"],
+    }
+    save_label(
+        store,
+        image["id"],
+        source="consensus",
+        label={
+            "kind": "mask",
+            "mask_path": mask_rel,
+            "n_objects": int(mask.max()),
+            "class": None,
+            "object_classes": None,
+            "method": method,
+            "provenance": dumps(provenance),
+            "known_path": known_rel,
+            "known_fraction": float(known.mean()),
+        },
+        compare=("provenance",),
+    )
+    return True
+
+
+def chosen_regions(study: Study) -> list[tuple[int, list[int]]]:
+    """The ``(image id, region)`` pairs of the newest region selection (`loop score
+    --strategy NAME@region`).
+
+    Raises
+    ------
+    PushRefused
+        When no region selection was made.
+    """
+    selection = rq.latest_region_selection(study.store)
+    if selection is None:
+        raise PushRefused(
+            "no regions chosen yet: run `loop score STUDY --strategy flip@region` first"
+        )
+    return [(int(row[0]), [int(v) for v in row[1:]]) for row in json.loads(selection["regions"])]

@@ -1,0 +1,38 @@
+"""Queries of region tasks and region batches. Functions take a
+:class:`~loop.store.db.Store`."""
+
+from __future__ import annotations
+
+from loop.store.db import Store
+
+
+def current_by_region_task(store: Store) -> dict[int, list[dict]]:
+    """Task id -> the current annotations of region tasks, with the task's round, overlap,
+    crop (``task_tile``) and region (``task_region``), by annotator."""
+    rows = store.db.execute(
+        "SELECT a.*, t.round AS task_round, t.overlap AS task_overlap, t.tile AS task_tile, "
+        "t.region AS task_region FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "WHERE a.status = 'current' AND t.purpose = 'region' ORDER BY a.task_id, a.annotator"
+    )
+    columns = [c[0] for c in rows.description]
+    out: dict[int, list[dict]] = {}
+    for values in rows.fetchall():
+        row = dict(zip(columns, values))
+        out.setdefault(row["task_id"], []).append(row)
+    return out
+
+
+def region_task_of(store: Store, image_id: int, region: str, *, tool: str, project: str):
+    """The id of the task of this region (JSON) of an image in a project, if it has one."""
+    row = store.db.execute(
+        "SELECT id FROM tasks WHERE image_id = ? AND region = ? AND tool = ? AND project = ? "
+        "AND purpose = 'region'",
+        [image_id, region, tool, project],
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def latest_region_selection(store: Store) -> dict | None:
+    """The newest selection that chose regions, if any."""
+    rows = store.db["selections"].rows_where("regions IS NOT NULL", order_by="id desc", limit=1)
+    return next(iter(rows), None)

@@ -1,0 +1,105 @@
+"""Region tasks through a real Label Studio: chosen regions pushed with their context and
+frame, annotated by simulated experts (objects touching the frame, whole), pulled, and merged
+into one partial label per image that trains on its known pixels only."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import one_dsb_study, remote_env
+from PIL import Image
+from scipy import ndimage as ndi
+from typer.testing import CliRunner
+
+from loop.annotate.preannotations import preannotation_of
+from loop.annotate.pull import pull
+from loop.annotate.regions import agree_regions, chosen_regions, push_regions
+from loop.cli import app
+from loop.cli.wiring import add_annotators, connect, simulate
+from loop.core.images import read_mask
+from loop.core.regions import touching
+from loop.errors import PushRefused
+from loop.noise import PROFILES
+from loop.study import open_study
+from loop.types import Prediction
+
+pytestmark = pytest.mark.slow
+TOML = 'task = "segmentation"\n[regions]\nsize = 128\nper_image = 2\n'
+
+
+def test_regions_from_choice_to_a_partial_label(ls_study, tmp_path, monkeypatch):
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    folder = one_dsb_study(tmp_path / "regions", TOML, tmp_path / "data")
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["score", str(folder), "--strategy", "random@region", "--k", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    with open_study(folder) as study:
+        (image,) = study.store.images()
+        shape = (image["height"], image["width"])
+        truth = read_mask(study.store.truth(image["id"])["mask_path"], shape)
+        regions = chosen_regions(study)
+        assert len(regions) == 2 and {i for i, _ in regions} == {image["id"]}
+        model = np.where(ndi.binary_erosion(truth > 0), truth, 0)
+        tool = connect(study)
+        add_annotators(study, tool, ["rae", "sol"])
+        report = push_regions(
+            study,
+            tool,
+            regions,
+            overlap=2,
+            context=32,
+            predictions=lambda _im: Prediction(mask=model, model_version="eroded"),
+        )
+        assert report.created == 2
+        again = push_regions(study, tool, regions, overlap=2, context=32)
+        assert (again.created, again.already) == (0, 2)
+        with pytest.raises(PushRefused, match="lies outside image"):
+            push_regions(study, tool, [(image["id"], [500, 600, 128, 128])])
+        tasks = list(study.store.db["tasks"].rows_where("purpose = 'region'", order_by="id"))
+        for task, (_, box) in zip(tasks, regions):
+            tile, frame = json.loads(task["tile"]), json.loads(task["region"])
+            assert frame == box
+            assert tile[0] == max(0, box[0] - 32) and tile[2] <= box[2] + 64
+            local = (box[0] - tile[0], box[1] - tile[1], box[2], box[3])
+            pre = preannotation_of(study, task["id"])  # only the model's objects at the frame
+            crop = model[tile[0] : tile[0] + tile[2], tile[1] : tile[1] + tile[3]]
+            assert np.array_equal(pre > 0, touching(crop, local) > 0)
+            data = tool._json("GET", f"/api/tasks/{task['external_id']}", what="read")["data"]
+            assert data["loop_region"] == list(local)
+            encoded = data["image"].split("base64,")[1]  # a remote server: the PNG inline
+            pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(encoded))))
+            assert pixels.shape[:2] == (tile[2], tile[3])
+            assert pixels[local[0], local[1] + 5].tolist() == [255, 208, 0]  # the frame
+        sim = simulate(study, tool, {"rae": PROFILES["perfect"], "sol": PROFILES["perfect"]})
+        assert sim.annotated == {"rae": 2, "sol": 2}
+        pulled = pull(study, tool)
+        assert pulled.new == 4 and pulled.malformed == []
+        for row in study.store.db["annotations"].rows:  # each annotation's effort is counted
+            assert row["effort"] is not None
+        merged = agree_regions(study, min_agreement=0.5, min_annotations=2)
+        assert sorted(merged.fused) == [t["id"] for t in tasks] and not merged.low
+        assert agree_regions(study).already == 2  # merged once
+        label = next(study.store.db["labels"].rows_where("source = 'consensus'"))
+        mask = read_mask(study.resolve(label["mask_path"]), shape)
+        known = read_mask(study.resolve(label["known_path"]), shape) > 0
+        expected = np.zeros(shape, bool)
+        for task, (_, box) in zip(tasks, regions):
+            r, c, h, w = box
+            assert known[r : r + h, c : c + w].all()
+            tile = json.loads(task["tile"])
+            part = truth[tile[0] : tile[0] + tile[2], tile[1] : tile[1] + tile[3]]
+            local = (r - tile[0], c - tile[1], h, w)
+            view = expected[tile[0] : tile[0] + tile[2], tile[1] : tile[1] + tile[3]]
+            view |= touching(part, local) > 0
+        assert np.array_equal(mask > 0, expected)  # the objects touching the frames, once
+        assert (known >= (mask > 0)).all() and 0 < label["known_fraction"] < 1
+        assert json.loads(label["provenance"])["regions"] == [t["id"] for t in tasks]
+        assert study.store.image(image["id"])["split"] == "labeled"
+        tool.close()
