@@ -287,9 +287,12 @@ class RegionsConfig:
     """Side of the square regions an image is cut into, in pixels."""
     per_image: int = 2
     """The most regions of one image in a batch (the batch spreads over the pool)."""
+    context: int = 32
+    """Pixels of the image shown around a region in its task (the frame marks the region)."""
 
     def __post_init__(self):
-        all_in_range("regions", self, {"size": (16, 4096), "per_image": (1, 1000)})
+        bounds = {"size": (16, 4096), "per_image": (1, 1000), "context": (0, 1024)}
+        all_in_range("regions", self, bounds)
 
 
 FUSIONS = ("majority", "staple")

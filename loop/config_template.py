@@ -126,6 +126,7 @@ scheduler = ""           # or a running Dask scheduler, e.g. "tcp://head-node:87
 [regions]                # the unit of the @region strategies (segmentation; `loop strategies`)
 size = {regions.size}               # side of the square regions an image is cut into, in pixels
 per_image = {regions.per_image}            # the most regions of one image in a batch
+context = {regions.context}             # pixels shown around a region in its task
 
 [display]                # the picture annotators see of each image
 channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,

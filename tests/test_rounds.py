@@ -441,3 +441,37 @@ def test_run_waits_for_people(base, remote, tmp_path, monkeypatch):
         tool.close()
     assert naps == [30.0]  # rounds.poll_seconds, once: everything came in during the first nap
     assert [r.status for r in results] == ["done", "evaluated"]
+
+
+def test_rounds_of_a_region_strategy(base, remote, tmp_path):
+    """``loop run --strategy flip@region``: each round picks regions (at most per_image of
+    one image), pushes them as region tasks, the simulated experts draw the objects at each
+    frame, and the merged partial labels train the next round's model."""
+    folder = clone(base, tmp_path / "regions")
+    toml = folder / "loop.toml"
+    toml.write_text(toml.read_text() + "\n[regions]\nsize = 16\nper_image = 2\ncontext = 8\n")
+    args = ["run", str(folder), "--rounds", "2", "--annotators", "simulated"]
+    result = CliRunner().invoke(app, [*args, "--strategy", "flip@region"], env=remote)
+    assert result.exit_code == 0, result.output
+    with open_study(folder) as study:
+        rows = study.store.rounds("main")
+        assert [r["status"] for r in rows] == ["done", "done", "evaluated"]
+        for row in rows[:2]:
+            regions = json.loads(row["regions"])
+            batch = json.loads(row["batch"])
+            assert len(regions) == row["n_batch"] == 3
+            assert sorted({r[0] for r in regions}) == sorted(batch)
+            assert max(np.bincount([r[0] for r in regions])) <= 2
+            assert all(r[3:] == [16, 16] for r in regions)
+            assert json.loads(row["agreement"])["regions"]["merged"] >= 1
+        tasks = list(study.store.db["tasks"].rows_where("purpose = 'region'"))
+        assert len(tasks) == 6 and all(t["status"] == "done" for t in tasks)
+        partial = list(study.store.db["labels"].rows_where("known_path IS NOT NULL"))
+        assert partial and all(0 < p["known_fraction"] < 1 for p in partial)
+        joined = json.loads(rows[0]["agreement"])["joined"]
+        assert joined >= 1 and rows[1]["n_labeled"] == 6 + joined
+        model = study.store.db["models"].get(rows[1]["model_id"])
+        trained = set(json.loads(model["train_image_ids"]))
+        assert {p["image_id"] for p in partial} & trained  # partial labels trained
+        efforts = [a["effort"] for a in study.store.db["annotations"].rows]
+        assert efforts and all(e is not None for e in efforts)

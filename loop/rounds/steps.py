@@ -17,6 +17,7 @@ from loop.annotate.adjudicate import record as record_adjudications
 from loop.annotate.consensus import agree
 from loop.annotate.pull import pull
 from loop.annotate.push import push
+from loop.annotate.regions import agree_regions, push_regions
 from loop.core.images import read_image
 from loop.errors import RoundError
 from loop.learn.engine import engine_for
@@ -108,12 +109,18 @@ def unsure_objects(masks: np.ndarray, errors, threshold: float) -> tuple[int, ..
     return tuple(int(v) for v in labels[np.asarray(errors) > threshold])
 
 
-def _batch_complete(study: Study, batch: list[int], overlap: int) -> tuple[int, int]:
-    """(tasks with all their annotations, tasks) for a batch: an annotation that was skipped
-    or could not be read counts as the annotator's turn."""
+def _batch_complete(study: Study, batch: list[int], overlap: int, regions=None) -> tuple[int, int]:
+    """(images with all their annotations, images) for a batch (of ``regions``, one task
+    each, when given): an annotation that was skipped or could not be read counts as the
+    annotator's turn."""
+    tasks = {i: 1 for i in batch}
+    for row in regions or []:
+        tasks[row[0]] = sum(1 for other in regions if other[0] == row[0])
     done = 0
     for image_id in batch:
-        done += store_rounds.annotations_of_image(study.store, image_id) >= overlap
+        done += (
+            store_rounds.annotations_of_image(study.store, image_id) >= overlap * tasks[image_id]
+        )
     return done, len(batch)
 
 
@@ -149,6 +156,12 @@ class RoundState:
     def batch(self) -> list[int]:
         """The images the select step chose."""
         return json.loads(self.row["batch"] or "[]")
+
+    @property
+    def regions(self) -> list[list[int]] | None:
+        """The regions the select step chose (``image_id, row, col, height, width``), for a
+        region strategy."""
+        return json.loads(self.row.get("regions") or "null")
 
 
 WAITING = object()
@@ -207,12 +220,26 @@ def _select(r: RoundState) -> dict:
         engine=engine_for(r.study.config.cluster),
         progress=r.progress,
     ).chosen
-    batch = [c["image_id"] for c in chosen]
-    return {"batch": batch, "n_batch": len(batch)}
+    batch = list(dict.fromkeys(c["image_id"] for c in chosen))
+    regions = [[c["image_id"], *c["region"]] for c in chosen if "region" in c]
+    return {"batch": batch, "n_batch": len(chosen), "regions": regions or None}
 
 
 def _push(r: RoundState) -> dict:
     study = r.study
+    if r.regions:
+        push_regions(
+            study,
+            r.tool,
+            [(row[0], row[1:]) for row in r.regions],
+            overlap=study.config.rounds.overlap,
+            context=study.config.regions.context,
+            arm=r.arm,
+            round=r.number,
+            predictions=_predictor(study, r.row["model_id"], r.options.gpu),
+            progress=lambda d, t: r.progress("push", d, t),
+        )
+        return {}
     push(
         study,
         r.tool,
@@ -240,7 +267,7 @@ def _annotate(r: RoundState):
         for gap in set(pull(r.study, r.tool).tile_gaps) - told:
             r.log(f"  tiled image not complete: {gap}")
             told.add(gap)
-        complete, total = _batch_complete(r.study, r.batch, overlap)
+        complete, total = _batch_complete(r.study, r.batch, overlap, r.regions)
         r.progress("waiting for annotators", complete, total)
         if complete >= total:
             return {}
@@ -270,10 +297,20 @@ def _agree(r: RoundState) -> dict:
         against_truth=True,
         progress=lambda d, t: r.progress("agreement", d, t),
     )
+    regions = None
+    if r.regions:
+        merged = agree_regions(
+            r.study,
+            method=config.fusion,
+            min_agreement=config.min_agreement,
+            min_annotations=config.min_annotations,
+        )
+        regions = {"merged": len(merged.fused), "low": merged.low, "waiting": merged.waiting}
     joined = _admit_labeled(r.study, r.arm, r.number)
     return {
         "agreement": {
             **report.overall,
+            "regions": regions,
             "annotators": report.annotators,
             "against_truth": report.against_truth,
             "joined": joined,

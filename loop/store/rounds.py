@@ -43,11 +43,11 @@ def update_round(store: Store, round_id: int, fields: dict) -> dict:
 
 
 def annotations_of_image(store: Store, image_id: int) -> int:
-    """Annotations of an image's annotation tasks that are not deleted (skipped and
-    malformed ones count: the annotator had their turn)."""
+    """Annotations of an image's annotation and region tasks that are not deleted (skipped
+    and malformed ones count: the annotator had their turn)."""
     return store.db.execute(
         "SELECT count(*) FROM annotations a JOIN tasks t ON t.id = a.task_id "
-        "WHERE t.image_id = ? AND t.purpose = 'annotate' AND a.status != 'deleted'",
+        "WHERE t.image_id = ? AND t.purpose IN ('annotate', 'region') AND a.status != 'deleted'",
         [image_id],
     ).fetchone()[0]
 
@@ -58,7 +58,8 @@ def lead_seconds(store: Store, image_ids) -> float | None:
     marks = ",".join("?" * len(ids))
     return store.db.execute(
         "SELECT sum(a.lead_time) FROM annotations a JOIN tasks t ON t.id = a.task_id "
-        f"WHERE t.image_id IN ({marks}) AND t.purpose = 'annotate' AND a.status != 'deleted'",
+        f"WHERE t.image_id IN ({marks}) AND t.purpose IN ('annotate', 'region') "
+        "AND a.status != 'deleted'",
         ids,
     ).fetchone()[0]
 

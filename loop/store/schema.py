@@ -369,6 +369,12 @@ def _migration_13(db: sqlite_utils.Database) -> None:
     db["tasks"].add_column("region", str)
 
 
+def _migration_14(db: sqlite_utils.Database) -> None:
+    """A round of a region strategy: the regions its select step chose (JSON rows of
+    ``image_id, row, col, height, width``); ``batch`` keeps their images."""
+    db["rounds"].add_column("regions", str)
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_1,
     _migration_2,
@@ -383,6 +389,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _migration_11,
     _migration_12,
     _migration_13,
+    _migration_14,
 )
 
 
