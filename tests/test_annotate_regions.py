@@ -5,6 +5,7 @@ into one partial label per image that trains on its known pixels only."""
 from __future__ import annotations
 
 import base64
+import csv
 import io
 import json
 
@@ -103,3 +104,13 @@ def test_regions_from_choice_to_a_partial_label(ls_study, tmp_path, monkeypatch)
         assert json.loads(label["provenance"])["regions"] == [t["id"] for t in tasks]
         assert study.store.image(image["id"])["split"] == "labeled"
         tool.close()
+    # loop status counts them; loop export writes the known mask beside the label TIFF
+    shown = runner.invoke(app, ["status", str(folder)])
+    assert "regions: 2 done region tasks; 1 partial labels" in shown.stdout
+    out = tmp_path / "export"
+    assert runner.invoke(app, ["export", str(folder), str(out)]).exit_code == 0
+    (label_tif,) = [p for p in out.glob("*.tif") if not p.stem.endswith("_known")]
+    known_tif = out / f"{label_tif.stem}_known.tif"
+    assert np.array_equal(read_mask(known_tif, shape) > 0, known)
+    row = next(csv.DictReader(open(out / "provenance.csv")))
+    assert row["known_file"] == known_tif.name and 0 < float(row["known_fraction"]) < 1

@@ -224,6 +224,24 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             + " (SELECT * FROM skipped)"
         )
     pushed = st.annotation
+    regions = pushed.get("regions") or {}
+    if regions.get("tasks") or regions.get("partial_labels"):
+        share = regions.get("mean_known_fraction")
+        out.print(
+            "regions: "
+            + (", ".join(f"{n} {k}" for k, n in sorted(regions["tasks"].items())) or "none")
+            + f" region tasks; {regions['partial_labels']} partial labels"
+            + ("" if share is None else f" (known on {share:.0%} of their image on average)")
+        )
+    if pushed.get("effort"):
+        out.print(
+            "effort of correcting pre-annotations (weighted edits; Label Studio's lead "
+            "time): "
+            + ", ".join(
+                f"{a} {e['effort']:.1f} over {e['annotations']} ({e['lead_time'] or 0:.0f} s)"
+                for a, e in pushed["effort"].items()
+            )
+        )
     if pushed["images_pushed"]:
         tiles = f" (as {pushed['tiles']} tiles where large)" if pushed["tiles"] else ""
         out.print(
@@ -243,15 +261,6 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
                 "annotations last saved by someone else than their author (kept, not used): "
                 + ", ".join(f"{a} {n}" for a, n in pushed["edited"].items())
                 + " (`loop pull` says who; the author saves it again, or deletes it)"
-            )
-        if pushed.get("effort"):
-            out.print(
-                "effort of correcting pre-annotations (weighted edits; Label Studio's lead "
-                "time): "
-                + ", ".join(
-                    f"{a} {e['effort']:.1f} over {e['annotations']} ({e['lead_time'] or 0:.0f} s)"
-                    for a, e in pushed["effort"].items()
-                )
             )
         if pushed["unmapped_tasks"]:
             out.print(

@@ -27,6 +27,8 @@ COLUMNS = (
     "image_id",
     "image",
     "label_file",
+    "known_file",
+    "known_fraction",
     "class",
     "n_objects",
     "object_classes",
@@ -48,6 +50,14 @@ class ExportReport:
     by_source: dict[str, int]
     provenance: Path
     objects: Path | None = None  # objects.csv: the class of each object (several kinds)
+
+
+def _agreement(value) -> float | str:
+    """A label's agreement for the table: its own, or the mean over the regions it merges."""
+    if isinstance(value, dict):
+        values = [v for v in value.values() if v is not None]
+        value = sum(values) / len(values) if values else None
+    return "" if value is None else value
 
 
 def _safe_name(image: dict) -> str:
@@ -90,11 +100,15 @@ def export(
     for i, (image_id, label) in enumerate(sorted(best.items())):
         image = study.store.image(image_id)
         provenance = json.loads(label["provenance"] or "{}")
-        label_file, kinds = "", ""
+        label_file, kinds, known_file = "", "", ""
         if label["mask_path"]:
             label_file = _safe_name(image)
             with atomic_path(folder / label_file) as tmp:  # never half a TIFF, named when it fails
                 shutil.copyfile(study.resolve(label["mask_path"]), tmp)
+            if label.get("known_path"):  # a partial label: which pixels it speaks for
+                known_file = label_file.removesuffix(".tif") + "_known.tif"
+                with atomic_path(folder / known_file) as tmp:
+                    shutil.copyfile(study.resolve(label["known_path"]), tmp)
             if label.get("object_classes") is not None:
                 mask = read_mask(folder / label_file, (image["height"], image["width"]))
                 named = class_of_labels(mask, json.loads(label["object_classes"]), default=main)
@@ -106,6 +120,8 @@ def export(
                 "image_id": image_id,
                 "image": str(Path(image["root"]) / image["path"]),
                 "label_file": label_file,
+                "known_file": known_file,
+                "known_fraction": label.get("known_fraction") or "",
                 "class": label["class"] or "",
                 "n_objects": "" if label["n_objects"] is None else label["n_objects"],
                 "object_classes": kinds,
@@ -114,7 +130,7 @@ def export(
                 "annotators": " ".join(provenance.get("annotators", [])),
                 "reviewer": provenance.get("reviewer", ""),
                 "round": "" if provenance.get("round") is None else provenance["round"],
-                "agreement": "" if provenance.get("agreement") is None else provenance["agreement"],
+                "agreement": _agreement(provenance.get("agreement")),
                 "label_version": label["version"],
                 "updated_at": label["updated_at"] or label["created_at"] or "",
             }

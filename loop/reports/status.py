@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from loop.core.metrics import HEADLINE, lagging_groups
 from loop.store import annotations, images
 from loop.store.labels import made_by_people
+from loop.store.regions import region_summary
 from loop.study import Study
 
 MAX_AUTO_GROUP_VALUES = 12
@@ -113,6 +114,7 @@ def study_status(study: Study) -> StudyStatus:
     annotation = annotations.annotation_summary(
         store, min_annotations=study.config.rounds.min_annotations
     )
+    annotation["regions"] = region_summary(store)
     lagging = latest_lagging(study, rounds)
     return StudyStatus(
         task=study.config.task,

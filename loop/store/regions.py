@@ -36,3 +36,16 @@ def latest_region_selection(store: Store) -> dict | None:
     """The newest selection that chose regions, if any."""
     rows = store.db["selections"].rows_where("regions IS NOT NULL", order_by="id desc", limit=1)
     return next(iter(rows), None)
+
+
+def region_summary(store: Store) -> dict:
+    """Region tasks by status and the partial labels they made."""
+    tasks = dict(
+        store.db.execute(
+            "SELECT status, count(*) FROM tasks WHERE purpose = 'region' GROUP BY status"
+        ).fetchall()
+    )
+    partial = store.db.execute(
+        "SELECT count(*), avg(known_fraction) FROM labels WHERE known_path IS NOT NULL"
+    ).fetchone()
+    return {"tasks": tasks, "partial_labels": partial[0], "mean_known_fraction": partial[1]}
