@@ -72,6 +72,13 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert record["labels_to_95_interval"]["value"] == record["labels_to_95"]
         cost = out["cost_axis"][name]["objects_to_95"]
         assert cost is None or cost > 0
+        # the experts' effort (weighted edits of the model's pre-annotations) is an axis too
+        effort = record["effort_curve"]
+        assert [round(point[0], 6) for point in effort][:1] == [0.0] and effort[1][0] > 0
+        for key in ("effort_to_90", "effort_to_95"):
+            assert record[key] == record[f"{key}_interval"]["value"]
+            assert out["cost_axis"][name][key] == record[key]
+            assert record[key] is None or record[key] >= 0
     # the default against random seed by seed: the same initial model, so no gain at 4
     paired = out["label_efficiency"]["auto"]["paired_vs_random"]
     assert [row[0] for row in paired] == [4, 6] and paired[0][1:4] == [0.0, 0.0, 0.0]
@@ -118,6 +125,16 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         arms = {r["arm"] for r in study.store.db["rounds"].rows}
         assert arms == {f"{s}-s{i}" for s in ("random", "auto") for i in (0, 1)}
         n_models = study.store.db["models"].count
+        # an arm's effort after its round is the effort recorded on its batch's annotations
+        for arm, runs in (("random-s0", out["details"]["random"][0]),):
+            (row0,) = list(study.store.db["rounds"].rows_where("arm = ? AND round = 0", [arm]))
+            marks = ",".join("?" * len(json.loads(row0["batch"])))
+            spent = study.store.db.execute(
+                "SELECT sum(a.effort) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+                f"WHERE t.image_id IN ({marks}) AND a.status = 'current'",
+                json.loads(row0["batch"]),
+            ).fetchone()[0]
+            assert runs[1]["effort"] == pytest.approx(spent) and runs[0]["effort"] == 0
         # the test split was never annotated
         assert not study.store.db.execute(
             "SELECT count(*) FROM tasks t JOIN images i ON i.id = t.image_id WHERE i.split = 'test'"

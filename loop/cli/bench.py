@@ -27,7 +27,8 @@ app = typer.Typer(
 
 
 def efficiency_table(result: dict) -> Table:
-    """Per strategy: the mean ± sd curve, labels to 90% / 95% of the full pool, ratio to random."""
+    """Per strategy: the mean ± sd curve, labels to 90% / 95% of the full pool, ratio to random,
+    the experts' effort (weighted edits) to 90% / 95%."""
     metric = result["metric"]
     table = Table(
         "strategy",
@@ -35,6 +36,7 @@ def efficiency_table(result: dict) -> Table:
         "to 90%",
         "to 95%",
         "vs random (95%)",
+        "effort to 90% / 95%",
         "gain over random at the end (same seeds)",
         title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])}"
         + (f" ± {result['full_pool']['sd']:.3f})" if result["full_pool"] else ")"),
@@ -47,6 +49,7 @@ def efficiency_table(result: dict) -> Table:
             _fmt(record["labels_to_90"]),
             _fmt(record["labels_to_95"]),
             _fmt(record["ratio_to_random_95"]),
+            f"{_fmt(record.get('effort_to_90'))} / {_fmt(record.get('effort_to_95'))}",
             paired_text(record.get("paired_vs_random")),
         )
     return table

@@ -28,6 +28,7 @@ Definitions
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ from loop.rounds.round import (
     run_round,
 )
 from loop.store.models import steps_of
-from loop.store.rounds import initial_count
+from loop.store.rounds import effort_of_batch, initial_count
 from loop.study import Study
 from loop.types import AnnotationTool
 
@@ -115,20 +116,26 @@ def arm_name(strategy: str, seed: int) -> str:
 
 def details(study: Study, arm: str) -> list[dict]:
     """Per evaluated round of an arm: ``n_labeled``, ``n_objects`` (annotated objects in its
-    training labels), ``score`` and ``per_group`` (group -> headline metric)."""
+    training labels), ``effort`` (the experts' weighted edits on the batches of the rounds
+    before it, :func:`loop.store.rounds.effort_of_batch`; the initial labels, the same for
+    every arm, count nothing), ``score`` and ``per_group`` (group -> headline metric)."""
     metric = HEADLINE[study.config.task]
-    out = []
+    out, spent = [], 0.0
+    rows = {row["round"]: row for row in study.store.rounds(arm)}
     for r in round_summaries(study, arm):
-        if r["n_labeled"] is None or r["score"] is None:
-            continue
-        out.append(
-            {
-                "n_labeled": r["n_labeled"],
-                "n_objects": r["n_objects"],
-                "score": r["score"],
-                "per_group": group_figures(r["metrics"], metric),
-            }
-        )
+        if r["n_labeled"] is not None and r["score"] is not None:
+            out.append(
+                {
+                    "n_labeled": r["n_labeled"],
+                    "n_objects": r["n_objects"],
+                    "effort": spent,
+                    "score": r["score"],
+                    "per_group": group_figures(r["metrics"], metric),
+                }
+            )
+        row = rows[r["round"]]
+        regions = json.loads(row.get("regions") or "null")
+        spent += effort_of_batch(study.store, r["batch"], regions)
     return out
 
 
@@ -149,6 +156,7 @@ def summarize_details(
     for name, seeds in per_strategy.items():
         by_images = images[name]
         by_objects = [[(p["n_objects"] or 0, p["score"]) for p in run] for run in seeds]
+        by_effort = [[(p.get("effort") or 0.0, p["score"]) for p in run] for run in seeds]
         groups = sorted({g for run in seeds for p in run for g in p["per_group"]})
         per_group = {
             g: interval_curve(
@@ -163,6 +171,9 @@ def summarize_details(
             "labels_to_95": cost_to(by_images, target),
             "objects_to_95": cost_to(by_objects, target),
             "objects_curve": interval_curve(by_objects),
+            "effort_to_90": cost_to(by_effort, None if full is None else 0.90 * full),
+            "effort_to_95": cost_to(by_effort, target),
+            "effort_curve": interval_curve(by_effort),
             "auc": area_under(curve, full),
             "per_group": per_group,
             "worst_group": min(finals, key=finals.get) if finals else None,
@@ -287,6 +298,9 @@ def label_efficiency(
             {k: v for k, v in extra[name].items() if k not in ("labels_to_95",)},
             labels_to_95_interval=extra[name]["labels_to_95"],
         )
+        for key in ("effort_to_90", "effort_to_95"):  # the value beside the curve, as a number
+            efficiency[name][f"{key}_interval"] = extra[name][key]
+            efficiency[name][key] = extra[name][key]["value"]
     groups = sorted({g for r in extra.values() for g in r["per_group"]})
     return {
         "metric": metric,
@@ -300,6 +314,9 @@ def label_efficiency(
             name: {
                 "objects_to_95": r["objects_to_95"]["value"],
                 "objects_to_95_interval": r["objects_to_95"],
+                "effort_to_90": r["effort_to_90"]["value"],
+                "effort_to_95": r["effort_to_95"]["value"],
+                "effort_to_95_interval": r["effort_to_95"],
             }
             for name, r in extra.items()
         },

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from loop.store.db import Store, utcnow
+from loop.store.db import Store, dumps, utcnow
 
 
 def round_row(store: Store, arm: str, number: int) -> dict | None:
@@ -117,3 +117,32 @@ def initial_count(store: Store) -> int:
     return store.db.execute(
         "SELECT count(DISTINCT image_id) FROM arm_images WHERE round = 0"
     ).fetchone()[0]
+
+
+def effort_of_batch(store: Store, batch, regions=None) -> float:
+    """The expert effort spent on a round's batch: the weighted edits
+    (``annotations.effort``) of every current annotation of its images' annotation and tile
+    tasks, or, for a batch of ``regions`` (``image_id, row, col, height, width``), of those
+    regions' tasks; annotations without a recorded effort count nothing."""
+    total = 0.0
+    if regions:
+        for image_id, *box in regions:
+            total += store.db.execute(
+                "SELECT coalesce(sum(a.effort), 0) FROM annotations a JOIN tasks t "
+                "ON t.id = a.task_id WHERE t.purpose = 'region' AND t.image_id = ? "
+                "AND t.region = ? AND a.status = 'current'",
+                [image_id, dumps([int(v) for v in box])],
+            ).fetchone()[0]
+        return float(total)
+    ids = list(batch)
+    if not ids:
+        return 0.0
+    marks = ",".join("?" * len(ids))
+    return float(
+        store.db.execute(
+            "SELECT coalesce(sum(a.effort), 0) FROM annotations a JOIN tasks t "
+            f"ON t.id = a.task_id WHERE t.image_id IN ({marks}) "
+            "AND t.purpose IN ('annotate', 'tile') AND a.status = 'current'",
+            ids,
+        ).fetchone()[0]
+    )
