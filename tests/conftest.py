@@ -66,14 +66,9 @@ def cls_study(tmp_path):
         yield study
 
 
-@pytest.fixture(scope="session")
-def ls_study(tmp_path_factory):
-    """A DSB study (fluorescence: 30% test, 10 initial) with its own real Label Studio,
-    started once per test session on 127.0.0.1 and stopped at the end."""
+def need_label_studio() -> None:
+    """Skip (never on CI, which installs it) without the DSB data or a Label Studio."""
     from connectors.labelstudio_server import find_executable
-    from loop.cli.wiring import server_of
-    from loop.data.ingest import ingest
-    from loop.data.split import split_study
     from loop.errors import ServerStartFailed
 
     if not DSB.exists():
@@ -84,6 +79,17 @@ def ls_study(tmp_path_factory):
         if os.environ.get("CI"):
             raise  # CI installs the server: never skip there
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def ls_study(tmp_path_factory):
+    """A DSB study (fluorescence: 30% test, 10 initial) with its own real Label Studio,
+    started once per test session on 127.0.0.1 and stopped at the end."""
+    from loop.cli.wiring import server_of
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
+
+    need_label_studio()
     folder = tmp_path_factory.mktemp("ls") / "study"
     with init_study(folder) as study:
         ingest(study, DSB / "images", masks=DSB / "masks", metadata=DSB / "manifest.json")

@@ -4,11 +4,10 @@ attacks of an annotator's token played against the real server."""
 from __future__ import annotations
 
 import json
-import os
 
 import httpx
 import pytest
-from conftest import DSB, one_dsb_study
+from conftest import need_label_studio, one_dsb_study
 
 from connectors.ls_server.loop_ls_guard import refusal
 from loop.annotate.push import push, select_for_push
@@ -140,16 +139,7 @@ def test_a_body_is_read_only_for_a_write_that_may_go_on():
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
     """A one-image study with its own embedded Label Studio (started for this module)."""
-    from connectors.labelstudio_server import find_executable
-
-    if not DSB.exists():
-        pytest.skip(f"{DSB} not present")
-    try:
-        find_executable()
-    except ServerStartFailed as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    need_label_studio()
     tmp = tmp_path_factory.mktemp("guard")
     folder = one_dsb_study(tmp / "study", 'task = "segmentation"\n', tmp / "data")
     with open_study(folder) as study:

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from loop.core.augment import dihedral, dihedral_flows
 from loop.models.cellpose_measures import cell_probability
-from loop.models.cellpose_seg import FLIP, forward, polarity, to_input
+from loop.models.cellpose_seg import flipped_outputs
 
 REGION_MEASURES = ("flip", "entropy")
 """Per-region measures of :func:`region_measures`, in column order."""
@@ -34,16 +33,8 @@ def region_measures(net, images: Sequence[np.ndarray], boxes: Sequence[np.ndarra
     """
     from loop.core.regions import region_means
 
-    invert = polarity(net)
-    inputs = []
-    for image in images:
-        x = to_input(image, invert=invert)
-        inputs += [x, dihedral(x, FLIP)]
-    outputs = forward(net, inputs)
     result = []
-    for i, regions in enumerate(boxes):
-        (y, _), (z, _) = outputs[2 * i], outputs[2 * i + 1]
-        z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])
+    for (y, z, _style), regions in zip(flipped_outputs(net, images), boxes, strict=True):
         p, q = cell_probability(y[2]), cell_probability(z[2])
         flow = np.minimum(np.sqrt(((y[:2] - z[:2]) ** 2).sum(axis=0)) / 10.0, 1.0)
         flip = region_means(0.5 * (np.abs(p - q) + flow), np.maximum(p, q), regions)

@@ -284,6 +284,21 @@ def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndar
     return out
 
 
+def flipped_outputs(net, images: Sequence[np.ndarray]):
+    """The network's outputs on each image and on its copy flipped by :data:`FLIP` (flipped
+    back, flows included), batched: ``(y, z, style)`` per image, ``y`` and ``z`` of shape
+    (3, M, N)."""
+    invert = polarity(net)
+    inputs = []
+    for image in images:
+        x = to_input(image, invert=invert)
+        inputs += [x, dihedral(x, FLIP)]
+    outputs = forward(net, inputs)
+    for i in range(len(images)):
+        (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
+        yield y, np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)]), style
+
+
 def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> list[Segmentation]:
     """Measures from network outputs only: two forward passes per image (the image and its
     flipped copy, batched), no mask reconstruction, so the whole pool can be ranked.
@@ -299,16 +314,8 @@ def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> 
     """
     from scipy import ndimage
 
-    invert = polarity(net)
-    inputs = []
-    for image in images:
-        x = to_input(image, invert=invert)
-        inputs += [x, dihedral(x, FLIP)]
-    outputs = forward(net, inputs)
     result = []
-    for i in range(len(images)):
-        (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
-        z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])  # flipped back
+    for y, z, style in flipped_outputs(net, images):
         mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
         labels, n = ndimage.label(mean_prob > 0.5)
         sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
