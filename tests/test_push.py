@@ -20,6 +20,7 @@ def test_title_and_instructions_say_the_study_and_the_task(tmp_path):
         text = instructions(study)
         assert "Outline every nucleus" in text and '"nucleus?"' in text
         assert "objects that touch are separate regions" in text  # no made-up plural
+        assert "outline every nucleus that touches the frame, whole" in text  # region tasks
         assert instructions(study, "adjudicate").startswith("Study a-rather-long")
         spec = label_spec(study)
         assert (spec.name, spec.unsure_name, spec.colour) == ("nucleus", "nucleus?", "#00c8ff")

@@ -56,7 +56,6 @@ PUBLIC_DIR = Path("labelstudio") / "public"
 MEDIA_DIR = PUBLIC_DIR / "media"
 """Display images (one project storage's folder, under :data:`PUBLIC_DIR`)."""
 LEGACY_MEDIA_DIR = Path("labelstudio") / "media"
-
 """Where display images were before the root moved (moved by the first push or pull after)."""
 
 
@@ -101,6 +100,10 @@ def instructions(study: Study, purpose: str = "annotate") -> str:
                 f' Regions labelled "{name}?" are the ones the model doubts most: check '
                 "those first."
             )
+        task += (
+            f" A picture with a yellow frame asks for that region only: outline every {name} "
+            "that touches the frame, whole (also where it crosses the frame), and nothing else."
+        )
     if purpose == "adjudicate":
         task = (
             "Review: each annotator's version is shown as a prediction (named after them, "
