@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from loop.config_checks import all_in_range, in_range
 from loop.config_view import DisplayConfig, LabelsConfig
+from loop.core.effort import EffortWeights
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile
 
@@ -382,6 +383,7 @@ class StudyConfig:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     regions: RegionsConfig = field(default_factory=RegionsConfig)
+    effort: EffortWeights = field(default_factory=EffortWeights)
     noise: dict[str, NoiseProfile] = field(default_factory=dict)
     """The study's own noise profiles of simulated annotators (``[noise.NAME]`` tables), beside
     (or instead of) the built-in perfect, careful, average and sloppy."""

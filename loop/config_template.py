@@ -17,6 +17,7 @@ from loop.config import (
     ScoreConfig,
     SplitConfig,
 )
+from loop.core.effort import EffortWeights
 from loop.errors import ConfigError
 
 
@@ -27,7 +28,7 @@ def default_toml(task: str) -> str:
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
-    cluster, regions = ClusterConfig(), RegionsConfig()
+    cluster, regions, effort = ClusterConfig(), RegionsConfig(), EffortWeights()
     stratify_hint = "class" if task == "classification" else "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -127,6 +128,14 @@ scheduler = ""           # or a running Dask scheduler, e.g. "tcp://head-node:87
 size = {regions.size}               # side of the square regions an image is cut into, in pixels
 per_image = {regions.per_image}            # the most regions of one image in a batch
 context = {regions.context}             # pixels shown around a region in its task
+
+[effort]                 # the cost of each edit of a pre-annotation (loop.core.effort):
+accepted = {effort.accepted}           # a pre-drawn object looked at and kept
+corrected = {effort.corrected}          # part of an outline redrawn
+deleted = {effort.deleted}            # a false object deleted (AOGM-D: false positive 1)
+drawn = {effort.drawn}             # a missed object drawn (AOGM-D: false negative 10)
+split = {effort.split}              # one object split in two (AOGM-D 5)
+merged = {effort.merged}             # two objects merged into one (AOGM-D 5)
 
 [display]                # the picture annotators see of each image
 channels = []            # channels to show, 0 first; [] = grey as grey, 8-bit RGB as it is,

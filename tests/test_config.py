@@ -318,6 +318,9 @@ def test_the_resolved_config_has_every_default_and_changes_with_one():
         ("[noise.mine]\nseconds_per_object = inf", r"seconds_per_object = inf"),
         ("[noise.mine]\njitter = [0, 100000]", r"jitter = \[0, 100000\]"),
         ("[model]\nwarm_fraction = 99999999999999999999", r"too large a number|not valid TOML"),
+        ("[effort]\ndrawn = -1", r"effort.drawn = -1.0: give a value from 0.0 to 1000.0"),
+        ("[effort]\nsplit = nan", r"effort.split = nan: give a finite number"),
+        ("[regions]\nsize = 8", r"regions.size = 8: give a value from 16 to 4096"),
     ],
 )
 def test_every_value_is_finite_and_in_range(text, message):

@@ -73,3 +73,11 @@ def test_effort_weights_each_edit(pre):
 def test_shapes_must_agree(pre):
     with pytest.raises(ValueError, match="label images differ in shape"):
         edits(pre, pre[:10])
+
+
+def test_the_weights_come_from_loop_toml():
+    from loop.config_parse import parse_config
+
+    config = parse_config("[effort]\ndrawn = 4\naccepted = 0\n")
+    assert config.effort == EffortWeights(drawn=4.0, accepted=0.0)
+    assert effort(Edits(accepted=10, drawn=2), config.effort) == 8.0

@@ -44,4 +44,4 @@ def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None,
     if pre is None or pre.shape != mask.shape:
         return None, None
     counts = edits(pre, mask)
-    return json.dumps(counts.as_dict()), effort(counts)
+    return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

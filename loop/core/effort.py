@@ -47,14 +47,26 @@ class Edits:
 
 @dataclass(frozen=True)
 class EffortWeights:
-    """The cost of each edit, in units of deleting one false object."""
+    """The cost of each edit, in units of deleting one false object (``[effort]`` in
+    ``loop.toml``)."""
 
     accepted: float = 0.2
+    """Looking at a pre-drawn object and keeping it."""
     corrected: float = 2.0
+    """Redrawing part of an object's outline."""
     deleted: float = 1.0
+    """Deleting a false object (AOGM-D's false positive)."""
     drawn: float = 10.0
+    """Drawing a missed object (AOGM-D's false negative)."""
     split: float = 5.0
+    """Splitting one object in two (AOGM-D)."""
     merged: float = 5.0
+    """Merging two objects into one (AOGM-D)."""
+
+    def __post_init__(self):
+        from loop.config_checks import all_in_range
+
+        all_in_range("effort", self, {name: (0.0, 1000.0) for name in asdict(self)})
 
 
 def edits(pre: np.ndarray, post: np.ndarray) -> Edits:
