@@ -23,11 +23,16 @@ from scipy import ndimage as ndi
 
 from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
-from connectors.ls_results import OBJECT_LABEL, class_to_results, mask_to_results
+from connectors.ls_results import (
+    OBJECT_LABEL,
+    class_to_results,
+    mask_to_results,
+    results_to_objects,
+)
 from loop.core.images import read_mask
 from loop.core.regions import touching
 from loop.core.tiles import crop
-from loop.errors import ToolRejected
+from loop.errors import MalformedAnnotation, ToolRejected
 from loop.noise import NoiseProfile
 
 
@@ -101,6 +106,39 @@ def noisy_mask(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generato
         blob = ((rr - r) ** 2 + (cc - c) ** 2 <= radius**2) & (out == 0) & (truth == 0)
         if blob.sum() >= 4:
             out[blob] = next_label
+            next_label += 1
+    return out
+
+
+def corrected_mask(
+    pre: np.ndarray | None, truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator
+) -> np.ndarray:
+    """What an annotator of ``profile`` leaves after correcting the pre-annotation ``pre``
+    toward ``truth``: the true objects whose pre-drawn outline matches at IoU >=
+    ``profile.accept`` keep that outline; the others are drawn as :func:`noisy_mask` draws
+    them; a pre-drawn object that matches no true object is deleted, or overlooked (kept)
+    with probability ``profile.miss``. Without a pre-annotation: :func:`noisy_mask`.
+    """
+    drawn = noisy_mask(truth, profile, rng)
+    if pre is None or not np.any(pre):
+        return drawn
+    from loop.core.agreement import iou_matrix, match
+
+    iou, pre_ids, truth_ids = iou_matrix(pre, truth)
+    rows, cols, ious = match(iou)
+    accepted = {int(truth_ids[c]): int(pre_ids[r]) for r, c, v in zip(rows, cols, ious)
+                if v >= profile.accept}  # fmt: skip
+    false = [int(pre_ids[i]) for i in range(len(pre_ids)) if not (iou[i] >= 0.5).any()]
+    kept = [v for v in false if profile.miss and rng.random() < profile.miss]
+    out = drawn.copy()
+    if accepted:  # the annotator's own drawing of an accepted object gives way to the model's
+        own = np.unique(drawn[np.isin(truth, list(accepted))])
+        out[np.isin(out, own[own != 0])] = 0
+    next_label = int(out.max()) + 1
+    for pre_label in [*accepted.values(), *kept]:
+        region = (pre == pre_label) & (out == 0)
+        if region.any():
+            out[region] = next_label
             next_label += 1
     return out
 
@@ -194,8 +232,9 @@ def simulate(
                     continue
                 region = task["data"].get("loop_region")  # in the tile: objects touching it
                 result, seconds = _annotation(
-                    truth, tile, profile, classes, name, label, rng, region=region
-                )
+                    truth, tile, profile, classes, name, label, rng, region=region,
+                    pre=_preannotation(task, truth, tile),
+                )  # fmt: skip
                 client.annotate(task_id, result, lead_time=round(seconds, 1))
                 done += 1
                 if progress:
@@ -206,18 +245,32 @@ def simulate(
     return report
 
 
+def _preannotation(task: dict, truth: Truth, tile) -> np.ndarray | None:
+    """The objects pre-drawn in a task (its first prediction), as a label image, or None."""
+    if truth.kind != "mask":
+        return None
+    shape = truth.shape if tile is None else (tile[2], tile[3])
+    for prediction in task.get("predictions") or []:
+        try:
+            return results_to_objects(prediction.get("result") or [], shape)[0]
+        except MalformedAnnotation:
+            return None
+    return None
+
+
 def _annotation(
-    truth: Truth, tile, profile, classes, name, label, rng, *, region=None
+    truth: Truth, tile, profile, classes, name, label, rng, *, region=None, pre=None
 ) -> tuple[list, float]:
-    """The result payload and lead time of one simulated annotation (of a region task: the
-    objects that touch the region, whole, as the rule says)."""
+    """The result payload and lead time of one simulated annotation: a correction of the
+    pre-annotation ``pre`` (:func:`corrected_mask`; of a region task: the objects that touch
+    the region, whole, as the rule says)."""
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)
         if tile is not None:
             whole = crop(whole, tile)
         if region is not None:
             whole = touching(whole, region)
-        mask = noisy_mask(whole, profile, rng)
+        mask = corrected_mask(pre, whole, profile, rng)
         results = mask_to_results(mask, prefix=f"{name}-", label=label)
         return results, lead_time(profile, int(mask.max()), rng)
     result = class_to_results(noisy_class(truth.klass, classes, profile, rng))

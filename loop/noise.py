@@ -38,6 +38,11 @@ class NoiseProfile:
     seconds_per_object, seconds_per_image : float
         The lead time recorded: ``seconds_per_image + seconds_per_object * n_objects``,
         with a log-normal spread.
+    accept : float
+        Starting from a pre-annotation: a pre-drawn object that matches a true object at IoU
+        >= ``accept`` is kept as drawn (1: only a perfect one), as experts accept outlines
+        that look right; a pre-drawn object that matches none is deleted, but overlooked with
+        probability ``miss``.
     """
 
     jitter: tuple[int, ...] = (0, 0)
@@ -49,6 +54,7 @@ class NoiseProfile:
     flip: float = 0.0
     seconds_per_object: float = 2.0
     seconds_per_image: float = 6.0
+    accept: float = 1.0
 
     def __post_init__(self):
         if len(self.jitter) != 2 or not 0 <= self.jitter[0] <= self.jitter[1] <= 64:
@@ -56,7 +62,7 @@ class NoiseProfile:
                 f"jitter = {list(self.jitter)}: give [lo, hi] pixels with 0 <= lo <= hi <= 64, "
                 "e.g. [1, 2]"
             )
-        for name in ("miss_small", "miss", "merge", "split", "flip"):
+        for name in ("miss_small", "miss", "merge", "split", "flip", "accept"):
             if not 0 <= getattr(self, name) <= 1:  # false for nan too
                 raise ConfigError(f"{name} = {getattr(self, name)}: give a probability in 0..1")
         for name in ("false_positive", "seconds_per_object", "seconds_per_image"):
@@ -74,6 +80,7 @@ PROFILES = {
         split=0.005,
         flip=0.03,
         seconds_per_object=3.0,
+        accept=0.9,
     ),
     "average": NoiseProfile(
         jitter=(1, 2),
@@ -84,6 +91,7 @@ PROFILES = {
         split=0.02,
         flip=0.10,
         seconds_per_object=2.0,
+        accept=0.8,
     ),
     "sloppy": NoiseProfile(
         jitter=(2, 3),
@@ -94,6 +102,7 @@ PROFILES = {
         split=0.05,
         flip=0.25,
         seconds_per_object=1.2,
+        accept=0.7,
     ),
 }
 DEFAULT_ORDER = ("careful", "average", "sloppy")

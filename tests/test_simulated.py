@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 from conftest import remote_env
+from scipy import ndimage as ndi
 
 from connectors.simulated import lead_time, noisy_class, noisy_mask
 from loop.data.synthetic import synthetic_nuclei
@@ -114,3 +115,38 @@ def test_simulate_with_a_noise_profile_of_the_study_s_own(ls_study, tmp_path, nu
         assert nora["profile"] == "blind"
         # the truth has objects: an empty annotation is the profile's doing
         assert all(study.store.truth(r["image_id"])["n_objects"] > 0 for r in rows)
+
+
+def test_an_annotator_keeps_pre_drawn_outlines_that_look_right_and_deletes_false_ones(truth):
+    """Starting from a pre-annotation: an object the model outlined well enough (IoU >=
+    the profile's ``accept``) is kept as drawn, a poor one is redrawn, a false one deleted;
+    without a pre-annotation the drawing is the from-scratch one."""
+    from connectors.simulated import corrected_mask
+    from loop.core.agreement import iou_matrix
+    from loop.core.effort import edits
+    from loop.noise import NoiseProfile
+
+    pre = np.where(ndi.binary_erosion(truth > 0), truth, 0)  # a model a bit too tight
+    poor = int(np.unique(truth)[1])
+    pre[truth == poor] = 0
+    pre[(truth == poor) & (np.indices(truth.shape)[0] % 2 == 0)] = poor  # half of it: poor
+    pre[150:158, 150:158] = 999  # a false object
+    perfect = corrected_mask(pre, truth, PROFILES["perfect"], np.random.default_rng(0))
+    assert np.array_equal(perfect > 0, truth > 0)  # accepts nothing short of perfect
+    lenient = NoiseProfile(accept=0.5)
+    kept = corrected_mask(pre, truth, lenient, np.random.default_rng(0))
+    iou, pre_ids, _ = iou_matrix(pre, kept)
+    exact = {int(pre_ids[i]) for i in range(len(pre_ids)) if iou[i].max() == 1.0}
+    assert poor not in exact and 999 not in exact  # redrawn, deleted
+    assert len(exact) == len(pre_ids) - 2  # every other outline kept as the model drew it
+    counts = edits(pre, kept)
+    assert counts.accepted == len(exact) and counts.deleted >= 1
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    assert np.array_equal(
+        corrected_mask(None, truth, PROFILES["average"], rng_a),
+        noisy_mask(truth, PROFILES["average"], rng_b),
+    )
+    overlooked = corrected_mask(
+        pre, truth, NoiseProfile(accept=0.5, miss=1.0), np.random.default_rng(0)
+    )
+    assert (overlooked[150:158, 150:158] > 0).all()  # a false object overlooked is kept
