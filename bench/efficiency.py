@@ -7,12 +7,15 @@ The headline of ``make bench``, sized for 2 CPU cores:
   into ``bench/work/efficiency/data``; test split stratified by modality (``SPLIT``), never
   annotated; 4 initial labeled images; the rest is the pool, **ranked whole every round**
   (``pool_sample = 0``);
-- arms: ``STRATEGIES`` (random; the old default ``flow-error+diversity``, now on a shortlist
-  ranked by ``flip``; the default ``auto``, which with the study's ``modality`` groups is
-  ``typiclust+groups`` below ``score.coverage_until = 32`` labeled images, i.e. for every
-  choice of this bench, and ``flip+clue+groups`` from there),
-  ``SEEDS`` seeds each, ``ROUNDS`` rounds of ``BATCH`` images, through
-  ``loop.rounds.efficiency`` (the same code as ``loop bench al``);
+- arms: ``STRATEGIES``: random whole images (the baseline); the default ``auto`` on whole
+  images (with the study's ``modality`` groups ``typiclust+groups`` below
+  ``score.coverage_until = 32`` labeled images, i.e. for every choice of this bench);
+  ``random@region``; and ``flip+groups@region``, the regions where the model's flip
+  disagreement is highest, each modality keeping its share. ``SEEDS`` seeds each,
+  ``ROUNDS`` rounds of ``BATCH`` images or ``REGION_BATCH`` regions (``[regions]`` size 128,
+  at most 2 of one image), through ``loop.rounds.efficiency`` (the same code as
+  ``loop bench al``); an arm's cost is counted as images, annotated objects and the experts'
+  effort (weighted edits of the pre-annotation, ``[effort]``);
 - annotation: 3 simulated annotators (careful, average, sloppy) through a real Label Studio
   started for the bench, consensus by pixel majority, every batch image admitted
   (``min_agreement = 0``);
@@ -44,8 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "efficiency"
 ANNOTATORS = ("bench-careful", "bench-average", "bench-sloppy")
 SUBSET = {"fluorescence": 70, "HE/IHC color": 40, "brightfield": 10}
-STRATEGIES = ("random", "flow-error+diversity", "auto")
+STRATEGIES = ("random", "auto", "random@region", "flip+groups@region")
 SEEDS, ROUNDS, BATCH = 5, 2, 4
+REGION_BATCH = 16  # regions a round for the @region arms (128 px, at most 2 of one image)
 TOML = f"""\
 # make bench: label efficiency (bench/efficiency.py)
 task = "segmentation"
@@ -125,6 +129,7 @@ def bench_efficiency(
     seeds: int = SEEDS,
     rounds: int = ROUNDS,
     batch: int = BATCH,
+    region_batch: int = REGION_BATCH,
     full_pool_chunks: int = 1,
 ) -> dict:
     """Run (or resume) the label-efficiency arms; returns the ``loop bench al`` record plus
@@ -148,6 +153,7 @@ def bench_efficiency(
             seeds=seeds,
             rounds=rounds,
             batch=batch,
+            region_batch=region_batch,
             full_pool_chunks=full_pool_chunks,
         )
         result = label_efficiency(

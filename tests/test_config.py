@@ -198,7 +198,10 @@ def test_noise_profiles_of_one_s_own():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[noise.mine]\nmis = 0.1", "[noise.mine] unknown key(s) mis; known keys: accept, false_positive"),
+        (
+            "[noise.mine]\nmis = 0.1",
+            "[noise.mine] unknown key(s) mis; known keys: accept, false_positive",
+        ),
         ("[noise.mine]\nmiss = 2", "[noise.mine] miss = 2.0: give a probability in 0..1"),
         ("[noise.mine]\njitter = 2", "noise.mine.jitter must be a list"),
         ("noise = 3", "[noise] must be a table of tables"),

@@ -22,6 +22,8 @@ def test_bad_options_are_refused():
         EfficiencyOptions(strategies=("random",), seeds=0)
     with pytest.raises(RoundError, match="--strategies: name at least one"):
         EfficiencyOptions(strategies=())
+    with pytest.raises(RoundError, match="--region-batch 0: give at least 1"):
+        EfficiencyOptions(strategies=("random@region",), region_batch=0)
     with pytest.raises(RoundError, match="--full-pool-chunks 0: give at least 1"):
         EfficiencyOptions(strategies=("random",), full_pool_chunks=0)
     with pytest.raises(RoundError, match=r"--full-pool-plateau 1.5: give a gain in \[0, 1\)"):
@@ -157,3 +159,60 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
         assert copy.store.db["models"].count == n_full_pool
     saved = json.loads((folder / "bench" / "label-efficiency.json").read_text())
     assert saved["label_efficiency"] == out["label_efficiency"]
+
+
+@pytest.mark.slow
+def test_region_arms_pay_for_their_regions_only(tmp_path, monkeypatch, ls_remote):
+    """``--region-batch``: a region arm annotates that many regions a round, its effort is
+    what its region tasks cost, and the partial labels of regions another arm chose on the
+    same image do not train it."""
+    from loop.data.demo import write_synthetic
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
+    from loop.learn.labels import training_labels
+    from loop.store import dumps
+    from loop.store.rounds import arm_images, arm_regions
+    from loop.study import init_study, open_study
+
+    for key, value in ls_remote.items():
+        monkeypatch.setenv(key, value)
+    data = write_synthetic(tmp_path / "data", 10, shape=(64, 64))
+    folder = tmp_path / "study"
+    init_study(folder).close()
+    toml = tiny_rounds_toml(["reg-a", "reg-b", "reg-c"])
+    (folder / "loop.toml").write_text(toml + "\n[regions]\nsize = 32\nper_image = 1\n")
+    with open_study(folder) as study:
+        ingest(study, data / "images", masks=data / "masks")
+        split_study(study, test=2, initial=2, seed=0)
+    args = ["bench", "al", str(folder), "--seeds", "1", "--rounds", "1", "--batch", "2"]
+    args += ["--strategies", "random@region,flip@region", "--region-batch", "3"]
+    result = runner.invoke(app, [*args, "--no-full-pool", "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert set(out["label_efficiency"]) == {"random", "random@region", "flip@region"}
+    assert out["settings"]["region_batch"] == 3
+    with open_study(folder) as study:
+        for name in ("random@region", "flip@region"):
+            arm = f"{name}-s0"
+            (row,) = list(study.store.db["rounds"].rows_where("arm = ? AND round = 0", [arm]))
+            regions = json.loads(row["regions"])
+            assert len(regions) == 3 and len({r[0] for r in regions}) == 3  # per_image 1
+            spent = sum(
+                study.store.db.execute(
+                    "SELECT sum(a.effort) FROM annotations a JOIN tasks t ON t.id = a.task_id "
+                    "WHERE t.purpose = 'region' AND a.status = 'current' AND t.image_id = ? "
+                    "AND t.region = ?",
+                    [r[0], dumps(r[1:])],
+                ).fetchone()[0]
+                for r in regions
+            )
+            details = out["details"][name][0]
+            assert details[0]["effort"] == 0 and details[1]["effort"] == pytest.approx(spent)
+            # what trained its last model: its own regions of each partial label, no other's
+            mine = arm_regions(study.store, arm, before=1)
+            for image, label in training_labels(
+                study, arm_images(study.store, arm, before=1), mine
+            ):
+                if label.get("known_path"):
+                    boxes = label.get("known_regions") or mine[image["id"]]
+                    assert all(b in mine[image["id"]] for b in boxes)

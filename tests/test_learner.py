@@ -430,3 +430,51 @@ def test_a_partial_label_trains_on_its_known_pixels_and_never_validates(tiny_stu
     )
     again = learner.train(tiny_study)
     assert not again.reused and again.model_id != first.model_id
+
+
+def test_an_arm_trains_only_on_the_regions_it_chose(tiny_study):
+    """Two arms that annotated different regions of one image share its merged partial
+    label; each trains on its own regions (and the objects touching them), never the other's."""
+    import numpy as np
+    import tifffile
+
+    from loop.learn.labels import _label_digest, target_of, training_labels
+
+    store = tiny_study.store
+    image = store.images("split = 'labeled'")[0]
+    truth = store.truth(image["id"])
+    h, w = image["height"], image["width"]
+    left, right = [0, 0, h, w // 2], [0, w // 2, h, w - w // 2]
+    ids = [
+        store.db["tasks"]
+        .insert({"image_id": image["id"], "purpose": "region", "region": json.dumps(box)})
+        .last_pk
+        for box in (left, right)
+    ]
+    tifffile.imwrite(tiny_study.path / "known.tif", np.ones((h, w), np.uint8))
+    store.db["labels"].insert(
+        {
+            **{k: v for k, v in truth.items() if k != "id"},
+            "source": "consensus",
+            "known_path": "known.tif",
+            "known_fraction": 1.0,
+            "provenance": json.dumps({"regions": ids}),
+        }
+    )
+    mine = {image["id"]: [left]}
+    (_, both), = [it for it in training_labels(tiny_study, regions={image["id"]: [left, right]})
+                  if it[0]["id"] == image["id"]]  # fmt: skip
+    (_, half), = [it for it in training_labels(tiny_study, regions=mine)
+                  if it[0]["id"] == image["id"]]  # fmt: skip
+    assert "known_regions" not in both and both["known_fraction"] == 1.0
+    assert half["known_regions"] == [left] and 0.4 < half["known_fraction"] < 1.0
+    full, cut = target_of(tiny_study, image, both), target_of(tiny_study, image, half)
+    assert cut.known.sum() < full.known.sum() and cut.known[:, : w // 2].all()
+    objects = set(np.unique(cut.mask[cut.mask > 0]))
+    assert objects == set(np.unique(full.mask[:, : w // 2])) - {0}
+    assert half["n_objects"] == len(objects)
+    # the pixels right of every kept object are unknown, never background
+    outside = np.ones((h, w), bool)
+    outside[:, : w // 2] = False
+    assert not (cut.known & outside & (cut.mask == 0)).any()
+    assert _label_digest([(image, half)], {}) != _label_digest([(image, both)], {})

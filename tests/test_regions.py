@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loop.core.regions import grid, region_means, select_regions
+from loop.core.regions import grid, region_means, restrict, select_regions
 
 
 @settings(max_examples=60, deadline=None)
@@ -62,3 +62,24 @@ def test_each_group_fills_its_quota_first():
     groups = np.array(["a", "a", "a", "b", "b"])
     picked = select_regions(scores, images, 3, groups=groups, quotas={"a": 1, "b": 2})
     assert picked.tolist() == [0, 3, 4]
+
+
+def test_restrict_keeps_the_objects_touching_the_boxes_whole_and_nothing_else():
+    mask = np.zeros((10, 10), int)
+    mask[0:3, 0:3] = 1  # inside the first box
+    mask[3:7, 3:9] = 2  # crosses the first box's edge: kept whole
+    mask[8:10, 8:10] = 3  # elsewhere: dropped
+    known = np.ones((10, 10), bool)
+    known[9, 0] = False  # unknown stays unknown, even inside a box
+    kept, k = restrict(mask, known, [(0, 0, 5, 5), (8, 0, 2, 2)])
+    assert np.unique(kept).tolist() == [0, 1, 2]
+    assert (kept == 2).sum() == (mask == 2).sum()
+    expected = np.zeros((10, 10), bool)
+    expected[0:5, 0:5] = True
+    expected[8:10, 0:2] = True
+    expected |= kept > 0
+    expected[9, 0] = False
+    assert (k == expected).all()
+    assert not k[8:10, 8:10].any()  # the dropped object's pixels are unknown, not background
+    empty, none = restrict(mask, known, [])
+    assert not empty.any() and not none.any()

@@ -1,6 +1,8 @@
 """Rounds and the arms' labeled sets (loop/store/rounds.py); rounds run through them in
 test_rounds.py."""
 
+import json
+
 from loop.store import Store, rounds
 
 
@@ -40,3 +42,17 @@ def test_the_initial_images_are_counted_once(tmp_path):
         rounds.add_arm_images(store, "a", [1, 2], usable_from=0)
         rounds.add_arm_images(store, "b", [1, 2], usable_from=0)
         assert rounds.initial_count(store) == 2
+
+
+def test_the_regions_an_arm_chose_by_image_before_a_round(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for number, regions in enumerate(([[7, 0, 0, 8, 8], [7, 0, 8, 8, 8]], [[9, 8, 8, 8, 8]])):
+            row = rounds.start_round(store, "a", number, strategy="random@region", seed=0)
+            rounds.update_round(store, row["id"], {"regions": json.dumps(regions)})
+        other = rounds.start_round(store, "b", 0, strategy="random@region", seed=0)
+        rounds.update_round(store, other["id"], {"regions": json.dumps([[7, 8, 8, 8, 8]])})
+        chosen = {7: [[0, 0, 8, 8], [0, 8, 8, 8]], 9: [[8, 8, 8, 8]]}
+        assert rounds.arm_regions(store, "a") == chosen
+        assert rounds.arm_regions(store, "a", before=1) == {7: [[0, 0, 8, 8], [0, 8, 8, 8]]}
+        assert rounds.arm_regions(store, "a", before=0) == {}
+        assert rounds.arm_regions(store, "b") == {7: [[8, 8, 8, 8]]}

@@ -80,6 +80,14 @@ def bench_al(
     seeds: Annotated[int, typer.Option(min=1, help="Arms (seeds) per strategy.")] = 3,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds of annotation per arm.")] = 5,
     batch: Annotated[int, typer.Option("--batch", help="Images per round.")] = 8,
+    region_batch: Annotated[
+        int | None,
+        typer.Option(
+            "--region-batch",
+            help="Regions per round of a NAME@region strategy (default: --batch); a region "
+            "costs a fraction of an image, so give more to compare over the same effort.",
+        ),
+    ] = None,
     steps: StepsOpt = None,
     full_pool: Annotated[
         bool,
@@ -122,6 +130,7 @@ def bench_al(
             seeds=seeds,
             rounds=rounds,
             batch=batch,
+            region_batch=region_batch,
             steps=steps,
             gpu=gpu,
             full_pool_chunks=full_pool_chunks,

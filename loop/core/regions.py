@@ -187,3 +187,36 @@ def touching(mask: np.ndarray, box) -> np.ndarray:
     inside = np.unique(mask[max(r, 0) : r + h, max(c, 0) : c + w])
     inside = inside[inside != 0]
     return np.where(np.isin(mask, inside), mask, 0)
+
+
+def restrict(mask: np.ndarray, known: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """A partial label cut down to some of its regions: the objects that touch one of
+    ``boxes`` (each kept whole), known in those boxes and over those objects, and nowhere
+    else (what an arm of the loop paid for when other arms annotated other regions).
+
+    Parameters
+    ----------
+    mask : (M, N) int array
+        The label image, 0 = background where known.
+    known : (M, N) bool array
+        The pixels whose label is known.
+    boxes : sequence of (row, col, height, width)
+        The regions to keep.
+
+    Returns
+    -------
+    mask, known : (M, N) int array, (M, N) bool array
+
+    >>> m = np.zeros((6, 6), int); m[0:2, 0:2] = 1; m[4:6, 4:6] = 2
+    >>> m2, k2 = restrict(m, np.ones((6, 6), bool), [(0, 0, 3, 3)])
+    >>> np.unique(m2).tolist(), int(k2.sum())
+    ([0, 1], 9)
+    """
+    inside = np.zeros(mask.shape, bool)
+    for box in boxes:
+        r, c, h, w = (int(v) for v in box)
+        inside[max(r, 0) : r + h, max(c, 0) : c + w] = True
+    ids = np.unique(mask[inside])
+    ids = ids[ids != 0]
+    kept = np.where(np.isin(mask, ids), mask, 0)
+    return kept, known & (inside | (kept > 0))

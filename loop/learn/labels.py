@@ -9,12 +9,14 @@ their content, so an image stays on the same side across rounds) validates each 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from loop.core.images import read_mask
+from loop.core.regions import restrict
 from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.study import Study
@@ -30,11 +32,13 @@ def _noop(stage: str, done: int, total: int) -> None:
     return None
 
 
-def training_labels(study: Study, image_ids=None) -> list[tuple[dict, dict]]:
+def training_labels(study: Study, image_ids=None, regions=None) -> list[tuple[dict, dict]]:
     """(image, label) of every ``labeled`` image (of those in ``image_ids`` when given), best
     label first by :data:`LABEL_PRIORITY`.
 
-    Labeled images without any usable label are left out.
+    Labeled images without any usable label are left out. ``regions`` (image id -> boxes,
+    :func:`loop.store.rounds.arm_regions`) cuts a partial label down to the regions an arm
+    chose (:func:`arm_view`): regions other arms had annotated do not train it.
     """
     rank = {source: i for i, source in enumerate(LABEL_PRIORITY)}
     wanted = None if image_ids is None else set(image_ids)
@@ -44,8 +48,35 @@ def training_labels(study: Study, image_ids=None) -> list[tuple[dict, dict]]:
             continue
         labels = [row for row in labels_of(study.store, image["id"]) if row["source"] in rank]
         if labels:
-            out.append((image, min(labels, key=lambda r: rank[r["source"]])))
+            label = min(labels, key=lambda r: rank[r["source"]])
+            if regions and image["id"] in regions and is_partial(label):
+                label = arm_view(study, image, label, regions[image["id"]])
+            out.append((image, label))
     return out
+
+
+def arm_view(study: Study, image: dict, label: dict, boxes) -> dict:
+    """A partial label as an arm that chose only ``boxes`` of the image knows it: the label
+    itself when every region merged into it is one of them, else a copy that names the boxes
+    (``known_regions``, which :func:`target_of` applies) with its known share and objects
+    counted again."""
+    tasks = json.loads(label.get("provenance") or "{}").get("regions", [])
+    merged = [
+        json.loads(row[0])
+        for row in study.store.db.execute(
+            f"SELECT region FROM tasks WHERE id IN ({','.join('?' * len(tasks))})", tasks
+        )
+    ]
+    mine = [list(map(int, b)) for b in boxes]
+    if all(list(map(int, b)) in mine for b in merged):
+        return label
+    mask, known = restrict(*_partial(study, image, label), mine)
+    return {
+        **label,
+        "known_regions": mine,
+        "known_fraction": float(known.mean()),
+        "n_objects": len(np.unique(mask[mask > 0])),
+    }
 
 
 def is_validation(sha256: str, fraction: float) -> bool:
@@ -92,6 +123,8 @@ def _label_digest(items: list[tuple[dict, dict]], recipe: dict) -> str:
     h = hashlib.sha256(dumps(recipe).encode())
     for image, label in sorted(items, key=lambda it: it[0]["id"]):
         known = f":{label['known_path']}" if is_partial(label) else ""
+        if label.get("known_regions"):
+            known += f":{label['known_regions']}"
         h.update(
             f"{image['id']}:{image['sha256']}:{label['source']}:{label.get('mask_sha256')}:"
             f"{label.get('class')}:{label.get('version')}{known}\n".encode()
@@ -106,11 +139,17 @@ def _mask_of(study: Study, image: dict, label: dict) -> np.ndarray:
 def target_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMask:
     """What a mask label trains with: its label image, or a :class:`PartialMask` when only
     part of it is known."""
-    mask = _mask_of(study, image, label)
     if not is_partial(label):
-        return mask
-    known = read_mask(study.resolve(label["known_path"]), mask.shape) > 0
+        return _mask_of(study, image, label)
+    mask, known = _partial(study, image, label)
+    if label.get("known_regions"):
+        mask, known = restrict(mask, known, label["known_regions"])
     return PartialMask(mask, known)
+
+
+def _partial(study: Study, image: dict, label: dict) -> tuple[np.ndarray, np.ndarray]:
+    mask = _mask_of(study, image, label)
+    return mask, read_mask(study.resolve(label["known_path"]), mask.shape) > 0
 
 
 def image_path(image: dict) -> Path:

@@ -60,6 +60,7 @@ def train(
     steps: int | None = None,
     fresh: bool = False,
     image_ids=None,
+    regions=None,
     parent_id: int | None = None,
     extend: bool = False,
     arm: str = "main",
@@ -78,6 +79,9 @@ def train(
         Train from scratch (or from ``model.pretrained``) even when a previous model exists.
     image_ids : iterable of int, optional
         Train on these labeled images only (an arm's labeled set); default: all of them.
+    regions : dict, optional
+        Image id -> the regions an arm chose (:func:`loop.store.rounds.arm_regions`): its
+        partial labels train on those regions only.
     parent_id : int, optional
         The previous model (warm start and validation gate); default: the arm's current one.
     extend : bool
@@ -97,7 +101,7 @@ def train(
         in_range("steps", steps, 1, MODEL_BOUNDS["max_steps"][1])
     if seed is not None:
         in_range("seed", seed, *SEED)
-    items = training_labels(study, image_ids)
+    items = training_labels(study, image_ids, regions)
     if not items:
         raise ModelError(
             "no labeled images to train on: `loop split --initial N` labels N images from ground "

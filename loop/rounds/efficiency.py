@@ -79,6 +79,10 @@ class EfficiencyOptions:
         batch).
     batch : int
         Images chosen per round.
+    region_batch : int, optional
+        Regions chosen per round by a region strategy (``NAME@region``); default ``batch``.
+        A region costs an expert a fraction of an image: give more regions than images to
+        compare the arms over the same range of effort.
     steps : int, optional
         Training steps per round (default: the study's recipe).
     full_pool_chunks : int
@@ -92,16 +96,17 @@ class EfficiencyOptions:
     seeds: int = 3
     rounds: int = 5
     batch: int = 8
+    region_batch: int | None = None
     steps: int | None = None
     gpu: bool | None = None
     full_pool_chunks: int = 1
     full_pool_plateau: float = 0.01
 
     def __post_init__(self):
-        for name, low in (("seeds", 1), ("rounds", 1), ("batch", 1), ("full_pool_chunks", 1)):
-            if getattr(self, name) < low:
-                flag = name.replace("_", "-")
-                raise RoundError(f"--{flag} {getattr(self, name)}: give at least {low}")
+        for name in ("seeds", "rounds", "batch", "region_batch", "full_pool_chunks"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise RoundError(f"--{name.replace('_', '-')} {value}: give at least 1")
         if not 0 <= self.full_pool_plateau < 1:
             raise RoundError(
                 f"--full-pool-plateau {self.full_pool_plateau}: give a gain in [0, 1), e.g. 0.01"
@@ -199,8 +204,12 @@ def run_arms(
     [(n_labeled, metric)] by round."""
     task = study.config.task
     names = _with_baseline(options.strategies)
-    for name in names:
-        strategies.parse(name, task)
+    k = {
+        name: (options.region_batch or options.batch)
+        if strategies.parse(name, task).unit == "region"
+        else options.batch
+        for name in names
+    }
     for number in range(options.rounds + 1):
         for name in names:
             for seed in range(options.seeds):
@@ -213,7 +222,7 @@ def run_arms(
                     options=RoundOptions(
                         arm=arm,
                         strategy=name,
-                        k=options.batch,
+                        k=k[name],
                         seed=seed,
                         steps=options.steps,
                         gpu=options.gpu,
@@ -328,6 +337,7 @@ def label_efficiency(
             "seeds": options.seeds,
             "rounds": options.rounds,
             "batch": options.batch,
+            "region_batch": options.region_batch or options.batch,
             "steps": options.steps,
             "full_pool_chunks": options.full_pool_chunks,
             "full_pool_plateau": options.full_pool_plateau,

@@ -170,12 +170,14 @@ WAITING = object()
 
 def _train(r: RoundState) -> dict:
     labeled = arm_images(r.study, r.arm, before=r.number)
+    regions = store_rounds.arm_regions(r.study.store, r.arm, before=r.number)
     previous = _previous_model(r.study, r.arm, r.number)
     report = learn.train(
         r.study,
         seed=r.options.seed,
         steps=r.options.steps,
         image_ids=labeled,
+        regions=regions,
         parent_id=previous,
         fresh=previous is None,
         arm=r.arm,
@@ -186,7 +188,7 @@ def _train(r: RoundState) -> dict:
     if report.status == "rejected":
         in_use = previous or report.model_id
         r.log(f"  model {report.model_id} rejected ({report.decision}); using {in_use}")
-    items = learn.training_labels(r.study, labeled)
+    items = learn.training_labels(r.study, labeled, regions)
     return {
         "model_id": in_use,
         "n_labeled": len(items),

@@ -85,6 +85,20 @@ def arm_images(store: Store, arm: str, *, before: int | None = None) -> list[int
     return [r[0] for r in store.db.execute(sql + " ORDER BY image_id", params)]
 
 
+def arm_regions(store: Store, arm: str, *, before: int | None = None) -> dict[int, list]:
+    """Image id -> the regions (``row, col, height, width``) the arm chose in its rounds
+    (those before round ``before``, when given); images it chose whole are not in it."""
+    sql, params = "arm = ? AND regions IS NOT NULL", [arm]
+    if before is not None:
+        sql += " AND round < ?"
+        params.append(before)
+    out: dict[int, list] = {}
+    for row in store.db["rounds"].rows_where(sql, params):
+        for image_id, *box in json.loads(row["regions"]):
+            out.setdefault(int(image_id), []).append([int(v) for v in box])
+    return out
+
+
 def has_arm(store: Store, arm: str) -> bool:
     return (
         store.db.execute("SELECT 1 FROM arm_images WHERE arm = ? LIMIT 1", [arm]).fetchone()
