@@ -114,3 +114,89 @@ def test_regions_from_choice_to_a_partial_label(ls_study, tmp_path, monkeypatch)
     assert np.array_equal(read_mask(known_tif, shape) > 0, known)
     row = next(csv.DictReader(open(out / "provenance.csv")))
     assert row["known_file"] == known_tif.name and 0 < float(row["known_fraction"]) < 1
+
+
+def _region_task(study, image, region, tile, masks, *, project="p1"):
+    """A region task with the given annotators' masks (in tile coordinates), as pull leaves
+    it."""
+    from loop.core.images import write_labels
+    from loop.store import dumps, utcnow
+
+    now = utcnow()
+    task_id = (
+        study.store.db["tasks"]
+        .insert(
+            {
+                "image_id": image["id"],
+                "purpose": "region",
+                "tool": "labelstudio",
+                "project": project,
+                "external_id": f"x{region}",
+                "overlap": len(masks),
+                "tile": dumps(tile),
+                "region": dumps(region),
+                "status": "done",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        .last_pk
+    )
+    for name, mask in masks.items():
+        path = study.path / "annotations" / f"{task_id}_{name}.tif"
+        path.parent.mkdir(exist_ok=True)
+        write_labels(path, mask)
+        study.store.db["annotations"].insert(
+            {
+                "task_id": task_id,
+                "image_id": image["id"],
+                "annotator": name,
+                "mask_path": str(path),
+                "status": "current",
+            }  # fmt: skip
+        )
+    return task_id
+
+
+def test_odd_region_annotations_each_have_a_recorded_outcome(tmp_path):
+    """Objects drawn far from the frame are left out and counted; a region with no object is
+    known background; a region of an image that changed since its push is set aside with its
+    annotations, and the region can be asked for again."""
+    from loop.store import regions as rq
+
+    folder = one_dsb_study(tmp_path / "odd", TOML, tmp_path / "data")
+    with open_study(folder) as study:
+        (image,) = study.store.images()
+        shape = (image["height"], image["width"])
+        tile, frame = [0, 0, 96, 96], [16, 16, 32, 32]
+        drawn = np.zeros((96, 96), np.int32)
+        drawn[20:30, 20:30] = 1  # at the frame
+        drawn[85:95, 85:95] = 2  # far from it: not asked for
+        odd = _region_task(study, image, frame, tile, {"a": drawn, "b": drawn.copy()})
+        empty = np.zeros((96, 96), np.int32)
+        blank = _region_task(study, image, [64, 64, 32, 32], [32, 32, 96, 96],
+                             {"a": empty, "b": empty.copy()})  # fmt: skip
+        report = agree_regions(study, min_agreement=0.5, min_annotations=2)
+        assert sorted(report.fused) == sorted([odd, blank])
+        assert report.outside == {odd: 2} and report.empty == [blank]
+        assert any("drawn away from the frame" in line for line in report.lines())
+        assert any("no object at the frame" in line for line in report.lines())
+        label = study.store.db["labels"].rows_where("known_path IS NOT NULL")
+        (label,) = list(label)
+        mask = read_mask(study.resolve(label["mask_path"]), shape)
+        known = read_mask(study.resolve(label["known_path"]), shape) > 0
+        assert mask.max() == 1 and mask[85:95, 85:95].max() == 0  # the far object left out
+        assert known[64:96, 64:96].all() and not mask[64:96, 64:96].any()  # known background
+        assert not known[85:90, 0:10].any()
+        # the image changes after a third region was pushed: that task is set aside
+        late = _region_task(study, image, [0, 64, 32, 32], [0, 32, 96, 96],
+                            {"a": empty, "b": empty.copy()})  # fmt: skip
+        study.store.record_change(image["id"], "content", "old", "new")
+        again = agree_regions(study, min_agreement=0.5, min_annotations=2)
+        assert again.stale == [late] and again.fused == []
+        assert any("changed since they were pushed" in line for line in again.lines())
+        assert study.store.db["tasks"].get(late)["status"] == "stale"
+        assert study.store.db["annotations"].count_where("task_id = ?", [late]) == 2
+        where = {"tool": "labelstudio", "project": "p1"}
+        assert rq.region_task_of(study.store, image["id"], "[0, 64, 32, 32]", **where) is None
+        assert agree_regions(study).stale == []  # set aside once, not reported forever

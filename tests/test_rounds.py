@@ -23,7 +23,8 @@ from loop.data.split import split_study
 from loop.data.synthetic import synthetic_nuclei
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import CRASH_EXIT_CODE
-from loop.reports.html import stop_hint, write_report
+from loop.reports.html import annotator_rows, stop_hint, write_report
+from loop.reports.status import round_summaries
 from loop.store.db import dump_tables
 from loop.study import init_study, open_study
 
@@ -305,6 +306,16 @@ def test_report_is_self_contained(uninterrupted, tmp_path):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in result.plots)
     for name in NAMES:
         assert name in page
+    assert page.count("effort (weighted edits)") == 2  # per round and per annotator
+    with open_study(uninterrupted) as study:
+        summaries = round_summaries(study, "main")
+        people = annotator_rows(study, summaries)
+    assert [s["effort"] is not None for s in summaries] == [True, True, False]
+    assert all(s["effort"] > 0 for s in summaries[:2])  # a model this small is often wrong
+    spent = {row[0]: row[4] for row in people}
+    assert set(spent) == set(NAMES) and sum(spent.values()) == pytest.approx(
+        sum(s["effort"] for s in summaries[:2])
+    )
     assert result.hint in page.replace("&#x27;", "'")
     assert 'src="http' not in page  # opens offline
 

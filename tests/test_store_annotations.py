@@ -147,4 +147,4 @@ def test_annotators_and_their_work(tmp_path):
         assert [r["profile"] for r in annotators(store)] == ["careful"]
         task = store.db["tasks"].get(1)
         q.write_annotations(store, task, [(None, {**_row("a"), "lead_time": 1800.0})], {}, {"a"})
-        assert q.work_by_annotator(store) == {"a": (1, 0.5)}
+        assert q.work_by_annotator(store) == {"a": (1, 0.5, None)}

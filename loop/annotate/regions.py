@@ -125,6 +125,42 @@ class RegionReport:
     waiting: list[int] = field(default_factory=list)  # too few valid annotations yet
     low: dict[int, float] = field(default_factory=dict)  # task -> agreement below the bar
     agreement: dict[int, float | None] = field(default_factory=dict)  # task -> mean pairwise F1
+    stale: list[int] = field(default_factory=list)  # the image changed since the task was pushed
+    empty: list[int] = field(default_factory=list)  # no object at the frame: known background
+    outside: dict[int, int] = field(default_factory=dict)  # task -> objects drawn off the frame
+
+    def lines(self) -> list[str]:
+        """What a user should read about the region tasks, one line each."""
+        out = []
+        if self.fused or self.already or self.waiting or self.low:
+            out.append(
+                f"regions: {len(self.fused)} merged into partial labels, {self.already} "
+                f"before, {len(self.waiting)} waiting for annotations, {len(self.low)} below "
+                f"--min-agreement (not used: {sorted(self.low)[:20]})"
+            )
+        return out + self.notes()
+
+    def notes(self) -> list[str]:
+        """The outcomes out of the ordinary: empty regions, objects off the frame, stale
+        tasks."""
+        out = []
+        if self.empty:
+            out.append(
+                f"regions: {len(self.empty)} with no object at the frame, kept as known "
+                f"background (tasks {sorted(self.empty)[:20]})"
+            )
+        if self.outside:
+            out.append(
+                f"regions: {sum(self.outside.values())} object(s) drawn away from the frame "
+                f"were left out, as the task's rule says (tasks {sorted(self.outside)[:20]})"
+            )
+        if self.stale:
+            out.append(
+                f"regions: {len(self.stale)} task(s) not used, their image changed since they "
+                f"were pushed (tasks {sorted(self.stale)[:20]}); their annotations are kept, "
+                "and `loop push --regions` asks for the region again on the new image"
+            )
+        return out
 
 
 def agree_regions(
@@ -140,13 +176,21 @@ def agree_regions(
             report.waiting.append(task_id)
             continue
         image = store.image(rows[0]["image_id"])
+        if task_id in _merged(store, image["id"]):
+            report.already += 1
+            continue
+        if rq.changed_since(store, image["id"], rows[0]["task_created_at"]):
+            rq.mark_stale(store, task_id)
+            report.stale.append(task_id)
+            continue
         tile = json.loads(rows[0]["task_tile"])
         frame = relative(json.loads(rows[0]["task_region"]), tile)
         shape = (tile[2], tile[3])
-        masks = {
-            r["annotator"]: touching(read_mask(study.resolve(r["mask_path"]), shape), frame)
-            for r in rows
-        }
+        drawn = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
+        masks = {name: touching(mask, frame) for name, mask in drawn.items()}
+        off = sum(_count(drawn[n]) - _count(masks[n]) for n in drawn)
+        if off:
+            report.outside[task_id] = off
         pairs = [
             object_f1(masks[a], masks[b])["f1_50"] for a, b in itertools.combinations(masks, 2)
         ]
@@ -156,12 +200,29 @@ def agree_regions(
             report.low[task_id] = agreement
             continue
         fused = touching(consensus_mask(list(masks.values()), method=method), frame)
+        if not fused.any():
+            report.empty.append(task_id)
         if _merge(study, image, task_id, tile, json.loads(rows[0]["task_region"]), fused, rows,
                   method, agreement):  # fmt: skip
             report.fused.append(task_id)
         else:
             report.already += 1
     return report
+
+
+def _merged(store, image_id: int) -> set[int]:
+    """The region tasks already merged into the image's consensus label (all of them when
+    the consensus is of the whole image)."""
+    label = label_of(store, image_id, "consensus")
+    if label is None:
+        return set()
+    if not label.get("known_path"):
+        return set(rq.region_tasks_of_image(store, image_id))
+    return set(json.loads(label["provenance"] or "{}").get("regions", []))
+
+
+def _count(mask: np.ndarray) -> int:
+    return len(np.unique(mask[mask > 0]))
 
 
 def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) -> bool:

@@ -77,13 +77,8 @@ def agree(
             )
     for line in report.waiting:
         print(f"waiting: {line}", file=sys.stderr)
-    if regions is not None and (regions.fused or regions.already or regions.waiting or regions.low):
-        print(
-            f"regions: {len(regions.fused)} merged into partial labels, {regions.already} "
-            f"before, {len(regions.waiting)} waiting for annotations, {len(regions.low)} below "
-            f"--min-agreement (not used: {sorted(regions.low)[:20]})",
-            file=sys.stderr,
-        )
+    for line in [] if regions is None else regions.lines():
+        print(line, file=sys.stderr)
     if output_format == "json":
         data = {
             "overall": report.overall,

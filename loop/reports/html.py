@@ -120,7 +120,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def annotator_rows(study: Study, rounds: list[dict], arm: str = "main") -> list[list]:
-    """Per annotator: annotations, hours, agreement with the others' consensus and, where
+    """Per annotator: annotations, hours, effort, agreement with the others' consensus and, where
     ground truth exists (simulations), F1 (or accuracy) against it, over an arm's rounds."""
     stats = annotations.work_by_annotator(study.store)
     profiles = {r["name"]: r["profile"] for r in annotators(study.store)}
@@ -135,13 +135,14 @@ def annotator_rows(study: Study, rounds: list[dict], arm: str = "main") -> list[
             if value is not None:
                 truth.setdefault(name, []).append(value)
     rows = []
-    for name, (n, hours) in stats.items():
+    for name, (n, hours, effort) in stats.items():
         rows.append(
             [
                 name,
                 profiles.get(name) or "",
                 n,
                 hours,
+                effort,
                 float(np.mean(agreement[name])) if name in agreement else None,
                 float(np.mean(truth[name])) if name in truth else None,
             ]
@@ -213,6 +214,7 @@ ROUND_COLUMNS = (
     ("consensus vs truth", "consensus_vs_truth"),
     ("to adjudicate", "adjudicate"),
     ("annotator-hours", "annotator_hours"),
+    ("effort (weighted edits)", "effort"),
     ("seconds", "seconds"),
     ("status", "status"),
 )
@@ -304,6 +306,7 @@ def write_report(
                     "profile (simulated)",
                     "annotations",
                     "hours",
+                    "effort (weighted edits)",
                     "agreement with the others",
                     "vs ground truth",
                 ],

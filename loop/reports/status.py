@@ -10,6 +10,7 @@ from loop.core.metrics import HEADLINE, lagging_groups
 from loop.store import annotations, images
 from loop.store.labels import made_by_people
 from loop.store.regions import region_summary
+from loop.store.rounds import effort_of_batch
 from loop.study import Study
 
 MAX_AUTO_GROUP_VALUES = 12
@@ -97,8 +98,18 @@ def latest_lagging(study: Study, rounds: list[dict], arm: str = "main") -> list[
 
 
 def round_summaries(study: Study, arm: str | None = None) -> list[dict]:
-    """:func:`round_summary` of every round (of one arm, when given), by arm and round."""
-    return [round_summary(r, study.config.task) for r in study.store.rounds(arm)]
+    """:func:`round_summary` of every round (of one arm, when given), by arm and round, with
+    the experts' ``effort`` on its batch (weighted edits of the pre-annotations, None before
+    the batch is annotated; :func:`loop.store.rounds.effort_of_batch`)."""
+    out = []
+    for row in study.store.rounds(arm):
+        summary = round_summary(row, study.config.task)
+        regions = json.loads(row.get("regions") or "null")
+        spent = effort_of_batch(study.store, summary["batch"], regions)
+        summary["effort"] = spent if summary["agreement"] is not None or spent else None
+        summary["n_regions"] = len(regions) if regions else None
+        out.append(summary)
+    return out
 
 
 def study_status(study: Study) -> StudyStatus:

@@ -307,7 +307,16 @@ def _agree(r: RoundState) -> dict:
             min_agreement=config.min_agreement,
             min_annotations=config.min_annotations,
         )
-        regions = {"merged": len(merged.fused), "low": merged.low, "waiting": merged.waiting}
+        regions = {
+            "merged": len(merged.fused),
+            "low": merged.low,
+            "waiting": merged.waiting,
+            "empty": merged.empty,
+            "outside": merged.outside,
+            "stale": merged.stale,
+        }
+        for line in merged.notes():
+            r.log(f"  {r.arm} round {r.number}: {line}")
     joined = _admit_labeled(r.study, r.arm, r.number)
     return {
         "agreement": {

@@ -151,6 +151,8 @@ def write_annotations(
             [task["id"]],
         ).fetchone()[0]
         status = "done" if n_done >= (task["overlap"] or 1) else "open"
+        if task["status"] == "stale":  # a region of an image that changed: stays set aside
+            status = "stale"
         if status != task["status"]:
             db["tasks"].update(task["id"], {"status": status, "updated_at": now})
     return new, updated, deleted, status
@@ -399,12 +401,13 @@ def review_tasks(store: Store) -> list[dict]:
     return list(store.db["tasks"].rows_where("purpose = 'adjudicate'", order_by="id"))
 
 
-def work_by_annotator(store: Store) -> dict[str, tuple[int, float]]:
-    """Annotator -> (current annotations of whole images, hours of lead time)."""
+def work_by_annotator(store: Store) -> dict[str, tuple[int, float, float | None]]:
+    """Annotator -> (current annotations of whole images and regions, hours of lead time,
+    effort: the weighted edits of the pre-annotations, None when none was recorded)."""
     rows = store.db.execute(
-        "SELECT a.annotator, count(*), coalesce(sum(a.lead_time), 0) / 3600.0 "
-        "FROM annotations a JOIN tasks t ON t.id = a.task_id "
+        "SELECT a.annotator, count(*), coalesce(sum(a.lead_time), 0) / 3600.0, "
+        "sum(a.effort) FROM annotations a JOIN tasks t ON t.id = a.task_id "
         "WHERE a.status = 'current' AND t.purpose != 'tile' "  # a tiled image counts once
         "GROUP BY a.annotator ORDER BY a.annotator"
     )
-    return {name: (n, hours) for name, n, hours in rows}
+    return {name: (n, hours, effort) for name, n, hours, effort in rows}

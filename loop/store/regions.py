@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from loop.store.db import Store
+from loop.store.db import Store, utcnow
 
 
 def current_by_region_task(store: Store) -> dict[int, list[dict]]:
@@ -11,8 +11,9 @@ def current_by_region_task(store: Store) -> dict[int, list[dict]]:
     crop (``task_tile``) and region (``task_region``), by annotator."""
     rows = store.db.execute(
         "SELECT a.*, t.round AS task_round, t.overlap AS task_overlap, t.tile AS task_tile, "
-        "t.region AS task_region FROM annotations a JOIN tasks t ON t.id = a.task_id "
-        "WHERE a.status = 'current' AND t.purpose = 'region' ORDER BY a.task_id, a.annotator"
+        "t.region AS task_region, t.created_at AS task_created_at FROM annotations a "
+        "JOIN tasks t ON t.id = a.task_id WHERE a.status = 'current' AND t.purpose = 'region' "
+        "AND t.status != 'stale' ORDER BY a.task_id, a.annotator"
     )
     columns = [c[0] for c in rows.description]
     out: dict[int, list[dict]] = {}
@@ -26,10 +27,38 @@ def region_task_of(store: Store, image_id: int, region: str, *, tool: str, proje
     """The id of the task of this region (JSON) of an image in a project, if it has one."""
     row = store.db.execute(
         "SELECT id FROM tasks WHERE image_id = ? AND region = ? AND tool = ? AND project = ? "
-        "AND purpose = 'region'",
+        "AND purpose = 'region' AND status != 'stale'",
         [image_id, region, tool, project],
     ).fetchone()
     return None if row is None else row[0]
+
+
+def region_tasks_of_image(store: Store, image_id: int) -> list[int]:
+    """The ids of the image's region tasks."""
+    return [
+        r[0]
+        for r in store.db.execute(
+            "SELECT id FROM tasks WHERE image_id = ? AND purpose = 'region'", [image_id]
+        )
+    ]
+
+
+def changed_since(store: Store, image_id: int, when: str | None) -> bool:
+    """Whether the image's content changed (a re-ingest of another file) after ``when``."""
+    return (
+        store.db.execute(
+            "SELECT 1 FROM changes WHERE image_id = ? AND field = 'content' AND at > ? LIMIT 1",
+            [image_id, when or ""],
+        ).fetchone()
+        is not None
+    )
+
+
+def mark_stale(store: Store, task_id: int) -> None:
+    """A region task whose image changed: kept with its annotations, never merged, and a new
+    push of the region makes a new task."""
+    with store.atomic() as db:
+        db["tasks"].update(task_id, {"status": "stale", "updated_at": utcnow()})
 
 
 def latest_region_selection(store: Store) -> dict | None:

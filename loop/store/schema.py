@@ -75,7 +75,7 @@ def _migration_1(db: sqlite_utils.Database) -> None:
             "external_id": str,  # external task id (NULL until created)
             "overlap": int,
             "tile": str,  # JSON [row, col, height, width] or NULL for the whole image
-            "status": str,  # pending | open | done | cancelled
+            "status": str,  # pending | open | done | cancelled | stale (image changed)
             "created_at": str,
             "updated_at": str,
         },
