@@ -75,3 +75,16 @@ def test_random_regions_need_no_model_and_a_bad_name_is_one_error(tmp_path, nucl
     assert "unknown region strategy 'flop@region' for segmentation; choose one of" in result.stderr
     result = runner.invoke(app, ["score", str(study), "--strategy", "flip+groups@region"])
     assert result.exit_code == 1 and "groups" in result.stderr
+
+
+def test_pool_sample_bounds_the_images_whose_regions_are_measured(tmp_path, nuclei_folder):
+    study = regions_study(tmp_path, nuclei_folder)
+    toml = study / "loop.toml"
+    toml.write_text(toml.read_text() + "[score]\npool_sample = 1\n")
+    assert runner.invoke(app, ["train", str(study)]).exit_code == 0
+    first = score(study, "--strategy", "flip@region", "--k", 3, "--seed", 4)
+    assert first["scored"] == 1 and len({c["image_id"] for c in first["chosen"]}) == 1
+    with open_study(study) as s:
+        assert s.store.db["region_scores"].count == 1
+    again = score(study, "--strategy", "flip@region", "--k", 3, "--seed", 4)
+    assert again["chosen"] == first["chosen"]  # the same sample for the same model and seed

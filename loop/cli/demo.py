@@ -54,7 +54,7 @@ def _demo_study(s, source: Path, metadata: Path, counts: tuple[int, int]) -> Non
     err.print(f"ingested {report.valid} images ({report.added} new)")
     if not has_split(s.store):  # a re-run keeps the study's split
         n_test, n_initial = counts
-        split_study(s, test=n_test, initial=n_initial, seed=0, where=["modality=fluorescence"])
+        split_study(s, test=n_test, initial=n_initial, seed=0)  # stratified by the groups
 
 
 def _demo_rounds(s, arms: list[str], rounds: int, gpu) -> None:

@@ -9,18 +9,25 @@ import numpy as np
 
 DATA_ENV = "LOOP_DEMO_DATA"
 
-# The demo study's loop.toml: the defaults, with a batch of 10 and a sampled pool so that
-# 4 rounds fit in a few minutes on 2 CPU cores (every key not set here keeps its default).
+# The demo study's loop.toml: the defaults, except a region strategy on a mixed pool, so that
+# the rounds show what the loop is for: the model gaining on every modality while the experts
+# fix the few places it is wrong (every key not set here keeps its default).
 DEMO_TOML = """\
 # loop demo study: the defaults (see `loop init`), except what is set here.
 task = "segmentation"
+groups = ["modality"]    # each modality keeps its share of the batches and is reported apart
 
 [score]
-k = 10                   # images per round
-pool_sample = 150        # each round measures 150 pool images drawn at random (bounded cost)
+strategy = "flip+groups@region"  # the regions where the model's flips disagree most
+k = 24                   # regions per round
+pool_sample = 120        # each round measures 120 pool images drawn at random (bounded cost)
+
+[regions]
+size = 128               # square regions of 128 px, the unit an expert annotates
+per_image = 2            # at most 2 regions of one image per round
 """
-# (test images, initial labels) of the demo split: DSB2018 fluorescence, synthetic
-DSB_SPLIT = (60, 10)
+# (test images, initial labels) of the demo split: DSB2018 (every modality, stratified), synthetic
+DSB_SPLIT = (60, 4)
 SYNTHETIC_SPLIT = (12, 6)
 
 

@@ -39,6 +39,15 @@ class ScoreReport:
     seconds: float
 
 
+def _pool_sample(images: list[dict], sample: int, seed, model_id: int) -> list[dict]:
+    """A seeded random subset of ``sample`` images (the same for the same model and seed), or
+    all of them when ``sample`` is 0 or covers the pool."""
+    if not sample or len(images) <= sample:
+        return images
+    keep = np.random.default_rng([seed, model_id]).choice(len(images), sample, replace=False)
+    return [images[i] for i in sorted(keep)]
+
+
 def score(
     study: Study,
     *,
@@ -66,7 +75,7 @@ def score(
 
     With ``score.pool_sample = n`` in the config, a seeded random subset of ``n`` candidates
     is measured (the same subset for the same model and seed), which bounds the cost of a
-    round on a large pool.
+    round on a large pool; so are the images whose regions a measured region strategy ranks.
 
     ``engine`` measures the images in this process or on the workers of a Dask cluster
     (:mod:`loop.learn.engine`); this process alone writes the store, a chunk per transaction,
@@ -112,6 +121,8 @@ def score(
 
         row = None if chosen_strategy.random else model_row(study, model_id)
         used = row or current_model(study)
+        if row is not None:  # measured regions: a sample of the pool bounds the cost
+            images = _pool_sample(images, config.pool_sample, seed, row["id"])
         scored, chosen = choose_regions(
             study, chosen_strategy, images, labeled, k, row=row, seed=seed, gpu=gpu,
             progress=progress,
@@ -139,10 +150,7 @@ def score(
         )
 
     row = model_row(study, model_id)
-    sample = config.pool_sample
-    if sample and len(images) > sample:
-        keep = np.random.default_rng([seed, row["id"]]).choice(len(images), sample, replace=False)
-        images = [images[i] for i in sorted(keep)]
+    images = _pool_sample(images, config.pool_sample, seed, row["id"])
     scored, reused, measures, embeddings = _measure_all(
         study,
         row,
