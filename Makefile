@@ -9,7 +9,7 @@ LABEL_STUDIO_SPEC ?= label-studio==1.23.2
 PIP = $(VENV)/bin/python -m pip
 BIN = $(VENV)/bin
 
-.PHONY: install install-labelstudio test demo bench lint clean
+.PHONY: install install-labelstudio test demo bench lint docs clean
 
 install: $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -37,6 +37,10 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+docs: install  # the site in site/ (strict: a broken link or a stale reference fails)
+	$(BIN)/python docs/generate.py --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 lint: install
 	$(BIN)/ruff check loop connectors tests

@@ -253,7 +253,7 @@ def simulate(
     profile: Annotated[
         list[str] | None,
         typer.Option(
-            help="NAME=PROFILE (perfect, careful, average, sloppy, or a [noise.NAME] of "
+            help="NAME=PROFILE (perfect, careful, average, sloppy, or a \\[noise.NAME] of "
             "loop.toml). Repeatable."
         ),
     ] = None,

@@ -83,7 +83,7 @@ WorkersOpt = Annotated[
         "--workers",
         min=1,
         help="Worker processes of a local Dask cluster (1: in this process; default: "
-        "[cluster] workers).",
+        "\\[cluster] workers).",
     ),
 ]
 SchedulerOpt = Annotated[
@@ -91,7 +91,7 @@ SchedulerOpt = Annotated[
     typer.Option(
         "--scheduler",
         help="Address of a running Dask scheduler (tcp://host:8786) to run on instead "
-        "(default: [cluster] scheduler).",
+        "(default: \\[cluster] scheduler).",
     ),
 ]
 

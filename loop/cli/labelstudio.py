@@ -107,7 +107,7 @@ def annotators_add(
         str | None,
         typer.Option(
             help="Noise profile if simulated: perfect, careful, average, sloppy, or a "
-            "[noise.NAME] of loop.toml."
+            "\\[noise.NAME] of loop.toml."
         ),
     ] = None,
 ) -> None:
