@@ -1,5 +1,7 @@
 """The Cellpose model family on tiny synthetic images (seconds, not minutes)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +31,16 @@ def test_segment_measures_and_tta(tiny_data):
     assert set(seg.measures) == {"flow_error", "entropy", "n_objects", "tta", "count"}
     assert seg.style.shape == (32,) and np.isclose(np.linalg.norm(seg.style), 1, atol=1e-5)
     assert 0 <= seg.measures["tta"] <= 1
+
+
+def test_the_mask_step_warns_nobody():
+    """Cellpose's mask step builds sparse tensors: with the family imported, torch's "sparse
+    invariant checks are implicitly disabled" warning never reaches a user."""
+    points = torch.zeros((2, 3), dtype=torch.long)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.sparse_coo_tensor(points, torch.ones(3, dtype=torch.int), (4, 4))
+    assert cs.STYLE_WIDTH and not [w for w in caught if issubclass(w.category, UserWarning)]
 
 
 def test_save_load_round_trip(tmp_path):

@@ -49,6 +49,11 @@ from loop.models.cellpose_measures import (
     tta_disagreement,
 )
 
+# Cellpose's mask step builds sparse tensors; left implicit, torch warns about its sparse
+# invariant checks on every call (a warning users cannot act on). Opting out explicitly is
+# what happens anyway, without the warning.
+torch.sparse.check_sparse_tensor_invariants.disable()
+
 STYLE_WIDTH = 256  # core.run_net assumes a 256-wide style vector
 STOCK_NBASE = (2, 32, 64, 128, 256)
 CELLPOSE_NAMES = ("cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell_cp3")
