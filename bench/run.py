@@ -209,6 +209,19 @@ def scale_lines(scale: dict) -> list[str]:
         f"The driver writes {w['score_rows_per_s']} score rows/s (chunks of {w['chunk']}) and "
         f"{w['objects_csv_rows_per_s']} objects.csv rows/s.",
     ]
+    standin = scale.get("standin")
+    if standin:
+        lines += [
+            "",
+            f"Orchestration alone (a {standin['seconds_per_image']} s stand-in per image, "
+            f"{standin['images_per_worker']} a worker): images/s by workers "
+            + ", ".join(f"{k}: {v}" for k, v in standin["images_per_s"].items())
+            + " (ideal "
+            + ", ".join(f"{k}: {v}" for k, v in standin["ideal_images_per_s"].items())
+            + "); ratio to one worker "
+            + ", ".join(f"{k}: {v}x" for k, v in standin["ratio"].items())
+            + " (targets 8: >= 7x, 32: >= 25x).",
+        ]
     return lines
 
 

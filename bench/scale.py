@@ -3,7 +3,10 @@ local Dask cluster of 1 and of 2 worker processes, over the same DSB fluorescenc
 the same trained model; images/s and the ratios, measured in one run. Peak memory of the driver
 and of the workers for a folder and for one ``--factor`` times larger (the same images under
 other names). And the rows per second that the driver alone writes: score rows into SQLite
-(one transaction per chunk, as ``loop score``) and objects.csv rows.
+(one transaction per chunk, as ``loop score``) and objects.csv rows. And the orchestration's
+own ceiling: the per-image compute replaced by a 0.5 s stand-in, on 1 to 32 local workers
+(``standin``: images/s by worker count, ratio to one worker; the targets are >= 7x at 8 and
+>= 25x at 32).
 
     python -m bench.scale OUT.json [--data DSB] [--images 40] [--factor 4] [--steps 150]
 """
@@ -167,6 +170,45 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
     }
 
 
+def standin(seconds: float) -> float:
+    """The per-image compute replaced by a calibrated stand-in: a sleep (it leaves the cores
+    to the driver and the scheduler, so that their own ceiling is what is measured)."""
+    time.sleep(seconds)
+    return seconds
+
+
+def standin_sweep(
+    workers=(1, 2, 4, 8, 16, 32), *, seconds: float = 0.5, per_worker: int = 8
+) -> dict:
+    """``run_each`` of ``per_worker`` stand-in images per worker (each ``seconds`` long) on a
+    local cluster of each size, started and warmed up first (its start is timed apart):
+    images/s by worker count and the ratio to one worker. A serial step in the driver (or a
+    per-task cost that swamps the work) shows as a ratio well under the worker count."""
+    from loop.learn.engine import Engine, run_each, started
+
+    rates, startup = {}, {}
+    for n in workers:
+        engine = Engine(workers=n, cluster=True)
+        began = time.perf_counter()
+        with started(engine) as client:
+            list(run_each(standin, [0.0] * n, engine=engine, client=client))  # warm
+            startup[str(n)] = round(time.perf_counter() - began, 1)
+            items = [seconds] * (per_worker * n)
+            began = time.perf_counter()
+            for _ in run_each(standin, items, engine=engine, client=client):
+                pass
+            rates[str(n)] = round(len(items) / (time.perf_counter() - began), 2)
+    one = rates.get("1")
+    return {
+        "seconds_per_image": seconds,
+        "images_per_worker": per_worker,
+        "images_per_s": rates,
+        "ratio": {k: round(v / one, 2) for k, v in rates.items() if k != "1"} if one else {},
+        "startup_seconds": startup,
+        "ideal_images_per_s": {k: round(int(k) / seconds, 2) for k in rates},
+    }
+
+
 def writer_rates(study, work: Path, n: int = 20000, chunk: int = 32) -> dict:
     """Rows per second written by the driver alone: score rows into the study's SQLite store
     (``loop score``'s own writer, one transaction per chunk; the bench study's images, rows
@@ -217,6 +259,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args(argv)
     result = bench_scale(args.data, images=args.images, factor=args.factor, steps=args.steps)
+    result["standin"] = standin_sweep()
     result["environment"] = environment()
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: result[k] for k in ("ratio_2_vs_1_workers", "writer")}))

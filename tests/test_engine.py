@@ -10,7 +10,7 @@ import pytest
 
 from connectors.labelstudio_server import free_port
 from loop.errors import EngineError, ModelError
-from loop.learn.engine import Engine, TaskFailed, cached_model, run_each
+from loop.learn.engine import Engine, TaskFailed, cached_model, run_each, started
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,63 @@ def test_a_worker_that_dies_is_replaced_and_its_task_run_again(tmp_path):
     assert [out[i] for i in (0, 1, 2, 4, 6)] == [0, 1, 4, 16, 36]
 
 
+def fails_on_two(x: int) -> int:
+    if x == 2:
+        raise ValueError("two is bad")
+    return x * x
+
+
+def test_chunks_keep_the_order_and_a_bad_item_fails_alone(tmp_path):
+    """Three items a task: an item whose call raises is its own failure; a chunk whose worker
+    dies twice is split, so only the item that kills it fails; the workers, started once,
+    serve two calls."""
+    engine = Engine(workers=2, chunk=3)
+    items = [(x, str(tmp_path / f"died-{x}")) for x in range(8)]
+    with started(engine) as client:
+        out = dict(run_each(dies_on_three, items, engine=engine, client=client))
+        assert isinstance(out[3], TaskFailed)
+        assert [out[i] for i in (0, 1, 2, 4, 5, 6, 7)] == [0, 1, 4, 16, 25, 36, 49]
+        first = {pid for _, (pid, _) in run_each(pid_and_square, range(6), engine=engine,
+                                                 client=client)}  # fmt: skip
+        again = list(run_each(fails_on_two, range(7), engine=engine, client=client))
+        assert [i for i, _ in again] == list(range(7))
+        assert isinstance(again[2][1], TaskFailed) and "two is bad" in again[2][1].error
+        assert [r for i, r in again if i != 2] == [0, 1, 9, 16, 25, 36]
+        assert first <= set(client.run(os.getpid).values())  # the workers started once
+    with started(Engine()) as none:
+        assert none is None
+
+
+def interval(seconds: float) -> tuple[float, float]:
+    import time
+
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def test_every_worker_is_kept_busy():
+    """The shape of the stand-in sweep (bench/scale.py), without timing anything: with 4
+    workers, 4 stand-in images run at once at some point, and on average more than 2 are
+    in flight. A driver that waits for each result before it submits the next, or a serial
+    step between tasks, leaves one running at a time."""
+    engine = Engine(workers=4)
+    with started(engine) as client:
+        list(run_each(interval, [0.0] * 4, engine=engine, client=client))  # warm
+        spans = [r for _, r in run_each(interval, [0.4] * 24, engine=engine, client=client)]
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    busy = sum(b - a for a, b in spans)
+    wall = max(b for _, b in spans) - min(a for a, _ in spans)
+    assert peak == 4 and busy / wall > 2
+
+
 def test_bad_engines_say_what_to_give():
+    with pytest.raises(EngineError, match="chunk -1: give 0"):
+        Engine(chunk=-1)
     with pytest.raises(EngineError, match="--workers 0: give 1"):
         Engine(workers=0)
     with pytest.raises(EngineError, match="with its protocol, e.g. tcp://"):

@@ -35,6 +35,8 @@ class Engine:
     """Address of a running Dask scheduler (``tcp://host:8786``); overrides ``workers``."""
     in_flight: int = 0
     """Tasks submitted ahead of the results read; 0: two per worker thread."""
+    chunk: int = 0
+    """Items per task on a cluster; 0: :func:`chunk_size` (four tasks per worker thread)."""
     timeout: float = 30.0
     """Seconds to reach the scheduler."""
     cluster: bool = False
@@ -43,6 +45,8 @@ class Engine:
     def __post_init__(self):
         if self.workers < 1:
             raise EngineError(f"--workers {self.workers}: give 1 (this process) or more")
+        if self.chunk < 0:
+            raise EngineError(f"chunk {self.chunk}: give 0 (automatic) or more items per task")
         if self.scheduler is not None and "://" not in self.scheduler:
             raise EngineError(
                 f"--scheduler {self.scheduler}: give the scheduler's address with its protocol, "
@@ -116,14 +120,23 @@ class ModelRef:
 
 
 def run_each(
-    fn: Callable, items: Sequence, *, engine: Engine = Engine(), progress=None
+    fn: Callable,
+    items: Sequence,
+    *,
+    engine: Engine = Engine(),
+    progress=None,
+    client=None,
 ) -> Iterator[tuple[int, object]]:
     """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``.
 
-    In this process, an exception of ``fn`` propagates. On a cluster, a task whose worker
-    fails is run once more (Dask also moves the work of a worker that dies); an item that
-    fails twice is yielded as :class:`TaskFailed` and the run goes on. ``fn`` and the items
-    must pickle (module-level functions, frozen dataclasses).
+    In this process, an exception of ``fn`` propagates. On a cluster, items travel in chunks
+    (:func:`chunk_size`: a task carries several, so that the per-task cost of the scheduler
+    and the driver does not swamp short work); an exception of ``fn`` is that item's
+    :class:`TaskFailed`; a chunk whose worker dies is run once more (Dask also moves the work
+    of a worker that dies), and a chunk that dies twice is split into single items, each run
+    at most twice, so that one bad item fails alone and the run goes on. ``fn`` and the items
+    must pickle (module-level functions, frozen dataclasses). ``client`` runs on a cluster
+    that is already up (:func:`started`), keeping its workers warm between calls.
     """
     if not engine.distributed:
         for i, item in enumerate(items):
@@ -131,38 +144,88 @@ def run_each(
             if progress:
                 progress(i + 1, len(items))
         return
+    if client is None:
+        with _client(engine) as own:
+            yield from run_each(fn, items, engine=engine, progress=progress, client=own)
+        return
     from distributed import as_completed
 
-    with _client(engine) as client:
-        threads = sum(client.nthreads().values()) or 1
-        window = engine.in_flight or 2 * threads
-        pending = as_completed()
-        futures: dict = {}
-        done: dict[int, object] = {}
-        submitted = next_out = 0
+    threads = sum(client.nthreads().values()) or 1
+    size = engine.chunk or chunk_size(len(items), threads)
+    window = engine.in_flight or 2 * threads
+    pending = as_completed()
+    futures: dict = {}  # future -> (first index, items it carries)
+    done: dict[int, object] = {}
+    queue = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
+    queue.reverse()  # popped from the end: in order
+    in_flight = next_out = 0
 
-        def submit():
-            nonlocal submitted
-            while submitted < len(items) and submitted - next_out < window:
-                future = client.submit(fn, items[submitted], retries=1, pure=False)
-                futures[future] = submitted
-                pending.add(future)
-                submitted += 1
+    def submit():
+        nonlocal in_flight
+        while queue and in_flight < window:
+            start, stop = queue.pop()
+            future = client.submit(_chunk, fn, items[start:stop], retries=1, pure=False)
+            futures[future] = (start, stop)
+            pending.add(future)
+            in_flight += 1
 
+    submit()
+    for future in pending:
+        start, stop = futures.pop(future)
+        in_flight -= 1
+        try:
+            outcomes = future.result()
+        except Exception as exc:  # its worker died twice (or the chunk could not run)
+            outcomes = None
+            if stop - start > 1:  # one at a time: only the culprit fails
+                queue.extend((i, i + 1) for i in reversed(range(start, stop)))
+            else:
+                done[start] = TaskFailed(f"{type(exc).__name__}: {exc}")
+        future.release()
+        for offset, outcome in enumerate(outcomes or ()):
+            done[start + offset] = outcome
+        while next_out in done:
+            yield next_out, done.pop(next_out)
+            next_out += 1
+            if progress:
+                progress(next_out, len(items))
         submit()
-        for future in pending:
-            index = futures.pop(future)
-            try:
-                done[index] = future.result()
-            except Exception as exc:  # a worker that died twice, or fn failing twice
-                done[index] = TaskFailed(f"{type(exc).__name__}: {exc}")
-            future.release()
-            while next_out in done:
-                yield next_out, done.pop(next_out)
-                next_out += 1
-                if progress:
-                    progress(next_out, len(items))
-            submit()
+
+
+def chunk_size(n_items: int, threads: int) -> int:
+    """Items per task: enough for four tasks per worker thread, at most
+    :data:`MAX_CHUNK` (a chunk that dies is run again whole).
+
+    >>> chunk_size(1000, 4), chunk_size(10, 4), chunk_size(100, 32)
+    (16, 1, 1)
+    """
+    return max(1, min(MAX_CHUNK, n_items // (4 * max(1, threads))))
+
+
+MAX_CHUNK = 16
+
+
+def _chunk(fn: Callable, items: Sequence) -> list:
+    """``fn`` on each item of a chunk (on a worker); an item whose call raises is its
+    :class:`TaskFailed`, the others go on."""
+    out = []
+    for item in items:
+        try:
+            out.append(fn(item))
+        except Exception as exc:
+            out.append(TaskFailed(f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+@contextmanager
+def started(engine: Engine):
+    """The engine's Dask client, started once for several :func:`run_each` calls (its
+    workers stay warm: imports done, models loaded); None in this process."""
+    if not engine.distributed:
+        yield None
+        return
+    with _client(engine) as client:
+        yield client
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
