@@ -226,7 +226,7 @@ class ScoreConfig:
     coverage_until: int = 32
     """The ``auto`` strategy picks typical images (coverage) while fewer than this many images
     are labeled, then uncertain ones. 32: on the mixed-modality bench the switch at 16 labels
-    lost to staying with coverage on every seed (README, Benchmarks)."""
+    lost to staying with coverage on every seed (docs: explanation/benchmarks.md)."""
 
     def __post_init__(self):
         bounds = {

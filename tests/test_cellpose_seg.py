@@ -1,5 +1,6 @@
 """The Cellpose model family on tiny synthetic images (seconds, not minutes)."""
 
+import logging
 import warnings
 
 import numpy as np
@@ -41,6 +42,19 @@ def test_the_mask_step_warns_nobody():
         warnings.simplefilter("always")
         torch.sparse_coo_tensor(points, torch.ones(3, dtype=torch.int), (4, 4))
     assert cs.STYLE_WIDTH and not [w for w in caught if issubclass(w.category, UserWarning)]
+
+
+def test_an_image_without_objects_prints_nothing(caplog):
+    """An image without objects is a result (0 objects), not Cellpose's "no seeds found"
+    warning, which Python would print on stderr for every such image."""
+    from cellpose import dynamics
+
+    net = cs.build_net((2, 8, 16, 32), CPU)
+    with caplog.at_level(logging.WARNING):
+        seg = cs.segment(net, np.zeros((64, 64), np.float32), config=TINY)
+        dynamics.dynamics_logger.warning("no seeds found in get_masks_torch - no masks found.")
+    assert seg.masks.max() == 0
+    assert not [r for r in caplog.records if "no seeds" in r.getMessage()]
 
 
 def test_save_load_round_trip(tmp_path):

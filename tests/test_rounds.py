@@ -486,3 +486,9 @@ def test_rounds_of_a_region_strategy(base, remote, tmp_path):
         assert {p["image_id"] for p in partial} & trained  # partial labels trained
         efforts = [a["effort"] for a in study.store.db["annotations"].rows]
         assert efforts and all(e is not None for e in efforts)
+        # the round table gives the regions' agreement and the effort spent on them
+        summaries = round_summaries(study, "main")
+        for summary, row in zip(summaries[:2], rows[:2]):
+            regions = json.loads(row["agreement"])["regions"]
+            assert 0 <= summary["agreement"] == regions["mean_agreement"] <= 1
+            assert summary["effort"] > 0 and summary["n_regions"] == 3

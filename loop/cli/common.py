@@ -133,7 +133,7 @@ LEGEND = (
     "score: held-out AP@0.5 (segmentation) or macro-F1 (classification); F1: the model's F1 at "
     "IoU 0.5 (or accuracy), next to agree: the annotators' pairwise F1 on the batch; cons.: "
     "consensus vs ground truth; hours: annotator lead times; spent: the experts' effort "
-    "before the round's model (weighted edits of the pre-annotations, [effort]: a missed "
+    "before the round's model (weighted edits of the pre-annotations, \\[effort]: a missed "
     "object 10, a split or merge 5, a redrawn outline 2, a false one 1, a kept one 0.2); "
     "s: seconds"
 )

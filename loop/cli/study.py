@@ -294,7 +294,7 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             f"note: metadata {names} looks like groups, but loop.toml names no `groups`, so "
             "batches are chosen without regard to it; when images come from several "
             f"instruments, stains or sessions, add groups = [{names}] to loop.toml (on a mixed "
-            "pool, choosing without groups fell behind random: README, Benchmarks)"
+            "pool, choosing without groups fell behind random: docs/explanation/benchmarks.md)"
         )
 
 

@@ -205,7 +205,7 @@ AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclus
 labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
 later (Hacohen et al. 2022); on our bench a switch at 16 labels was too early. With metadata
 ``groups`` both stages give each group its share of the batch (``+groups``): coverage by group
-was the best arm of the mixed-modality bench from 8 to 20 labels (README)."""
+was the best arm of the mixed-modality bench from 8 to 20 labels (docs: benchmarks)."""
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,14 @@ diam_mean, so inference never rescales). The network, the flow targets
 Saved models: ``<name>.pt`` is a plain ``state_dict`` (as ``CPnet.save_model`` writes it) and
 ``<name>.json`` beside it records the widths. A stock-width model loads in stock Cellpose with
 ``CellposeModel(pretrained_model="<name>.pt")``; a narrow one with
-``net = CPnet(nbase, 3, 3); net.load_model("<name>.pt")`` (see the README).
+``net = CPnet(nbase, 3, 3); net.load_model("<name>.pt")`` (see docs/guide/models.md).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,9 @@ from loop.models.cellpose_measures import (
 # invariant checks on every call (a warning users cannot act on). Opting out explicitly is
 # what happens anyway, without the warning.
 torch.sparse.check_sparse_tensor_invariants.disable()
+# "no seeds found in get_masks_torch - no masks found.": an image without objects is a result
+# the loop reports itself (0 objects), not a warning to print on every such image
+logging.getLogger("cellpose.dynamics").setLevel(logging.ERROR)
 
 STYLE_WIDTH = 256  # core.run_net assumes a 256-wide style vector
 STOCK_NBASE = (2, 32, 64, 128, 256)

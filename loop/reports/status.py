@@ -54,7 +54,8 @@ def round_summary(row: dict, task: str) -> dict:
     ``score`` is the held-out headline (AP@0.5 for segmentation, macro-F1 for
     classification); ``f1`` the model's F1 at IoU 0.5 (or accuracy) to set beside the
     annotators' agreement (``agreement``: mean pairwise object F1 at IoU 0.5, or share of
-    agreeing pairs), the human ceiling on the same kind of figure.
+    agreeing pairs; of a region round, over its regions), the human ceiling on the same kind
+    of figure.
     """
     metrics = json.loads(row["metrics"] or "{}")
     agreement = json.loads(row["agreement"] or "{}")
@@ -73,7 +74,9 @@ def round_summary(row: dict, task: str) -> dict:
         "f1": metrics.get("f1", metrics.get("accuracy")),
         "metrics": metrics,
         "batch": json.loads(row["batch"] or "[]"),
-        "agreement": agreement.get("mean_agreement"),
+        "agreement": agreement.get("mean_agreement")
+        if agreement.get("mean_agreement") is not None
+        else (agreement.get("regions") or {}).get("mean_agreement"),
         "consensus_vs_truth": consensus.get("f1_50", consensus.get("correct")),
         "annotators": agreement.get("annotators") or {},
         "annotators_vs_truth": {

@@ -307,7 +307,9 @@ def _agree(r: RoundState) -> dict:
             min_agreement=config.min_agreement,
             min_annotations=config.min_annotations,
         )
+        values = [v for v in merged.agreement.values() if v is not None]
         regions = {
+            "mean_agreement": float(np.mean(values)) if values else None,
             "merged": len(merged.fused),
             "low": merged.low,
             "waiting": merged.waiting,

@@ -1,5 +1,5 @@
 """
-Tables other tools read (see the README for columns):
+Tables other tools read (columns: docs/reference/database.md):
 
 ``images``       one row per image file: path relative to its data root, sha256, shape,
                  split (``pool``/``labeled``/``test``/``excluded``), metadata as ``meta_*``
