@@ -19,6 +19,7 @@ from loop.core.images import read_mask
 from loop.core.regions import restrict
 from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
+from loop.store.regions import task_regions
 from loop.study import Study
 from loop.types import PartialMask
 
@@ -61,12 +62,7 @@ def arm_view(study: Study, image: dict, label: dict, boxes) -> dict:
     (``known_regions``, which :func:`target_of` applies) with its known share and objects
     counted again."""
     tasks = json.loads(label.get("provenance") or "{}").get("regions", [])
-    merged = [
-        json.loads(row[0])
-        for row in study.store.db.execute(
-            f"SELECT region FROM tasks WHERE id IN ({','.join('?' * len(tasks))})", tasks
-        )
-    ]
+    merged = task_regions(study.store, tasks)
     mine = [list(map(int, b)) for b in boxes]
     if all(list(map(int, b)) in mine for b in merged):
         return label

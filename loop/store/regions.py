@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 from loop.store.db import Store, utcnow
 
 
@@ -31,6 +33,15 @@ def region_task_of(store: Store, image_id: int, region: str, *, tool: str, proje
         [image_id, region, tool, project],
     ).fetchone()
     return None if row is None else row[0]
+
+
+def task_regions(store: Store, task_ids) -> list[list[int]]:
+    """The regions (``row, col, height, width``) of these region tasks."""
+    ids = list(task_ids)
+    rows = store.db.execute(
+        f"SELECT region FROM tasks WHERE id IN ({','.join('?' * len(ids))})", ids
+    )
+    return [json.loads(row[0]) for row in rows]
 
 
 def region_tasks_of_image(store: Store, image_id: int) -> list[int]:
