@@ -9,7 +9,7 @@ LABEL_STUDIO_SPEC ?= label-studio==1.23.2
 PIP = $(VENV)/bin/python -m pip
 BIN = $(VENV)/bin
 
-.PHONY: install install-labelstudio test demo bench lint docs clean
+.PHONY: install install-labelstudio test demo bench bench-gpu lint docs clean
 
 install: $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -37,6 +37,9 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench.run
+
+bench-gpu: install  # the prepared GPU bench: one GPU, 16 cores, under 8 minutes (bench/gpu.py)
+	$(BIN)/python -m bench.gpu bench/results/$$(date +%F)-gpu.json
 
 docs: install  # the site in site/ (strict: a broken link or a stale reference fails)
 	$(BIN)/python docs/generate.py --check
