@@ -188,8 +188,9 @@ def bench_efficiency(
 
 
 def plots(result: dict, stem: Path) -> None:
-    """The curves of a ``bench_efficiency`` result: ``STEM.png`` (overall) and
-    ``STEM-groups.png`` (a panel per modality, with the full pool's figure)."""
+    """The curves of a ``bench_efficiency`` result: ``STEM.png`` (overall, by labeled
+    images), ``STEM-effort.png`` (overall, by the experts' effort) and ``STEM-groups.png`` (a
+    panel per modality, with the full pool's figure)."""
     from loop.reports.plots import efficiency_curves, group_curves
 
     efficiency_curves(
@@ -199,6 +200,14 @@ def plots(result: dict, stem: Path) -> None:
         full=result["full_pool_ap50"],
         title=f"DSB2018, all modalities: {result['seeds']} seeds, "
         f"batches of {result['settings']['batch']}",
+    )
+    efficiency_curves(
+        result["label_efficiency"],
+        stem.with_name(stem.name + "-effort.png"),
+        metric="AP@0.5",
+        full=result["full_pool_ap50"],
+        title=f"DSB2018, all modalities, against the experts' effort: {result['seeds']} seeds",
+        effort=True,
     )
     group_curves(
         result["label_efficiency"],

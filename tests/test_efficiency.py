@@ -123,6 +123,7 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     assert out["settings"]["initial"] == 4 and out["settings"]["test_images"] == 4
     assert (folder / "bench" / "label-efficiency.png").stat().st_size > 1000
     assert (folder / "bench" / "label-efficiency-groups.png").stat().st_size > 1000
+    assert (folder / "bench" / "label-efficiency-effort.png").stat().st_size > 1000
     with open_study(folder) as study:
         arms = {r["arm"] for r in study.store.db["rounds"].rows}
         assert arms == {f"{s}-s{i}" for s in ("random", "auto") for i in (0, 1)}

@@ -40,3 +40,18 @@ def test_agreement_vs_model_without_a_main_arm_draws_axes_and_no_empty_legend(tm
     assert imread(path).shape[0] > 100
     path = agreement_vs_model([{**row, "arm": "main"}], tmp_path / "main.png")
     assert imread(path).shape[0] > 100
+
+
+def test_efficiency_curves_against_effort_use_the_effort_axis(tmp_path):
+    from loop.reports.plots import efficiency_curves
+
+    record = {
+        "curve": [[4, 0.5, 0.02], [8, 0.6, 0.03]],
+        "effort_curve": [[0.0, 0.5, 0.45, 0.55], [900.0, 0.6, 0.5, 0.7]],
+    }
+    by_effort = efficiency_curves({"random": record}, tmp_path / "e.png", metric="AP@0.5",
+                                  full=0.7, effort=True)  # fmt: skip
+    by_labels = efficiency_curves({"random": record}, tmp_path / "l.png", metric="AP@0.5",
+                                  full=0.7)  # fmt: skip
+    assert by_effort.read_bytes()[:4] == b"\x89PNG" and by_labels.stat().st_size > 1000
+    assert by_effort.read_bytes() != by_labels.read_bytes()

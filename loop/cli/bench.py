@@ -161,6 +161,14 @@ def bench_al(
         full=result[f"full_pool_{metric}"],
         title=f"{study.name}: {seeds} seeds, batch {batch}",
     )
+    efficiency_curves(
+        result["label_efficiency"],
+        folder / "label-efficiency-effort.png",
+        metric=metric,
+        full=result[f"full_pool_{metric}"],
+        title=f"{study.name}: against the experts' effort, {seeds} seeds",
+        effort=True,
+    )
     group_curves(
         result["label_efficiency"],
         folder / "label-efficiency-groups.png",
@@ -168,7 +176,10 @@ def bench_al(
         ceilings=(result["full_pool"] or {}).get("per_group"),
         title=f"{study.name}: by group (grey: the full pool)",
     )
-    err.print(f"wrote {folder / 'label-efficiency.json'} and .png (-groups.png: by group)")
+    err.print(
+        f"wrote {folder / 'label-efficiency.json'} and .png (-effort.png: by the experts' "
+        "effort; -groups.png: by group)"
+    )
     if as_json:
         emit_json(result)
         return

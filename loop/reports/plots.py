@@ -47,26 +47,37 @@ def learning_curves(rounds: Sequence[dict], path: str | Path, *, metric: str) ->
 
 
 def efficiency_curves(
-    efficiency: dict, path: str | Path, *, metric: str, full: float | None, title: str = ""
+    efficiency: dict,
+    path: str | Path,
+    *,
+    metric: str,
+    full: float | None,
+    title: str = "",
+    effort: bool = False,
 ) -> Path:
-    """Mean held-out ``metric`` (band: ± 1 sd over seeds) against labeled images, one line
-    per strategy, with 90% and 95% of the full-pool figure as dotted lines.
+    """Mean held-out ``metric`` against labeled images (band: ± 1 sd over seeds), or with
+    ``effort`` against the experts' effort spent (band: the 95% interval), one line per
+    strategy, with 90% and 95% of the full-pool figure as dotted lines.
 
     Parameters
     ----------
     efficiency : dict
-        strategy -> ``{"curve": [[n_labeled, mean, sd], ...], ...}``.
+        strategy -> ``{"curve": [[n_labeled, mean, sd], ...], "effort_curve": [[effort,
+        mean, low, high], ...], ...}``.
     """
     plt = _pyplot()
     path = Path(path)
     fig, ax = plt.subplots(figsize=(6, 3.8), dpi=100)
     for name, record in efficiency.items():
-        curve = np.asarray(record["curve"], dtype=float).reshape(-1, 3)
         style = "--" if name == "random" else "-"
+        if effort:
+            curve = np.asarray(record["effort_curve"], dtype=float).reshape(-1, 4)
+            low, high = curve[:, 2], curve[:, 3]
+        else:
+            curve = np.asarray(record["curve"], dtype=float).reshape(-1, 3)
+            low, high = curve[:, 1] - curve[:, 2], curve[:, 1] + curve[:, 2]
         ax.plot(curve[:, 0], curve[:, 1], style, marker="o", label=name)
-        ax.fill_between(
-            curve[:, 0], curve[:, 1] - curve[:, 2], curve[:, 1] + curve[:, 2], alpha=0.2
-        )
+        ax.fill_between(curve[:, 0], low, high, alpha=0.2)
     if full is not None:
         for share, style in ((1.0, "-"), (0.95, ":"), (0.9, ":")):
             ax.axhline(share * full, color="grey", linestyle=style, linewidth=1)
@@ -77,7 +88,11 @@ def efficiency_curves(
                 color="grey",
                 va="bottom",
             )
-    ax.set_xlabel("labeled images (initial set included)")
+    ax.set_xlabel(
+        "experts' effort (weighted edits of the pre-annotations)"
+        if effort
+        else "labeled images (initial set included)"
+    )
     ax.set_ylabel(f"held-out {metric}")
     if title:
         ax.set_title(title, fontsize=9)
