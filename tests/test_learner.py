@@ -439,6 +439,7 @@ def test_an_arm_trains_only_on_the_regions_it_chose(tiny_study):
     import tifffile
 
     from loop.learn.labels import _label_digest, target_of, training_labels
+    from loop.types import PartialMask
 
     store = tiny_study.store
     image = store.images("split = 'labeled'")[0]
@@ -478,3 +479,21 @@ def test_an_arm_trains_only_on_the_regions_it_chose(tiny_study):
     outside[:, : w // 2] = False
     assert not (cut.known & outside & (cut.mask == 0)).any()
     assert _label_digest([(image, half)], {}) != _label_digest([(image, both)], {})
+    # a whole consensus another arm paid for replaces the partial one: the region arm still
+    # sees only its own region of it
+    from loop.store.labels import label_of, save_label
+
+    consensus = label_of(store, image["id"], "consensus")
+    save_label(store, image["id"], source="consensus",
+               label={"kind": "mask", "mask_path": consensus["mask_path"],
+                      "provenance": json.dumps({"agreement": 0.9})})  # fmt: skip
+    whole = label_of(store, image["id"], "consensus")
+    assert whole["known_path"] is None and whole["known_fraction"] is None
+    (_, view), = [it for it in training_labels(tiny_study, regions=mine)
+                  if it[0]["id"] == image["id"]]  # fmt: skip
+    assert view["known_regions"] == [left] and 0.4 < view["known_fraction"] < 1.0
+    seen = target_of(tiny_study, image, view)
+    assert np.array_equal(seen.known, cut.known) and np.array_equal(seen.mask, cut.mask)
+    (_, mine_whole), = [it for it in training_labels(tiny_study)
+                        if it[0]["id"] == image["id"]]  # fmt: skip
+    assert not isinstance(target_of(tiny_study, image, mine_whole), PartialMask)

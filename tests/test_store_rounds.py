@@ -56,3 +56,15 @@ def test_the_regions_an_arm_chose_by_image_before_a_round(tmp_path):
         assert rounds.arm_regions(store, "a", before=1) == {7: [[0, 0, 8, 8], [0, 8, 8, 8]]}
         assert rounds.arm_regions(store, "a", before=0) == {}
         assert rounds.arm_regions(store, "b") == {7: [[8, 8, 8, 8]]}
+
+
+def test_the_images_an_arm_pushed_whole(tmp_path):
+    with Store(tmp_path / "loop.db", create=True) as store:
+        for i in (1, 2, 3):
+            store.db["images"].insert({"id": i, "root": "r", "path": f"{i}", "sha256": f"{i}"})
+        for image_id, arm, purpose in ((1, "a", "annotate"), (2, "a", "region"),
+                                       (3, "a", "tile"), (2, "b", "annotate")):  # fmt: skip
+            store.db["tasks"].insert({"image_id": image_id, "arm": arm, "purpose": purpose})
+        assert rounds.whole_task_images(store, "a") == {1, 3}
+        assert rounds.whole_task_images(store, "b") == {2}
+        assert rounds.whole_task_images(store, "c") == set()

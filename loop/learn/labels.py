@@ -50,22 +50,23 @@ def training_labels(study: Study, image_ids=None, regions=None) -> list[tuple[di
         labels = [row for row in labels_of(study.store, image["id"]) if row["source"] in rank]
         if labels:
             label = min(labels, key=lambda r: rank[r["source"]])
-            if regions and image["id"] in regions and is_partial(label):
+            if regions and image["id"] in regions and label.get("kind") == "mask":
                 label = arm_view(study, image, label, regions[image["id"]])
             out.append((image, label))
     return out
 
 
 def arm_view(study: Study, image: dict, label: dict, boxes) -> dict:
-    """A partial label as an arm that chose only ``boxes`` of the image knows it: the label
-    itself when every region merged into it is one of them, else a copy that names the boxes
+    """A label as an arm that chose only ``boxes`` of the image knows it: a partial label
+    itself when every region merged into it is one of them, else (a partial label with other
+    arms' regions, or a whole label another arm paid for) a copy that names the boxes
     (``known_regions``, which :func:`target_of` applies) with its known share and objects
     counted again."""
-    tasks = json.loads(label.get("provenance") or "{}").get("regions", [])
-    merged = task_regions(study.store, tasks)
     mine = [list(map(int, b)) for b in boxes]
-    if all(list(map(int, b)) in mine for b in merged):
-        return label
+    if is_partial(label):
+        tasks = json.loads(label.get("provenance") or "{}").get("regions", [])
+        if all(list(map(int, b)) in mine for b in task_regions(study.store, tasks)):
+            return label
     mask, known = restrict(*_partial(study, image, label), mine)
     return {
         **label,
@@ -90,8 +91,9 @@ def _validation_key(sha256: str) -> float:
 
 
 def is_partial(label: dict) -> bool:
-    """Whether a label is known in part only (:class:`loop.types.PartialMask`)."""
-    return bool(label.get("known_path"))
+    """Whether a label is known in part only (:class:`loop.types.PartialMask`): a partial
+    label, or an arm's view of part of one (``known_regions``)."""
+    return bool(label.get("known_path") or label.get("known_regions"))
 
 
 def training_area(items: list[tuple[dict, dict]]) -> float:
@@ -144,7 +146,10 @@ def target_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMas
 
 
 def _partial(study: Study, image: dict, label: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(label image, known pixels) of a label; a whole label is known everywhere."""
     mask = _mask_of(study, image, label)
+    if not label.get("known_path"):
+        return mask, np.ones(mask.shape, bool)
     return mask, read_mask(study.resolve(label["known_path"]), mask.shape) > 0
 
 

@@ -170,7 +170,12 @@ WAITING = object()
 
 def _train(r: RoundState) -> dict:
     labeled = arm_images(r.study, r.arm, before=r.number)
-    regions = store_rounds.arm_regions(r.study.store, r.arm, before=r.number)
+    whole = store_rounds.whole_task_images(r.study.store, r.arm)  # the arm paid for those
+    regions = {
+        i: boxes
+        for i, boxes in store_rounds.arm_regions(r.study.store, r.arm, before=r.number).items()
+        if i not in whole
+    }
     previous = _previous_model(r.study, r.arm, r.number)
     report = learn.train(
         r.study,

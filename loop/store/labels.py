@@ -20,8 +20,12 @@ def label_of(store: Store, image_id: int, source: str) -> dict | None:
 def save_label(store: Store, image_id: int, *, source: str, label: dict, compare=None) -> bool:
     """Write the image's ``source`` label (inserted, or updated with its version + 1 when one
     of ``compare`` (default: every key of ``label``) differs) and move a pool image to
-    ``labeled``, in one transaction. Returns False when the stored label is kept as is."""
+    ``labeled``, in one transaction. A label without ``known_path`` is known everywhere (a
+    whole consensus replaces a partial one whole). Returns False when the stored label is
+    kept as is."""
     existing = label_of(store, image_id, source)
+    # a label that names no known mask is known everywhere: it replaces a partial one whole
+    label = {"known_path": None, "known_fraction": None, **label}
     keys = label if compare is None else compare
     changed = existing is None or any(existing[k] != label[k] for k in keys)
     now = utcnow()

@@ -99,6 +99,15 @@ def arm_regions(store: Store, arm: str, *, before: int | None = None) -> dict[in
     return out
 
 
+def whole_task_images(store: Store, arm: str) -> set[int]:
+    """The images the arm pushed whole (annotation or tile tasks of its own)."""
+    rows = store.db.execute(
+        "SELECT DISTINCT image_id FROM tasks WHERE arm = ? AND purpose IN ('annotate', 'tile')",
+        [arm],
+    )
+    return {r[0] for r in rows}
+
+
 def has_arm(store: Store, arm: str) -> bool:
     return (
         store.db.execute("SELECT 1 FROM arm_images WHERE arm = ? LIMIT 1", [arm]).fetchone()
