@@ -154,21 +154,18 @@ def bench_al(
     folder.mkdir(exist_ok=True)
     (folder / "label-efficiency.json").write_text(json.dumps(result, indent=2) + "\n")
     metric = result["metric"]
-    efficiency_curves(
-        result["label_efficiency"],
-        folder / "label-efficiency.png",
-        metric=metric,
-        full=result[f"full_pool_{metric}"],
-        title=f"{study.name}: {seeds} seeds, batch {batch}",
-    )
-    efficiency_curves(
-        result["label_efficiency"],
-        folder / "label-efficiency-effort.png",
-        metric=metric,
-        full=result[f"full_pool_{metric}"],
-        title=f"{study.name}: against the experts' effort, {seeds} seeds",
-        effort=True,
-    )
+    for name, effort, title in (
+        ("label-efficiency.png", False, f"{study.name}: {seeds} seeds, batch {batch}"),
+        ("label-efficiency-effort.png", True, f"{study.name}: by the experts' effort"),
+    ):
+        efficiency_curves(
+            result["label_efficiency"],
+            folder / name,
+            metric=metric,
+            full=result[f"full_pool_{metric}"],
+            title=title,
+            effort=effort,
+        )
     group_curves(
         result["label_efficiency"],
         folder / "label-efficiency-groups.png",
