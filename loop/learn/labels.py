@@ -38,8 +38,9 @@ def training_labels(study: Study, image_ids=None, regions=None) -> list[tuple[di
     label first by :data:`LABEL_PRIORITY`.
 
     Labeled images without any usable label are left out. ``regions`` (image id -> boxes,
-    :func:`loop.store.rounds.arm_regions`) cuts a partial label down to the regions an arm
-    chose (:func:`arm_view`): regions other arms had annotated do not train it.
+    :func:`loop.store.rounds.arm_regions`) cuts the mask label of each of those images down
+    to the regions an arm chose (:func:`arm_view`): what other arms annotated there, regions
+    or the whole image, does not train it.
     """
     rank = {source: i for i, source in enumerate(LABEL_PRIORITY)}
     wanted = None if image_ids is None else set(image_ids)
