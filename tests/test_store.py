@@ -84,3 +84,29 @@ def test_helpers():
     assert meta_column(" Instrument ID ") == "meta_instrument_id"
     assert meta_column("%%") == "meta_unnamed"
     assert dumps({"b": 1, "a": [1, 2]}) == '{"a":[1,2],"b":1}'
+
+
+def test_a_whole_consensus_with_a_stale_known_mask_is_repaired(tmp_path):
+    """Migration 15: before 2026-12-07 a whole consensus written over a partial label kept its
+    known mask; on open, a label whose provenance names no region is known everywhere again,
+    and a real partial label keeps its own."""
+    with Store(tmp_path / "loop.db", create=True) as store:
+        store.db["images"].insert({"id": 1, "root": "r", "path": "a", "sha256": "a"})
+        store.db["images"].insert({"id": 2, "root": "r", "path": "b", "sha256": "b"})
+        for image_id, provenance in ((1, {"agreement": 0.9}), (2, {"regions": [4]})):
+            store.db["labels"].insert(
+                {
+                    "image_id": image_id,
+                    "source": "consensus",
+                    "kind": "mask",
+                    "known_path": f"k{image_id}.tif",
+                    "known_fraction": 0.2,
+                    "provenance": dumps(provenance),
+                }  # fmt: skip
+            )
+        store.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION - 1}")
+    with Store(tmp_path / "loop.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        rows = {r["image_id"]: r for r in store.db["labels"].rows}
+        assert (rows[1]["known_path"], rows[1]["known_fraction"]) == (None, None)
+        assert (rows[2]["known_path"], rows[2]["known_fraction"]) == ("k2.tif", 0.2)
