@@ -202,11 +202,9 @@ def agree_regions(
         fused = touching(consensus_mask(list(masks.values()), method=method), frame)
         if not fused.any():
             report.empty.append(task_id)
-        if _merge(study, image, task_id, tile, json.loads(rows[0]["task_region"]), fused, rows,
-                  method, agreement):  # fmt: skip
-            report.fused.append(task_id)
-        else:
-            report.already += 1
+        _merge(study, image, task_id, tile, json.loads(rows[0]["task_region"]), fused, rows,
+               method, agreement)  # fmt: skip
+        report.fused.append(task_id)
     return report
 
 
@@ -225,16 +223,12 @@ def _count(mask: np.ndarray) -> int:
     return len(np.unique(mask[mask > 0]))
 
 
-def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) -> bool:
-    """Merge a region's consensus into the image's consensus label; False when done before
-    or when the image already has a whole consensus."""
+def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) -> None:
+    """Merge a region's consensus into the image's partial consensus label (the caller has
+    checked that the task is not merged yet and that the consensus is not whole)."""
     store = study.store
     existing = label_of(store, image["id"], "consensus")
     provenance = json.loads(existing["provenance"] or "{}") if existing else {}
-    if existing is not None and not existing.get("known_path"):
-        return False  # a whole-image consensus: nothing is unknown
-    if task_id in provenance.get("regions", []):
-        return False
     shape = (image["height"], image["width"])
     mask = np.zeros(shape, np.int32)
     known = np.zeros(shape, bool)
@@ -285,7 +279,6 @@ def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) 
         },
         compare=("provenance",),
     )
-    return True
 
 
 def chosen_regions(study: Study) -> list[tuple[int, list[int]]]:

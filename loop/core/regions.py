@@ -183,10 +183,19 @@ def touching(mask: np.ndarray, box) -> np.ndarray:
     >>> np.unique(touching(m, (0, 0, 3, 3))).tolist()
     [0, 1]
     """
-    r, c, h, w = (int(v) for v in box)
-    inside = np.unique(mask[max(r, 0) : r + h, max(c, 0) : c + w])
-    inside = inside[inside != 0]
-    return np.where(np.isin(mask, inside), mask, 0)
+    return _touching_any(mask, [box])[0]
+
+
+def _touching_any(mask: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """(``mask`` with only the objects that have a pixel in one of ``boxes``, each kept whole;
+    the pixels of the boxes)."""
+    inside = np.zeros(mask.shape, bool)
+    for box in boxes:
+        r, c, h, w = (int(v) for v in box)
+        inside[max(r, 0) : r + h, max(c, 0) : c + w] = True
+    ids = np.unique(mask[inside])
+    ids = ids[ids != 0]
+    return np.where(np.isin(mask, ids), mask, 0), inside
 
 
 def restrict(mask: np.ndarray, known: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
@@ -212,11 +221,5 @@ def restrict(mask: np.ndarray, known: np.ndarray, boxes) -> tuple[np.ndarray, np
     >>> np.unique(m2).tolist(), int(k2.sum())
     ([0, 1], 9)
     """
-    inside = np.zeros(mask.shape, bool)
-    for box in boxes:
-        r, c, h, w = (int(v) for v in box)
-        inside[max(r, 0) : r + h, max(c, 0) : c + w] = True
-    ids = np.unique(mask[inside])
-    ids = ids[ids != 0]
-    kept = np.where(np.isin(mask, ids), mask, 0)
+    kept, inside = _touching_any(mask, boxes)
     return kept, known & (inside | (kept > 0))

@@ -28,7 +28,6 @@ Definitions
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ from loop.rounds.round import (
     run_round,
 )
 from loop.store.models import steps_of
-from loop.store.rounds import effort_of_batch, initial_count
+from loop.store.rounds import initial_count
 from loop.study import Study
 from loop.types import AnnotationTool
 
@@ -126,7 +125,6 @@ def details(study: Study, arm: str) -> list[dict]:
     every arm, count nothing), ``score`` and ``per_group`` (group -> headline metric)."""
     metric = HEADLINE[study.config.task]
     out, spent = [], 0.0
-    rows = {row["round"]: row for row in study.store.rounds(arm)}
     for r in round_summaries(study, arm):
         if r["n_labeled"] is not None and r["score"] is not None:
             out.append(
@@ -138,9 +136,7 @@ def details(study: Study, arm: str) -> list[dict]:
                     "per_group": group_figures(r["metrics"], metric),
                 }
             )
-        row = rows[r["round"]]
-        regions = json.loads(row.get("regions") or "null")
-        spent += effort_of_batch(study.store, r["batch"], regions)
+        spent += r["effort"] or 0.0  # round_summaries weighed the batch's edits
     return out
 
 
