@@ -17,6 +17,27 @@ from loop.rounds.efficiency import EfficiencyOptions
 runner = CliRunner()
 
 
+def synthetic_study(tmp_path, n_images: int, toml: str, *, test, initial, prepare=None):
+    """A study of ``n_images`` synthetic 64 px nuclei with ``toml``, ingested, ``prepare``d
+    (e.g. metadata added) and split (stratified by its groups); returns its folder."""
+    from loop.data.demo import write_synthetic
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
+    from loop.study import init_study, open_study
+
+    data = write_synthetic(tmp_path / "data", n_images, shape=(64, 64))
+    folder = tmp_path / "study"
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(toml)
+    with open_study(folder) as study:
+        ingest(study, data / "images", masks=data / "masks")
+        if prepare:
+            prepare(study)
+        stratify = tuple(study.config.groups) or None
+        split_study(study, test=test, initial=initial, seed=0, stratify=stratify)
+    return folder
+
+
 def test_bad_options_are_refused():
     with pytest.raises(RoundError, match="--seeds 0: give at least 1"):
         EfficiencyOptions(strategies=("random",), seeds=0)
@@ -35,25 +56,19 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     """Random and the default strategy, 2 seeds, 1 round of 2 images on synthetic nuclei:
     curves, labels-to figures, the full-pool reference and the plot; a second call resumes
     (trains nothing new) and gives the same figures."""
-    from loop.data.demo import write_synthetic
-    from loop.data.ingest import ingest
-    from loop.data.split import split_study
-    from loop.study import init_study, open_study
+    from loop.study import open_study
 
     for key, value in ls_remote.items():
         monkeypatch.setenv(key, value)
-    data = write_synthetic(tmp_path / "data", 16, shape=(64, 64))
-    folder = tmp_path / "study"
-    init_study(folder).close()
-    toml = tiny_rounds_toml(["eff-a", "eff-b", "eff-c"])
-    (folder / "loop.toml").write_text('groups = ["site"]\n' + toml)
-    with open_study(folder) as study:
-        ingest(study, data / "images", masks=data / "masks")
+
+    def two_sites(study):
         db = study.store.db
         db["images"].add_column("meta_site", str)
         for image in study.store.images():  # two sites, images alternating
             db["images"].update(image["id"], {"meta_site": "ab"[image["id"] % 2]})
-        split_study(study, test=4, initial=4, seed=0, stratify=("site",))
+
+    toml = 'groups = ["site"]\n' + tiny_rounds_toml(["eff-a", "eff-b", "eff-c"])
+    folder = synthetic_study(tmp_path, 16, toml, test=4, initial=4, prepare=two_sites)
     args = ["bench", "al", str(folder), "--seeds", "2", "--rounds", "1", "--batch", "2"]
     args += ["--full-pool-chunks", "3"]
     result = runner.invoke(app, [*args, "--json"])
@@ -167,24 +182,15 @@ def test_region_arms_pay_for_their_regions_only(tmp_path, monkeypatch, ls_remote
     """``--region-batch``: a region arm annotates that many regions a round, its effort is
     what its region tasks cost, and the partial labels of regions another arm chose on the
     same image do not train it."""
-    from loop.data.demo import write_synthetic
-    from loop.data.ingest import ingest
-    from loop.data.split import split_study
     from loop.learn.labels import training_labels
     from loop.store import dumps
     from loop.store.rounds import arm_images, arm_regions
-    from loop.study import init_study, open_study
+    from loop.study import open_study
 
     for key, value in ls_remote.items():
         monkeypatch.setenv(key, value)
-    data = write_synthetic(tmp_path / "data", 10, shape=(64, 64))
-    folder = tmp_path / "study"
-    init_study(folder).close()
-    toml = tiny_rounds_toml(["reg-a", "reg-b", "reg-c"])
-    (folder / "loop.toml").write_text(toml + "\n[regions]\nsize = 32\nper_image = 1\n")
-    with open_study(folder) as study:
-        ingest(study, data / "images", masks=data / "masks")
-        split_study(study, test=2, initial=2, seed=0)
+    toml = tiny_rounds_toml(["reg-a", "reg-b", "reg-c"]) + "\n[regions]\nsize = 32\nper_image = 1\n"
+    folder = synthetic_study(tmp_path, 10, toml, test=2, initial=2)
     args = ["bench", "al", str(folder), "--seeds", "1", "--rounds", "1", "--batch", "2"]
     args += ["--strategies", "random@region,flip@region", "--region-batch", "3"]
     result = runner.invoke(app, [*args, "--no-full-pool", "--json"])
