@@ -133,8 +133,10 @@ def run_each(
     (:func:`chunk_size`: a task carries several, so that the per-task cost of the scheduler
     and the driver does not swamp short work); an exception of ``fn`` is that item's
     :class:`TaskFailed`; a chunk whose worker dies is run once more (Dask also moves the work
-    of a worker that dies), and a chunk that dies twice is split into single items, each run
-    at most twice, so that one bad item fails alone and the run goes on. ``fn`` and the items
+    of a worker that dies), and a chunk that dies twice is split into single items. Dask
+    blames every task on a dying worker, so a single item that dies is run once more alone,
+    after the others (nothing beside it to kill its worker): one bad item fails alone and the
+    run goes on. ``fn`` and the items
     must pickle (module-level functions, frozen dataclasses). ``client`` runs on a cluster
     that is already up (:func:`started`), keeping its workers warm between calls.
     """
@@ -154,24 +156,30 @@ def run_each(
     size = engine.chunk or chunk_size(len(items), threads)
     window = engine.in_flight or 2 * threads
     pending = as_completed()
-    futures: dict = {}  # future -> (first index, items it carries)
+    futures: dict = {}  # future -> (first index, end, whether it ran with nothing beside it)
     done: dict[int, object] = {}
     queue = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     queue.reverse()  # popped from the end: in order
+    alone: list[int] = []  # single items that died beside others: run again, one at a time
     in_flight = next_out = 0
 
     def submit():
         nonlocal in_flight
-        while queue and in_flight < window:
-            start, stop = queue.pop()
+        while queue and in_flight < window or alone and not queue and not in_flight:
+            by_itself = not in_flight and (len(queue) <= 1 or window == 1)  # nothing beside it
+            if queue:
+                start, stop = queue.pop()
+            else:
+                start = alone.pop()
+                stop = start + 1
             future = client.submit(_chunk, fn, items[start:stop], retries=1, pure=False)
-            futures[future] = (start, stop)
+            futures[future] = (start, stop, by_itself)
             pending.add(future)
             in_flight += 1
 
     submit()
     for future in pending:
-        start, stop = futures.pop(future)
+        start, stop, ran_alone = futures.pop(future)
         in_flight -= 1
         try:
             outcomes = future.result()
@@ -179,6 +187,8 @@ def run_each(
             outcomes = None
             if stop - start > 1:  # one at a time: only the culprit fails
                 queue.extend((i, i + 1) for i in reversed(range(start, stop)))
+            elif not ran_alone and type(exc).__name__ == "KilledWorker":
+                alone.insert(0, start)  # maybe only beside the culprit
             else:
                 done[start] = TaskFailed(f"{type(exc).__name__}: {exc}")
         future.release()
