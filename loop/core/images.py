@@ -222,12 +222,20 @@ def count_objects(mask: np.ndarray) -> int:
 
 
 def normalize_percentile(
-    image: np.ndarray, lower: float = 1.0, upper: float = 99.0, *, per_channel: bool = True
+    image: np.ndarray,
+    lower: float = 1.0,
+    upper: float = 99.0,
+    *,
+    per_channel: bool = True,
+    brightest: float | None = None,
 ) -> np.ndarray:
     """Percentile normalisation, as Cellpose's ``normalize99``.
 
     Maps the ``lower`` percentile to 0 and the ``upper`` percentile to 1 (values outside are
-    not clipped). A flat channel becomes zeros.
+    not clipped). A flat channel becomes zeros. With ``brightest``, the 99.9th percentile
+    maps to at most that value: in a sparse image (a few nuclei on a dark field, under 1% of
+    the pixels) the ``upper`` percentile is background, which would stretch the noise to
+    [0, 1] and the objects to tens; the scale is then widened until they are at ``brightest``.
 
     Parameters
     ----------
@@ -237,6 +245,8 @@ def normalize_percentile(
         Percentiles in [0, 100].
     per_channel : bool
         Normalise each channel on its own (True) or all channels together.
+    brightest : float, optional
+        The most the 99.9th percentile may become (None: no bound).
 
     Returns
     -------
@@ -248,14 +258,26 @@ def normalize_percentile(
     >>> out = normalize_percentile(np.arange(101, dtype=np.uint16), 0, 100)
     >>> float(out.min()), float(out.max())
     (0.0, 1.0)
+    >>> sparse = np.full((100, 100), 10.0)
+    >>> sparse[::2] += 1  # noise
+    >>> sparse[:2, :20] = 250  # one small object: 0.4% of the pixels
+    >>> float(normalize_percentile(sparse).max())
+    240.0
+    >>> float(normalize_percentile(sparse, brightest=4).max())
+    4.0
     """
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 3 and per_channel:
         return np.stack(
-            [normalize_percentile(image[..., c], lower, upper) for c in range(image.shape[-1])],
+            [
+                normalize_percentile(image[..., c], lower, upper, brightest=brightest)
+                for c in range(image.shape[-1])
+            ],
             axis=-1,
         )
-    lo, hi = np.percentile(image, [lower, upper])
+    lo, hi, top = np.percentile(image, [lower, upper, 99.9])
+    if brightest is not None:
+        hi = max(hi, lo + (top - lo) / brightest)
     if hi - lo <= 1e-12:
         return np.zeros_like(image)
     return ((image - lo) / (hi - lo)).astype(np.float32, copy=False)
