@@ -92,7 +92,7 @@ class LabelStudio(RestClient):
         self,
         *,
         title: str,
-        task: str,
+        control: str,
         classes: Sequence[str],
         overlap: int,
         existing: str | None,
@@ -127,7 +127,7 @@ class LabelStudio(RestClient):
             matches = [p for p in listing.get("results", []) if p.get("title") == title]
             project_id = str(matches[0]["id"]) if matches else None
         if project_id is None:
-            config = label_config(task, classes, labels=self.labels)
+            config = label_config(control, classes, labels=self.labels)
             project = self._json(
                 "POST",
                 "/api/projects",
@@ -138,7 +138,7 @@ class LabelStudio(RestClient):
         else:
             current = self._json("GET", f"/api/projects/{project_id}", what="read the project")
             config = label_config(
-                task, classes, labels=self.labels, keep=label_values(current.get("label_config"))
+                control, classes, labels=self.labels, keep=label_values(current.get("label_config"))
             )
             if not same_config(current.get("label_config"), config):
                 # sent only when changed: Label Studio re-validates every annotation then, and

@@ -24,19 +24,29 @@ KEY_FIELD = "loop_task_id"
 """The task data field that holds our task id (to find a task again after a crash)."""
 
 
-def label_config(task: str, classes=(), *, labels: LabelSpec | None = None, keep=()) -> str:
-    """The Label Studio labeling config for a study's task.
+def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, keep=()) -> str:
+    """The Label Studio labeling config of a project whose annotators use ``control``.
 
     Parameters
     ----------
+    control : {"BrushLabels", "Choices"}
+        The Label Studio control a study's task is annotated with
+        (:attr:`loop.tasks.base.Task.control`): brushed objects, or one class per image.
+    classes : sequence of str
+        The choices (``Choices``).
     labels : LabelSpec, optional
         The objects' name and colour, and the name and colour of the model's doubtful objects
-        (segmentation); default: ``Object`` in red.
+        (``BrushLabels``); default: ``Object`` in red.
     keep : sequence of str
         Label values the project already has (annotations made with them must stay valid):
         kept, in grey, after the study's own.
+
+    Raises
+    ------
+    MalformedAnnotation
+        For a control this connector does not write, or ``Choices`` without classes.
     """
-    if task == "segmentation":
+    if control == "BrushLabels":
         spec = labels or LabelSpec()
         values = [(spec.name, spec.colour), *spec.others]
         if spec.unsure_name:
@@ -53,6 +63,11 @@ def label_config(task: str, classes=(), *, labels: LabelSpec | None = None, keep
             f"{lines}"
             "  </BrushLabels>\n"
             "</View>\n"
+        )
+    if control != "Choices":
+        raise MalformedAnnotation(
+            f"no labeling config for the control {control!r}: this connector writes "
+            "BrushLabels and Choices"
         )
     if not classes:
         raise MalformedAnnotation(

@@ -14,8 +14,8 @@ from loop.config_view import DisplayConfig, LabelsConfig
 from loop.core.effort import EffortWeights
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile
+from loop.tasks import TASKS
 
-TASKS = ("segmentation", "classification")
 SEED = (0, 2**32 - 1)
 """Seeds numpy, torch and Cellpose all accept."""
 

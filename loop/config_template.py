@@ -4,7 +4,6 @@ it does (it parses back to the defaults of :mod:`loop.config`)."""
 from __future__ import annotations
 
 from loop.config import (
-    TASKS,
     AugmentConfig,
     ClassifierConfig,
     ClusterConfig,
@@ -18,23 +17,22 @@ from loop.config import (
     SplitConfig,
 )
 from loop.core.effort import EffortWeights
-from loop.errors import ConfigError
+from loop.tasks import described, task_of
 
 
 def default_toml(task: str) -> str:
     """The commented ``loop.toml`` that ``loop init`` writes (it parses to the defaults)."""
-    if task not in TASKS:
-        raise ConfigError(f"task = {task!r}: choose one of {', '.join(TASKS)}")
+    spec = task_of(task)
     split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
     cluster, regions, effort = ClusterConfig(), RegionsConfig(), EffortWeights()
-    stratify_hint = "class" if task == "classification" else "nothing"
+    stratify_hint = ", ".join(spec.stratify) or "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
 # Unknown keys are errors, so a typo cannot be silently ignored.
 
-task = "{task}"          # segmentation (instance masks) or classification (one class per image)
+task = "{task}"          # {described()}
 # Metadata columns that `loop status` and reports break figures down by (e.g. ["modality"]).
 groups = []
 

@@ -93,7 +93,7 @@ class AnnotationTool(Protocol):
         self,
         *,
         title: str,
-        task: str,
+        control: str,
         classes: Sequence[str],
         overlap: int,
         existing: str | None,

@@ -1,6 +1,7 @@
 """The layout's rules, checked on the source: dependencies point one way, no import circle
 anywhere (bench included), only loop/cli/wiring.py imports connectors, SQL only under
-loop/store/, modules of about 400 lines at most."""
+loop/store/, modules of about 400 lines at most, and no stage that branches on the name of
+a task (it asks the task, :mod:`loop.tasks`)."""
 
 import ast
 from pathlib import Path
@@ -16,7 +17,7 @@ LAYERS = [
     ("loop.reports",),
     ("loop.learn", "loop.annotate", "loop.data"),
     ("loop.models", "loop.store"),
-    ("loop.core",),
+    ("loop.core", "loop.tasks"),
 ]
 
 
@@ -126,3 +127,34 @@ def test_sql_only_in_the_store_and_modules_stay_small():
             large.append((name, len(text.splitlines())))
     assert offenders == []
     assert large == []
+
+
+def task_branches(tree: ast.AST, names: set[str]) -> list[int]:
+    """Lines that compare something to a task's name (``config.task == "segmentation"``) or
+    key a table by task names: what a registered :class:`loop.tasks.Task` says instead."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(x, ast.Constant) and x.value in names for x in sides):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Dict):
+            if any(isinstance(k, ast.Constant) and k.value in names for k in node.keys):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_no_stage_branches_on_a_task_name():
+    from loop.tasks import TASKS
+
+    found = {
+        name: lines
+        for name, path in modules().items()
+        if name.startswith(("loop.", "connectors.")) and not name.startswith("loop.tasks")
+        if (lines := task_branches(ast.parse(path.read_text()), set(TASKS)))
+    }
+    assert found == {}
+    planted = ast.parse(
+        'if study.config.task == "classification":\n    pass\nx = {"segmentation": 1}'
+    )
+    assert task_branches(planted, set(TASKS)) == [1, 3]  # the check finds what it forbids

@@ -46,12 +46,14 @@ def test_label_image_round_trip_is_exact_up_to_relabelling():
 
 
 def test_label_configs():
-    seg = label_config("segmentation")
+    seg = label_config("BrushLabels")
     assert "<BrushLabels" in seg and 'value="$image"' in seg
-    cls = label_config("classification", ["A & B", "C"])
+    cls = label_config("Choices", ["A & B", "C"])
     assert '<Choice value="A &amp; B"/>' in cls and 'choice="single"' in cls
     with pytest.raises(MalformedAnnotation, match="needs its classes"):
-        label_config("classification", [])
+        label_config("Choices", [])
+    with pytest.raises(MalformedAnnotation, match="no labeling config for the control 'Polygon"):
+        label_config("PolygonLabels")
 
 
 def test_malformed_results():
@@ -95,11 +97,11 @@ def test_labels_have_the_studys_name_colour_and_a_doubtful_twin():
     from loop.types import LabelSpec
 
     spec = LabelSpec(name="nucleus", colour="#00c8ff", unsure_name="nucleus?")
-    config = label_config("segmentation", labels=spec, keep=["Object", "nucleus"])
+    config = label_config("BrushLabels", labels=spec, keep=["Object", "nucleus"])
     assert label_values(config) == ["nucleus", "nucleus?", "Object"]  # old ones kept, once
     assert 'value="nucleus" background="#00c8ff"' in config
     assert 'value="nucleus?" background="#ffb000"' in config
-    assert label_values(label_config("segmentation")) == ["Object"]  # the default
+    assert label_values(label_config("BrushLabels")) == ["Object"]  # the default
     mask = small_mask()
     results = mask_to_results(mask, label="nucleus", unsure=[9], unsure_label="nucleus?")
     names = {r["id"]: r["value"]["brushlabels"] for r in results}
@@ -116,7 +118,7 @@ def test_other_kinds_of_object_are_labels_and_come_back_by_name():
     from loop.types import LabelSpec
 
     spec = LabelSpec(name="nucleus", unsure_name="nucleus?", others=(("mitosis", "#ff4fd8"),))
-    config = label_config("segmentation", labels=spec)
+    config = label_config("BrushLabels", labels=spec)
     assert label_values(config) == ["nucleus", "mitosis", "nucleus?"]
     assert 'value="mitosis" background="#ff4fd8"' in config
     results = mask_to_results(small_mask(), label="nucleus")

@@ -24,6 +24,7 @@ from loop.core.object_classes import per_class_agreement, vote_classes
 from loop.store import annotations, dumps
 from loop.store.labels import save_label
 from loop.study import Study
+from loop.tasks import task_of
 
 CONSENSUS_DIR = Path("consensus")
 
@@ -143,7 +144,7 @@ def agree(
     in_range("min_annotations", min_annotations, 1, 100)
     store = study.store
     by_task = _current_annotations(study, round, image_ids)
-    segmentation = study.config.task == "segmentation"
+    masks_drawn = task_of(study.config.task).label_kind == "mask"
     results: list[TaskAgreement] = []
     waiting: list[Waiting] = []
     for done, (task_id, rows) in enumerate(by_task.items(), start=1):
@@ -157,7 +158,7 @@ def agree(
             continue
         item = TaskAgreement(task_id, image["id"], image["name"], rows[0]["task_round"], names)
         truth = store.truth(image["id"]) if against_truth else None
-        if segmentation:
+        if masks_drawn:
             shape = (image["height"], image["width"])
             masks = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
             for a, b in itertools.combinations(names, 2):
@@ -204,14 +205,14 @@ def agree(
                     },
                 }
         item.adjudicate = (item.agreement is not None and item.agreement < min_agreement) or (
-            not segmentation and item.consensus is None
+            not masks_drawn and item.consensus is None
         )
         if write and not item.adjudicate:
             _store_consensus(study, item, image, rows, fused, method)
         results.append(item)
         if progress:
             progress(done, len(by_task))
-    report = _summarise(results, by_task, segmentation)
+    report = _summarise(results, by_task, masks_drawn)
     report.waiting = waiting
     return report
 

@@ -32,6 +32,7 @@ from loop.store import annotations as q
 from loop.store import dumps
 from loop.store.lock import locked
 from loop.study import Study
+from loop.tasks import task_of
 from loop.types import AnnotationTool, ToolAnnotation, ToolTaskState
 
 CLOCK_MARGIN = timedelta(seconds=5)
@@ -45,7 +46,7 @@ def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: T
     only when ``[labels] others`` names more kinds of object, and not for tiles."""
     if ann.cancelled:
         return None, None, None, None
-    if study.config.task == "segmentation":
+    if task_of(study.config.task).label_kind == "mask":
         shape = (image["height"], image["width"])
         if task["tile"]:
             shape = tuple(json.loads(task["tile"])[2:])

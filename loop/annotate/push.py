@@ -44,6 +44,7 @@ from loop.store import annotations as q
 from loop.store import meta_column, scores, utcnow
 from loop.store.lock import locked
 from loop.study import Study
+from loop.tasks import names, task_of
 from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
@@ -69,41 +70,13 @@ def project_title(study: Study) -> str:
     Examples: ``demo: nucleus outlines (4ed48b)``, ``wbc: image classes (91c2aa)``.
     """
     digest = hashlib.sha1(str(study.path.resolve()).encode()).hexdigest()[:6]
-    what = (
-        f"{study.config.labels.object} outlines"
-        if study.config.task == "segmentation"
-        else "image classes"
-    )
+    what = task_of(study.config.task).what_for(study.config.labels.object)
     return f"{study.path.resolve().name[:16]}: {what[:16]} ({digest})"  # + " review": <= 50
 
 
 def instructions(study: Study, purpose: str = "annotate") -> str:
     """What annotators are asked to do, shown as the project's description and instructions."""
-    if study.config.task == "classification":
-        task = "Choose the one class that describes the whole image."
-    else:
-        name = study.config.labels.object
-        task = (
-            f"Outline every {name} with the brush, one region per {name} (objects that touch "
-            f"are separate regions). The model's outlines are drawn already: correct them "
-            f"(erase or redraw wrong ones, delete false ones, add the missed ones)."
-        )
-        others = study.config.labels.others
-        if others:
-            task += (
-                f" The model draws every object as {name}: give each "
-                + " or ".join(f'"{o}"' for o in others)
-                + " its own label."
-            )
-        if study.config.labels.unsure_flow_error > 0:
-            task += (
-                f' Regions labelled "{name}?" are the ones the model doubts most: check '
-                "those first."
-            )
-        task += (
-            f" A picture with a yellow frame asks for that region only: outline every {name} "
-            "that touches the frame, whole (also where it crosses the frame), and nothing else."
-        )
+    task = task_of(study.config.task).instructions(study.config.labels)
     if purpose == "adjudicate":
         task = (
             "Review: each annotator's version is shown as a prediction (named after them, "
@@ -150,7 +123,7 @@ def ensure_project(
     title = project_title(study) if purpose == "annotate" else f"{project_title(study)} review"
     project = tool.ensure_project(
         title=title,
-        task=study.config.task,
+        control=task_of(study.config.task).control,
         classes=classes_of(study),
         overlap=overlap,
         existing=row["project"] if row else None,
@@ -285,10 +258,10 @@ def push(
     """
     if overlap < 1:
         raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
-    if tiling is not None and (study.config.task != "segmentation" or purpose != "annotate"):
+    if tiling is not None and (not task_of(study.config.task).regions or purpose != "annotate"):
         raise PushRefused(
-            "--tile: only segmentation images are annotated in tiles (a class belongs to the "
-            "whole image, and a review shows the whole image)"
+            f"--tile: only {names(lambda t: t.regions)} images are annotated in tiles (a class "
+            "belongs to the whole image, and a review shows the whole image)"
         )
     store = study.store
     project = ensure_project(study, tool, overlap=overlap, purpose=purpose)

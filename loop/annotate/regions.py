@@ -33,6 +33,7 @@ from loop.store import regions as rq
 from loop.store.labels import label_of, save_label
 from loop.store.lock import locked
 from loop.study import Study
+from loop.tasks import names, task_of
 from loop.types import AnnotationTool, Prediction
 
 PURPOSE = "region"
@@ -62,8 +63,11 @@ def push_regions(
     """
     if overlap < 1:
         raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
-    if study.config.task != "segmentation":
-        raise PushRefused("regions are annotated in segmentation studies only")
+    if not task_of(study.config.task).regions:
+        raise PushRefused(
+            f"regions are annotated in {names(lambda t: t.regions)} studies only; this study's "
+            f"task is {study.config.task}"
+        )
     store = study.store
     project = ensure_project(study, tool, overlap=overlap)
     report = PushReport(project=project)

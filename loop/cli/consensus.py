@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from loop.cli.common import JsonOpt, LoopGroup, StudyArg, emit_json, out, progress_bar
+from loop.tasks import task_of
 
 app = typer.Typer(cls=LoopGroup)
 
@@ -66,7 +67,7 @@ def agree(
             progress=lambda d, t: bar.update(job, completed=d, total=t),
         )
         regions = None
-        if s.config.task == "segmentation":
+        if task_of(s.config.task).regions:
             from loop.annotate.regions import agree_regions
 
             regions = agree_regions(

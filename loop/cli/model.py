@@ -22,6 +22,7 @@ from loop.cli.common import (
     progress_bar,
     stage_progress,
 )
+from loop.tasks import TASKS
 
 app = typer.Typer(cls=LoopGroup)
 
@@ -265,11 +266,10 @@ def measure(
 
 @app.command()
 def strategies(
-    task: Annotated[str, typer.Option(help="segmentation or classification.")] = "segmentation",
+    task: Annotated[str, typer.Option(help=" or ".join(TASKS) + ".")] = "segmentation",
     as_json: JsonOpt = False,
 ) -> None:
     """List the query strategies with one line each."""
-    from loop.config import TASKS
     from loop.core.strategies import DEFAULTS, available
     from loop.errors import ConfigError
 

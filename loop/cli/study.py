@@ -20,6 +20,7 @@ from loop.cli.common import (
     progress_bar,
     stage_progress,
 )
+from loop.tasks import REGISTERED, described
 
 app = typer.Typer(cls=LoopGroup)
 
@@ -29,7 +30,7 @@ def init(
     study: StudyArg,
     task: Annotated[
         str,
-        typer.Option(help="segmentation (instance masks) or classification (whole-image classes)."),
+        typer.Option(help=described() + "."),
     ] = "segmentation",
     config: Annotated[
         Path | None,
@@ -88,7 +89,8 @@ def ingest(
     if (study / "loop.toml").exists():
         s = open_study(study)
     else:
-        task = task or ("classification" if (classes_from_folders or labels) else "segmentation")
+        wants = "classes" if (classes_from_folders or labels) else "masks"
+        task = task or next(t.name for t in REGISTERED.values() if wants in t.ingest_options)
         s = init_study(study, task=task)
         err.print(f"created study {study} ({task})")
     with s, progress_bar() as bar:

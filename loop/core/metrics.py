@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from loop.core.agreement import cohen_kappa, iou_matrix, match, matched_ious, pixel_dice
+from loop.tasks import REGISTERED
 
 AP_THRESHOLDS = (0.5, 0.75, 0.9)
 
@@ -164,7 +165,7 @@ def _class_summary(truth: list, pred: list) -> dict:
     }
 
 
-HEADLINE = {"segmentation": "ap50", "classification": "macro_f1"}
+HEADLINE = {name: task.headline for name, task in REGISTERED.items()}
 """The held-out figure a task is judged by (learning curves, gates, lagging groups)."""
 
 

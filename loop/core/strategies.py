@@ -43,6 +43,7 @@ from loop.core.selectors import (
     uncertainty_diversity,
 )
 from loop.errors import UnknownStrategy
+from loop.tasks import REGISTERED
 
 # --- classification measures (arrays of class probabilities) ------------------------------
 
@@ -114,61 +115,9 @@ CLASS_MEASURES = {
 # --- the registry ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Measure:
-    """An uncertainty measure: the key of its value in a model's per-image measures, the pass
-    that computes it (``forward``: network outputs only, the whole pool; ``segment``: masks
-    reconstructed, and ``tta``: 4 flipped predictions, both on a shortlist), and what it is."""
-
-    key: str
-    tier: str
-    doc: str
-
-
-TASK_MEASURES = {
-    "segmentation": {
-        "flip": Measure(
-            "flip",
-            "forward",
-            "disagreement of the flows and cell probability between the image and its flipped "
-            "copy, over the foreground (2 forward passes; the whole pool)",
-        ),
-        "entropy": Measure(
-            "entropy", "forward", "mean binary entropy of the cell probability over the foreground"
-        ),
-        "flow-error": Measure(
-            "flow_error",
-            "segment",
-            "mean per-object flow error: Cellpose's flows vs the flows of its own masks "
-            "(Stringer et al. 2021; masks reconstructed, on a shortlist)",
-        ),
-        "tta": Measure(
-            "tta",
-            "tta",
-            "instance disagreement between predictions of flipped copies (4x; on a shortlist)",
-        ),
-        "count": Measure(
-            "count", "tta", "spread of object counts across flipped copies (4x; on a shortlist)"
-        ),
-    },
-    "classification": {
-        "least-confident": Measure(
-            "least-confident",
-            "forward",
-            "1 - max class probability (Settles 2009; modAL uncertainty_sampling)",
-        ),
-        "margin": Measure(
-            "margin", "forward", "1 - gap between the two most likely classes (modAL margin)"
-        ),
-        "entropy": Measure(
-            "entropy", "forward", "entropy of the class probabilities (modAL entropy_sampling)"
-        ),
-        "committee": Measure(
-            "committee", "forward", "BALD disagreement of a bootstrap committee (Houlsby 2011)"
-        ),
-    },
-}
-SHORTLIST_BY = {"segmentation": "flip", "classification": "entropy"}
+TASK_MEASURES = {name: task.measures for name, task in REGISTERED.items()}
+"""Each task's uncertainty measures by name (:attr:`loop.tasks.base.Task.measures`)."""
+SHORTLIST_BY = {name: task.shortlist_by for name, task in REGISTERED.items()}
 """The forward-pass measure that shortlists images for a measure of a costlier tier."""
 
 
@@ -199,8 +148,8 @@ model-free one (for a cold start, when the model has learnt too little to embed 
 REGION_MEASURES = ("flip", "entropy")
 """Measures a region strategy ranks by (per region, :func:`loop.models.cellpose_regions.
 region_measures`); ``random@region`` draws regions uniformly."""
-DEFAULTS = {"segmentation": "auto", "classification": "entropy+diversity"}
-AUTO = {"segmentation": ("typiclust", "flip+clue"), "classification": ("typiclust", "entropy+clue")}
+DEFAULTS = {name: task.default_strategy for name, task in REGISTERED.items()}
+AUTO = {name: task.auto for name, task in REGISTERED.items()}
 """``auto``: coverage (the first) while fewer than ``score.coverage_until`` (32) images are
 labeled, then uncertainty (the second): typical images win at low budgets, uncertain ones
 later (Hacohen et al. 2022); on our bench a switch at 16 labels was too early. With metadata
@@ -251,7 +200,7 @@ def available(task: str) -> dict[str, str]:
         out[measure] = info.doc
         for selector, doc in SELECTORS.items():
             out[f"{measure}+{selector}"] = f"{measure}: {doc}"
-    if task == "segmentation":
+    if task in REGISTERED and REGISTERED[task].regions:
         out["random@region"] = "uniform random regions ([regions] size), at most per_image each"
         for measure in REGION_MEASURES:
             out[f"{measure}@region"] = (

@@ -50,6 +50,7 @@ from loop.store import META_PREFIX, dumps, meta_column, utcnow
 from loop.store.images import add_image, update_image
 from loop.store.labels import add_truth, update_label
 from loop.study import Study
+from loop.tasks import names, task_of
 
 
 @dataclass(frozen=True)
@@ -356,12 +357,14 @@ def ingest(
     root = Path(folder).resolve()
     if not root.is_dir():
         raise DataRootNotFound(f"{folder} is not a folder of images")
-    task = study.config.task
-    if masks is not None and task != "segmentation":
-        raise TaskMismatch(f"--masks is for segmentation studies; this study's task is {task}")
-    if (classes_from_folders or labels is not None) and task != "classification":
+    task, accepts = study.config.task, task_of(study.config.task).ingest_options
+    if masks is not None and "masks" not in accepts:
+        takes = names(lambda t: "masks" in t.ingest_options)
+        raise TaskMismatch(f"--masks is for {takes} studies; this study's task is {task}")
+    if (classes_from_folders or labels is not None) and "classes" not in accepts:
+        takes = names(lambda t: "classes" in t.ingest_options)
         raise TaskMismatch(
-            f"classes (--classes-from-folders/--labels) are for classification studies; this "
+            f"classes (--classes-from-folders/--labels) are for {takes} studies; this "
             f"study's task is {task}"
         )
     masks_dir = None

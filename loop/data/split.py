@@ -19,6 +19,7 @@ import numpy as np
 from loop.errors import SplitError
 from loop.store import images, labels, meta_column
 from loop.study import Study
+from loop.tasks import task_of
 
 IMAGE_COLUMNS = ("name", "path", "root", "channels", "dtype", "height", "width")
 _WHERE = re.compile(r"^\s*([^=!<>]+?)\s*(!=|=)\s*(.*?)\s*$")
@@ -161,9 +162,7 @@ def split_study(
                 "re-splitting would move annotated images: pass --force if you mean it"
             )
     if stratify is None:
-        stratify = study.config.split.stratify or (
-            ("class",) if study.config.task == "classification" else ()
-        )
+        stratify = study.config.split.stratify or task_of(study.config.task).stratify
     conditions = parse_where(where)
     eligible, excluded = select_images(study, conditions)
     if not eligible:

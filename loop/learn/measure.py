@@ -42,6 +42,7 @@ from loop.learn.measure_journal import MeasureJournal, image_key
 from loop.learn.predict import predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.study import Study
+from loop.tasks import task_of
 
 IMAGE_COLUMNS = (
     "file",
@@ -218,7 +219,7 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
             f"-o {out} is inside {folder}: its label images would be measured next time; "
             "write the results elsewhere"
         )
-    if masks is None and study.config.task != "segmentation":
+    if masks is None and not task_of(study.config.task).objects:
         raise MeasureError(
             "this study classifies whole images: per-object measurements need a segmentation "
             "study, or label images given with --masks (`loop predict` gives classes)"

@@ -18,6 +18,7 @@ from loop.errors import ModelError
 from loop.models.base import Fitted, ModelFamily, Output, Recipe
 from loop.models.cellpose_family import CellposeFamily
 from loop.models.classifier_family import ClassifierFamily
+from loop.tasks import REGISTERED
 
 __all__ = [
     "FAMILIES",
@@ -51,7 +52,7 @@ def family(kind: str) -> ModelFamily:
         ) from None
 
 
-TASK_FAMILY = {"segmentation": "cellpose", "classification": "classifier"}
+TASK_FAMILY = {name: task.family for name, task in REGISTERED.items()}
 """The family that trains a study's model, by task."""
 
 

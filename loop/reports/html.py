@@ -30,6 +30,7 @@ from loop.store import annotations, models, utcnow
 from loop.store.annotators import annotators
 from loop.store.labels import label_of
 from loop.study import Study
+from loop.tasks import task_of
 
 PLATEAU = 0.01  # gain per round under which the curve is called flat
 
@@ -156,7 +157,7 @@ def _gallery(
     """Overlays of the arm's latest model on its worst test images (against ground truth)
     and on the last batch (against the consensus)."""
     main = [r for r in rounds if r["arm"] == arm and r["model_id"]]
-    if not main or study.config.task != "segmentation" or n < 1:
+    if not main or not task_of(study.config.task).objects or n < 1:
         return []
 
     model_id = main[-1]["model_id"]

@@ -22,6 +22,7 @@ from loop.rounds.round import Log, Progress, _quiet
 from loop.store.db import backup
 from loop.store.labels import truth_only
 from loop.study import Study, open_study
+from loop.tasks import task_of
 
 FULL_POOL_ARM = "full-pool"
 
@@ -66,7 +67,7 @@ def full_pool(
         if not items:
             raise RoundError("no pool image has a ground truth: the full-pool model needs one")
         metric = HEADLINE[copy.config.task]
-        if copy.config.task == "classification":
+        if task_of(copy.config.task).fits_to_convergence:
             chunks = 1  # the classifier fits to convergence: no step budget to grow
         per_seed = _grow(copy, seeds, steps, chunks, plateau, metric, gpu, progress, log)
         values = [r["value"] for r in per_seed]

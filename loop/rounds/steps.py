@@ -26,6 +26,7 @@ from loop.rounds.arms import _admit_labeled, arm_images, candidates
 from loop.store import rounds as store_rounds
 from loop.store import utcnow
 from loop.study import Study
+from loop.tasks import task_of
 from loop.types import AnnotationTool, Prediction
 
 Progress = Callable[[str, int, int], None]
@@ -255,7 +256,7 @@ def _push(r: RoundState) -> dict:
         arm=r.arm,
         round=r.number,
         predictions=_predictor(study, r.row["model_id"], r.options.gpu),
-        tiling=study.config.rounds.tiling() if study.config.task == "segmentation" else None,
+        tiling=study.config.rounds.tiling() if task_of(study.config.task).regions else None,
         progress=lambda d, t: r.progress("push", d, t),
     )
     return {}

@@ -1,0 +1,49 @@
+"""The kinds of task a study can be: one :class:`~loop.tasks.base.Task` per file, registered
+in :data:`REGISTERED` (see :mod:`loop.tasks.base`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from loop.errors import ConfigError
+from loop.tasks.base import Task
+from loop.tasks.classification import CLASSIFICATION
+from loop.tasks.segmentation import SEGMENTATION
+
+__all__ = ["REGISTERED", "TASKS", "Task", "described", "names", "task_of"]
+
+REGISTERED: dict[str, Task] = {t.name: t for t in (SEGMENTATION, CLASSIFICATION)}
+TASKS: tuple[str, ...] = tuple(REGISTERED)
+"""The names a study's ``task`` may take."""
+
+
+def task_of(name: str) -> Task:
+    """The registered task called ``name``.
+
+    Raises
+    ------
+    ConfigError
+        For a name no task is registered under.
+    """
+    try:
+        return REGISTERED[name]
+    except KeyError:
+        raise ConfigError(f"task = {name!r}: choose one of {', '.join(TASKS)}") from None
+
+
+def names(where: Callable[[Task], bool]) -> str:
+    """The registered tasks for which ``where`` holds, named for a message.
+
+    >>> names(lambda t: t.label_kind == "class")
+    'classification'
+    """
+    return " or ".join(t.name for t in REGISTERED.values() if where(t)) or "no"
+
+
+def described() -> str:
+    """Every registered task with its one-line summary, for help texts.
+
+    >>> described()
+    'segmentation (instance masks) or classification (one class per image)'
+    """
+    return " or ".join(f"{t.name} ({t.summary})" for t in REGISTERED.values())
