@@ -200,7 +200,7 @@ def available(task: str) -> dict[str, str]:
         out[measure] = info.doc
         for selector, doc in SELECTORS.items():
             out[f"{measure}+{selector}"] = f"{measure}: {doc}"
-    if task in REGISTERED and REGISTERED[task].regions:
+    if REGISTERED[task].regions:
         out["random@region"] = "uniform random regions ([regions] size), at most per_image each"
         for measure in REGION_MEASURES:
             out[f"{measure}@region"] = (

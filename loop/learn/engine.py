@@ -150,7 +150,7 @@ def run_each(
         with _client(engine) as own:
             yield from run_each(fn, items, engine=engine, progress=progress, client=own)
         return
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     threads = sum(client.nthreads().values()) or 1
     size = engine.chunk or chunk_size(len(items), threads)
@@ -187,7 +187,7 @@ def run_each(
             outcomes = None
             if stop - start > 1:  # one at a time: only the culprit fails
                 queue.extend((i, i + 1) for i in reversed(range(start, stop)))
-            elif not ran_alone and type(exc).__name__ == "KilledWorker":
+            elif not ran_alone and isinstance(exc, KilledWorker):
                 alone.insert(0, start)  # maybe only beside the culprit
             else:
                 done[start] = TaskFailed(f"{type(exc).__name__}: {exc}")
