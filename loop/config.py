@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loop.config_checks import all_in_range, in_range
+from loop.config_unet import UNetConfig
 from loop.config_view import DisplayConfig, LabelsConfig
 from loop.core.effort import EffortWeights
 from loop.errors import ConfigError
 from loop.noise import PROFILES, NoiseProfile
-from loop.tasks import TASKS
+from loop.tasks import TASKS, task_of
 
 SEED = (0, 2**32 - 1)
 """Seeds numpy, torch and Cellpose all accept."""
@@ -376,6 +377,7 @@ class StudyConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)
@@ -391,6 +393,7 @@ class StudyConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"task = {self.task!r}: choose one of {', '.join(TASKS)}")
+        task_of(self.task).check(self)
         known = {*PROFILES, *self.noise}
         for name in self.rounds.profiles:
             if name not in known:

@@ -16,6 +16,7 @@ from loop.config import (
     ScoreConfig,
     SplitConfig,
 )
+from loop.config_unet import UNetConfig
 from loop.core.effort import EffortWeights
 from loop.tasks import described, task_of
 
@@ -23,7 +24,7 @@ from loop.tasks import described, task_of
 def default_toml(task: str) -> str:
     """The commented ``loop.toml`` that ``loop init`` writes (it parses to the defaults)."""
     spec = task_of(task)
-    split, ingest, model = SplitConfig(), IngestConfig(), ModelConfig()
+    split, ingest, model, unet = SplitConfig(), IngestConfig(), ModelConfig(), UNetConfig()
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
     cluster, regions, effort = ClusterConfig(), RegionsConfig(), EffortWeights()
@@ -79,6 +80,24 @@ committee = {classifier.committee}            # bootstrap committee for the comm
 augment_copies = {classifier.augment_copies}
 seed = {classifier.seed}
 
+[unet]                   # the U-Net (semantic segmentation; MONAI's BasicUNet)
+features = {list(unet.features)}  # channels of its 5 encoder levels and last decoder level
+channels = {unet.channels}             # input: 1 (colour turned grey) or 3
+dropout = {unet.dropout}
+crop = {unet.crop}               # training crops (a multiple of 16)
+batch_size = {unet.batch_size}
+epochs = {unet.epochs}              # passes over the labeled images, within min_steps..max_steps
+min_steps = {unet.min_steps}
+max_steps = {unet.max_steps}
+warm_start = true
+warm_fraction = {unet.warm_fraction}
+learning_rate = {unet.learning_rate}
+val_fraction = {unet.val_fraction}
+keep_tolerance = {unet.keep_tolerance}
+tile = {unet.tile}               # sliding windows that predict an image (a multiple of 16)
+overlap = {unet.overlap}
+seed = {unet.seed}
+
 [augment]                # training-time augmentation, seeded
 flips = true
 intensity = true         # brightness, contrast, gamma
@@ -117,6 +136,10 @@ unsure_flow_error = {labels.unsure_flow_error}  # doubtful: own flow error above
 others = []              # more kinds of object annotators mark, e.g. ["mitotic figure"]; the
                          # model draws every object as "{labels.object}", annotators relabel
 other_colours = []       # one "#rrggbb" per name in others; [] = magenta, green, orange, ...
+classes = {_toml_list(spec.classes)}   # semantic: the pixel classes, the background first
+class_colours = []       # one "#rrggbb" per class; [] = grey background, then the colours above
+ignore = {labels.ignore}              # semantic: value of unlabeled pixels (-1: none)
+masks = "{labels.masks}"        # semantic: label images hold classes, or instances (2/3 classes)
 
 [cluster]                # where score (rounds too), predict and measure run by default
 workers = {cluster.workers}              # local Dask worker processes; 1 = in the process itself

@@ -41,7 +41,23 @@ class LabelsConfig:
     other_colours: tuple[str, ...] = ()
     """One ``#rrggbb`` per entry of ``others``; empty: magenta, green, orange, violet, ..."""
 
+    classes: tuple[str, ...] = ()
+    """Semantic segmentation: the pixel classes, the background first (class 0, left out of
+    the means over foreground classes), e.g. ``["membrane", "interior"]``. A ground-truth
+    label image holds one value per class (0, 1, ...; a binary 0/255 image for two)."""
+    class_colours: tuple[str, ...] = ()
+    """One ``#rrggbb`` per class; empty: grey for the background, then the colours of
+    ``others``."""
+    ignore: int = -1
+    """Semantic segmentation: the value of unlabeled pixels in ground-truth label images
+    (they neither train nor count); -1 = none."""
+    masks: str = "classes"
+    """How ``loop ingest --masks`` reads a semantic study's label images: ``classes`` (class
+    indices) or ``instances`` (instance labels: 2 classes give background and object, 3 add
+    the objects' boundary)."""
+
     def __post_init__(self):
+        self._check_classes()
         names = [self.object, *self.others]
         if len(set(names)) < len(names) or any(
             not n.strip() or n.endswith("?") for n in self.others
@@ -68,9 +84,50 @@ class LabelsConfig:
                 )
         in_range("labels.unsure_flow_error", self.unsure_flow_error, 0.0, 100.0)
 
+    def _check_classes(self) -> None:
+        names = self.classes
+        if len(names) == 1 or len(names) > 64 or len(set(names)) < len(names):
+            raise ConfigError(
+                f"labels.classes = {list(names)[:8]}: give 2 to 64 distinct class names, "
+                "the background first"
+            )
+        if any(not n.strip() or n.endswith("?") for n in names):
+            raise ConfigError(
+                f"labels.classes = {list(names)}: class names must not be empty or end in '?'"
+            )
+        if self.class_colours and len(self.class_colours) != len(names):
+            raise ConfigError(
+                f"labels.class_colours has {len(self.class_colours)} colour(s) for "
+                f"{len(names)} class(es): give one each, or none"
+            )
+        _check_colours("labels.class_colours", self.class_colours)
+        in_range("labels.ignore", self.ignore, -1, 2**31 - 1)
+        if 0 <= self.ignore < len(names):
+            raise ConfigError(
+                f"labels.ignore = {self.ignore} is a class index: give a value above "
+                f"{len(names) - 1} (e.g. 255), or -1 for none"
+            )
+        if self.masks not in ("classes", "instances"):
+            raise ConfigError(f"labels.masks = {self.masks!r}: choose classes or instances")
+
 
 OTHER_COLOURS = ("#ff4fd8", "#7cff4f", "#ff8c1a", "#9b6bff", "#ffe14f", "#ff4f4f")
 MAX_SHOWN = 6
+BACKGROUND_COLOUR = "#808080"
+
+
+def class_labels(labels: LabelsConfig) -> tuple[tuple[str, str], ...]:
+    """(name, colour) of each pixel class of ``labels``, the background first.
+
+    >>> class_labels(LabelsConfig(classes=("membrane", "interior")))
+    (('membrane', '#808080'), ('interior', '#00c8ff'))
+    """
+    colours = labels.class_colours or (
+        BACKGROUND_COLOUR,
+        labels.colour,
+        *(OTHER_COLOURS[i % len(OTHER_COLOURS)] for i in range(len(labels.classes))),
+    )
+    return tuple(zip(labels.classes, colours[: len(labels.classes)], strict=True))
 
 
 def other_labels(labels: LabelsConfig) -> tuple[tuple[str, str], ...]:

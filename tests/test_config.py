@@ -14,14 +14,16 @@ from loop.config import (
 )
 from loop.config_parse import load_config, parse_config, resolved
 from loop.config_template import default_toml
-from loop.config_view import other_labels
+from loop.config_view import LabelsConfig, other_labels
 from loop.errors import ConfigError
+from loop.tasks import task_of
 
 
-@pytest.mark.parametrize("task", ["segmentation", "classification"])
+@pytest.mark.parametrize("task", ["segmentation", "classification", "semantic"])
 def test_default_toml_parses_to_the_defaults(task):
     config = parse_config(default_toml(task))
-    assert config == StudyConfig(task=task)
+    classes = task_of(task).classes
+    assert config == StudyConfig(task=task, labels=LabelsConfig(classes=classes))
     assert config.split == SplitConfig()
     assert config.ingest == IngestConfig()
 

@@ -15,14 +15,14 @@ TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max
 
 
 def test_every_models_kind_has_a_family():
-    assert set(FAMILIES) == {"cellpose", "classifier"}
+    assert set(FAMILIES) == {"cellpose", "classifier", "unet"}
     assert isinstance(family("cellpose"), CellposeFamily)
     assert isinstance(family("classifier"), ClassifierFamily)
 
 
 def test_an_unknown_kind_is_a_clear_error():
-    with pytest.raises(ModelError, match="no model family 'unet'.*known: cellpose, classifier"):
-        family("unet")
+    with pytest.raises(ModelError, match="no model family 'yolo'.*known: cellpose, classifier"):
+        family("yolo")
 
 
 def test_cellpose_outputs_are_the_segmentation_of_each_image(tmp_path):

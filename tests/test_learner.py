@@ -85,10 +85,10 @@ def test_a_model_is_loaded_once_while_the_study_is_open(tiny_study):
 
 def test_pool_truth_is_never_read(tiny_study, monkeypatch):
     seen = []
-    train_module = importlib.import_module("loop.learn.train")  # the module, not train()
-    real = train_module._mask_of
+    labels_module = importlib.import_module("loop.learn.labels")  # what reads every label
+    real = labels_module._mask_of
     monkeypatch.setattr(
-        train_module, "_mask_of", lambda s, im, lab: seen.append(im["split"]) or real(s, im, lab)
+        labels_module, "_mask_of", lambda s, im, lab: seen.append(im["split"]) or real(s, im, lab)
     )
     learner.train(tiny_study)
     assert seen and set(seen) == {"labeled"}

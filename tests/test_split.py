@@ -98,3 +98,12 @@ def test_allocate_is_exact():
     assert allocate({"a": 6, "b": 3, "c": 1}, 5) == {"a": 3, "b": 2, "c": 0}
     assert sum(allocate({"a": 1, "b": 1, "c": 1}, 2).values()) == 2
     assert allocate({"a": 0}, 0) == {"a": 0}
+
+
+def test_test_where_holds_out_the_images_that_match_not_a_draw(seg):
+    result = split_study(seg, test=0, initial=1, test_where=["instrument=scopeB"])
+    by_name = splits(seg)
+    assert {by_name[f"img{i}"] for i in (1, 3, 5)} == {"test"}
+    assert result.counts["test"] == 3 and result.counts["labeled"] == 1
+    with pytest.raises(SplitError, match="no eligible image with ground truth matches"):
+        split_study(seg, test=0, test_where=["instrument=scopeZ"])

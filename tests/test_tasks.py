@@ -4,7 +4,9 @@ exists (a model family, a Label Studio control, strategies that parse)."""
 import pytest
 
 from connectors.ls_results import label_config
+from loop.config_parse import parse_config
 from loop.config_template import default_toml
+from loop.config_view import LabelsConfig
 from loop.core.strategies import available, parse
 from loop.errors import ConfigError
 from loop.models.family import FAMILIES, family_for_task
@@ -35,13 +37,35 @@ def test_what_a_task_names_exists(task):
     assert f"{task.name} ({task.summary})" in described()
 
 
-class _Labels:
-    object = "nucleus"
-    others = ("mitosis",)
-    unsure_flow_error = 0.5
+def _Labels():
+    return LabelsConfig(
+        object="nucleus", others=("mitosis",), unsure_flow_error=0.5, classes=("bg", "nucleus")
+    )
 
 
 def test_segmentation_instructions_follow_the_labels():
     text = task_of("segmentation").instructions(_Labels())
     assert "Outline every nucleus" in text and '"mitosis" its own label' in text
     assert 'labelled "nucleus?"' in text
+
+
+def test_semantic_instructions_name_the_classes_to_paint():
+    text = task_of("semantic").instructions(_Labels())
+    assert "Paint each nucleus pixel" in text and "leave bg unpainted" in text
+
+
+def test_a_semantic_study_without_classes_is_one_clear_error():
+    with pytest.raises(ConfigError, match='task = "semantic" needs its pixel classes'):
+        parse_config('task = "semantic"')
+
+
+def test_semantic_ground_truth_is_checked_against_the_class_table():
+    import numpy as np
+
+    count = task_of("semantic").count_truth
+    three = LabelsConfig(classes=("bg", "nucleus", "boundary"))
+    assert count(np.array([[0, 1], [2, 1]]), three) == 3
+    with pytest.raises(ValueError, match=r"values 7 are not classes: expected 0..2"):
+        count(np.array([[0, 7]]), three)
+    ignoring = LabelsConfig(classes=("bg", "nucleus"), ignore=9)
+    assert count(np.array([[0, 9]]), ignoring) == 1

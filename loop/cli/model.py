@@ -92,17 +92,29 @@ def evaluate(
             "accuracy",
             "macro_f1",
             "kappa",
+            "mean_dice",
+            "mean_iou",
+            "pixel_accuracy",
         )
         if k in metrics
     ]
-    table = Table("group", "images", *keys)
+    per_class = [  # semantic segmentation: the Dice of each class
+        name
+        for name, v in metrics.get("per_class", {}).items()
+        if isinstance(v, dict) and "dice" in v
+    ]
+    table = Table("group", "images", *keys, *(f"{name} dice" for name in per_class))
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.3f}"
 
-    table.add_row("all", str(metrics["n_images"]), *(fmt(metrics[k]) for k in keys))
+    def row(figures):
+        classes = (fmt(figures["per_class"][name]["dice"]) for name in per_class)
+        return (str(figures["n_images"]), *(fmt(figures[k]) for k in keys), *classes)
+
+    table.add_row("all", *row(metrics))
     for group, figures in metrics["per_group"].items():
-        table.add_row(group, str(figures["n_images"]), *(fmt(figures[k]) for k in keys))
+        table.add_row(group, *row(figures))
     out.print(f"model {metrics['model_id']} on the {metrics['split']} split")
     out.print(table)
 

@@ -59,7 +59,10 @@ def ingest(
     ],
     masks: Annotated[
         Path | None,
-        typer.Option(help="Folder of instance label images, <stem>.tif per image (segmentation)."),
+        typer.Option(
+            help="Folder of label images, <stem>.tif per image: instance labels "
+            "(segmentation) or class indices (semantic; as [labels] says)."
+        ),
     ] = None,
     metadata: Annotated[
         Path | None,
@@ -150,6 +153,13 @@ def split(
     stratify: Annotated[
         list[str] | None, typer.Option(help="Metadata key (or 'class') to stratify by. Repeatable.")
     ] = None,
+    test_where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE or KEY!=VALUE: the test split is every image with ground truth "
+            "that matches (e.g. the slices of a stack set apart), not a draw. Repeatable."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option(help="Re-split a study whose annotation has begun.")
     ] = False,
@@ -168,6 +178,7 @@ def split(
             seed=cfg.seed if seed is None else seed,
             where=where or (),
             stratify=tuple(stratify) if stratify else None,
+            test_where=test_where or (),
             force=force,
         )
     if as_json:

@@ -28,3 +28,18 @@ def save_figure(fig, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def loss_curve(
+    losses, path: str | Path, *, title: str, ylabel: str = "loss", xlabel: str = "epoch"
+) -> Path:
+    """Plot a training loss curve (one value per epoch or chunk of steps) into ``path``
+    (PNG)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    ax.plot(range(1, len(losses) + 1), losses, color="#1f77b4")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, Path(path))

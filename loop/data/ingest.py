@@ -23,7 +23,6 @@ from pathlib import Path
 
 from loop.core.images import (
     class_of,
-    count_objects,
     file_sha256,
     image_info,
     index_table,
@@ -35,6 +34,7 @@ from loop.core.images import (
 )
 from loop.data.find import find_images, find_mask
 from loop.errors import (
+    BadMask,
     BadSidecar,
     DataRootNotFound,
     DuplicateImage,
@@ -144,6 +144,7 @@ class _Ingest:
         sidecars: bool,
     ):
         self.study = study
+        self.task = task_of(study.config.task)
         self.store = study.store
         self.root = root
         self.masks = masks
@@ -179,8 +180,11 @@ class _Ingest:
             found = find_mask(self.masks, rel, self.study.config.ingest.mask_suffixes)
             if found is not None:
                 mask = read_mask(found, (info.height, info.width))
+                try:
+                    n_objects = self.task.count_truth(mask, self.study.config.labels)
+                except ValueError as exc:
+                    raise BadMask(found, str(exc)) from None
                 mask_path, mask_sha = str(found.resolve()), file_sha256(found)
-                n_objects = count_objects(mask)
 
         klass = None
         if self.classes_from_folders:
@@ -326,7 +330,9 @@ def ingest(
     folder : path
         The data root. Image paths are stored relative to it.
     masks : path, optional
-        Folder of instance label images (segmentation): ``<stem>[_mask].tif`` per image.
+        Folder of label images, ``<stem>[_mask].tif`` per image: instance labels
+        (segmentation), class indices (semantic: read as ``[labels]`` says; a value that is
+        no class skips the image as ``bad-mask``).
     metadata : path, optional
         CSV or JSON table, one row per image, matched by ``id`` (file stem), ``filename`` or
         ``path``. Its columns become ``meta_<key>`` columns of ``images``.

@@ -129,6 +129,7 @@ def split_study(
     seed: int = 0,
     where=(),
     stratify: tuple[str, ...] | None = None,
+    test_where=(),
     force: bool = False,
 ) -> SplitResult:
     """Assign every image of ``study`` to ``test``, ``labeled``, ``pool`` or ``excluded``.
@@ -144,6 +145,10 @@ def split_study(
     stratify : tuple of str, optional
         Metadata keys (or ``class``) to stratify by; default from the config, else ``class``
         for classification and nothing for segmentation.
+    test_where : sequence of str
+        ``KEY=VALUE`` / ``KEY!=VALUE`` filters: the test split is every eligible image with
+        ground truth that passes them (``test`` is then not used), as when consecutive slices
+        of a stack must not be split at random.
     force : bool
         Re-split a study that already has pushed tasks or annotated labels.
 
@@ -178,8 +183,16 @@ def split_study(
 
     candidates = [r for r in eligible if r["id"] in has_truth]
     rng = np.random.default_rng(seed)
-    n_test = _count(test, len(candidates), "test")
-    test_ids = _draw(strata_of(candidates), n_test, rng)
+    if test_where:
+        held = {r["id"] for r in select_images(study, parse_where(test_where))[0]}
+        test_ids = {r["id"] for r in candidates if r["id"] in held}
+        if not test_ids:
+            raise SplitError(
+                f"no eligible image with ground truth matches {' and '.join(test_where)}: "
+                "check the metadata key and value (`loop status` lists the columns)"
+            )
+    else:
+        test_ids = _draw(strata_of(candidates), _count(test, len(candidates), "test"), rng)
     rest = [r for r in candidates if r["id"] not in test_ids]
     n_initial = _count(initial, len(rest), "initial")
     initial_ids = _draw(strata_of(rest), n_initial, rng)
@@ -202,6 +215,7 @@ def split_study(
         "initial": initial,
         "seed": seed,
         "where": list(where),
+        "test_where": list(test_where),
         "stratify": list(stratify),
     }
     images.set_splits(store, assignment, params=params, counts=counts)

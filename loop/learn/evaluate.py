@@ -6,15 +6,9 @@ import json
 import time
 
 from loop.core.images import read_image
-from loop.core.metrics import (
-    HEADLINE,
-    classification_scores,
-    lagging_groups,
-    segmentation_scores,
-    summarize_segmentation,
-)
+from loop.core.metrics import HEADLINE, lagging_groups
 from loop.errors import ModelError
-from loop.learn.labels import Progress, _mask_of, _noop, image_path
+from loop.learn.labels import Progress, _noop, image_path, target
 from loop.learn.registry import load_model, model_row
 from loop.models.family import family
 from loop.store import dumps, meta_column, models, utcnow
@@ -40,7 +34,10 @@ def evaluate(
     dict
         Segmentation: ``ap50``, ``ap75``, ``ap90``, ``precision``, ``recall``, ``f1``,
         ``matched_iou``, ``dice``, ``n_images``, ``per_group``; classification: ``accuracy``,
-        ``macro_f1``, ``kappa``, ``per_class``, ``n_images``, ``per_group``. Plus
+        ``macro_f1``, ``kappa``, ``per_class``, ``n_images``, ``per_group``; semantic
+        segmentation: ``mean_dice``, ``mean_iou`` (over the foreground classes),
+        ``pixel_accuracy``, ``per_class`` (``dice``, ``iou``, ``pixels``), ``n_images``,
+        ``per_group``, from the pooled pixels of the split. Plus
         ``model_id`` and ``split``.
 
     Raises
@@ -66,29 +63,19 @@ def evaluate(
     model = load_model(study, row, gpu)
     adapter = family(row["kind"])
     config = adapter.settings(study.config)
-    per_image, groups, pred = [], [], []
+    per_image, groups = [], []
     for i, image in enumerate(images):
         (output,) = adapter.predict(model, [read_image(image_path(image))], config=config)
-        if output.masks is not None:
-            truth = _mask_of(study, image, truths[image["id"]])
-            per_image.append({"image_id": image["id"], **segmentation_scores(truth, output.masks)})
-        pred.append(output.klass)
+        truth = target(study, image, truths[image["id"]], adapter.label_kind, partial=False)
+        per_image.append(
+            {"image_id": image["id"], **adapter.score(output, truth, config=study.config)}
+        )
         groups.append(_groups(study, image))
         progress("evaluating", i + 1, len(images))
-    if row["kind"] == "cellpose":
-        metrics = summarize_segmentation(per_image)
-        for level in range(len(study.config.groups)):
-            by = summarize_segmentation(per_image, [g[level] for g in groups])["per_group"]
-            metrics["per_group"].update(by)
-    else:
-        truth = [truths[im["id"]]["class"] for im in images]
-        per_image = [
-            {"image_id": im["id"], "truth": t, "pred": p} for im, t, p in zip(images, truth, pred)
-        ]
-        metrics = classification_scores(truth, pred)
-        for level in range(len(study.config.groups)):
-            g = [g[level] for g in groups]
-            metrics["per_group"].update(classification_scores(truth, pred, g)["per_group"])
+    metrics = adapter.summarize(per_image, config=study.config)
+    for level in range(len(study.config.groups)):
+        by = adapter.summarize(per_image, [g[level] for g in groups], config=study.config)
+        metrics["per_group"].update(by["per_group"])
     metrics["lagging_groups"] = lagging_groups(metrics["per_group"], HEADLINE[row["task"]])
     models.add_evaluation(
         study.store,

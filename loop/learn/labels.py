@@ -21,6 +21,7 @@ from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.store.regions import task_regions
 from loop.study import Study
+from loop.tasks.semantic import read_truth
 from loop.types import PartialMask
 
 Progress = Callable[[str, int, int], None]
@@ -144,6 +145,34 @@ def target_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMas
     if label.get("known_regions"):
         mask, known = restrict(mask, known, label["known_regions"])
     return PartialMask(mask, known)
+
+
+def classmap_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMask:
+    """What a class-map label (semantic segmentation) trains and is judged with: its class
+    indices, a :class:`PartialMask` where only part is known (a region label, or ground truth
+    with ``[labels] ignore`` pixels). Ground truth is read as ``[labels]`` says (class
+    indices, 0/255, or instance masks); the loop's own labels are class indices already."""
+    if label["source"] != "truth":
+        return target_of(study, image, label)
+    index, known = read_truth(_mask_of(study, image, label), study.config.labels)
+    return index if known.all() else PartialMask(index, known)
+
+
+def target(study: Study, image: dict, label: dict, kind: str, *, partial: bool = True):
+    """What ``label`` trains a family of label kind ``kind`` with (:data:`TARGETS`): a class,
+    a label image or a class map; a :class:`PartialMask` where only part is known, unless
+    ``partial`` is false (a mask label read whole, as validation and evaluation want)."""
+    return TARGETS[kind](study, image, label, partial)
+
+
+TARGETS = {
+    "class": lambda study, image, label, partial: label["class"],
+    "mask": lambda study, image, label, partial: (
+        target_of(study, image, label) if partial else _mask_of(study, image, label)
+    ),
+    "classmap": lambda study, image, label, partial: classmap_of(study, image, label),
+}
+"""How a label is read, by the label kind of the family it trains (``ModelFamily.label_kind``)."""
 
 
 def _partial(study: Study, image: dict, label: dict) -> tuple[np.ndarray, np.ndarray]:

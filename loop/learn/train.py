@@ -21,10 +21,9 @@ from loop.errors import ModelError
 from loop.learn.labels import (
     Progress,
     _label_digest,
-    _mask_of,
     _noop,
     image_path,
-    target_of,
+    target,
     training_area,
     training_labels,
     validation_split,
@@ -302,20 +301,12 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
     )
 
 
-def _target(study: Study, image: dict, label: dict, kind: str, *, partial: bool = False):
-    """A label image (a :class:`~loop.types.PartialMask` when ``partial`` and only part is
-    known) or a class."""
-    if kind != "mask":
-        return label["class"]
-    return target_of(study, image, label) if partial else _mask_of(study, image, label)
-
-
 def _read(study: Study, items, kind: str, progress: Progress) -> tuple[list, list]:
     """The training images and their targets (label images or classes), in memory."""
     images, targets = [], []
     for i, (image, label) in enumerate(items):
         images.append(read_image(image_path(image)))
-        targets.append(_target(study, image, label, kind, partial=True))
+        targets.append(target(study, image, label, kind))
         progress("reading labels", i + 1, len(items))
     return images, targets
 
@@ -323,5 +314,5 @@ def _read(study: Study, items, kind: str, progress: Progress) -> tuple[list, lis
 def _pairs(study: Study, items, kind: str, progress: Progress) -> Iterator[tuple]:
     """(image, target) of each validation image, read one at a time."""
     for i, (image, label) in enumerate(items):
-        yield read_image(image_path(image)), _target(study, image, label, kind)
+        yield read_image(image_path(image)), target(study, image, label, kind, partial=False)
         progress("validating", i + 1, len(items))

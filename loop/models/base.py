@@ -6,6 +6,7 @@ trained model (:class:`Fitted`). The adapters live one per file (:mod:`.cellpose
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class Output:
     object_errors : ndarray of shape (K,), optional
         Per object of ``masks`` (labels in ascending order), how doubtful the model is of it
         (Cellpose: the object's own flow error).
+    classmap : ndarray of shape (M, N), optional
+        The class index of each pixel (semantic segmentation).
+    probability : ndarray of shape (M, N), optional
+        The probability of each pixel's class (semantic segmentation).
     """
 
     measures: dict[str, float] = field(default_factory=dict)
@@ -46,6 +51,8 @@ class Output:
     klass: str | None = None
     confidence: float | None = None
     object_errors: np.ndarray | None = None
+    classmap: np.ndarray | None = None
+    probability: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,19 @@ class ModelFamily(Protocol):
         and the embedding of each image, as fast as the family allows: what ranks the whole
         pool. ``masks`` and ``klass`` may be None."""
 
+    # --- evaluation -----------------------------------------------------------------------
+    def score(self, output: Output, truth: Any, *, config: StudyConfig) -> dict:
+        """One test image's figures: its prediction ``output`` against its ``truth`` (what
+        trains the family: a label image, a class, a class map)."""
+
+    def summarize(
+        self, per_image: Sequence[dict], groups: Sequence[str] | None = None, *, config
+    ) -> dict:
+        """The figures of a set of images from :meth:`score`'s, overall and, with ``groups``
+        (one per image), per group (``per_group``)."""
+
     # --- training -------------------------------------------------------------------------
-    label_kind: str  # what trains it: "mask" (instance labels) or "class"
+    label_kind: str  # what trains it: "mask" (instance labels), "class" or "classmap"
     suffix: str  # of its model files
 
     def recipe(
@@ -153,3 +171,17 @@ class ModelFamily(Protocol):
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """Write the trained model to ``path`` (atomically), with whatever the family draws
         of its training (``title``: what it was trained on); returns the path written."""
+
+
+def n_steps(n_images: int, config, *, warm: bool) -> int:
+    """Optimisation steps for ``n_images``: ``config.epochs`` passes of ``config.batch_size``
+    crops, within ``min_steps``..``max_steps``, ``warm_fraction`` of that when warm (the
+    ``[model]`` and ``[unet]`` sections alike).
+
+    >>> from loop.config import ModelConfig
+    >>> n_steps(40, ModelConfig(), warm=False), n_steps(40, ModelConfig(), warm=True)
+    (500, 200)
+    """
+    steps = config.epochs * math.ceil(n_images / config.batch_size)
+    steps = min(max(steps, config.min_steps), config.max_steps)
+    return max(1, round(steps * config.warm_fraction)) if warm else steps

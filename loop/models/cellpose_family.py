@@ -60,6 +60,18 @@ class CellposeFamily:
 
         return cr.REGION_MEASURES, cr.region_measures(model, images, boxes)
 
+    # --- evaluation -----------------------------------------------------------------------
+    def score(self, output: Output, truth, *, config) -> dict:
+        """AP at 0.5/0.75/0.9, precision, recall, F1, matched IoU and Dice of one image."""
+        from loop.core.metrics import segmentation_scores
+
+        return segmentation_scores(truth, output.masks)
+
+    def summarize(self, per_image, groups=None, *, config) -> dict:
+        from loop.core.metrics import summarize_segmentation
+
+        return summarize_segmentation(per_image, groups)
+
     # --- training -------------------------------------------------------------------------
     label_kind = "mask"
     suffix = ".pt"
@@ -150,9 +162,15 @@ class CellposeFamily:
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """The weights (``path``) and their JSON (:func:`.cellpose_seg.save`), and the loss
         curve beside them (``<stem>-loss.png``)."""
+        from loop.core.figures import loss_curve
         from loop.models import cellpose_seg as cs
-        from loop.models.cellpose_train import loss_curve
 
         path = cs.save(fitted.model, path, nbase=fitted.model.nbase)
-        loss_curve(fitted.losses, path.with_name(path.stem + "-loss.png"), title=title)
+        loss_curve(
+            fitted.losses,
+            path.with_name(path.stem + "-loss.png"),
+            title=title,
+            xlabel="epoch (one crop per training image)",
+            ylabel="loss (flows MSE/2 + cell-probability BCE)",
+        )
         return path

@@ -49,6 +49,7 @@ from loop.models.cellpose_measures import (
     probability_entropy,
     tta_disagreement,
 )
+from loop.models.devices import device_of  # noqa: F401 (cs.device_of)
 
 # Cellpose's mask step builds sparse tensors; left implicit, torch warns about its sparse
 # invariant checks on every call (a warning users cannot act on). Opting out explicitly is
@@ -63,14 +64,6 @@ STOCK_NBASE = (2, 32, 64, 128, 256)
 CELLPOSE_NAMES = ("cyto", "cyto2", "cyto3", "nuclei", "tissuenet_cp3", "livecell_cp3")
 BRIGHTEST = 4.0  # a sparse image's brightest pixels (99.9th percentile) normalise to at most
 # this: 1-99 alone made a few nuclei on a dark field inputs of 60 and wrecked training
-
-
-def device_of(gpu: bool | None = None) -> torch.device:
-    """CUDA when present (and not refused): the current GPU, by its index, so that the rows
-    say which GPU measured them (``cuda:1``); else the CPU."""
-    if gpu is not False and torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 class SmallCPnet(resnet_torch.CPnet):

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from cellpose import dynamics, resnet_torch
 from loop.config import AugmentConfig, ModelConfig
 from loop.core.augment import dihedral, dihedral_flows, elastic, photometric
 from loop.errors import ModelError
+from loop.models.base import n_steps  # noqa: F401 (ct.n_steps)
 from loop.models.cellpose_seg import to_input
 
 
@@ -166,17 +166,6 @@ def loss_fn(
     return (per_pixel * known).sum() / known.sum().clamp(min=1.0)
 
 
-def n_steps(n_images: int, config: ModelConfig, *, warm: bool) -> int:
-    """Optimisation steps for ``n_images``: ``epochs`` passes, bounded, fewer when warm.
-
-    >>> n_steps(40, ModelConfig(), warm=False)
-    500
-    """
-    steps = config.epochs * math.ceil(n_images / config.batch_size)
-    steps = min(max(steps, config.min_steps), config.max_steps)
-    return max(1, round(steps * config.warm_fraction)) if warm else steps
-
-
 @dataclass
 class TrainResult:
     net: resnet_torch.CPnet
@@ -244,17 +233,3 @@ def train(
             progress(step + 1)
     net.eval()
     return TrainResult(net, losses, steps, time.perf_counter() - started)
-
-
-def loss_curve(losses: Sequence[float], path: str | Path, *, title: str) -> Path:
-    """Plot training loss per epoch (pass over the training images) into ``path`` (PNG)."""
-    from loop.core.figures import pyplot, save_figure
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
-    ax.plot(range(1, len(losses) + 1), losses, color="#1f77b4")
-    ax.set_xlabel("epoch (one crop per training image)")
-    ax.set_ylabel("loss (flows MSE/2 + cell-probability BCE)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    return save_figure(fig, Path(path))

@@ -66,6 +66,19 @@ class ClassifierFamily:
     def measure(self, model, images, *, config=None) -> list[Output]:
         return self.predict(model, images, config=config)  # features + probabilities: cheap
 
+    # --- evaluation -----------------------------------------------------------------------
+    def score(self, output: Output, truth, *, config) -> dict:
+        return {"truth": truth, "pred": output.klass}
+
+    def summarize(self, per_image, groups=None, *, config) -> dict:
+        """Accuracy, macro-F1, kappa and per class
+        (:func:`loop.core.metrics.classification_scores`)."""
+        from loop.core.metrics import classification_scores
+
+        truth = [r["truth"] for r in per_image]
+        pred = [r["pred"] for r in per_image]
+        return classification_scores(truth, pred, groups)
+
     # --- training -------------------------------------------------------------------------
     label_kind = "class"
     suffix = ".pkl"

@@ -18,12 +18,14 @@ from loop.errors import ModelError
 from loop.models.base import Fitted, ModelFamily, Output, Recipe
 from loop.models.cellpose_family import CellposeFamily
 from loop.models.classifier_family import ClassifierFamily
+from loop.models.unet_family import UNetFamily
 from loop.tasks import REGISTERED
 
 __all__ = [
     "FAMILIES",
     "CellposeFamily",
     "ClassifierFamily",
+    "UNetFamily",
     "Fitted",
     "ModelFamily",
     "Output",
@@ -32,7 +34,9 @@ __all__ = [
     "family_for_task",
 ]
 
-FAMILIES: dict[str, ModelFamily] = {f.kind: f for f in (CellposeFamily(), ClassifierFamily())}
+FAMILIES: dict[str, ModelFamily] = {
+    f.kind: f for f in (CellposeFamily(), ClassifierFamily(), UNetFamily())
+}
 
 
 def family(kind: str) -> ModelFamily:

@@ -9,10 +9,11 @@ from loop.errors import ConfigError
 from loop.tasks.base import Task
 from loop.tasks.classification import CLASSIFICATION
 from loop.tasks.segmentation import SEGMENTATION
+from loop.tasks.semantic import SEMANTIC
 
 __all__ = ["REGISTERED", "TASKS", "Task", "described", "names", "task_of"]
 
-REGISTERED: dict[str, Task] = {t.name: t for t in (SEGMENTATION, CLASSIFICATION)}
+REGISTERED: dict[str, Task] = {t.name: t for t in (SEGMENTATION, CLASSIFICATION, SEMANTIC)}
 TASKS: tuple[str, ...] = tuple(REGISTERED)
 """The names a study's ``task`` may take."""
 
@@ -43,7 +44,7 @@ def names(where: Callable[[Task], bool]) -> str:
 def described() -> str:
     """Every registered task with its one-line summary, for help texts.
 
-    >>> described()
-    'segmentation (instance masks) or classification (one class per image)'
+    >>> described().split(" or ")[:2]
+    ['segmentation (instance masks)', 'classification (one class per image)']
     """
     return " or ".join(f"{t.name} ({t.summary})" for t in REGISTERED.values())

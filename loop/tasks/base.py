@@ -64,6 +64,15 @@ class Task:
     instructions: Callable[[object], str] = lambda labels: ""
     """What annotators are asked to do, from the study's ``[labels]``
     (:class:`loop.config_view.LabelsConfig`)."""
+    classes: tuple[str, ...] = ()
+    """The ``[labels] classes`` that ``loop init`` writes (semantic segmentation)."""
+    count_truth: Callable[[object, object], int] = lambda mask, labels: 0
+    """Checks a ground-truth label image read by ``loop ingest --masks`` (an integer array of
+    shape (M, N)) against the study's ``[labels]`` and counts what it holds (objects, or the
+    classes present); raises ``ValueError`` with the reason it is unusable."""
+    check: Callable[[object], None] = lambda config: None
+    """Raises :class:`~loop.errors.ConfigError` when a study's configuration
+    (:class:`loop.config.StudyConfig`) lacks what the task needs."""
 
     def what_for(self, object_name: str) -> str:
         return self.what.format(object=object_name)

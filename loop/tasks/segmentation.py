@@ -1,5 +1,6 @@
 """Instance segmentation: every object outlined (a label image), trained with Cellpose."""
 
+from loop.core.images import count_objects
 from loop.tasks.base import Measure, Task
 
 
@@ -68,4 +69,5 @@ SEGMENTATION = Task(
     regions=True,
     what="{object} outlines",
     instructions=instructions,
+    count_truth=lambda mask, labels: count_objects(mask),
 )

@@ -1,0 +1,153 @@
+"""The U-Net family: MONAI's BasicUNet for semantic segmentation (the network, training and
+sliding-window prediction in :mod:`.unet`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from loop.config import StudyConfig
+from loop.config_unet import UNetConfig
+from loop.models.base import Fitted, Output, Recipe, n_steps
+
+
+class UNetFamily:
+    """U-Nets (:mod:`loop.models.unet`): a class for every pixel."""
+
+    kind = "unet"
+
+    def settings(self, config: StudyConfig) -> UNetConfig:
+        return config.unet
+
+    def load(self, path: Path, *, sha256: str, gpu: bool | None):
+        from loop.models import unet
+        from loop.models.devices import device_of
+
+        return unet.load(path, device_of(gpu))
+
+    def predict(self, model, images, *, config, tta: bool = False) -> list[Output]:
+        from loop.models import unet
+
+        out = []
+        for pixels in images:
+            seg = unet.segment(model, pixels, config=config)
+            out.append(
+                Output(
+                    measures=seg.measures,
+                    embedding=seg.embedding,
+                    classmap=seg.classes,
+                    probability=seg.confidence,
+                )
+            )
+        return out
+
+    def measure(self, model, images, *, config) -> list[Output]:
+        return self.predict(model, images, config=config)  # both passes are the cheap ones
+
+    # --- evaluation -----------------------------------------------------------------------
+    def score(self, output: Output, truth, *, config: StudyConfig) -> dict:
+        """Dice and IoU per class of one image (:func:`loop.core.classmaps.class_scores`);
+        ``truth`` a class map or a :class:`~loop.types.PartialMask` of one."""
+        from loop.core.classmaps import class_scores
+
+        known = getattr(truth, "known", None)
+        classes = np.asarray(getattr(truth, "mask", truth))
+        return class_scores(classes, output.classmap, config.labels.classes, known)
+
+    def summarize(self, per_image, groups=None, *, config: StudyConfig) -> dict:
+        from loop.core.classmaps import summarize_classes
+
+        return summarize_classes(per_image, config.labels.classes, groups)
+
+    # --- training -------------------------------------------------------------------------
+    label_kind = "classmap"
+    suffix = ".pt"
+
+    def recipe(self, config, *, n_train, seed, steps, parent, extend) -> Recipe:
+        net, augment = config.unet, config.augment
+        seed = net.seed if seed is None else seed
+        warm = bool(parent and (net.warm_start or extend))
+        budget = steps or n_steps(n_train, net, warm=warm)
+        settings = {
+            "config": asdict(net),
+            "augment": asdict(augment),
+            "classes": list(config.labels.classes),
+            "seed": seed,
+        }
+        return Recipe(
+            params={**settings, "steps": budget, "parent": parent["id"] if warm else None},
+            digest={**settings, "steps": steps},
+            seed=seed,
+            steps=budget,
+            warm=warm,
+            extend=extend,
+        )
+
+    def fit(
+        self, images, targets, *, config, recipe, parent_path, gpu, classes=(), progress
+    ) -> Fitted:
+        from loop.models import unet
+        from loop.models.devices import device_of
+
+        device = device_of(gpu)
+        examples = unet.prepare(images, targets, channels=config.unet.channels)
+        images.clear()
+        targets.clear()
+        n_classes = len(config.labels.classes)
+        if recipe.warm:
+            net = unet.load(parent_path, device)
+        else:
+            net = unet.build(config.unet, n_classes, seed=recipe.seed, device=device)
+        result = unet.train(
+            net,
+            examples,
+            config=config.unet,
+            augment=config.augment,
+            steps=recipe.steps,
+            rng=np.random.default_rng(recipe.seed),
+            device=device,
+            progress=lambda s: progress("training", s, recipe.steps),
+        )
+        return Fitted(net, result.losses, str(device))
+
+    def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
+        """Mean foreground Dice of the pooled pixels, and per image."""
+        rows = []
+        for pixels, truth in pairs:
+            (output,) = self.predict(model, [pixels], config=config.unet)
+            rows.append(self.score(output, truth, config=config))
+        if not rows:
+            return 0.0, []
+        summary = self.summarize(rows, config=config)["mean_dice"] or 0.0
+        return float(summary), [float(r["mean_dice"] or 0.0) for r in rows]
+
+    def blind(self, model, pairs, *, config) -> bool:
+        """True when the network paints only the background on images whose labels have
+        another class: a collapsed fit."""
+        seen = False
+        for pixels, truth in pairs:
+            classes = np.asarray(getattr(truth, "mask", truth))
+            if not np.any(classes):
+                continue
+            seen = True
+            (output,) = self.predict(model, [pixels], config=config.unet)
+            if np.any(output.classmap):
+                return False
+        return seen
+
+    def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
+        """The model file and its loss curve beside it (``<stem>-loss.png``)."""
+        from loop.core.figures import loss_curve
+        from loop.models import unet
+
+        path = unet.save(fitted.model, path)
+        loss_curve(
+            fitted.losses,
+            path.with_name(path.stem + "-loss.png"),
+            title=title,
+            xlabel="chunk of steps (1/50 of training)",
+            ylabel="loss (cross-entropy + Dice)",
+        )
+        return path
