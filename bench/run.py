@@ -19,6 +19,9 @@ Stages so far
   reference trained to its plateau: ``python -m bench.efficiency`` (not part of ``make bench``:
   hours on 2 cores). Classification (BCCD, modAL entropy against random) comes with the models.
 - models: training, evaluation, uncertainty and scoring (bench/models.py).
+- semantic: the U-Net family on ISBI 2012 EM (20 slices train, 10 test) and on DSB as three
+  classes (bench/semantic.py): Dice and IoU per class (``semantic.<data>.per_class.<CLASS>``),
+  training and scoring times.
 - scale: ``loop measure`` in one process and on 1 and 2 Dask workers, peak memory for a
   folder ``SCALE_FACTOR`` times larger, and the driver's write rates (bench/scale.py, in a
   process of its own so that its memory figures are its own).
@@ -45,7 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAKE_BENCH_STRATEGIES = ("random", "auto", "random@region", "flip+groups@region")
 MAKE_BENCH_ROUNDS = 1  # 5 seeds and fewer rounds (the rule), to fit the hour
 SCALE_IMAGES, SCALE_FACTOR = 40, 4  # the folder, and how many times larger for the memory check
-BUDGET_MINUTES = 60  # the whole of make bench on 2 CPU cores
+BUDGET_MINUTES = 80  # the whole of make bench on 2 CPU cores (semantic added 20)
 
 
 def bench_ingest(data: Path, repeats: int) -> dict:
@@ -182,6 +185,10 @@ def table(results: dict) -> str:
         lines += ["", *models_table(models)]
     if results.get("scale"):
         lines += ["", *scale_lines(results["scale"])]
+    if results.get("semantic"):
+        from bench.semantic import lines as semantic_lines
+
+        lines += semantic_lines(results["semantic"])
     return "\n".join(lines) + "\n"
 
 
@@ -454,6 +461,13 @@ def _models_stage(args, results: dict, stem: Path) -> None:
     )
 
 
+def _semantic_stage(args, results: dict, stem: Path) -> None:
+    from bench.semantic import bench_semantic
+
+    print("bench: semantic segmentation (about 20 min on 2 cores) ...", file=sys.stderr)
+    results["semantic"] = bench_semantic(args.data.parent)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -466,7 +480,8 @@ def main(argv=None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models)",
+        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models, "
+        "semantic)",
     )
     parser.add_argument(
         "--no-augmentation-run",
@@ -487,6 +502,7 @@ def main(argv=None) -> None:
         ("efficiency", _efficiency_stage),
         ("scale", _scale_stage),
         ("models", _models_stage),
+        ("semantic", _semantic_stage),
     ):
         if name in args.skip:
             continue

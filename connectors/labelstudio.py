@@ -277,6 +277,7 @@ class LabelStudio(RestClient):
                 label=self.labels.name,
                 unsure=p.unsure,
                 unsure_label=self.labels.unsure_name,
+                names=p.labels,
             )
             if p.mask is not None
             else class_to_results(p.klass)

@@ -104,8 +104,9 @@ def mask_to_results(
     label: str = OBJECT_LABEL,
     unsure=(),
     unsure_label: str | None = None,
+    names=(),
 ) -> list[dict]:
-    """A label image as Label Studio results, one brush region per object.
+    """A label image as Label Studio results, one brush region per object (or per class).
 
     Parameters
     ----------
@@ -117,6 +118,8 @@ def mask_to_results(
         The regions' label.
     unsure : iterable of int
         Objects labelled ``unsure_label`` instead (when one is given).
+    names : sequence of str
+        A class map: the label of value ``k`` is ``names[k]`` (one region per class).
     """
     mask = np.asarray(mask)
     height, width = mask.shape
@@ -134,7 +137,9 @@ def mask_to_results(
             "value": {
                 "format": "rle",
                 "rle": rle,
-                "brushlabels": [unsure_label if value in doubtful else label],
+                "brushlabels": [
+                    names[value] if names else unsure_label if value in doubtful else label
+                ],
             },
         }
         for value, rle in encode_labels(mask).items()

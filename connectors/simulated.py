@@ -143,6 +143,24 @@ def corrected_mask(
     return out
 
 
+def noisy_classes(truth: np.ndarray, profile: NoiseProfile, rng: np.random.Generator) -> np.ndarray:
+    """A plausible human painting of a class map: each class's connected areas drawn as
+    :func:`noisy_mask` draws objects (outlines off by a few pixels, some missed, some false),
+    the classes painted in order (a later class over an earlier one).
+
+    Parameters
+    ----------
+    truth : ndarray of shape (M, N)
+        Class indices, 0 = background (unpainted).
+    """
+    truth = np.asarray(truth)
+    out = np.zeros(truth.shape, np.uint8)
+    for k in (int(v) for v in np.unique(truth) if v != 0):
+        areas, _ = ndi.label(truth == k)
+        out[noisy_mask(areas, profile, rng) > 0] = k
+    return out
+
+
 def noisy_class(truth: str, classes, profile: NoiseProfile, rng: np.random.Generator) -> str:
     """``truth``, or with probability ``profile.flip`` another class chosen uniformly."""
     others = [c for c in classes if c != truth]
@@ -162,10 +180,12 @@ class Truth:
     """The ground truth a simulated annotator copies: a label image (``mask_path``, of the
     image's ``shape``) or a class."""
 
-    kind: str  # mask | class
+    kind: str  # mask | class | classmap
     shape: tuple[int, int]
     mask_path: Path | None = None
     klass: str | None = None
+    classmap: np.ndarray | None = None  # classmap: the class of each pixel (0: background)
+    names: tuple[str, ...] = ()  # classmap: the class names, the background first
 
 
 @dataclass
@@ -264,6 +284,11 @@ def _annotation(
     """The result payload and lead time of one simulated annotation: a correction of the
     pre-annotation ``pre`` (:func:`corrected_mask`; of a region task: the objects that touch
     the region, whole, as the rule says)."""
+    if truth.kind == "classmap":
+        whole = truth.classmap if tile is None else crop(truth.classmap, tile)
+        painted = noisy_classes(whole, profile, rng)
+        results = mask_to_results(painted, prefix=f"{name}-", names=truth.names)
+        return results, lead_time(profile, len(np.unique(painted)), rng)
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)
         if tile is not None:

@@ -32,6 +32,7 @@ class Prediction:
     score: float | None = None
     model_version: str = "loop"
     unsure: tuple[int, ...] = ()  # labels of the objects the model is unsure of (shown apart)
+    labels: tuple[str, ...] = ()  # a class map: the name of value k at k (0: not drawn)
 
 
 @dataclass(frozen=True)

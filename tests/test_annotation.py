@@ -552,3 +552,76 @@ def test_several_kinds_of_object_from_label_studio_to_the_export(ls_study, tmp_p
             (row,) = list(csv.DictReader(handle))
         assert "mitotic figure=2" in row["object_classes"]
         tool.close()
+
+
+def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_path, monkeypatch):
+    """A semantic study on the session's server: the truth pre-painted one region per class,
+    three simulated annotators, pulled back as class maps (the perfect one's exact to the
+    pixel, class by class), agreement per class and a consensus by pixel majority."""
+    import tifffile
+
+    from loop.annotate.consensus import agree
+    from loop.data.ingest import ingest
+    from loop.data.split import split_study
+
+    for key, value in ls_remote.items():
+        monkeypatch.setenv(key, value)
+    classes = ("background", "disc", "square")
+    images, masks = tmp_path / "data" / "images", tmp_path / "data" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    truths = {}
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        rows, cols = np.mgrid[:60, :80]
+        classmap = np.zeros((60, 80), np.uint8)
+        classmap[(rows - 20 - 3 * i) ** 2 + (cols - 25) ** 2 < 100] = 1
+        classmap[35:50, 45 + i : 70] = 2
+        image = (classmap * 80 + rng.normal(30, 5, classmap.shape)).clip(0, 255).astype(np.uint8)
+        tifffile.imwrite(images / f"s{i}.tif", image)
+        tifffile.imwrite(masks / f"s{i}.tif", classmap)
+        truths[f"s{i}"] = classmap
+    toml = tmp_path / "semantic.toml"
+    toml.write_text(
+        'task = "semantic"\n[labels]\nclasses = ["background", "disc", "square"]\n'
+        '[rounds]\nannotators = ["sem-alice", "sem-bob", "sem-carol"]\n'
+    )
+    profiles = {"sem-alice": "perfect", "sem-bob": "average", "sem-carol": "sloppy"}
+    with init_study(tmp_path / "study", config=toml) as study:
+        ingest(study, images, masks=masks)
+        split_study(study, test=0, initial=0)
+        tool = connect(study)
+        add_annotators(study, tool, list(profiles))
+
+        def truth_painted(image):
+            return Prediction(mask=truths[image["name"]], labels=classes, model_version="truth")
+
+        pushed = push(
+            study, tool, select_for_push(study, split="pool"), overlap=3, predictions=truth_painted
+        )
+        assert pushed.created == 4
+        external = next(study.store.db["tasks"].rows)["external_id"]
+        task = tool._json("GET", f"/api/tasks/{external}", what="get a task")
+        painted = task["predictions"][0]["result"]
+        assert sorted(r["value"]["brushlabels"][0] for r in painted) == ["disc", "square"]
+        project = tool._json("GET", f"/api/projects/{task['project']}", what="get the project")
+        assert '<Label value="disc"' in project["label_config"]
+        assert '<Label value="background"' not in project["label_config"]  # left unpainted
+
+        simulate(study, tool, {n: PROFILES[p] for n, p in profiles.items()}, seed=0)
+        report = pull(study, tool)
+        assert (report.new, report.malformed) == (12, [])
+        for row in study.store.db["annotations"].rows:
+            name = study.store.image(row["image_id"])["name"]
+            got = read_mask(study.path / row["mask_path"], (60, 80))
+            if row["annotator"] == "sem-alice":
+                for k in range(3):
+                    assert np.array_equal(got == k, truths[name] == k), (name, k)
+            assert set(np.unique(got)) <= {0, 1, 2}
+        agreement = agree(study, min_agreement=0.0, against_truth=True)
+        assert set(agreement.overall["per_class"]) == {"disc", "square"}
+        assert agreement.against_truth["annotators"]["sem-alice"]["dice"] == 1.0
+        assert agreement.against_truth["consensus"]["dice"] > 0.9
+        consensus = [r for r in study.store.db["labels"].rows_where("source = 'consensus'")]
+        assert len(consensus) == 4
+        tool.close()

@@ -9,6 +9,8 @@ from loop.core.classmaps import (
     class_scores,
     confusion,
     from_instances,
+    from_regions,
+    fuse,
     majority,
     pixel_entropy,
     pixel_kappa,
@@ -97,3 +99,23 @@ def test_majority_takes_the_most_voted_class_ties_to_the_lower():
 def test_entropy_is_zero_when_sure_and_one_when_uniform():
     p = np.array([[[1.0, 1 / 3]], [[0.0, 1 / 3]], [[0.0, 1 / 3]]])
     assert pixel_entropy(p).round(6).tolist() == [[0.0, 1.0]]
+
+
+def test_regions_painted_with_class_names_become_a_class_map():
+    regions = np.array([[0, 1, 2, 2]])
+    assert from_regions(regions, ["boundary", "nucleus"], CLASSES).tolist() == [[0, 2, 1, 1]]
+    with pytest.raises(ValueError, match="painted as 'bg', which is no class to paint"):
+        from_regions(regions, ["bg", "nucleus"], CLASSES)
+    with pytest.raises(ValueError, match="painted as 'mito'"):
+        from_regions(regions, ["mito", "nucleus"], CLASSES)
+
+
+def test_majority_and_staple_recover_the_truth_from_two_careful_and_one_careless():
+    truth = np.zeros((20, 20), int)
+    truth[5:15, 5:15] = 1
+    careless = np.where(np.random.default_rng(0).random(truth.shape) < 0.3, 1 - truth, truth)
+    maps = [truth, truth, careless]
+    assert np.array_equal(fuse(maps, 2), truth)
+    assert np.array_equal(fuse(maps, 2, method="staple"), truth)
+    with pytest.raises(ValueError, match="no fusion 'mean' of class maps"):
+        fuse(maps, 2, method="mean")

@@ -144,7 +144,8 @@ def agree(
     in_range("min_annotations", min_annotations, 1, 100)
     store = study.store
     by_task = _current_annotations(study, round, image_ids)
-    masks_drawn = task_of(study.config.task).label_kind == "mask"
+    kind = task_of(study.config.task).label_kind
+    masks_drawn = kind != "class"
     results: list[TaskAgreement] = []
     waiting: list[Waiting] = []
     for done, (task_id, rows) in enumerate(by_task.items(), start=1):
@@ -158,52 +159,7 @@ def agree(
             continue
         item = TaskAgreement(task_id, image["id"], image["name"], rows[0]["task_round"], names)
         truth = store.truth(image["id"]) if against_truth else None
-        if masks_drawn:
-            shape = (image["height"], image["width"])
-            masks = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
-            for a, b in itertools.combinations(names, 2):
-                s = object_f1(masks[a], masks[b])
-                item.pairs[f"{a}|{b}"] = {k: s[k] for k in ("f1_50", "dice", "mean_matched_iou")}
-            item.agreement = _mean(p["f1_50"] for p in item.pairs.values())
-            for name in names if len(names) > 1 else []:
-                others = [masks[o] for o in names if o != name]
-                item.per_annotator[name] = object_f1(
-                    consensus_mask(others, method=method), masks[name]
-                )["f1_50"]
-            fused = consensus_mask(list(masks.values()), method=method)
-            item.consensus = count_objects(fused)
-            labels = study.config.labels
-            if labels.others:
-                kinds = {r["annotator"]: _classes(r) for r in rows}
-                names_of = (labels.object, *labels.others)
-                item.per_class = per_class_agreement(masks, kinds, names_of, default=labels.object)
-                item.object_classes = vote_classes(fused, masks, kinds, default=labels.object)
-            if truth is not None and truth["kind"] == "mask":
-                t = read_mask(truth["mask_path"], shape)
-                pick = ("f1_50", "dice", "mean_matched_iou")
-                item.against_truth = {
-                    "consensus": {k: object_f1(t, fused)[k] for k in pick},
-                    "annotators": {
-                        n: {k: object_f1(t, m)[k] for k in pick} for n, m in masks.items()
-                    },
-                }
-        else:
-            classes = {r["annotator"]: r["class"] for r in rows}
-            for a, b in itertools.combinations(names, 2):
-                item.pairs[f"{a}|{b}"] = float(classes[a] == classes[b])
-            item.agreement = _mean(item.pairs.values())
-            for name in names if len(names) > 1 else []:
-                vote = majority_vote([classes[o] for o in names if o != name], tie="first")
-                item.per_annotator[name] = float(vote == classes[name])
-            fused = majority_vote(list(classes.values()))
-            item.consensus = fused
-            if truth is not None and truth["kind"] == "class":
-                item.against_truth = {
-                    "consensus": {"correct": float(fused == truth["class"])},
-                    "annotators": {
-                        n: {"correct": float(c == truth["class"])} for n, c in classes.items()
-                    },
-                }
+        fused = AGREEMENT[kind](study, item, image, rows, truth, method)
         item.adjudicate = (item.agreement is not None and item.agreement < min_agreement) or (
             not masks_drawn and item.consensus is None
         )
@@ -215,6 +171,110 @@ def agree(
     report = _summarise(results, by_task, masks_drawn)
     report.waiting = waiting
     return report
+
+
+def _agree_masks(study, item, image, rows, truth, method) -> np.ndarray:
+    """Instance masks: object F1 at IoU 0.5 per pair, each annotator against the others'
+    consensus, fused by ``method``; object classes voted when ``[labels] others`` names
+    some."""
+    names = item.annotators
+    shape = (image["height"], image["width"])
+    masks = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
+    for a, b in itertools.combinations(names, 2):
+        s = object_f1(masks[a], masks[b])
+        item.pairs[f"{a}|{b}"] = {k: s[k] for k in ("f1_50", "dice", "mean_matched_iou")}
+    item.agreement = _mean(p["f1_50"] for p in item.pairs.values())
+    for name in names if len(names) > 1 else []:
+        others = [masks[o] for o in names if o != name]
+        item.per_annotator[name] = object_f1(consensus_mask(others, method=method), masks[name])[
+            "f1_50"
+        ]
+    fused = consensus_mask(list(masks.values()), method=method)
+    item.consensus = count_objects(fused)
+    labels = study.config.labels
+    if labels.others:
+        kinds = {r["annotator"]: _classes(r) for r in rows}
+        names_of = (labels.object, *labels.others)
+        item.per_class = per_class_agreement(masks, kinds, names_of, default=labels.object)
+        item.object_classes = vote_classes(fused, masks, kinds, default=labels.object)
+    if truth is not None and truth["kind"] == "mask":
+        t = read_mask(truth["mask_path"], shape)
+        pick = ("f1_50", "dice", "mean_matched_iou")
+        item.against_truth = {
+            "consensus": {k: object_f1(t, fused)[k] for k in pick},
+            "annotators": {n: {k: object_f1(t, m)[k] for k in pick} for n, m in masks.items()},
+        }
+    return fused
+
+
+def _agree_classes(study, item, image, rows, truth, method) -> str | None:
+    """Image classes: the share of agreeing pairs, each annotator against the others'
+    majority, the majority vote (a tie: None, adjudicated)."""
+    names = item.annotators
+    classes = {r["annotator"]: r["class"] for r in rows}
+    for a, b in itertools.combinations(names, 2):
+        item.pairs[f"{a}|{b}"] = float(classes[a] == classes[b])
+    item.agreement = _mean(item.pairs.values())
+    for name in names if len(names) > 1 else []:
+        vote = majority_vote([classes[o] for o in names if o != name], tie="first")
+        item.per_annotator[name] = float(vote == classes[name])
+    fused = majority_vote(list(classes.values()))
+    item.consensus = fused
+    if truth is not None and truth["kind"] == "class":
+        item.against_truth = {
+            "consensus": {"correct": float(fused == truth["class"])},
+            "annotators": {n: {"correct": float(c == truth["class"])} for n, c in classes.items()},
+        }
+    return fused
+
+
+def _agree_classmaps(study, item, image, rows, truth, method) -> np.ndarray:
+    """Class maps (semantic): per pair the mean foreground Dice and IoU and Cohen's kappa on
+    pixels, Dice per class; each annotator's Dice against the others' consensus; fused per
+    pixel by ``method`` (majority, or STAPLE per class)."""
+    from loop.core.classmaps import class_scores, fuse, pixel_kappa
+    from loop.learn.labels import classmap_of
+
+    classes = study.config.labels.classes
+    k = len(classes)
+    names = item.annotators
+    shape = (image["height"], image["width"])
+    maps = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
+    per_class: dict[str, list] = {}
+    for a, b in itertools.combinations(names, 2):
+        s = class_scores(maps[a], maps[b], classes)
+        item.pairs[f"{a}|{b}"] = {
+            "dice": s["mean_dice"],
+            "iou": s["mean_iou"],
+            "kappa": pixel_kappa(maps[a], maps[b], k),
+        }
+        for name in classes[1:]:
+            per_class.setdefault(name, []).append(s["per_class"][name]["dice"])
+    item.agreement = _mean(p["dice"] for p in item.pairs.values())
+    item.per_class = {name: _mean(v) for name, v in per_class.items()}
+    for name in names if len(names) > 1 else []:
+        others = fuse([maps[o] for o in names if o != name], k, method=method)
+        item.per_annotator[name] = class_scores(others, maps[name], classes)["mean_dice"]
+    fused = fuse(list(maps.values()), k, method=method)
+    item.consensus = int(np.unique(fused).size)
+    if truth is not None and truth["kind"] == "mask":
+        t = classmap_of(study, image, truth)
+        known = getattr(t, "known", None)
+        t = getattr(t, "mask", t)
+
+        def dice(m):
+            return {"dice": class_scores(t, m, classes, known)["mean_dice"]}
+
+        item.against_truth = {
+            "consensus": dice(fused),
+            "annotators": {n: dice(m) for n, m in maps.items()},
+        }
+    return fused
+
+
+AGREEMENT = {"mask": _agree_masks, "class": _agree_classes, "classmap": _agree_classmaps}
+"""How a task's annotations are compared and fused, by the label kind of the study's task
+(:attr:`loop.tasks.base.Task.label_kind`); each returns the consensus (None: none)."""
 
 
 def _store_consensus(

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from loop.annotate.preannotations import effort_of
 from loop.annotate.pulled import PullReport, store_annotations, write_mask
 from loop.annotate.stitch import stitch_tiled
+from loop.core.classmaps import from_regions
 from loop.core.images import count_objects
 from loop.errors import MalformedAnnotation
 from loop.faults import crash_points
@@ -42,14 +43,23 @@ annotation saved just before the tool's clock was read, but committed after, is 
 
 def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: ToolAnnotation):
     """(mask, class, n_objects, object classes) of an annotation of a task (an image or a
-    tile of it); raises MalformedAnnotation. Object classes (JSON, label ``k`` at ``k - 1``)
-    only when ``[labels] others`` names more kinds of object, and not for tiles."""
+    tile of it; the mask a class map for pixel classes); raises MalformedAnnotation. Object
+    classes (JSON, label ``k`` at ``k - 1``) only when ``[labels] others`` names more kinds of
+    object, and not for tiles."""
     if ann.cancelled:
         return None, None, None, None
-    if task_of(study.config.task).label_kind == "mask":
-        shape = (image["height"], image["width"])
-        if task["tile"]:
-            shape = tuple(json.loads(task["tile"])[2:])
+    kind = task_of(study.config.task).label_kind
+    shape = (image["height"], image["width"])
+    if task["tile"]:
+        shape = tuple(json.loads(task["tile"])[2:])
+    if kind == "classmap":  # one painted region per class (or several): a class map
+        regions, names = tool.to_objects(ann.result, shape)
+        try:
+            classes = from_regions(regions, names, study.config.labels.classes)
+        except ValueError as exc:
+            raise MalformedAnnotation(str(exc)) from None
+        return classes, None, count_objects(classes), None
+    if kind == "mask":
         mask, names = tool.to_objects(ann.result, shape)
         labels = study.config.labels
         classes = None

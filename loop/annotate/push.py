@@ -32,7 +32,7 @@ from pathlib import Path
 
 from loop.annotate.preannotations import keep_preannotation
 from loop.config import DisplayConfig
-from loop.config_view import other_labels
+from loop.config_view import class_labels, other_labels
 from loop.core.display import outline, to_display_uint8
 from loop.core.files import atomic_path
 from loop.core.images import read_image
@@ -99,8 +99,12 @@ def task_info(study: Study, image: dict, task: dict, chosen: dict[int, dict] | N
 
 
 def label_spec(study: Study) -> LabelSpec:
-    """The objects' names and colours in the tool, from ``[labels]``."""
+    """The objects' names and colours in the tool, from ``[labels]``; for pixel classes
+    (``classes``), one brush label per class but the background (left unpainted)."""
     labels = study.config.labels
+    if task_of(study.config.task).label_kind == "classmap":
+        (first, colour), *rest = class_labels(labels)[1:]
+        return LabelSpec(name=first, colour=colour, others=tuple(rest))
     return LabelSpec(
         name=labels.object,
         colour=labels.colour,

@@ -74,8 +74,12 @@ def add_annotators(study, admin, names, *, domain: str = "loop.local", profile=N
 def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", progress=None):
     """Simulated annotators (:func:`connectors.simulated.simulate`) on the study's project of
     ``purpose``, copying its ground truth."""
+    import numpy as np
+
+    from loop.learn.labels import classmap_of
     from loop.store.annotations import project_of
     from loop.store.labels import truth_classes
+    from loop.tasks import task_of
 
     store = study.store
     project = project_of(store, admin.name, purpose)
@@ -85,6 +89,14 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
         if truth is None:
             return None
         image = store.image(image_id)
+        if task_of(study.config.task).label_kind == "classmap":
+            classes = classmap_of(study, image, truth)
+            return sim.Truth(
+                kind="classmap",
+                shape=(image["height"], image["width"]),
+                classmap=np.asarray(getattr(classes, "mask", classes)),
+                names=study.config.labels.classes,
+            )
         return sim.Truth(
             kind=truth["kind"],
             shape=(image["height"], image["width"]),

@@ -18,6 +18,8 @@ __all__ = [
     "class_scores",
     "confusion",
     "from_instances",
+    "from_regions",
+    "fuse",
     "majority",
     "pixel_entropy",
     "pixel_kappa",
@@ -240,6 +242,49 @@ def pixel_entropy(probabilities: np.ndarray) -> np.ndarray:
     """
     p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
     return -(p * np.log(p)).sum(axis=0) / np.log(max(2, p.shape[0]))
+
+
+def from_regions(regions: np.ndarray, names: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """A class map from painted regions: region ``k`` of ``regions`` (1..R, 0 = unpainted)
+    painted with the class named ``names[k - 1]``; unpainted pixels are the background.
+
+    Raises
+    ------
+    ValueError
+        For a region painted with a name that is no class, or with the background's.
+
+    >>> from_regions(np.array([[0, 1, 2]]), ["b", "a"], ["bg", "a", "b"]).tolist()
+    [[0, 2, 1]]
+    """
+    index = {name: k for k, name in enumerate(classes)}
+    out = np.zeros(regions.shape, np.uint8)
+    for k, name in enumerate(names, start=1):
+        if index.get(name, 0) == 0:
+            raise ValueError(
+                f"a region is painted as {name!r}, which is no class to paint (classes: "
+                f"{', '.join(classes[1:])}; {classes[0]} is what is left unpainted)"
+            )
+        out[regions == k] = index[name]
+    return out
+
+
+def fuse(maps: Sequence[np.ndarray], n_classes: int, *, method: str = "majority") -> np.ndarray:
+    """The consensus of several annotators' class maps: the per-pixel ``majority``
+    (:func:`majority`), or ``staple``: binary STAPLE of each class against the rest
+    (:func:`loop.core.fusion.staple`), each pixel taking the class of highest posterior.
+
+    >>> maps = [np.array([[0, 1, 1]]), np.array([[0, 1, 2]]), np.array([[1, 1, 2]])]
+    >>> fuse(maps, 3).tolist(), fuse(maps, 3, method="staple").tolist()
+    ([[0, 1, 2]], [[0, 1, 2]])
+    """
+    if method == "majority":
+        return majority(maps, n_classes)[0]
+    if method != "staple":
+        raise ValueError(f"no fusion {method!r} of class maps: choose majority or staple")
+    from loop.core.fusion import staple
+
+    posterior = np.stack([staple([np.asarray(m) == k for m in maps]) for k in range(n_classes)])
+    return posterior.argmax(axis=0).astype(np.uint8)
 
 
 def _mean(values) -> float | None:

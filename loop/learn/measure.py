@@ -14,6 +14,11 @@ measures them and writes, in ``out/``:
   versions it was trained with), the software versions of this run, the options and the time;
 - ``labels/<file>.tif``: the label images the measurements came from (when segmenting).
 
+A semantic study (pixel classes) writes the area and area fraction of each class per image
+(``images.csv``: ``area.<class>``, ``fraction.<class>``, ``area_um2.<class>``) and, in
+``objects.csv``, one row per connected region of each class but the background, with its
+``class``; the label images are class indices.
+
 Files are written to temporary names and renamed at the end, so a run that stops leaves the
 previous results whole; images are processed one at a time, so memory does not grow with the
 folder. A stopped run keeps what it finished in a journal (:mod:`loop.learn.measure_journal`):
@@ -30,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from loop.config import ModelConfig
 from loop.core.images import file_sha256, read_mask, write_labels
 from loop.core.lazy import missing_note, open_image, store_sha256
@@ -39,8 +46,9 @@ from loop.errors import ImageError, MeasureError
 from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.measure_journal import MeasureJournal, image_key
-from loop.learn.predict import predict_one
+from loop.learn.predict import _lazy_above, predict_one
 from loop.learn.registry import model_row, software_versions
+from loop.models.family import family
 from loop.study import Study
 from loop.tasks import task_of
 
@@ -118,15 +126,19 @@ def measure_folder(
     model = None if row is None else ModelRef.of(study, row, gpu)
     if model is not None:
         model.load()  # fail early
+    task = task_of(study.config.task)
+    config = study.config.model if row is None else family(row["kind"]).settings(study.config)
+    classes = study.config.labels.classes if task.label_kind == "classmap" else ()
     jobs = [
         _Job(
             path=path,
             rel=path.relative_to(folder).as_posix(),
             out=out,
             model=model,
-            config=study.config.model,
+            config=config,
             masks=None if masks is None else Path(masks),
             pixel_size=pixel_size,
+            classes=classes,
         )
         for path in files
     ]
@@ -136,7 +148,8 @@ def measure_folder(
         "model": None if row is None else row["sha256"],
         "masks": None if masks is None else str(Path(masks).resolve()),
         "pixel_size": pixel_size,
-        "config": repr(study.config.model),
+        "config": repr(config),
+        "classes": list(classes),
     }
     failed: dict[str, str] = {}
     journal = MeasureJournal(out, settings)  # what a stopped run of this command finished
@@ -197,7 +210,8 @@ def measure_folder(
         "model": None if row is None else _model_provenance(row),
     }
     objects = (r for key in keys if key in journal.done for r in journal.rows(journal.done[key]))
-    _write_results(out, objects, list(columns), image_rows, provenance)
+    image_columns = [*IMAGE_COLUMNS[:-2], *_class_columns(classes, pixel_size), *IMAGE_COLUMNS[-2:]]
+    _write_results(out, objects, list(columns), image_rows, image_columns, provenance)
     journal.remove()
     return MeasureReport(
         out=out,
@@ -219,7 +233,7 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
             f"-o {out} is inside {folder}: its label images would be measured next time; "
             "write the results elsewhere"
         )
-    if masks is None and not task_of(study.config.task).objects:
+    if masks is None and task_of(study.config.task).label_kind == "class":
         raise MeasureError(
             "this study classifies whole images: per-object measurements need a segmentation "
             "study, or label images given with --masks (`loop predict` gives classes)"
@@ -246,6 +260,7 @@ class _Job:
     config: ModelConfig
     masks: Path | None
     pixel_size: float | None
+    classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
 
 
 def _measure_job(job: _Job) -> tuple[dict, list[dict] | None, str | None]:
@@ -269,7 +284,7 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     from loop.models.cellpose_measures import cell_probability
 
     path, rel, out, masks = job.path, job.rel, job.out, job.masks
-    pixels = open_image(path, lazy_above=job.config.predict_tile_above)  # read by tiles/bands
+    pixels = open_image(path, lazy_above=_lazy_above(job.config))  # read by tiles/bands
     if missing_note(pixels):
         record["warning"] = missing_note(pixels)
     record.update(
@@ -281,8 +296,8 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     probability = None
     if masks is None:
         seg = predict_one(job.model.kind, model, pixels, job.config)
-        labels = seg.masks
-        probability = cell_probability(seg.cellprob)
+        labels = seg.masks if seg.classmap is None else seg.classmap
+        probability = cell_probability(seg.cellprob) if seg.classmap is None else seg.probability
         target = out / "labels" / Path(rel).with_suffix(".tif")
         target.parent.mkdir(parents=True, exist_ok=True)
         write_labels(target, labels)
@@ -293,10 +308,53 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
             raise MeasureError(f"no label image {source} for it")
         labels = read_mask(source, pixels.shape[:2])
         record["labels"] = str(source)
+    if job.classes:
+        return measure_classes(labels, job.classes, record, pixels, job.pixel_size, probability)
     return measure_objects(labels, pixels, pixel_size=job.pixel_size, probability=probability)
 
 
-def _write_results(out: Path, objects, columns, image_rows, provenance: dict) -> None:
+def measure_classes(classmap, classes, record: dict, pixels, pixel_size, probability) -> list[dict]:
+    """A class map's area and area fraction of each class (into the image's ``record``:
+    ``area.<class>``, ``fraction.<class>``, and ``area_um2.<class>`` with a pixel size) and
+    one row per connected region of each class but the background (its ``class`` and the
+    measurements of :func:`loop.core.objects.measure_objects`).
+
+    Raises
+    ------
+    MeasureError
+        When the label image has a value that is no class.
+    """
+    from skimage.measure import label
+
+    if classmap.size and int(classmap.max()) >= len(classes):
+        raise MeasureError(
+            f"its label image has value {int(classmap.max())}, but the study has "
+            f"{len(classes)} classes (0..{len(classes) - 1}): give class-index images"
+        )
+    counts = np.bincount(np.asarray(classmap).ravel(), minlength=len(classes))
+    rows = []
+    for k, name in enumerate(classes):
+        record[f"area.{name}"] = int(counts[k])
+        record[f"fraction.{name}"] = round(float(counts[k] / max(1, classmap.size)), 6)
+        if pixel_size:
+            record[f"area_um2.{name}"] = float(counts[k] * pixel_size**2)
+        if k == 0 or not counts[k]:
+            continue
+        regions = label(classmap == k, connectivity=1)
+        for row in measure_objects(regions, pixels, pixel_size=pixel_size, probability=probability):
+            rows.append({"class": name, **row})
+    return rows
+
+
+def _class_columns(classes, pixel_size) -> list[str]:
+    """The per-class columns of ``images.csv`` (semantic)."""
+    kinds = ("area", "fraction", *(("area_um2",) if pixel_size else ()))
+    return [f"{kind}.{name}" for name in classes for kind in kinds]
+
+
+def _write_results(
+    out: Path, objects, columns, image_rows, image_columns, provenance: dict
+) -> None:
     """``objects.csv`` (from the rows ``objects`` yields), ``images.csv`` and
     ``provenance.json``, each under a temporary name, then all renamed."""
     objects_tmp = out / "objects.csv.tmp"
@@ -306,7 +364,7 @@ def _write_results(out: Path, objects, columns, image_rows, provenance: dict) ->
         writer.writerows(objects)
     images_tmp = out / "images.csv.tmp"
     with open(images_tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=IMAGE_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=image_columns)
         writer.writeheader()
         writer.writerows(image_rows)
     provenance_tmp = out / "provenance.json.tmp"

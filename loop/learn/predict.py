@@ -60,6 +60,7 @@ class _Job:
     out: Path
     model: ModelRef
     config: object  # the family's section of the config (frozen)
+    classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
 
 
 def _predict_job(job: _Job) -> dict:
@@ -75,12 +76,18 @@ def _predict_job(job: _Job) -> dict:
     if missing_note(pixels):
         record["warning"] = missing_note(pixels)
     output = predict_one(job.model.kind, job.model.load(), pixels, job.config)
-    if output.masks is not None:
+    labels = output.masks if output.masks is not None else output.classmap
+    if labels is not None:
         target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_labels(target, output.masks)
-        record["n_objects"] = int(output.measures["n_objects"])
+        write_labels(target, labels)
         record["labels"] = str(target.relative_to(job.out))
+    if output.classmap is not None:  # class indices; the share of the image of each class
+        counts = np.bincount(output.classmap.ravel(), minlength=len(job.classes))
+        for name, count in zip(job.classes, counts):
+            record[f"fraction.{name}"] = round(float(count / output.classmap.size), 6)
+    elif output.masks is not None:
+        record["n_objects"] = int(output.measures["n_objects"])
     else:
         record["class"] = output.klass
         record["confidence"] = output.confidence
@@ -97,17 +104,20 @@ def predict_folder(
     engine: Engine = Engine(),
     progress: Progress = _noop,
 ) -> list[dict]:
-    """Label TIFFs (segmentation) or classes for every image file in ``folder``.
+    """Label TIFFs (segmentation), class-index TIFFs (semantic) or classes for every image
+    file in ``folder``.
 
-    Writes ``out/<stem>.tif`` per image (segmentation) and ``out/predictions.csv`` with the
-    model id and sha256 on every row. Unreadable files are reported, not fatal. ``engine``:
-    in this process, or on the worker processes of a Dask cluster (:mod:`loop.learn.engine`).
+    Writes ``out/<stem>.tif`` per image (segmentation, semantic) and ``out/predictions.csv``
+    with the model id and sha256 on every row. Unreadable files are reported, not fatal.
+    ``engine``: in this process, or on the worker processes of a Dask cluster
+    (:mod:`loop.learn.engine`).
 
     Returns
     -------
     list of dict
         One row per file: ``file``, ``model_id``, ``model_sha256``, ``n_objects`` or
-        ``class`` and ``confidence``, or ``error``.
+        ``class`` and ``confidence`` or the share of the image of each pixel class
+        (``fraction.<class>``), or ``error``.
     """
     import csv
 
@@ -117,10 +127,12 @@ def predict_folder(
     row = model_row(study, model_id)
     model = ModelRef.of(study, row, gpu)
     model.load()  # fail early
-    config = family(row["kind"]).settings(study.config)
+    adapter = family(row["kind"])
+    config = adapter.settings(study.config)
+    classes = study.config.labels.classes if adapter.label_kind == "classmap" else ()
     files = find_images(folder, study.config.ingest.extensions, stores=True)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [_Job(path, folder, out, model, config) for path in files]
+    jobs = [_Job(path, folder, out, model, config, classes) for path in files]
     rows = []
     for i, outcome in run_each(
         _predict_job, jobs, engine=engine, progress=lambda d, t: progress("predicting", d, t)
@@ -143,6 +155,7 @@ def predict_folder(
         "labels",
         "class",
         "confidence",
+        *(f"fraction.{name}" for name in classes),
         "error",
         "warning",
     ]

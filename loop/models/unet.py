@@ -77,7 +77,14 @@ def build(config: UNetConfig, n_classes: int, *, seed: int, device=None):
         "classes": n_classes,
         "dropout": config.dropout,
     }
-    return net.to(device or "cpu").eval()
+    return _placed(net, device or "cpu")
+
+
+def _placed(net, device):
+    """``net`` on ``device``, in evaluation mode, with ``net.device`` saying where (as
+    Cellpose's networks do)."""
+    net.device = torch.device(device)
+    return net.to(net.device).eval()
 
 
 def save(net, path: str | Path) -> Path:
@@ -116,7 +123,7 @@ def load(path: str | Path, device) -> torch.nn.Module:
         raise ModelError(
             f"{path} is not a U-Net model written by loop ({type(exc).__name__}): train again"
         ) from None
-    return net.to(device).eval()
+    return _placed(net, device)
 
 
 # --- training -----------------------------------------------------------------------------

@@ -72,8 +72,9 @@ def _previous_model(study: Study, arm: str, round: int) -> int | None:
 
 def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]:
     """The model's pre-annotation of an image: masks scored 1 - flow error (clipped to 0..1),
-    the objects whose own flow error exceeds ``labels.unsure_flow_error`` marked unsure; or a
-    class with its probability."""
+    the objects whose own flow error exceeds ``labels.unsure_flow_error`` marked unsure; a
+    class map (each class painted, scored by its mean pixel probability); or a class with its
+    probability."""
     row = learn.model_row(study, model_id)
     model, adapter = learn.load_model(study, row, gpu), family(row["kind"])
     config = adapter.settings(study.config)
@@ -82,6 +83,13 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
 
     def predict(image: dict) -> Prediction:
         (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
+        if output.classmap is not None:  # semantic: one painted region per class
+            return Prediction(
+                mask=output.classmap,
+                score=float(np.mean(output.probability)),
+                model_version=version,
+                labels=study.config.labels.classes,
+            )
         if output.masks is not None:
             return Prediction(
                 mask=output.masks,
