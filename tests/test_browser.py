@@ -102,3 +102,45 @@ def test_an_annotator_corrects_the_pre_annotation_and_pull_keeps_exactly_that(
         kept = study.store.db["annotations"].get(wens["id"])
         assert (kept["status"], kept["result"]) == ("current", wens["result"])
         tool.close()
+
+
+def test_an_annotator_sees_one_region_per_class_and_pull_keeps_the_correction(
+    ls_study, browser, tmp_path, monkeypatch
+):
+    """Semantic segmentation in the labeling view: the model's class map pre-painted as one
+    region per class, named by ``[labels] classes``; deleting the boundary region and
+    submitting gives back the class map without it, to the pixel."""
+    from loop.learn.labels import classmap_of
+
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    toml = (
+        'task = "semantic"\n[labels]\nclasses = ["background", "nucleus", "boundary"]\n'
+        'masks = "instances"\n'
+    )
+    with open_study(one_dsb_study(tmp_path / "paint", toml, tmp_path / "data")) as study:
+        (image,) = study.store.images()
+        model = classmap_of(study, image, study.store.truth(image["id"]))
+        classes = study.config.labels.classes
+
+        def predict(_image):
+            return Prediction(mask=model, labels=classes, model_version="truth")
+
+        tool = connect(study)
+        add_annotators(study, tool, ["yan"])
+        push(study, tool, [image], overlap=1, predictions=predict)
+        project = next(study.store.db["tasks"].rows)["project"]
+        creds = server_of(study).credentials()["annotators"]
+        log_in(browser, tool.url, creds["yan"]["email"], creds["yan"]["password"])
+        browser.get(f"{tool.url}/projects/{project}/data?labeling=1")
+        shown = on_screen(browser)
+        assert sorted(r["labels"][0] for r in shown["regions"]) == ["boundary", "nucleus"]
+        screenshot(browser, tmp_path / "classes.png")
+        at = [r["labels"][0] for r in shown["regions"]].index("boundary")
+        delete_region(browser, at)
+        press(browser, "bottombar-submit-button")
+        wait_for("yan's annotation in Label Studio", lambda: pull(study, tool).new == 1)
+        row = next(study.store.db["annotations"].rows)
+        pulled = read_mask(study.path / row["mask_path"], model.shape)
+        assert np.array_equal(pulled, np.where(model == 2, 0, model))
+        tool.close()
