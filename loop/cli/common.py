@@ -129,14 +129,16 @@ def stage_progress(bar: Progress):
     )
 
 
-LEGEND = (
-    "score: held-out AP@0.5 (segmentation) or macro-F1 (classification); F1: the model's F1 at "
-    "IoU 0.5 (or accuracy), next to agree: the annotators' pairwise F1 on the batch; cons.: "
-    "consensus vs ground truth; hours: annotator lead times; spent: the experts' effort "
-    "before the round's model (weighted edits of the pre-annotations, \\[effort]: a missed "
-    "object 10, a split or merge 5, a redrawn outline 2, a false one 1, a kept one 0.2); "
-    "s: seconds"
-)
+def legend(task: str) -> str:
+    """What the columns of :func:`rounds_table` are, for a study of ``task``."""
+    from loop.tasks import task_of
+
+    return (
+        f"{task_of(task).legend}; hours: annotator lead times; spent: the experts' effort "
+        "before the round's model (weighted edits of the pre-annotations, \\[effort]: a missed "
+        "object 10, a split or merge 5, a redrawn outline 2, a false one 1, a kept one 0.2); "
+        "s: seconds"
+    )
 
 
 def rounds_table(rows: list[dict], title: str = "rounds") -> Table:

@@ -112,7 +112,7 @@ def demo(
 ) -> None:
     """The demo: sample data into a study, a local Label Studio, rounds of train -> score ->
     push -> 3 simulated annotators -> pull -> consensus, then the report. Resumable."""
-    from loop.cli.common import LEGEND, rounds_table
+    from loop.cli.common import legend, rounds_table
     from loop.cli.wiring import env_server, server_of, start_server
     from loop.data.demo import DEMO_TOML
     from loop.reports.html import write_report
@@ -138,7 +138,7 @@ def demo(
             server.stop()
         summaries = round_summaries(s)
     out.print(rounds_table(summaries, title=f"{folder}: demo"))
-    out.print(LEGEND)
+    out.print(legend(s.config.task))
     out.print(written.hint)
     out.print(f"report: {written.html}")
     if server is not None and not stop_server:

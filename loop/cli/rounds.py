@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 
 from loop.cli.common import (
-    LEGEND,
     GpuOpt,
     JsonOpt,
     LoopGroup,
     StudyArg,
     emit_json,
     err,
+    legend,
     out,
     progress_bar,
     rounds_table,
@@ -95,7 +95,7 @@ def round_(
         emit_json(next(r for r in rows if r["round"] == result.round))
         return
     out.print(rounds_table(rows, title=f"{study}: arm {arm}"))
-    out.print(LEGEND)
+    out.print(legend(s.config.task))
 
 
 @app.command()
@@ -140,7 +140,7 @@ def run(
         emit_json({"rounds": rows})
         return
     out.print(rounds_table(rows, title=str(study)))
-    out.print(LEGEND)
+    out.print(legend(s.config.task))
 
 
 @app.command()

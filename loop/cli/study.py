@@ -293,10 +293,10 @@ def status(study: StudyArg, as_json: JsonOpt = False) -> None:
             f"{st.review['sent']} sent, {st.review['decided']} decided"
         )
     if st.rounds:
-        from loop.cli.common import LEGEND, rounds_table
+        from loop.cli.common import legend, rounds_table
 
         out.print(rounds_table(st.rounds))
-        out.print(LEGEND)
+        out.print(legend(s.config.task))
     else:
         out.print("rounds: none yet")
     for lag in st.lagging:  # loud: a group the model fails while others rise

@@ -42,8 +42,13 @@ class ReportResult:
     hint: str = ""
 
 
-def stop_hint(rounds: list[dict], metric: str, arm: str = "main") -> str:
-    """A plain-words hint on whether more rounds are worth it, from an arm's curve.
+FIGURE_NAMES = {"f1": "F1", "accuracy": "accuracy", "mean_dice": "mean Dice"}
+"""How the model's figure beside the annotators' agreement is named in words."""
+
+
+def stop_hint(rounds: list[dict], metric: str, arm: str = "main", figure: str = "f1") -> str:
+    """A plain-words hint on whether more rounds are worth it, from an arm's curve;
+    ``figure``: the key of the model's figure set beside the annotators' agreement.
 
     >>> stop_hint([{"arm": "main", "score": s, "f1": None, "agreement": None}
     ...            for s in (0.5, 0.6, 0.605, 0.607)], "ap50")[:24]
@@ -56,22 +61,23 @@ def stop_hint(rounds: list[dict], metric: str, arm: str = "main") -> str:
     gains = np.diff(values)
     ceiling = ""
     rated = [r for r in scores if r["f1"] is not None and r["agreement"] is not None]
+    name = FIGURE_NAMES.get(figure, figure)
     if rated:
         f1, agreement = rated[-1]["f1"], rated[-1]["agreement"]
         if f1 >= agreement:
             ceiling = (
-                f" The model's F1 ({f1:.3f}) is at or above the annotators' pairwise "
+                f" The model's {name} ({f1:.3f}) is at or above the annotators' pairwise "
                 f"agreement ({agreement:.3f}): at the ceiling of what single annotators agree "
                 "on; better labels (adjudication, a clearer protocol) matter more than more."
             )
         elif agreement - f1 <= 0.02:
             ceiling = (
-                f" The model's F1 ({f1:.3f}) is within {agreement - f1:.3f} of the annotators' "
+                f" The model's {name} ({f1:.3f}) is within {agreement - f1:.3f} of the annotators' "
                 f"agreement ({agreement:.3f}), the ceiling of what their labels can teach."
             )
         else:
             ceiling = (
-                f" The annotators agree at {agreement:.3f} F1, the model reaches {f1:.3f}: "
+                f" The annotators agree at {agreement:.3f} {name}, the model reaches {f1:.3f}: "
                 "there is room above it."
             )
     last, before = scores[-1], scores[-2]
@@ -210,7 +216,7 @@ ROUND_COLUMNS = (
     ("objects", "n_objects"),
     ("model", "model_id"),
     ("held-out {metric}", "score"),
-    ("held-out F1", "f1"),
+    ("held-out {figure}", "f1"),
     ("agreement", "agreement"),
     ("consensus vs truth", "consensus_vs_truth"),
     ("to adjudicate", "adjudicate"),
@@ -222,14 +228,16 @@ ROUND_COLUMNS = (
 """The report's round table: (heading, key of :func:`round_summaries`)."""
 
 
-def _rounds_section(rounds: list[dict], metric: str) -> str:
+def _rounds_section(rounds: list[dict], metric: str, figure: str = "F1") -> str:
     return "<h2>Rounds</h2>" + _table(
-        [heading.format(metric=metric) for heading, _ in ROUND_COLUMNS],
+        [heading.format(metric=metric, figure=figure) for heading, _ in ROUND_COLUMNS],
         [[r[key] for _, key in ROUND_COLUMNS] for r in rounds],
     )
 
 
-def _curve_sections(rounds: list[dict], folder: Path, metric: str, result) -> list[str]:
+def _curve_sections(
+    rounds: list[dict], folder: Path, metric: str, result, figure: str = "F1 at IoU 0.5"
+) -> list[str]:
     curve = plots.learning_curves(rounds, folder / "learning-curve.png", metric=metric)
     ceiling = plots.agreement_vs_model(rounds, folder / "agreement.png")
     result.plots += [curve, ceiling]
@@ -238,7 +246,7 @@ def _curve_sections(rounds: list[dict], folder: Path, metric: str, result) -> li
         f"{metric} of each round's model on the test split (never annotated), against "
         "the labeled images it trained on and against the annotator time spent. A control "
         "arm, when one was run, is dashed.</p>" + _img(curve),
-        "<h2>Model and annotators</h2><p>The model's held-out F1 at IoU 0.5 next to the "
+        f"<h2>Model and annotators</h2><p>The model's held-out {figure} next to the "
         "annotators' mean pairwise agreement on each batch (the same measure between "
         "people: the human ceiling) and the consensus scored against ground truth where "
         "it exists.</p>" + _img(ceiling),
@@ -290,13 +298,15 @@ def write_report(
             f"{', '.join(arms) or 'none yet'}"
         )
     result = ReportResult(html=folder / "index.html")
-    result.hint = stop_hint(rounds, metric, arm)
+    key = task_of(study.config.task).model_figure
+    figure = FIGURE_NAMES.get(key, key)
+    result.hint = stop_hint(rounds, metric, arm, key)
     sections = [
         f"<h2>When to stop</h2><p>{html.escape(result.hint)}</p>",
-        _rounds_section(rounds, metric),
+        _rounds_section(rounds, metric, figure),
     ]
     if rounds:
-        sections += _curve_sections(rounds, folder, metric, result)
+        sections += _curve_sections(rounds, folder, metric, result, figure)
     people = annotator_rows(study, rounds, arm)
     if people:
         sections.append(

@@ -12,6 +12,7 @@ from loop.store.labels import made_by_people
 from loop.store.regions import region_summary
 from loop.store.rounds import effort_of_batch
 from loop.study import Study
+from loop.tasks import task_of
 
 MAX_AUTO_GROUP_VALUES = 12
 
@@ -51,12 +52,14 @@ def group_keys(study: Study) -> list[str]:
 def round_summary(row: dict, task: str) -> dict:
     """One round as a flat record: the figures a table or a plot shows.
 
-    ``score`` is the held-out headline (AP@0.5 for segmentation, macro-F1 for
-    classification); ``f1`` the model's F1 at IoU 0.5 (or accuracy) to set beside the
-    annotators' agreement (``agreement``: mean pairwise object F1 at IoU 0.5, or share of
-    agreeing pairs; of a region round, over its regions), the human ceiling on the same kind
-    of figure.
+    ``score`` is the held-out headline (:attr:`loop.tasks.base.Task.headline`: AP@0.5 for
+    segmentation, macro-F1 for classification, mean Dice for semantic); ``f1`` the model's
+    figure to set beside the annotators' agreement (``model_figure``: F1 at IoU 0.5,
+    accuracy, mean Dice), the human ceiling on the same kind of figure (``agreement``: mean
+    pairwise object F1 at IoU 0.5, share of agreeing pairs, mean Dice; of a region round,
+    over its regions).
     """
+    spec = task_of(task)
     metrics = json.loads(row["metrics"] or "{}")
     agreement = json.loads(row["agreement"] or "{}")
     timings = json.loads(row["timings"] or "{}")
@@ -71,16 +74,16 @@ def round_summary(row: dict, task: str) -> dict:
         "n_objects": row["n_objects"],
         "model_id": row["model_id"],
         "score": metrics.get(HEADLINE[task]),
-        "f1": metrics.get("f1", metrics.get("accuracy")),
+        "f1": metrics.get(spec.model_figure),
         "metrics": metrics,
         "batch": json.loads(row["batch"] or "[]"),
         "agreement": agreement.get("mean_agreement")
         if agreement.get("mean_agreement") is not None
         else (agreement.get("regions") or {}).get("mean_agreement"),
-        "consensus_vs_truth": consensus.get("f1_50", consensus.get("correct")),
+        "consensus_vs_truth": consensus.get(spec.truth_figure),
         "annotators": agreement.get("annotators") or {},
         "annotators_vs_truth": {
-            name: figures.get("f1_50", figures.get("correct"))
+            name: figures.get(spec.truth_figure)
             for name, figures in (truth.get("annotators") or {}).items()
         },
         "adjudicate": len(agreement.get("adjudicate") or []),

@@ -41,6 +41,14 @@ class Task:
     """What a label is: ``mask`` (a label image) or ``class`` (one class per image)."""
     headline: str
     """The metric that heads rounds, reports and benchmarks."""
+    model_figure: str = "f1"
+    """The model's held-out figure set beside the annotators' agreement (the same kind of
+    figure: the human ceiling) in round tables."""
+    truth_figure: str = "f1_50"
+    """The key of the consensus' (and each annotator's) figure against the ground truth in an
+    agreement report (:mod:`loop.annotate.consensus`)."""
+    legend: str = ""
+    """What ``score``, ``F1``, ``agree`` and ``cons.`` of a round table are, for this task."""
     measures: dict[str, Measure] = field(default_factory=dict)
     """Its uncertainty measures by strategy name (``loop strategies --task NAME``)."""
     shortlist_by: str = ""

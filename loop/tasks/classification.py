@@ -9,6 +9,10 @@ CLASSIFICATION = Task(
     control="Choices",
     label_kind="class",
     headline="macro_f1",
+    model_figure="accuracy",
+    truth_figure="correct",
+    legend="score: held-out macro-F1; F1: the model's accuracy, next to agree: the share of "
+    "annotator pairs that agree; cons.: consensus vs ground truth (share correct)",
     measures={
         "least-confident": Measure(
             "least-confident",

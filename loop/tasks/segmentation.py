@@ -36,6 +36,8 @@ SEGMENTATION = Task(
     control="BrushLabels",
     label_kind="mask",
     headline="ap50",
+    legend="score: held-out AP@0.5; F1: the model's F1 at IoU 0.5, next to agree: the "
+    "annotators' pairwise F1 on the batch; cons.: consensus vs ground truth (F1)",
     measures={
         "flip": Measure(
             "flip",

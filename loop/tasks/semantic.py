@@ -53,6 +53,10 @@ SEMANTIC = Task(
     control="BrushLabels",
     label_kind="classmap",
     headline="mean_dice",
+    model_figure="mean_dice",
+    truth_figure="dice",
+    legend="score and F1: held-out mean Dice over the foreground classes, next to agree: the "
+    "annotators' pairwise mean Dice on the batch; cons.: consensus vs ground truth (Dice)",
     measures={
         "entropy": Measure(
             "entropy",
