@@ -10,6 +10,7 @@ from loop.config_view import LabelsConfig
 from loop.core.strategies import available, parse
 from loop.errors import ConfigError
 from loop.models.family import FAMILIES, family_for_task
+from loop.reports.html import FIGURE_NAMES
 from loop.tasks import REGISTERED, TASKS, described, names, task_of
 
 TASK_LIST = list(REGISTERED.values())
@@ -35,6 +36,7 @@ def test_what_a_task_names_exists(task):
     assert task.instructions(_Labels()) and task.what_for("nucleus")
     assert f'task = "{task.name}"' in default_toml(task.name)
     assert f"{task.name} ({task.summary})" in described()
+    assert task.legend.startswith("score") and task.model_figure in FIGURE_NAMES
 
 
 def _Labels():
