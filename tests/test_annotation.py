@@ -625,3 +625,27 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
         consensus = [r for r in study.store.db["labels"].rows_where("source = 'consensus'")]
         assert len(consensus) == 4
         tool.close()
+
+
+def test_a_region_painted_with_no_class_is_a_malformed_annotation(tmp_path):
+    """Pull's reading of a semantic annotation (the tool faked: only its decoded regions
+    matter here): a region named after no class of ``[labels] classes`` is malformed."""
+    from loop.annotate.pull import _convert
+    from loop.errors import MalformedAnnotation
+    from loop.types import ToolAnnotation
+
+    class Tool:
+        def to_objects(self, result, shape):
+            return np.array([[0, 1], [2, 2]]), ["nucleus", result]
+
+    (tmp_path / "c.toml").write_text('task = "semantic"\n[labels]\nclasses = ["bg", "nucleus"]\n')
+    with init_study(tmp_path / "s", config=tmp_path / "c.toml") as study:
+        image, task = {"height": 2, "width": 2}, {"tile": None}
+
+        def convert(name):
+            return _convert(study, Tool(), task, image, ToolAnnotation("1", "2", "3", name))
+
+        classes, klass, n, _ = convert("nucleus")
+        assert classes.tolist() == [[0, 1], [1, 1]] and klass is None and n == 1
+        with pytest.raises(MalformedAnnotation, match="painted as 'mito', which is no class"):
+            convert("mito")

@@ -434,3 +434,30 @@ def test_any_text_gives_settings_or_one_config_error(text):
         parse_config(text)
     except ConfigError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ({"classes": ("only",)}, "give 2 to 64 distinct class names"),
+        ({"classes": ("a", "a")}, "give 2 to 64 distinct class names"),
+        ({"classes": ("a", "b?")}, "must not be empty or end in '\\?'"),
+        ({"classes": ("a", "b"), "class_colours": ("#ffffff",)}, "1 colour.s. for 2 class"),
+        ({"classes": ("a", "b"), "class_colours": ("red", "#000000")}, "write a colour as"),
+        ({"classes": ("a", "b"), "ignore": 1}, "labels.ignore = 1 is a class index"),
+        ({"classes": ("a", "b"), "ignore": -5}, "labels.ignore"),
+        ({"classes": ("a", "b"), "masks": "polygons"}, "choose classes or instances"),
+    ],
+)
+def test_bad_pixel_classes_are_clear_errors(labels, message):
+    with pytest.raises(ConfigError, match=message):
+        LabelsConfig(**labels)
+
+
+def test_class_colours_default_to_grey_background_then_the_object_colours():
+    from loop.config_view import class_labels
+
+    three = class_labels(LabelsConfig(classes=("bg", "a", "b")))
+    assert [c for _, c in three] == ["#808080", "#00c8ff", "#ff4fd8"]
+    mine = class_labels(LabelsConfig(classes=("bg", "a"), class_colours=("#000000", "#ffffff")))
+    assert mine == (("bg", "#000000"), ("a", "#ffffff"))
