@@ -200,3 +200,50 @@ def test_odd_region_annotations_each_have_a_recorded_outcome(tmp_path):
         where = {"tool": "labelstudio", "project": "p1"}
         assert rq.region_task_of(study.store, image["id"], "[0, 64, 32, 32]", **where) is None
         assert agree_regions(study).stale == []  # set aside once, not reported forever
+
+
+def test_semantic_regions_become_a_class_map_known_over_the_regions(
+    ls_study, tmp_path, monkeypatch
+):
+    """Pixel classes in regions: the annotators paint the frame, the consensus of each region
+    is merged into the image's partial class map, known over the regions exactly (the
+    painting around the frame is not used), and an arm's view keeps only its own regions."""
+    from loop.learn.labels import arm_view, classmap_of, target_of
+
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    toml = (
+        'task = "semantic"\n[labels]\nclasses = ["background", "nucleus", "boundary"]\n'
+        'masks = "instances"\n[regions]\nsize = 64\n'
+    )
+    folder = one_dsb_study(tmp_path / "sem", toml, tmp_path / "data")
+    with open_study(folder) as study:
+        (image,) = study.store.images()
+        truth = classmap_of(study, image, study.store.truth(image["id"]))
+        classes = study.config.labels.classes
+        tool = connect(study)
+        add_annotators(study, tool, ["rg-ann", "rg-bo"])
+        boxes = [[0, 0, 64, 64], [64, 128, 64, 64]]
+
+        def painted(_image):
+            return Prediction(mask=truth, labels=classes, model_version="truth")
+
+        regions = [(image["id"], box) for box in boxes]
+        push_regions(study, tool, regions, overlap=2, context=16, predictions=painted)
+        profiles = {"rg-ann": PROFILES["perfect"], "rg-bo": PROFILES["perfect"]}
+        simulate(study, tool, profiles, seed=0)
+        assert pull(study, tool).new == 4
+        merged = agree_regions(study, min_agreement=0.5, min_annotations=2)
+        assert len(merged.fused) == 2 and set(merged.agreement.values()) == {1.0}
+        label = study.store.db["labels"].rows_where("source = 'consensus'").__next__()
+        partial = target_of(study, image, label)
+        expected = np.zeros(truth.shape, bool)
+        for r, c, h, w in boxes:
+            expected[r : r + h, c : c + w] = True
+        assert np.array_equal(partial.known, expected)
+        assert np.array_equal(partial.mask[expected], truth[expected])
+        assert label["known_fraction"] == pytest.approx(expected.mean())
+        mine = arm_view(study, image, label, [boxes[0]])
+        view = target_of(study, image, mine)
+        assert view.known.sum() == 64 * 64
+        tool.close()

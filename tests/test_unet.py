@@ -7,6 +7,7 @@ import pytest
 from loop.config import AugmentConfig
 from loop.config_unet import UNetConfig
 from loop.core.classmaps import class_scores
+from loop.core.regions import grid
 from loop.errors import ConfigError, ModelError
 from loop.models import unet
 from loop.types import PartialMask
@@ -86,6 +87,10 @@ def test_training_learns_and_is_reproducible(tmp_path):
     assert repeat.losses == result.losses
     assert 0 <= seg.measures["entropy"] <= 1 and 0 <= seg.measures["flip"] <= 1
     assert seg.embedding.shape == (16,) and seg.probabilities.shape == (2, 64, 64)
+    (regions,) = unet.region_measures(net, [image], [grid(64, 64, 32)], config=SMALL)
+    assert regions.shape == (4, 2) and (0 <= regions).all() and (regions <= 1).all()
+    whole = regions.mean(axis=0)  # equal regions: their mean is the image's
+    assert whole == pytest.approx([seg.measures["flip"], seg.measures["entropy"]], abs=1e-4)
     path = unet.save(net, tmp_path / "m.pt")
     loaded = unet.load(path, "cpu")
     assert np.array_equal(unet.segment(loaded, image, config=SMALL).classes, seg.classes)

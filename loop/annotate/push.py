@@ -380,7 +380,9 @@ def _cropped(preds: tuple[Prediction, ...], tile: Box | None) -> tuple[Predictio
     if tile is None:
         return preds
     return tuple(
-        Prediction(mask=crop(p.mask, tile), score=p.score, model_version=p.model_version)
+        Prediction(
+            mask=crop(p.mask, tile), score=p.score, model_version=p.model_version, labels=p.labels
+        )
         if p.mask is not None
         else p
         for p in preds

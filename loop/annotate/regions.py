@@ -191,6 +191,9 @@ def agree_regions(
         frame = relative(json.loads(rows[0]["task_region"]), tile)
         shape = (tile[2], tile[3])
         drawn = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
+        if task_of(study.config.task).label_kind == "classmap":
+            _agree_classes(study, image, task_id, rows, drawn, frame, method, min_agreement, report)
+            continue
         masks = {name: touching(mask, frame) for name, mask in drawn.items()}
         off = sum(_count(drawn[n]) - _count(masks[n]) for n in drawn)
         if off:
@@ -212,6 +215,47 @@ def agree_regions(
     return report
 
 
+def _agree_classes(study, image, task_id, rows, drawn, frame, method, min_agreement, report):
+    """A region task of pixel classes: the annotators' paintings inside the frame (what lies
+    outside is not used), compared pairwise by mean foreground Dice (two empty paintings
+    agree), fused per pixel and merged into the image's partial class map, known over the
+    region exactly."""
+    from loop.core.classmaps import class_scores, fuse
+
+    classes = study.config.labels.classes
+    r, c, h, w = frame
+    inside = {name: m[r : r + h, c : c + w] for name, m in drawn.items()}
+    pairs = []
+    for a, b in itertools.combinations(inside, 2):
+        dice = class_scores(inside[a], inside[b], classes)["mean_dice"]
+        pairs.append(1.0 if dice is None else dice)  # None: neither painted anything
+    agreement = float(np.mean(pairs)) if pairs else None
+    report.agreement[task_id] = agreement
+    if agreement is not None and agreement < min_agreement:
+        report.low[task_id] = agreement
+        return
+    fused = fuse(list(inside.values()), len(classes), method=method)
+    if not fused.any():
+        report.empty.append(task_id)
+    region = json.loads(rows[0]["task_region"])
+    mask, known = _partial_consensus(study, image)
+    ar, ac, ah, aw = region
+    mask[ar : ar + ah, ac : ac + aw] = fused
+    known[ar : ar + ah, ac : ac + aw] = True
+    _save_partial(study, image, task_id, mask, known, rows, method, agreement)
+    report.fused.append(task_id)
+
+
+def _partial_consensus(study, image) -> tuple[np.ndarray, np.ndarray]:
+    """(label image, known pixels) of the image's consensus so far (nothing known: zeros)."""
+    existing = label_of(study.store, image["id"], "consensus")
+    shape = (image["height"], image["width"])
+    if existing is None:
+        return np.zeros(shape, np.int32), np.zeros(shape, bool)
+    mask = read_mask(study.resolve(existing["mask_path"]), shape).copy()
+    return mask, read_mask(study.resolve(existing["known_path"]), shape) > 0
+
+
 def _merged(store, image_id: int) -> set[int]:
     """The region tasks already merged into the image's consensus label (all of them when
     the consensus is of the whole image)."""
@@ -230,16 +274,8 @@ def _count(mask: np.ndarray) -> int:
 def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) -> None:
     """Merge a region's consensus into the image's partial consensus label (the caller has
     checked that the task is not merged yet and that the consensus is not whole)."""
-    store = study.store
-    existing = label_of(store, image["id"], "consensus")
-    provenance = json.loads(existing["provenance"] or "{}") if existing else {}
-    shape = (image["height"], image["width"])
-    mask = np.zeros(shape, np.int32)
-    known = np.zeros(shape, bool)
-    if existing is not None:
-        mask = read_mask(study.resolve(existing["mask_path"]), shape).copy()
-        known = read_mask(study.resolve(existing["known_path"]), shape) > 0
-    new = np.zeros(shape, np.int32)
+    mask, known = _partial_consensus(study, image)
+    new = np.zeros(mask.shape, np.int32)
     r0, c0, h, w = tile
     new[r0 : r0 + h, c0 : c0 + w] = np.where(fused > 0, fused + mask.max(), 0)
     iou, old_ids, new_ids = iou_matrix(mask, new)
@@ -253,6 +289,15 @@ def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) 
     r, c, rh, rw = region
     known[r : r + rh, c : c + rw] = True
     known |= mask > 0
+    _save_partial(study, image, task_id, mask, known, rows, method, agreement)
+
+
+def _save_partial(study, image, task_id, mask, known, rows, method, agreement) -> None:
+    """Write the image's partial consensus (label image and known pixels) with the region
+    task added to its provenance."""
+    store = study.store
+    existing = label_of(store, image["id"], "consensus")
+    provenance = json.loads(existing["provenance"] or "{}") if existing else {}
     stem = f"{image['id']}_{image['name']}"
     mask_rel = f"{CONSENSUS_DIR}/{stem}_regions.tif"
     known_rel = f"{CONSENSUS_DIR}/{stem}_known.tif"
@@ -273,7 +318,7 @@ def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) 
         label={
             "kind": "mask",
             "mask_path": mask_rel,
-            "n_objects": int(mask.max()),
+            "n_objects": _count(mask),
             "class": None,
             "object_classes": None,
             "method": method,

@@ -223,3 +223,17 @@ def restrict(mask: np.ndarray, known: np.ndarray, boxes) -> tuple[np.ndarray, np
     """
     kept, inside = _touching_any(mask, boxes)
     return kept, known & (inside | (kept > 0))
+
+
+def restrict_pixels(mask: np.ndarray, known: np.ndarray, boxes) -> tuple[np.ndarray, np.ndarray]:
+    """A partial class map cut down to some of its regions: known inside ``boxes`` only (a
+    pixel's class needs no object beyond the frame, unlike :func:`restrict`).
+
+    >>> m = np.ones((6, 6), int)
+    >>> m2, k2 = restrict_pixels(m, np.ones((6, 6), bool), [(0, 0, 3, 3)])
+    >>> int(k2.sum()), int(m2.sum())
+    (9, 9)
+    """
+    _, inside = _touching_any(mask, boxes)
+    known = known & inside
+    return np.where(known, mask, 0), known

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from loop.core.images import read_mask
-from loop.core.regions import restrict
+from loop.core.regions import restrict, restrict_pixels
 from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.store.regions import task_regions
 from loop.study import Study
+from loop.tasks import task_of
 from loop.tasks.semantic import read_truth
 from loop.types import PartialMask
 
@@ -69,13 +70,19 @@ def arm_view(study: Study, image: dict, label: dict, boxes) -> dict:
         tasks = json.loads(label.get("provenance") or "{}").get("regions", [])
         if all(list(map(int, b)) in mine for b in task_regions(study.store, tasks)):
             return label
-    mask, known = restrict(*_partial(study, image, label), mine)
+    cut = restrict_pixels if _classmaps(study) else restrict
+    mask, known = cut(*_partial(study, image, label), mine)
     return {
         **label,
         "known_regions": mine,
         "known_fraction": float(known.mean()),
         "n_objects": len(np.unique(mask[mask > 0])),
     }
+
+
+def _classmaps(study: Study) -> bool:
+    """Whether the study's labels are class maps (semantic), not instance label images."""
+    return task_of(study.config.task).label_kind == "classmap"
 
 
 def is_validation(sha256: str, fraction: float) -> bool:
@@ -143,7 +150,8 @@ def target_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialMas
         return _mask_of(study, image, label)
     mask, known = _partial(study, image, label)
     if label.get("known_regions"):
-        mask, known = restrict(mask, known, label["known_regions"])
+        cut = restrict_pixels if _classmaps(study) else restrict
+        mask, known = cut(mask, known, label["known_regions"])
     return PartialMask(mask, known)
 
 

@@ -54,7 +54,10 @@ def measure_regions(
             part = todo[start : start + chunk]
             boxes = [grid(im["height"], im["width"], size) for im in part]
             names, values = adapter.measure_regions(
-                model, [read_image(image_path(im)) for im in part], boxes
+                model,
+                [read_image(image_path(im)) for im in part],
+                boxes,
+                config=adapter.settings(study.config),
             )
             rows = [
                 (im["id"], [[*map(int, b), *map(float, v)] for b, v in zip(cells, vals)])

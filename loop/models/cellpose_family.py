@@ -53,7 +53,7 @@ class CellposeFamily:
             for seg in cs.fast_measures(model, images, config=config)
         ]
 
-    def measure_regions(self, model, images, boxes):
+    def measure_regions(self, model, images, boxes, *, config=None):
         """(measure names, per image an array (R_i, m)) of the regions ``boxes`` of each
         image (:func:`loop.models.cellpose_regions.region_measures`)."""
         from loop.models import cellpose_regions as cr

@@ -269,6 +269,8 @@ class Segmented:
     probabilities: np.ndarray  # (K, M, N) float32
     measures: dict
     embedding: np.ndarray  # (F,)
+    flip: np.ndarray  # (M, N): the mirror image's disagreement per pixel
+    entropy: np.ndarray  # (M, N): the normalised entropy per pixel
 
 
 def probabilities(net, pixels: np.ndarray, *, config: UNetConfig, flip: bool = False):
@@ -309,13 +311,54 @@ def segment(net, pixels: np.ndarray, *, config: UNetConfig) -> Segmented:
         q = probabilities(net, pixels, config=config, flip=True)
     finally:
         hook.remove()
-    flip = float(0.5 * np.abs(p - q).sum(axis=0).mean())
+    flip, entropy = doubt_maps(p, q)
     mean = (p + q) / 2
     embedding = torch.cat(pooled).mean(dim=0).numpy().astype(np.float32)
     return Segmented(
         classes=mean.argmax(axis=0).astype(np.uint8),
         confidence=mean.max(axis=0).astype(np.float32),
         probabilities=mean.astype(np.float32),
-        measures={"entropy": float(pixel_entropy(mean).mean()), "flip": flip},
+        measures={"entropy": float(entropy.mean()), "flip": float(flip.mean())},
         embedding=embedding,
+        flip=flip,
+        entropy=entropy,
     )
+
+
+def doubt_maps(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, from the probabilities of an image and of its mirror image (both (K, M, N)):
+    their disagreement (half the L1 distance, in [0, 1]) and the normalised entropy of their
+    mean (:func:`loop.core.classmaps.pixel_entropy`)."""
+    return 0.5 * np.abs(p - q).sum(axis=0), pixel_entropy((p + q) / 2)
+
+
+REGION_MEASURES = ("flip", "entropy")
+"""Per-region measures of :func:`region_measures`, in column order."""
+
+
+def region_measures(net, images, boxes, *, config: UNetConfig) -> list[np.ndarray]:
+    """The per-pixel doubt of :func:`segment` averaged over each region.
+
+    Parameters
+    ----------
+    images : sequence of ndarray
+    boxes : sequence of ndarray of shape (R_i, 4)
+        Each image's regions (``row, col, height, width``).
+
+    Returns
+    -------
+    list of ndarray of shape (R_i, 2)
+        Per region: ``flip`` and ``entropy`` (:data:`REGION_MEASURES`).
+    """
+    from loop.core.regions import region_means
+
+    out = []
+    for pixels, regions in zip(images, boxes, strict=True):
+        seg = segment(net, pixels, config=config)
+        out.append(
+            np.stack(
+                [region_means(m, None, np.asarray(regions)) for m in (seg.flip, seg.entropy)],
+                axis=1,
+            )
+        )
+    return out

@@ -46,6 +46,13 @@ class UNetFamily:
     def measure(self, model, images, *, config) -> list[Output]:
         return self.predict(model, images, config=config)  # both passes are the cheap ones
 
+    def measure_regions(self, model, images, boxes, *, config):
+        """(measure names, per image an array (R_i, 2)) of the regions ``boxes`` of each image
+        (:func:`loop.models.unet.region_measures`)."""
+        from loop.models import unet
+
+        return unet.REGION_MEASURES, unet.region_measures(model, images, boxes, config=config)
+
     # --- evaluation -----------------------------------------------------------------------
     def score(self, output: Output, truth, *, config: StudyConfig) -> dict:
         """Dice and IoU per class of one image (:func:`loop.core.classmaps.class_scores`);

@@ -11,7 +11,9 @@ def instructions(labels) -> str:
     return (
         f"Paint each {' / '.join(others) or 'foreground'} pixel with its class's brush; leave "
         f"{background} unpainted. The model's painting is drawn already: correct it (erase "
-        "wrong strokes, paint what it missed)."
+        "wrong strokes, paint what it missed). A picture with a yellow frame asks for that "
+        "region only: paint every pixel inside the frame right; what lies outside it is not "
+        "used."
     )
 
 
@@ -76,6 +78,7 @@ SEMANTIC = Task(
     auto=("typiclust", "flip+clue"),
     ingest_options=frozenset({"masks"}),
     what="pixel classes",
+    regions=True,
     instructions=instructions,
     classes=("background", "foreground"),
     count_truth=count_truth,
