@@ -617,6 +617,11 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
             if row["annotator"] == "sem-alice":
                 for k in range(3):
                     assert np.array_equal(got == k, truths[name] == k), (name, k)
+                # the truth was pre-painted: kept as it was, each class area accepted
+                assert json.loads(row["edits"]) == {
+                    "accepted": 2, "corrected": 0, "deleted": 0, "drawn": 0, "split": 0,
+                    "merged": 0,
+                }  # fmt: skip
             assert set(np.unique(got)) <= {0, 1, 2}
         agreement = agree(study, min_agreement=0.0, against_truth=True)
         assert set(agreement.overall["per_class"]) == {"disc", "square"}

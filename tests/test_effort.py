@@ -81,3 +81,18 @@ def test_the_weights_come_from_loop_toml():
     config = parse_config("[effort]\ndrawn = 4\naccepted = 0\n")
     assert config.effort == EffortWeights(drawn=4.0, accepted=0.0)
     assert effort(Edits(accepted=10, drawn=2), config.effort) == 8.0
+
+
+def test_class_edits_count_painted_areas_per_class():
+    from loop.core.effort import class_edits
+
+    pre = np.zeros((10, 10), int)
+    pre[0:4, 0:4] = 1
+    pre[6:10, 6:10] = 2
+    assert class_edits(pre, pre).as_dict()["accepted"] == 2
+    post = pre.copy()
+    post[6:10, 6:10] = 0  # erased
+    post[0:4, 6:9] = 2  # a missed area painted
+    post[0:4, 3] = 0  # the first area trimmed by a column: still the same area
+    counts = class_edits(pre, post)
+    assert (counts.deleted, counts.drawn, counts.corrected, counts.accepted) == (1, 1, 1, 0)

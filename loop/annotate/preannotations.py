@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.effort import edits, effort
+from loop.core.effort import class_edits, edits, effort
 from loop.core.images import read_mask, write_labels
 from loop.study import Study
+from loop.tasks import task_of
 from loop.types import Prediction
 
 PREANNOTATIONS_DIR = Path("preannotations")
@@ -39,9 +40,11 @@ def preannotation_of(study: Study, task_id: int) -> np.ndarray | None:
 
 def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None, float | None]:
     """(the edits as JSON, their weighted sum) from task ``task_id``'s pre-annotation to
-    ``mask``; (None, None) for a task without a pre-annotation or of another shape."""
+    ``mask`` (of class maps: :func:`loop.core.effort.class_edits`); (None, None) for a task
+    without a pre-annotation or of another shape."""
     pre = preannotation_of(study, task_id)
     if pre is None or pre.shape != mask.shape:
         return None, None
-    counts = edits(pre, mask)
+    classmaps = task_of(study.config.task).label_kind == "classmap"
+    counts = class_edits(pre, mask) if classmaps else edits(pre, mask)
     return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

@@ -135,6 +135,36 @@ def edits(pre: np.ndarray, post: np.ndarray) -> Edits:
     )
 
 
+def class_edits(pre: np.ndarray, post: np.ndarray) -> Edits:
+    """Count the edits that turn class map ``pre`` into ``post`` (semantic segmentation): for
+    each class but the background, its connected painted areas are the objects of
+    :func:`edits`, and the counts of all classes are added up (an area repainted in another
+    class is one deleted and one drawn).
+
+    Parameters
+    ----------
+    pre, post : ndarray of shape (M, N)
+        Class maps (0 = background, left unpainted).
+
+    >>> import numpy as np
+    >>> pre = np.zeros((8, 8), int); pre[0:3, 0:3] = 1; pre[5:8, 5:8] = 2
+    >>> post = pre.copy(); post[5:8, 5:8] = 1
+    >>> class_edits(pre, post)
+    Edits(accepted=1, corrected=0, deleted=1, drawn=1, split=0, merged=0)
+    """
+    from scipy import ndimage as ndi
+
+    pre, post = np.asarray(pre), np.asarray(post)
+    check_shapes(pre, post)
+    total = Edits()
+    for k in np.union1d(np.unique(pre), np.unique(post)):
+        if k == 0:
+            continue
+        counts = edits(ndi.label(pre == k)[0], ndi.label(post == k)[0])
+        total = Edits(**{f: getattr(total, f) + getattr(counts, f) for f in total.as_dict()})
+    return total
+
+
 def effort(counts: Edits, weights: EffortWeights = EffortWeights()) -> float:
     """The weighted sum of the edits.
 
