@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -185,3 +185,25 @@ def n_steps(n_images: int, config, *, warm: bool) -> int:
     steps = config.epochs * math.ceil(n_images / config.batch_size)
     steps = min(max(steps, config.min_steps), config.max_steps)
     return max(1, round(steps * config.warm_fraction)) if warm else steps
+
+
+def step_recipe(
+    section, augment, *, n_train: int, seed, steps, parent, extend: bool, **extra
+) -> Recipe:
+    """The recipe of a family trained in steps from a config section (``[model]``,
+    ``[unet]``: ``seed``, ``warm_start`` and the fields of :func:`n_steps`): warm from
+    ``parent`` when the section says so or ``extend`` asks, the step budget from the images
+    unless ``steps`` is given; ``extra`` (e.g. the classes) is recorded and identifies it too.
+    """
+    seed = section.seed if seed is None else seed
+    warm = bool(parent and (section.warm_start or extend))
+    budget = steps or n_steps(n_train, section, warm=warm)
+    settings = {"config": asdict(section), "augment": asdict(augment), **extra, "seed": seed}
+    return Recipe(
+        params={**settings, "steps": budget, "parent": parent["id"] if warm else None},
+        digest={**settings, "steps": steps},
+        seed=seed,
+        steps=budget,
+        warm=warm,
+        extend=extend,
+    )

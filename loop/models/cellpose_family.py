@@ -3,14 +3,13 @@ and files in :mod:`.cellpose_seg`, our seeded training loop in :mod:`.cellpose_t
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from loop.config import ModelConfig, StudyConfig
 from loop.errors import ModelError
-from loop.models.base import Fitted, Output, Recipe
+from loop.models.base import Fitted, Output, Recipe, step_recipe
 
 
 class CellposeFamily:
@@ -77,29 +76,13 @@ class CellposeFamily:
     suffix = ".pt"
 
     def recipe(self, config, *, n_train, seed, steps, parent, extend) -> Recipe:
-        from loop.models import cellpose_train as ct
-
-        model, augment = config.model, config.augment
-        seed = model.seed if seed is None else seed
-        warm = bool(parent and (model.warm_start or extend))
-        budget = steps or ct.n_steps(n_train, model, warm=warm)
-        return Recipe(
-            params={
-                "config": asdict(model),
-                "augment": asdict(augment),
-                "seed": seed,
-                "steps": budget,
-                "parent": parent["id"] if warm else None,
-            },
-            digest={
-                "config": asdict(model),
-                "augment": asdict(augment),
-                "seed": seed,
-                "steps": steps,
-            },
+        return step_recipe(
+            config.model,
+            config.augment,
+            n_train=n_train,
             seed=seed,
-            steps=budget,
-            warm=warm,
+            steps=steps,
+            parent=parent,
             extend=extend,
         )
 

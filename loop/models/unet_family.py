@@ -3,14 +3,13 @@ sliding-window prediction in :mod:`.unet`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from loop.config import StudyConfig
 from loop.config_unet import UNetConfig
-from loop.models.base import Fitted, Output, Recipe, n_steps
+from loop.models.base import Fitted, Output, Recipe, step_recipe
 
 
 class UNetFamily:
@@ -73,23 +72,15 @@ class UNetFamily:
     suffix = ".pt"
 
     def recipe(self, config, *, n_train, seed, steps, parent, extend) -> Recipe:
-        net, augment = config.unet, config.augment
-        seed = net.seed if seed is None else seed
-        warm = bool(parent and (net.warm_start or extend))
-        budget = steps or n_steps(n_train, net, warm=warm)
-        settings = {
-            "config": asdict(net),
-            "augment": asdict(augment),
-            "classes": list(config.labels.classes),
-            "seed": seed,
-        }
-        return Recipe(
-            params={**settings, "steps": budget, "parent": parent["id"] if warm else None},
-            digest={**settings, "steps": steps},
+        return step_recipe(
+            config.unet,
+            config.augment,
+            n_train=n_train,
             seed=seed,
-            steps=budget,
-            warm=warm,
+            steps=steps,
+            parent=parent,
             extend=extend,
+            classes=list(config.labels.classes),
         )
 
     def fit(
