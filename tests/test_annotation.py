@@ -627,6 +627,13 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
         assert set(agreement.overall["per_class"]) == {"disc", "square"}
         assert agreement.against_truth["annotators"]["sem-alice"]["dice"] == 1.0
         assert agreement.against_truth["consensus"]["dice"] > 0.9
+        # a reviewer would see each annotator's painting and their consensus, classes named
+        from loop.annotate.adjudicate import _versions
+
+        versions = _versions(study, agreement.tasks[0], "staple")
+        assert [v.labels for v in versions] == [classes] * 4
+        assert versions[-1].model_version == "consensus (staple)"
+        assert set(np.unique(versions[-1].mask)) <= {0, 1, 2}
         consensus = [r for r in study.store.db["labels"].rows_where("source = 'consensus'")]
         assert len(consensus) == 4
         tool.close()

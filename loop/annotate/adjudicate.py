@@ -27,12 +27,14 @@ from dataclasses import dataclass, field
 from loop.annotate.consensus import TaskAgreement, agree
 from loop.annotate.pull import pull
 from loop.annotate.push import PushReport, push
+from loop.core.classmaps import fuse
 from loop.core.fusion import consensus_mask
 from loop.core.images import read_mask
 from loop.errors import AdjudicationError
 from loop.store import annotations, dumps
 from loop.store.labels import images_with, save_label
 from loop.study import Study
+from loop.tasks import task_of
 from loop.types import AnnotationTool, Prediction
 
 _SRC = "adjudicated"
@@ -100,21 +102,33 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
     image = study.store.image(item.image_id)
     rows = annotations.annotations_of_task(study.store, item.task_id)
     shape = (image["height"], image["width"])
+    classmaps = task_of(study.config.task).label_kind == "classmap"
+    classes = study.config.labels.classes if classmaps else ()  # each painted class named
     versions, masks = [], []
     for row in rows:
         score = item.per_annotator.get(row["annotator"])
         if row["mask_path"]:
             mask = read_mask(study.resolve(row["mask_path"]), shape)
             masks.append(mask)
-            versions.append(Prediction(mask=mask, score=score, model_version=row["annotator"]))
+            versions.append(
+                Prediction(mask=mask, score=score, model_version=row["annotator"], labels=classes)
+            )
         else:
             versions.append(
                 Prediction(klass=row["class"], score=score, model_version=row["annotator"])
             )
     if len(masks) > 1:
-        fused = consensus_mask(masks, method=method)
+        if classmaps:
+            fused = fuse(masks, len(classes), method=method)
+        else:
+            fused = consensus_mask(masks, method=method)
         versions.append(
-            Prediction(mask=fused, score=item.agreement, model_version=f"consensus ({method})")
+            Prediction(
+                mask=fused,
+                score=item.agreement,
+                model_version=f"consensus ({method})",
+                labels=classes,
+            )
         )
     return versions
 
