@@ -273,29 +273,26 @@ class Segmented:
     entropy: np.ndarray  # (M, N): the normalised entropy per pixel
 
 
-def probabilities(net, pixels: np.ndarray, *, config: UNetConfig, flip: bool = False):
-    """Class probabilities of an image, shape (K, M, N), by sliding windows of
-    ``config.tile`` (Gaussian-weighted overlaps); ``flip``: of its mirror image, mirrored
-    back."""
+def probabilities(net, pixels: np.ndarray, *, config: UNetConfig):
+    """Class probabilities of an image and of its mirror image (mirrored back), each of shape
+    (K, M, N), by sliding windows of ``config.tile`` (Gaussian-weighted overlaps), both in one
+    batch."""
     from monai.inferers import sliding_window_inference
 
     device = next(net.parameters()).device
     x = torch.from_numpy(to_input(pixels, net.meta["channels"]))[None].to(device)
-    if flip:
-        x = x.flip(-1)
     with torch.inference_mode():
         logits = sliding_window_inference(
-            x,
+            torch.cat([x, x.flip(-1)]),
             (config.tile, config.tile),
-            sw_batch_size=4,
+            sw_batch_size=8,
             predictor=net,
             overlap=config.overlap,
             mode="gaussian",
         )
-        p = torch.softmax(logits, dim=1)[0]
-    if flip:
-        p = p.flip(-1)
-    return p.float().cpu().numpy()
+        p = torch.softmax(logits, dim=1)
+    p, q = p[0], p[1].flip(-1)
+    return p.float().cpu().numpy(), q.float().cpu().numpy()
 
 
 def segment(net, pixels: np.ndarray, *, config: UNetConfig) -> Segmented:
@@ -307,8 +304,7 @@ def segment(net, pixels: np.ndarray, *, config: UNetConfig) -> Segmented:
         lambda module, args, out: pooled.append(out.mean(dim=(2, 3)).detach().cpu())
     )
     try:
-        p = probabilities(net, pixels, config=config)
-        q = probabilities(net, pixels, config=config, flip=True)
+        p, q = probabilities(net, pixels, config=config)
     finally:
         hook.remove()
     flip, entropy = doubt_maps(p, q)
