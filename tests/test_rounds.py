@@ -492,3 +492,54 @@ def test_rounds_of_a_region_strategy(base, remote, tmp_path):
             regions = json.loads(row["agreement"])["regions"]
             assert 0 <= summary["agreement"] == regions["mean_agreement"] <= 1
             assert summary["effort"] > 0 and summary["n_regions"] == 3
+
+
+def test_semantic_rounds_with_simulated_annotators(remote, tmp_path):
+    """A semantic study (discs as two pixel classes, a tiny U-Net) through `loop run`: two
+    rounds of whole images, then one of regions, with simulated annotators on the real
+    server; every round recorded with its mean Dice, agreement and effort; the report names
+    the task's figures."""
+    from test_unet import blobs
+
+    images, masks = tmp_path / "data" / "images", tmp_path / "data" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for i in range(12):
+        image, classes = blobs(200 + i)
+        tifffile.imwrite(images / f"d{i:02d}.tif", image)
+        tifffile.imwrite(masks / f"d{i:02d}.tif", classes)
+    folder = tmp_path / "sem"
+    init_study(folder).close()
+    (folder / "loop.toml").write_text(
+        'task = "semantic"\n[labels]\nclasses = ["background", "disc"]\n'
+        "[unet]\nfeatures = [4, 4, 8, 8, 16, 4]\ncrop = 32\ntile = 64\ndropout = 0.0\n"
+        "min_steps = 20\nmax_steps = 20\nval_fraction = 0.0\n"
+        "[score]\nk = 2\n[regions]\nsize = 32\n"
+        '[rounds]\nmin_agreement = 0.0\nannotators = ["sr-ann", "sr-bo", "sr-cy"]\n'
+    )
+    with open_study(folder) as study:
+        ingest(study, images, masks=masks)
+        split_study(study, test=3, initial=2, seed=0)
+    runner = CliRunner()
+    whole = runner.invoke(
+        app, ["run", str(folder), "--rounds", "2", "--annotators", "simulated"], env=remote
+    )
+    assert whole.exit_code == 0, whole.output
+    for _ in range(2):  # the first finishes round 2 (run's final training), then regions
+        regions = runner.invoke(
+            app,
+            ["round", str(folder), "--strategy", "flip@region", "--annotators", "simulated"],
+            env=remote,
+        )
+        assert regions.exit_code == 0, regions.output
+    assert "held-out mean Dice" in whole.output
+    with open_study(folder) as study:
+        rows = round_summaries(study)
+        done = [r for r in rows if r["status"] == "done"]
+        assert len(done) >= 3 and all(r["score"] is not None for r in rows)
+        assert all(0 <= r["agreement"] <= 1 for r in done)
+        assert done[-1]["strategy"] == "flip@region"
+        partial = list(study.store.db["labels"].rows_where("known_path is not null"))
+        assert partial and all(0 < p["known_fraction"] < 1 for p in partial)
+        written = write_report(study, folder / "report")
+        assert "mean Dice" in written.hint or "Too few" in written.hint
