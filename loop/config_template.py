@@ -138,6 +138,7 @@ others = []              # more kinds of object annotators mark, e.g. ["mitotic 
 other_colours = []       # one "#rrggbb" per name in others; [] = magenta, green, orange, ...
 classes = {_toml_list(spec.classes)}   # semantic: the pixel classes, the background first
 class_colours = []       # one "#rrggbb" per class; [] = grey background, then the colours above
+class_values = []         # semantic: each class's value in label images, e.g. [0, 128, 255]
 ignore = {labels.ignore}              # semantic: value of unlabeled pixels (-1: none)
 masks = "{labels.masks}"        # semantic: label images hold classes, or instances (2/3 classes)
 

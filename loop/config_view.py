@@ -48,6 +48,9 @@ class LabelsConfig:
     class_colours: tuple[str, ...] = ()
     """One ``#rrggbb`` per class; empty: grey for the background, then the colours of
     ``others``."""
+    class_values: tuple[int, ...] = ()
+    """The value of each class in ground-truth label images, a class table (e.g. ``[0, 128,
+    255]``); empty: class ``k`` is value ``k`` (or 0/255 for two classes)."""
     ignore: int = -1
     """Semantic segmentation: the value of unlabeled pixels in ground-truth label images
     (they neither train nor count); -1 = none."""
@@ -102,6 +105,15 @@ class LabelsConfig:
             )
         _check_colours("labels.class_colours", self.class_colours)
         in_range("labels.ignore", self.ignore, -1, 2**31 - 1)
+        if self.class_values and (
+            len(self.class_values) != len(names)
+            or len(set(self.class_values)) < len(names)
+            or self.ignore in self.class_values
+        ):
+            raise ConfigError(
+                f"labels.class_values = {list(self.class_values)[:8]}: give one distinct value "
+                f"per class ({len(names)}), none of them labels.ignore"
+            )
         if 0 <= self.ignore < len(names):
             raise ConfigError(
                 f"labels.ignore = {self.ignore} is a class index: give a value above "

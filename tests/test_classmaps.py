@@ -119,3 +119,10 @@ def test_majority_and_staple_recover_the_truth_from_two_careful_and_one_careless
     assert np.array_equal(fuse(maps, 2, method="staple"), truth)
     with pytest.raises(ValueError, match="no fusion 'mean' of class maps"):
         fuse(maps, 2, method="mean")
+
+
+def test_a_class_table_maps_label_values_to_classes():
+    index, known = class_index(np.array([[0, 128, 255, 7]]), 3, values=[0, 128, 255], ignore=7)
+    assert index.tolist() == [[0, 1, 2, 0]] and known.tolist() == [[True, True, True, False]]
+    with pytest.raises(ValueError, match=r"values 64 are not in the class table"):
+        class_index(np.array([[0, 64]]), 3, values=[0, 128, 255])

@@ -461,3 +461,10 @@ def test_class_colours_default_to_grey_background_then_the_object_colours():
     assert [c for _, c in three] == ["#808080", "#00c8ff", "#ff4fd8"]
     mine = class_labels(LabelsConfig(classes=("bg", "a"), class_colours=("#000000", "#ffffff")))
     assert mine == (("bg", "#000000"), ("a", "#ffffff"))
+
+
+def test_a_class_table_gives_one_distinct_value_per_class():
+    LabelsConfig(classes=("a", "b"), class_values=(0, 255))
+    for values in ((0,), (0, 0), (0, 9)):
+        with pytest.raises(ConfigError, match="give one distinct value per class"):
+            LabelsConfig(classes=("a", "b"), class_values=values, ignore=9)

@@ -29,7 +29,12 @@ __all__ = [
 
 
 def class_index(
-    array: np.ndarray, n_classes: int, *, ignore: int | None = None, instances: bool = False
+    array: np.ndarray,
+    n_classes: int,
+    *,
+    ignore: int | None = None,
+    instances: bool = False,
+    values: Sequence[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """A label image read from a file as a class map and its known pixels.
 
@@ -45,6 +50,9 @@ def class_index(
     instances : bool
         ``array`` holds instance labels: two classes give background and object, three give
         background, object interior and object boundary (:func:`from_instances`).
+    values : sequence of int, optional
+        The value of each class in ``array`` (a class table, e.g. ``[0, 128, 255]``);
+        empty: class ``k`` is value ``k``.
 
     Returns
     -------
@@ -65,6 +73,19 @@ def class_index(
     known = np.ones(array.shape, bool) if ignore is None else array != ignore
     if instances:
         return from_instances(np.where(known, array, 0), n_classes), known
+    if values:
+        table = {int(v): k for k, v in enumerate(values)}
+        found = np.unique(array[known])
+        bad = [int(v) for v in found if int(v) not in table]
+        if bad:
+            raise ValueError(
+                f"values {', '.join(map(str, bad[:5]))} are not in the class table "
+                f"(labels.class_values = {list(values)})"
+            )
+        index = np.zeros(array.shape, np.uint8)
+        for v, k in table.items():
+            index[(array == v) & known] = k
+        return index, known
     values = np.unique(array[known])
     if n_classes == 2 and values.size and set(values.tolist()) <= {0, 255} and ignore != 255:
         return (array == 255).astype(np.uint8), known

@@ -28,6 +28,7 @@ def read_truth(mask, labels):
         len(labels.classes),
         ignore=None if labels.ignore < 0 else labels.ignore,
         instances=labels.masks == "instances",
+        values=labels.class_values,
     )
 
 
