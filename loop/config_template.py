@@ -140,6 +140,7 @@ classes = {_toml_list(spec.classes)}   # semantic: the pixel classes, the backgr
 class_colours = []       # one "#rrggbb" per class; [] = grey background, then the colours above
 class_values = []         # semantic: each class's value in label images, e.g. [0, 128, 255]
 ignore = {labels.ignore}              # semantic: value of unlabeled pixels (-1: none)
+unsure_probability = {labels.unsure_probability}  # semantic: below it, shown as "<class>?"
 masks = "{labels.masks}"        # semantic: label images hold classes, or instances (2/3 classes)
 
 [cluster]                # where score (rounds too), predict and measure run by default

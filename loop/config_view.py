@@ -54,6 +54,9 @@ class LabelsConfig:
     ignore: int = -1
     """Semantic segmentation: the value of unlabeled pixels in ground-truth label images
     (they neither train nor count); -1 = none."""
+    unsure_probability: float = 0.0
+    """Semantic segmentation: pre-painted pixels whose class probability is below this are
+    shown as ``<class>?`` in the unsure colour, for experts to check first (0 = none)."""
     masks: str = "classes"
     """How ``loop ingest --masks`` reads a semantic study's label images: ``classes`` (class
     indices) or ``instances`` (instance labels: 2 classes give background and object, 3 add
@@ -119,6 +122,7 @@ class LabelsConfig:
                 f"labels.ignore = {self.ignore} is a class index: give a value above "
                 f"{len(names) - 1} (e.g. 255), or -1 for none"
             )
+        in_range("labels.unsure_probability", self.unsure_probability, 0.0, 1.0)
         if self.masks not in ("classes", "instances"):
             raise ConfigError(f"labels.masks = {self.masks!r}: choose classes or instances")
 

@@ -561,6 +561,7 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
     import tifffile
 
     from loop.annotate.consensus import agree
+    from loop.core.classmaps import with_unsure
     from loop.data.ingest import ingest
     from loop.data.split import split_study
 
@@ -584,6 +585,7 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
     toml = tmp_path / "semantic.toml"
     toml.write_text(
         'task = "semantic"\n[labels]\nclasses = ["background", "disc", "square"]\n'
+        "unsure_probability = 0.5\n"
         '[rounds]\nannotators = ["sem-alice", "sem-bob", "sem-carol"]\n'
     )
     profiles = {"sem-alice": "perfect", "sem-bob": "average", "sem-carol": "sloppy"}
@@ -593,8 +595,12 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
         tool = connect(study)
         add_annotators(study, tool, list(profiles))
 
-        def truth_painted(image):
-            return Prediction(mask=truths[image["name"]], labels=classes, model_version="truth")
+        def truth_painted(image):  # the model doubts the left half of each disc
+            truth = truths[image["name"]]
+            probability = np.ones(truth.shape)
+            probability[:, :25] = 0.3
+            mask, names = with_unsure(truth, probability, classes, 0.5)
+            return Prediction(mask=mask, labels=names, model_version="truth")
 
         pushed = push(
             study, tool, select_for_push(study, split="pool"), overlap=3, predictions=truth_painted
@@ -603,9 +609,10 @@ def test_pixel_classes_round_trip_exactly_through_label_studio(ls_remote, tmp_pa
         external = next(study.store.db["tasks"].rows)["external_id"]
         task = tool._json("GET", f"/api/tasks/{external}", what="get a task")
         painted = task["predictions"][0]["result"]
-        assert sorted(r["value"]["brushlabels"][0] for r in painted) == ["disc", "square"]
+        assert sorted(r["value"]["brushlabels"][0] for r in painted) == ["disc", "disc?", "square"]
         project = tool._json("GET", f"/api/projects/{task['project']}", what="get the project")
         assert '<Label value="disc"' in project["label_config"]
+        assert '<Label value="disc?" background="#ffb000"' in project["label_config"]
         assert '<Label value="background"' not in project["label_config"]  # left unpainted
 
         simulate(study, tool, {n: PROFILES[p] for n, p in profiles.items()}, seed=0)

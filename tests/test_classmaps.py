@@ -15,6 +15,7 @@ from loop.core.classmaps import (
     pixel_entropy,
     pixel_kappa,
     summarize_classes,
+    with_unsure,
 )
 
 CLASSES = ["bg", "nucleus", "boundary"]
@@ -126,3 +127,14 @@ def test_a_class_table_maps_label_values_to_classes():
     assert index.tolist() == [[0, 1, 2, 0]] and known.tolist() == [[True, True, True, False]]
     with pytest.raises(ValueError, match=r"values 64 are not in the class table"):
         class_index(np.array([[0, 64]]), 3, values=[0, 128, 255])
+
+
+def test_doubtful_paint_is_named_apart_and_read_back_as_its_class():
+    mask, names = with_unsure(np.array([[0, 1, 2]]), np.array([[0.1, 0.2, 0.9]]), CLASSES, 0.5)
+    assert mask.tolist() == [[0, 4, 2]] and names[4] == "nucleus?"
+    regions = np.array([[0, 1, 2]])
+    assert from_regions(regions, ["nucleus?", "boundary"], CLASSES).tolist() == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="painted as 'bg\\?'"):
+        from_regions(regions, ["bg?", "boundary"], CLASSES)
+    same, plain = with_unsure(np.array([[1]]), np.array([[0.1]]), CLASSES, 0.0)
+    assert same.tolist() == [[1]] and plain == tuple(CLASSES)

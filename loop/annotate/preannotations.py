@@ -46,5 +46,8 @@ def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None,
     if pre is None or pre.shape != mask.shape:
         return None, None
     classmaps = task_of(study.config.task).label_kind == "classmap"
+    if classmaps:  # doubtful pixels (value k + K, with_unsure) were pre-painted as their class
+        k = len(study.config.labels.classes)
+        pre = np.where(pre >= k, pre - k, pre)
     counts = class_edits(pre, mask) if classmaps else edits(pre, mask)
     return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

@@ -104,7 +104,10 @@ def label_spec(study: Study) -> LabelSpec:
     labels = study.config.labels
     if task_of(study.config.task).label_kind == "classmap":
         (first, colour), *rest = class_labels(labels)[1:]
-        return LabelSpec(name=first, colour=colour, others=tuple(rest))
+        doubtful = ()
+        if labels.unsure_probability > 0:  # the model's doubtful pixels of each class apart
+            doubtful = tuple((f"{n}?", labels.unsure_colour) for n in labels.classes[1:])
+        return LabelSpec(name=first, colour=colour, others=(*rest, *doubtful))
     return LabelSpec(
         name=labels.object,
         colour=labels.colour,

@@ -19,6 +19,7 @@ __all__ = [
     "confusion",
     "from_instances",
     "from_regions",
+    "with_unsure",
     "fuse",
     "majority",
     "pixel_entropy",
@@ -280,6 +281,8 @@ def from_regions(regions: np.ndarray, names: Sequence[str], classes: Sequence[st
     index = {name: k for k, name in enumerate(classes)}
     out = np.zeros(regions.shape, np.uint8)
     for k, name in enumerate(names, start=1):
+        if name.endswith("?") and index.get(name[:-1], 0):  # the model's doubtful paint, kept
+            name = name[:-1]
         if index.get(name, 0) == 0:
             raise ValueError(
                 f"a region is painted as {name!r}, which is no class to paint (classes: "
@@ -287,6 +290,31 @@ def from_regions(regions: np.ndarray, names: Sequence[str], classes: Sequence[st
             )
         out[regions == k] = index[name]
     return out
+
+
+def with_unsure(
+    classmap: np.ndarray, probability: np.ndarray, classes: Sequence[str], threshold: float
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """A class map to pre-paint, the doubtful pixels of each class apart: a pixel of class
+    ``k`` > 0 whose probability is below ``threshold`` becomes value ``k + K``, named
+    ``"<class>?"`` (:func:`from_regions` reads such a name back as its class).
+
+    Returns
+    -------
+    mask : ndarray of shape (M, N), int32
+    names : tuple of str
+        The name of each value (``classes`` and, with a threshold, their doubtful copies).
+
+    >>> m, names = with_unsure(np.array([[0, 1, 1]]), np.array([[0.2, 0.9, 0.4]]), ["bg", "a"], 0.5)
+    >>> m.tolist(), names
+    ([[0, 1, 3]], ('bg', 'a', 'bg?', 'a?'))
+    """
+    classes = tuple(classes)
+    if threshold <= 0:
+        return np.asarray(classmap, np.int32), classes
+    doubtful = (np.asarray(probability) < threshold) & (classmap > 0)
+    mask = np.where(doubtful, classmap.astype(np.int32) + len(classes), classmap)
+    return mask.astype(np.int32), classes + tuple(f"{c}?" for c in classes)
 
 
 def fuse(maps: Sequence[np.ndarray], n_classes: int, *, method: str = "majority") -> np.ndarray:

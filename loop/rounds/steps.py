@@ -18,6 +18,7 @@ from loop.annotate.consensus import agree
 from loop.annotate.pull import pull
 from loop.annotate.push import push
 from loop.annotate.regions import agree_regions, push_regions
+from loop.core.classmaps import with_unsure
 from loop.core.images import read_image
 from loop.errors import RoundError
 from loop.learn.engine import engine_for
@@ -84,11 +85,15 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
     def predict(image: dict) -> Prediction:
         (output,) = adapter.predict(model, [read_image(learn.image_path(image))], config=config)
         if output.classmap is not None:  # semantic: one painted region per class
+            labels = study.config.labels
+            mask, names = with_unsure(
+                output.classmap, output.probability, labels.classes, labels.unsure_probability
+            )
             return Prediction(
-                mask=output.classmap,
+                mask=mask,
                 score=float(np.mean(output.probability)),
                 model_version=version,
-                labels=study.config.labels.classes,
+                labels=names,
             )
         if output.masks is not None:
             return Prediction(
