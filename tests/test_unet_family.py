@@ -152,3 +152,20 @@ def test_measuring_label_images_with_a_value_that_is_no_class_skips_them(disc_st
     report = measure_folder(study, folder, tmp_path / "out", masks=masks)
     ((name, why),) = report.errors
     assert name == "a.tif" and "has value 5, but the study has 2 classes" in why
+
+
+def test_pre_annotations_from_a_folder_name_the_classes_and_refuse_other_values(
+    disc_study, disc_folder
+):
+    from loop.cli.annotate import _predictions_from
+    from loop.errors import PushRefused
+
+    study, _ = disc_study
+    image = study.store.images("name = 'd0'")[0]
+    (disc_folder / "masks" / "d0.tif").rename(disc_folder / "masks" / "keep.tif")
+    tifffile.imwrite(disc_folder / "masks" / "d0.tif", np.ones((64, 64), np.uint8))
+    predicted = _predictions_from(disc_folder / "masks", study)(image)
+    assert predicted.labels == ("background", "disc") and predicted.mask.max() == 1
+    tifffile.imwrite(disc_folder / "masks" / "d0.tif", np.full((64, 64), 3, np.uint8))
+    with pytest.raises(PushRefused, match="has value 3, but the study has 2 classes"):
+        _predictions_from(disc_folder / "masks", study)(image)

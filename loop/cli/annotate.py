@@ -32,20 +32,30 @@ def _read_id_list(images: str) -> list[int]:
         raise PushRefused(f"--images {images!r}: give image ids (1,2,3) or a file of ids") from None
 
 
-def _predictions_from(folder: Path | None):
+def _predictions_from(folder: Path | None, study):
+    """Pre-annotations read from label images in ``folder`` (``<image name>.tif``); of a
+    semantic study, class maps whose classes are named."""
     if folder is None:
         return None
     from loop.core.images import read_mask
+    from loop.errors import PushRefused
+    from loop.tasks import task_of
     from loop.types import Prediction
+
+    classmaps = task_of(study.config.task).label_kind == "classmap"
+    names = study.config.labels.classes if classmaps else ()
 
     def predict(image: dict):
         for ext in (".tif", ".tiff", ".png"):
             path = folder / f"{image['name']}{ext}"
             if path.is_file():
-                return Prediction(
-                    mask=read_mask(path, (image["height"], image["width"])),
-                    model_version=folder.name,
-                )
+                mask = read_mask(path, (image["height"], image["width"]))
+                if names and mask.max(initial=0) >= len(names):
+                    raise PushRefused(
+                        f"{path} has value {int(mask.max())}, but the study has "
+                        f"{len(names)} classes: give class-index images (`loop predict`)"
+                    )
+                return Prediction(mask=mask, model_version=folder.name, labels=names)
         return None
 
     return predict
@@ -128,7 +138,7 @@ def push(
                     context=context,
                     arm=arm,
                     round=round,
-                    predictions=_predictions_from(predictions),
+                    predictions=_predictions_from(predictions, s),
                     progress=lambda d, t: bar.update(job, completed=d, total=t),
                 )
             else:
@@ -139,7 +149,7 @@ def push(
                     overlap=overlap,
                     arm=arm,
                     round=round,
-                    predictions=_predictions_from(predictions),
+                    predictions=_predictions_from(predictions, s),
                     tiling=tiling,
                     progress=lambda d, t: bar.update(job, completed=d, total=t),
                 )
