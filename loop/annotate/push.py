@@ -261,14 +261,16 @@ def push(
     Raises
     ------
     PushRefused
-        For an overlap below 1, or tiles asked for a classification study or a review.
+        For an overlap below 1, or tiles asked for a study without objects (classification,
+        semantic) or for a review.
     """
     if overlap < 1:
         raise PushRefused(f"--overlap {overlap}: ask for at least one annotator per task")
-    if tiling is not None and (not task_of(study.config.task).regions or purpose != "annotate"):
-        raise PushRefused(
-            f"--tile: only {names(lambda t: t.regions)} images are annotated in tiles (a class "
-            "belongs to the whole image, and a review shows the whole image)"
+    if tiling is not None and (not task_of(study.config.task).objects or purpose != "annotate"):
+        raise PushRefused(  # tiles are stitched by matching objects across their overlaps
+            f"--tile: only {names(lambda t: t.objects)} images are annotated in tiles (a class "
+            "belongs to the whole image, pixel classes are annotated in regions, and a review "
+            "shows the whole image)"
         )
     store = study.store
     project = ensure_project(study, tool, overlap=overlap, purpose=purpose)
