@@ -10,6 +10,7 @@ from loop.data.synthetic import synthetic_nuclei
 from loop.errors import ModelError
 from loop.models import cellpose_seg as cs
 from loop.models import cellpose_train as ct
+from loop.models.base import n_steps
 
 
 def test_prepare_pads_small_images_and_checks_shapes():
@@ -57,9 +58,9 @@ def test_training_without_images_is_an_error():
 
 def test_n_steps_bounds_and_warm_fraction():
     config = ModelConfig(epochs=10, min_steps=50, max_steps=60, warm_fraction=0.5)
-    assert ct.n_steps(8, config, warm=False) == 50
-    assert ct.n_steps(800, config, warm=False) == 60
-    assert ct.n_steps(800, config, warm=True) == 30
+    assert n_steps(8, config, warm=False) == 50
+    assert n_steps(800, config, warm=False) == 60
+    assert n_steps(800, config, warm=True) == 30
 
 
 # --- partial labels: only known pixels train ----------------------------------------------

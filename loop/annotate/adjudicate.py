@@ -34,7 +34,7 @@ from loop.errors import AdjudicationError
 from loop.store import annotations, dumps
 from loop.store.labels import images_with, save_label
 from loop.study import Study
-from loop.tasks import task_of
+from loop.tasks import pixel_classes
 from loop.types import AnnotationTool, Prediction
 
 _SRC = "adjudicated"
@@ -102,8 +102,7 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
     image = study.store.image(item.image_id)
     rows = annotations.annotations_of_task(study.store, item.task_id)
     shape = (image["height"], image["width"])
-    classmaps = task_of(study.config.task).label_kind == "classmap"
-    classes = study.config.labels.classes if classmaps else ()  # each painted class named
+    classes = pixel_classes(study.config)  # a painting's classes named (semantic)
     versions, masks = [], []
     for row in rows:
         score = item.per_annotator.get(row["annotator"])
@@ -118,7 +117,7 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
                 Prediction(klass=row["class"], score=score, model_version=row["annotator"])
             )
     if len(masks) > 1:
-        if classmaps:
+        if classes:
             fused = fuse(masks, len(classes), method=method)
         else:
             fused = consensus_mask(masks, method=method)

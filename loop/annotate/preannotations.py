@@ -18,7 +18,7 @@ import numpy as np
 from loop.core.effort import class_edits, edits, effort
 from loop.core.images import read_mask, write_labels
 from loop.study import Study
-from loop.tasks import task_of
+from loop.tasks import pixel_classes
 from loop.types import Prediction
 
 PREANNOTATIONS_DIR = Path("preannotations")
@@ -45,9 +45,8 @@ def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None,
     pre = preannotation_of(study, task_id)
     if pre is None or pre.shape != mask.shape:
         return None, None
-    classmaps = task_of(study.config.task).label_kind == "classmap"
-    if classmaps:  # doubtful pixels (value k + K, with_unsure) were pre-painted as their class
-        k = len(study.config.labels.classes)
-        pre = np.where(pre >= k, pre - k, pre)
-    counts = class_edits(pre, mask) if classmaps else edits(pre, mask)
+    classes = pixel_classes(study.config)
+    if classes:  # doubtful pixels (value k + K, with_unsure) were pre-painted as their class
+        pre = np.where(pre >= len(classes), pre - len(classes), pre)
+    counts = class_edits(pre, mask) if classes else edits(pre, mask)
     return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

@@ -44,7 +44,7 @@ from loop.store import annotations as q
 from loop.store import meta_column, scores, utcnow
 from loop.store.lock import locked
 from loop.study import Study
-from loop.tasks import names, task_of
+from loop.tasks import names, pixel_classes, task_of
 from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
@@ -102,7 +102,7 @@ def label_spec(study: Study) -> LabelSpec:
     """The objects' names and colours in the tool, from ``[labels]``; for pixel classes
     (``classes``), one brush label per class but the background (left unpainted)."""
     labels = study.config.labels
-    if task_of(study.config.task).label_kind == "classmap":
+    if pixel_classes(study.config):
         (first, colour), *rest = class_labels(labels)[1:]
         doubtful = ()
         if labels.unsure_probability > 0:  # the model's doubtful pixels of each class apart

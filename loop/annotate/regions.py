@@ -33,7 +33,7 @@ from loop.store import regions as rq
 from loop.store.labels import label_of, save_label
 from loop.store.lock import locked
 from loop.study import Study
-from loop.tasks import names, task_of
+from loop.tasks import names, pixel_classes, task_of
 from loop.types import AnnotationTool, Prediction
 
 PURPOSE = "region"
@@ -191,8 +191,10 @@ def agree_regions(
         frame = relative(json.loads(rows[0]["task_region"]), tile)
         shape = (tile[2], tile[3])
         drawn = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
-        if task_of(study.config.task).label_kind == "classmap":
-            _agree_classes(study, image, task_id, rows, drawn, frame, method, min_agreement, report)
+        if pixel_classes(study.config):
+            _agree_painted_region(
+                study, image, task_id, rows, drawn, frame, method, min_agreement, report
+            )
             continue
         masks = {name: touching(mask, frame) for name, mask in drawn.items()}
         off = sum(_count(drawn[n]) - _count(masks[n]) for n in drawn)
@@ -215,7 +217,7 @@ def agree_regions(
     return report
 
 
-def _agree_classes(study, image, task_id, rows, drawn, frame, method, min_agreement, report):
+def _agree_painted_region(study, image, task_id, rows, drawn, frame, method, min_agreement, report):
     """A region task of pixel classes: the annotators' paintings inside the frame (what lies
     outside is not used), compared pairwise by mean foreground Dice (two empty paintings
     agree), fused per pixel and merged into the image's partial class map, known over the

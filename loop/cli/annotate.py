@@ -39,11 +39,10 @@ def _predictions_from(folder: Path | None, study):
         return None
     from loop.core.images import read_mask
     from loop.errors import PushRefused
-    from loop.tasks import task_of
+    from loop.tasks import pixel_classes
     from loop.types import Prediction
 
-    classmaps = task_of(study.config.task).label_kind == "classmap"
-    names = study.config.labels.classes if classmaps else ()
+    names = pixel_classes(study.config)
 
     def predict(image: dict):
         for ext in (".tif", ".tiff", ".png"):

@@ -79,7 +79,7 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
     from loop.learn.labels import classmap_of
     from loop.store.annotations import project_of
     from loop.store.labels import truth_classes
-    from loop.tasks import task_of
+    from loop.tasks import pixel_classes
 
     store = study.store
     project = project_of(store, admin.name, purpose)
@@ -89,7 +89,7 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
         if truth is None:
             return None
         image = store.image(image_id)
-        if task_of(study.config.task).label_kind == "classmap":
+        if pixel_classes(study.config):
             classes = classmap_of(study, image, truth)
             return sim.Truth(
                 kind="classmap",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "class_areas",
     "class_index",
     "class_scores",
     "confusion",
@@ -99,6 +100,19 @@ def class_index(
             f"labels.classes){extra}"
         )
     return np.where(known, array, 0).astype(np.uint8), known
+
+
+def class_areas(classmap: np.ndarray, classes: Sequence[str]) -> dict[str, tuple[int, float]]:
+    """(pixels, share of the image rounded to 6 decimals) of each class of a class map.
+
+    >>> class_areas(np.array([[0, 1, 1, 1]]), ["bg", "a", "b"])
+    {'bg': (1, 0.25), 'a': (3, 0.75), 'b': (0, 0.0)}
+    """
+    counts = np.bincount(np.asarray(classmap).ravel(), minlength=len(classes))
+    size = max(1, np.asarray(classmap).size)
+    return {
+        name: (int(counts[k]), round(float(counts[k] / size), 6)) for k, name in enumerate(classes)
+    }
 
 
 def from_instances(mask: np.ndarray, n_classes: int) -> np.ndarray:

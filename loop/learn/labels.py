@@ -21,7 +21,7 @@ from loop.store import dumps, meta_column
 from loop.store.labels import labels_of
 from loop.store.regions import task_regions
 from loop.study import Study
-from loop.tasks import task_of
+from loop.tasks import pixel_classes
 from loop.tasks.semantic import read_truth
 from loop.types import PartialMask
 
@@ -82,7 +82,7 @@ def arm_view(study: Study, image: dict, label: dict, boxes) -> dict:
 
 def _classmaps(study: Study) -> bool:
     """Whether the study's labels are class maps (semantic), not instance label images."""
-    return task_of(study.config.task).label_kind == "classmap"
+    return bool(pixel_classes(study.config))
 
 
 def is_validation(sha256: str, fraction: float) -> bool:

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from loop.config import ModelConfig
+from loop.core.classmaps import class_areas
 from loop.core.images import file_sha256, read_mask, write_labels
 from loop.core.lazy import missing_note, open_image, store_sha256
 from loop.core.objects import measure_objects
@@ -46,11 +45,11 @@ from loop.errors import ImageError, MeasureError
 from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.measure_journal import MeasureJournal, image_key
-from loop.learn.predict import _lazy_above, predict_one
+from loop.learn.predict import lazy_above, predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.models.family import family
 from loop.study import Study
-from loop.tasks import task_of
+from loop.tasks import pixel_classes, task_of
 
 IMAGE_COLUMNS = (
     "file",
@@ -126,9 +125,8 @@ def measure_folder(
     model = None if row is None else ModelRef.of(study, row, gpu)
     if model is not None:
         model.load()  # fail early
-    task = task_of(study.config.task)
     config = study.config.model if row is None else family(row["kind"]).settings(study.config)
-    classes = study.config.labels.classes if task.label_kind == "classmap" else ()
+    classes = pixel_classes(study.config)
     jobs = [
         _Job(
             path=path,
@@ -284,7 +282,7 @@ def _measure_one(job: _Job, record: dict, model) -> list[dict]:
     from loop.models.cellpose_measures import cell_probability
 
     path, rel, out, masks = job.path, job.rel, job.out, job.masks
-    pixels = open_image(path, lazy_above=_lazy_above(job.config))  # read by tiles/bands
+    pixels = open_image(path, lazy_above=lazy_above(job.config))  # read by tiles/bands
     if missing_note(pixels):
         record["warning"] = missing_note(pixels)
     record.update(
@@ -331,14 +329,13 @@ def measure_classes(classmap, classes, record: dict, pixels, pixel_size, probabi
             f"its label image has value {int(classmap.max())}, but the study has "
             f"{len(classes)} classes (0..{len(classes) - 1}): give class-index images"
         )
-    counts = np.bincount(np.asarray(classmap).ravel(), minlength=len(classes))
     rows = []
-    for k, name in enumerate(classes):
-        record[f"area.{name}"] = int(counts[k])
-        record[f"fraction.{name}"] = round(float(counts[k] / max(1, classmap.size)), 6)
+    for k, (name, (area, fraction)) in enumerate(class_areas(classmap, classes).items()):
+        record[f"area.{name}"] = area
+        record[f"fraction.{name}"] = fraction
         if pixel_size:
-            record[f"area_um2.{name}"] = float(counts[k] * pixel_size**2)
-        if k == 0 or not counts[k]:
+            record[f"area_um2.{name}"] = float(area * pixel_size**2)
+        if k == 0 or not area:
             continue
         regions = label(classmap == k, connectivity=1)
         for row in measure_objects(regions, pixels, pixel_size=pixel_size, probability=probability):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from loop.config import ModelConfig
+from loop.core.classmaps import class_areas
 from loop.core.images import count_objects, write_labels
 from loop.core.lazy import missing_note, open_image, whole
 from loop.core.tiles import crop, stitch
@@ -21,6 +22,7 @@ from loop.learn.registry import model_row
 from loop.models.base import Output
 from loop.models.family import family
 from loop.study import Study
+from loop.tasks import pixel_classes
 
 
 def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
@@ -46,7 +48,7 @@ def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
     return Output(measures=measures, masks=masks, cellprob=cellprob)
 
 
-def _lazy_above(config) -> int:
+def lazy_above(config) -> int:
     """Images with a side above this are read tile by tile (those that are segmented so)."""
     return config.predict_tile_above if isinstance(config, ModelConfig) else 1 << 62
 
@@ -69,7 +71,7 @@ def _predict_job(job: _Job) -> dict:
 
     record: dict = {}
     try:
-        pixels = open_image(job.path, lazy_above=_lazy_above(job.config))
+        pixels = open_image(job.path, lazy_above=lazy_above(job.config))
     except ImageError as exc:
         record["error"] = str(exc)
         return record
@@ -83,9 +85,8 @@ def _predict_job(job: _Job) -> dict:
         write_labels(target, labels)
         record["labels"] = str(target.relative_to(job.out))
     if output.classmap is not None:  # class indices; the share of the image of each class
-        counts = np.bincount(output.classmap.ravel(), minlength=len(job.classes))
-        for name, count in zip(job.classes, counts):
-            record[f"fraction.{name}"] = round(float(count / output.classmap.size), 6)
+        for name, (_, fraction) in class_areas(output.classmap, job.classes).items():
+            record[f"fraction.{name}"] = fraction
     elif output.masks is not None:
         record["n_objects"] = int(output.measures["n_objects"])
     else:
@@ -127,9 +128,8 @@ def predict_folder(
     row = model_row(study, model_id)
     model = ModelRef.of(study, row, gpu)
     model.load()  # fail early
-    adapter = family(row["kind"])
-    config = adapter.settings(study.config)
-    classes = study.config.labels.classes if adapter.label_kind == "classmap" else ()
+    config = family(row["kind"]).settings(study.config)
+    classes = pixel_classes(study.config)
     files = find_images(folder, study.config.ingest.extensions, stores=True)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [_Job(path, folder, out, model, config, classes) for path in files]

@@ -23,7 +23,6 @@ from cellpose import dynamics, resnet_torch
 from loop.config import AugmentConfig, ModelConfig
 from loop.core.augment import dihedral, dihedral_flows, elastic, photometric
 from loop.errors import ModelError
-from loop.models.base import n_steps  # noqa: F401 (ct.n_steps)
 from loop.models.cellpose_seg import to_input
 
 

@@ -11,7 +11,7 @@ from loop.tasks.classification import CLASSIFICATION
 from loop.tasks.segmentation import SEGMENTATION
 from loop.tasks.semantic import SEMANTIC
 
-__all__ = ["REGISTERED", "TASKS", "Task", "described", "names", "task_of"]
+__all__ = ["REGISTERED", "TASKS", "Task", "described", "names", "pixel_classes", "task_of"]
 
 REGISTERED: dict[str, Task] = {t.name: t for t in (SEGMENTATION, CLASSIFICATION, SEMANTIC)}
 TASKS: tuple[str, ...] = tuple(REGISTERED)
@@ -30,6 +30,12 @@ def task_of(name: str) -> Task:
         return REGISTERED[name]
     except KeyError:
         raise ConfigError(f"task = {name!r}: choose one of {', '.join(TASKS)}") from None
+
+
+def pixel_classes(config) -> tuple[str, ...]:
+    """The pixel classes of a study whose labels are class maps (``[labels] classes``, the
+    background first); empty for a study of any other task."""
+    return config.labels.classes if task_of(config.task).label_kind == "classmap" else ()
 
 
 def names(where: Callable[[Task], bool]) -> str:
