@@ -480,8 +480,7 @@ def main(argv=None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models, "
-        "semantic)",
+        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models, semantic)",
     )
     parser.add_argument(
         "--no-augmentation-run",

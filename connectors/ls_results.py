@@ -13,6 +13,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from connectors.brush_rle import RLEError, alpha_runs, encode_labels
+from connectors.ls_boxes import BOX_TAG
 from loop.errors import MalformedAnnotation
 from loop.types import LabelSpec, ToolAnnotation, ToolTaskState
 
@@ -29,14 +30,15 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
 
     Parameters
     ----------
-    control : {"BrushLabels", "Choices"}
+    control : {"BrushLabels", "RectangleLabels", "Choices"}
         The Label Studio control a study's task is annotated with
-        (:attr:`loop.tasks.base.Task.control`): brushed objects, or one class per image.
+        (:attr:`loop.tasks.base.Task.control`): brushed objects, boxes, or one class per
+        image.
     classes : sequence of str
         The choices (``Choices``).
     labels : LabelSpec, optional
         The objects' name and colour, and the name and colour of the model's doubtful objects
-        (``BrushLabels``); default: ``Object`` in red.
+        (``BrushLabels``, ``RectangleLabels``); default: ``Object`` in red.
     keep : sequence of str
         Label values the project already has (annotations made with them must stay valid):
         kept, in grey, after the study's own.
@@ -46,7 +48,7 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
     MalformedAnnotation
         For a control this connector does not write, or ``Choices`` without classes.
     """
-    if control == "BrushLabels":
+    if control in ("BrushLabels", "RectangleLabels"):
         spec = labels or LabelSpec()
         values = [(spec.name, spec.colour), *spec.others]
         if spec.unsure_name:
@@ -56,18 +58,19 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
             f"    <Label value={quoteattr(name)} background={quoteattr(colour)}/>\n"
             for name, colour in values
         )
+        tag = BRUSH_TAG if control == "BrushLabels" else BOX_TAG
         return (
             "<View>\n"
             f'  <Image name="{IMAGE_TAG}" value="$image" zoom="true" zoomControl="true"/>\n'
-            f'  <BrushLabels name="{BRUSH_TAG}" toName="{IMAGE_TAG}">\n'
+            f'  <{control} name="{tag}" toName="{IMAGE_TAG}">\n'
             f"{lines}"
-            "  </BrushLabels>\n"
+            f"  </{control}>\n"
             "</View>\n"
         )
     if control != "Choices":
         raise MalformedAnnotation(
             f"no labeling config for the control {control!r}: this connector writes "
-            "BrushLabels and Choices"
+            "BrushLabels, RectangleLabels and Choices"
         )
     if not classes:
         raise MalformedAnnotation(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loop.config_checks import all_in_range, in_range
+from loop.config_detection import DetectionConfig
 from loop.config_unet import UNetConfig
 from loop.config_view import DisplayConfig, LabelsConfig
 from loop.core.effort import EffortWeights
@@ -378,6 +379,7 @@ class StudyConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     unet: UNetConfig = field(default_factory=UNetConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
     rounds: RoundsConfig = field(default_factory=RoundsConfig)

@@ -73,11 +73,11 @@ def test_list_expected():
 
 def test_bad_task():
     with pytest.raises(
-        ConfigError, match="task = 'detection': choose one of segmentation, classification"
+        ConfigError, match="task = 'tracking': choose one of segmentation, classification"
     ):
-        parse_config('task = "detection"\n')
+        parse_config('task = "tracking"\n')
     with pytest.raises(ConfigError, match="choose one of"):
-        default_toml("detection")
+        default_toml("tracking")
 
 
 def test_fraction_or_count():

@@ -15,7 +15,7 @@ TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max
 
 
 def test_every_models_kind_has_a_family():
-    assert set(FAMILIES) == {"cellpose", "classifier", "unet"}
+    assert set(FAMILIES) == {"cellpose", "classifier", "unet", "centernet"}
     assert isinstance(family("cellpose"), CellposeFamily)
     assert isinstance(family("classifier"), ClassifierFamily)
 
@@ -87,5 +87,5 @@ def test_the_task_names_the_family_that_trains():
 
     assert family_for_task("segmentation").label_kind == "mask"
     assert family_for_task("classification").suffix == ".pkl"
-    with pytest.raises(ModelError, match="no model family trains 'detection'"):
-        family_for_task("detection")
+    with pytest.raises(ModelError, match="no model family trains 'tracking'"):
+        family_for_task("tracking")

@@ -140,7 +140,9 @@ def test_bad_roots_and_task_mismatch(seg_study, cls_study, nuclei_folder, tmp_pa
         ingest(seg_study, tmp_path / "missing")
     with pytest.raises(DataRootNotFound, match="masks folder .* is not a folder"):
         ingest(seg_study, nuclei_folder / "images", masks=tmp_path / "nomasks")
-    with pytest.raises(TaskMismatch, match="--masks is for segmentation or semantic studies"):
+    with pytest.raises(
+        TaskMismatch, match="--masks is for segmentation, semantic or detection studies"
+    ):
         ingest(cls_study, nuclei_folder / "images", masks=nuclei_folder / "masks")
     with pytest.raises(TaskMismatch, match="are for classification studies"):
         ingest(seg_study, nuclei_folder / "images", classes_from_folders=True)

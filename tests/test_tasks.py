@@ -17,8 +17,8 @@ TASK_LIST = list(REGISTERED.values())
 
 
 def test_an_unknown_task_is_one_clear_error():
-    with pytest.raises(ConfigError, match="task = 'detection': choose one of segmentation"):
-        task_of("detection")
+    with pytest.raises(ConfigError, match="task = 'tracking': choose one of segmentation"):
+        task_of("tracking")
     assert names(lambda t: False) == "no"
 
 

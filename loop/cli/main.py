@@ -15,7 +15,18 @@ from __future__ import annotations
 
 import typer
 
-from loop.cli import annotate, bench, cluster, consensus, demo, labelstudio, model, rounds, study
+from loop.cli import (
+    annotate,
+    bench,
+    cluster,
+    consensus,
+    data,
+    demo,
+    labelstudio,
+    model,
+    rounds,
+    study,
+)
 from loop.cli.common import LoopGroup
 
 app = typer.Typer(
@@ -26,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # never print locals: they can hold tokens
     add_completion=False,
 )
+app.add_typer(data.app)
 app.add_typer(study.app)
 app.add_typer(demo.app)
 app.add_typer(labelstudio.app, name="labelstudio")

@@ -86,7 +86,11 @@ def evaluate(
             "ap50",
             "ap75",
             "ap90",
+            "precision",
+            "recall",
             "f1",
+            "mean_ap",
+            "count_mae",
             "matched_iou",
             "dice",
             "accuracy",
@@ -98,18 +102,20 @@ def evaluate(
         )
         if k in metrics
     ]
-    per_class = [  # semantic segmentation: the Dice of each class
-        name
-        for name, v in metrics.get("per_class", {}).items()
-        if isinstance(v, dict) and "dice" in v
-    ]
-    table = Table("group", "images", *keys, *(f"{name} dice" for name in per_class))
+    # the figure of each class: Dice (semantic segmentation) or F1 (detection)
+    per_class, figure = [], ""
+    for name, v in metrics.get("per_class", {}).items():
+        figure = next((f for f in ("dice", "f1") if isinstance(v, dict) and f in v), "")
+        if figure:
+            per_class.append(name)
+    table = Table("group", "images", *keys, *(f"{name} {figure}" for name in per_class))
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.3f}"
 
     def row(figures):
-        classes = (fmt(figures["per_class"][name]["dice"]) for name in per_class)
+        by_class = figures.get("per_class", {})
+        classes = (fmt(by_class.get(name, {}).get(figure)) for name in per_class)
         return (str(figures["n_images"]), *(fmt(figures[k]) for k in keys), *classes)
 
     table.add_row("all", *row(metrics))

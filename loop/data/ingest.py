@@ -16,7 +16,6 @@ Semantics
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,9 @@ from loop.core.images import (
     read_sidecar,
     read_table,
 )
+from loop.data.box_files import check_boxes, read_boxes
 from loop.data.find import find_images, find_mask
+from loop.data.metadata import clean_metadata
 from loop.errors import (
     BadMask,
     BadSidecar,
@@ -73,49 +74,15 @@ class IngestReport:
     with_truth: int = 0
     skipped: list[Skip] = field(default_factory=list)
     unmatched_rows: list[str] = field(default_factory=list)
+    box_notes: list[str] = field(default_factory=list)
+    """Boxes left out (``--boxes``): the image, then why (a class the study lacks, outside
+    the image, empty), and box files that could not be read."""
     without_column: list[str] = field(default_factory=list)
     """Metadata keys kept in ``images.metadata`` only: the study has the most columns."""
 
     @property
     def valid(self) -> int:
         return self.added + self.updated + self.unchanged
-
-
-SQLITE_INT = (-(2**63), 2**63 - 1)
-
-
-def _clean_metadata(row: dict | None) -> dict:
-    """One image's metadata as the study stores it: keys stripped (``id`` and empty keys
-    dropped); lists and objects as JSON text; what SQLite cannot hold as a number (an integer
-    past 64 bits, NaN, infinity) as text, so nothing is lost.
-
-    Raises
-    ------
-    MetadataError
-        When two keys would share one column (``Key With Spaces`` and ``key_with_spaces``).
-    """
-    if not row:
-        return {}
-    out, columns = {}, {}
-    for key, value in row.items():
-        if key is None or str(key).strip().lower() == "id" or not str(key).strip():
-            continue
-        key = str(key).strip()
-        if isinstance(value, (list, dict)):
-            value = dumps(value)
-        elif isinstance(value, int) and not SQLITE_INT[0] <= value <= SQLITE_INT[1]:
-            value = str(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            value = str(value)
-        column = meta_column(key)
-        if column in columns and columns[column] != key:
-            raise MetadataError(
-                f"metadata keys {columns[column]!r} and {key!r} would share column {column}; "
-                "rename one of them"
-            )
-        columns[column] = key
-        out[key] = value
-    return out
 
 
 @dataclass(frozen=True)
@@ -129,6 +96,7 @@ class _Found:
     mask_sha: str | None
     n_objects: int | None
     klass: str | None
+    kind: str = "mask"  # of the truth label: "mask" (a label image) or "boxes" (a box file)
 
 
 class _Ingest:
@@ -138,6 +106,7 @@ class _Ingest:
         root: Path,
         *,
         masks,
+        boxes=None,
         metadata_index,
         labels_index,
         classes_from_folders: bool,
@@ -148,6 +117,7 @@ class _Ingest:
         self.store = study.store
         self.root = root
         self.masks = masks
+        self.boxes = boxes
         self.metadata_index = metadata_index
         self.labels_index = labels_index
         self.classes_from_folders = classes_from_folders
@@ -171,9 +141,9 @@ class _Ingest:
 
         meta = {}
         if self.sidecars:
-            meta.update(_clean_metadata(read_sidecar(path)))
+            meta.update(clean_metadata(read_sidecar(path)))
         if self.metadata_index is not None:
-            meta.update(_clean_metadata(lookup(self.metadata_index, rel.as_posix())))
+            meta.update(clean_metadata(lookup(self.metadata_index, rel.as_posix())))
 
         mask_path = mask_sha = n_objects = None
         if self.masks is not None:
@@ -185,6 +155,10 @@ class _Ingest:
                 except ValueError as exc:
                     raise BadMask(found, str(exc)) from None
                 mask_path, mask_sha = str(found.resolve()), file_sha256(found)
+        kind = "mask"
+        if self.boxes is not None and (rows := self.boxes.of(rel.name)) is not None:
+            mask_path, mask_sha, n_objects = self._box_file(path, rows, info)
+            kind = "boxes"
 
         klass = None
         if self.classes_from_folders:
@@ -199,7 +173,21 @@ class _Ingest:
             row = lookup(self.labels_index, rel.as_posix())
             if row is not None:
                 klass = class_of(row, "labels table")
-        return _Found(rel.as_posix(), info, meta, mask_path, mask_sha, n_objects, klass)
+        return _Found(rel.as_posix(), info, meta, mask_path, mask_sha, n_objects, klass, kind)
+
+    def _box_file(self, path: Path, rows, info) -> tuple[str, str, int]:
+        """Check an image's boxes against it (unusable boxes left out, each noted in the
+        report), write them as a box file; (path relative to the study, sha256, boxes)."""
+        from loop.store.boxes import BOXES_DIR, write_boxes_file
+        from loop.tasks.detection import object_classes
+
+        classes = object_classes(self.study.config.labels)
+        boxes, index, skipped = check_boxes(rows, classes, info.height, info.width)
+        self.report.box_notes.extend(f"{path}: {reason}" for reason in skipped)
+        written, sha = write_boxes_file(
+            self.study.path / BOXES_DIR, boxes, [classes[i] for i in index]
+        )
+        return written.relative_to(self.study.path).as_posix(), sha, len(boxes)
 
     # writing -----------------------------------------------------------------------------
 
@@ -270,7 +258,7 @@ class _Ingest:
         """Insert or update the ground-truth label; True when it changed."""
         if found.mask_path is not None:
             label = {
-                "kind": "mask",
+                "kind": found.kind,
                 "mask_path": found.mask_path,
                 "mask_sha256": found.mask_sha,
                 "n_objects": found.n_objects,
@@ -316,6 +304,7 @@ def ingest(
     folder: str | Path,
     *,
     masks: str | Path | None = None,
+    boxes: str | Path | None = None,
     metadata: str | Path | None = None,
     labels: str | Path | None = None,
     classes_from_folders: bool = False,
@@ -333,6 +322,10 @@ def ingest(
         Folder of label images, ``<stem>[_mask].tif`` per image: instance labels
         (segmentation), class indices (semantic: read as ``[labels]`` says; a value that is
         no class skips the image as ``bad-mask``).
+    boxes : path, optional
+        Box ground truth (detection): a folder of Pascal VOC ``.xml``, a COCO ``.json`` or a
+        ``.csv`` (``image, class, x1, y1, x2, y2``), matched by file name (or stem); boxes of
+        an unknown class or outside the image are left out, each noted in ``box_notes``.
     metadata : path, optional
         CSV or JSON table, one row per image, matched by ``id`` (file stem), ``filename`` or
         ``path``. Its columns become ``meta_<key>`` columns of ``images``.
@@ -373,6 +366,10 @@ def ingest(
             f"classes (--classes-from-folders/--labels) are for {takes} studies; this "
             f"study's task is {task}"
         )
+    if boxes is not None and "boxes" not in accepts:
+        takes = names(lambda t: "boxes" in t.ingest_options)
+        raise TaskMismatch(f"--boxes is for {takes} studies; this study's task is {task}")
+    box_table = read_boxes(boxes) if boxes is not None else None
     masks_dir = None
     if masks is not None:
         masks_dir = Path(masks).resolve()
@@ -385,11 +382,14 @@ def ingest(
         study,
         root,
         masks=masks_dir,
+        boxes=box_table,
         metadata_index=metadata_index,
         labels_index=labels_index,
         classes_from_folders=classes_from_folders,
         sidecars=sidecars,
     )
+    if box_table is not None:
+        job.report.box_notes.extend(f"{k}: {v}" for k, v in box_table.problems.items())
     job.meta_columns = {META_PREFIX + k for k in study.store.meta_columns()}
     files = find_images(root, study.config.ingest.extensions, exclude=masks_dir)
     matched_rows: set[int] = set()

@@ -166,6 +166,27 @@ def classmap_of(study: Study, image: dict, label: dict) -> np.ndarray | PartialM
     return index if known.all() else PartialMask(index, known)
 
 
+def boxes_of(study: Study, image: dict, label: dict, *, partial: bool = True) -> tuple:
+    """What a box label (detection) trains and is judged with: ``(boxes, classes)``, arrays
+    of shape (B, 4) and (B,), plus the known pixels (a boolean image) when only part of the
+    image is known and ``partial`` asks for them. A box file (``.json``, :mod:`loop.store.boxes`)
+    names each box's class; instance masks given as ground truth become one box per object,
+    of the first class (``[labels] object``)."""
+    from loop.core.boxes import from_instances
+    from loop.store.boxes import read_boxes_file
+    from loop.tasks.detection import object_classes
+
+    path = study.resolve(label["mask_path"])
+    if path.suffix == ".json":
+        boxes, classes = read_boxes_file(path, object_classes(study.config.labels))
+    else:
+        boxes, _ = from_instances(_mask_of(study, image, label))
+        classes = np.zeros(len(boxes), np.int64)
+    if partial and is_partial(label):
+        return boxes, classes, _partial(study, image, label)[1]
+    return boxes, classes
+
+
 def target(study: Study, image: dict, label: dict, kind: str, *, partial: bool = True):
     """What ``label`` trains a family of label kind ``kind`` with (:data:`TARGETS`): a class,
     a label image or a class map; a :class:`PartialMask` where only part is known, unless
@@ -179,6 +200,7 @@ TARGETS = {
         target_of(study, image, label) if partial else _mask_of(study, image, label)
     ),
     "classmap": lambda study, image, label, partial: classmap_of(study, image, label),
+    "boxes": lambda study, image, label, partial: boxes_of(study, image, label, partial=partial),
 }
 """How a label is read, by the label kind of the family it trains (``ModelFamily.label_kind``)."""
 

@@ -22,7 +22,7 @@ from loop.learn.registry import model_row
 from loop.models.base import Output
 from loop.models.family import family
 from loop.study import Study
-from loop.tasks import pixel_classes
+from loop.tasks import box_classes, pixel_classes
 
 
 def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
@@ -63,6 +63,7 @@ class _Job:
     model: ModelRef
     config: object  # the family's section of the config (frozen)
     classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
+    box_classes: tuple[str, ...] = ()  # object classes (detection)
 
 
 def _predict_job(job: _Job) -> dict:
@@ -89,10 +90,36 @@ def _predict_job(job: _Job) -> dict:
             record[f"fraction.{name}"] = fraction
     elif output.masks is not None:
         record["n_objects"] = int(output.measures["n_objects"])
+    elif output.boxes is not None:
+        record.update(detection_rows(output, job.box_classes, job.config.threshold))
     else:
         record["class"] = output.klass
         record["confidence"] = output.confidence
     return record
+
+
+def detection_rows(output: Output, classes: tuple[str, ...], threshold: float) -> dict:
+    """A detector's output as a prediction row: the count of each class (``count.<class>``),
+    ``n_objects``, and ``detections``: one dict per box scoring ``threshold`` or more
+    (class, corners, centre, score)."""
+    keep = output.box_scores >= threshold
+    found = [
+        {
+            "class": classes[int(k)],
+            "x1": round(float(b[0]), 1),
+            "y1": round(float(b[1]), 1),
+            "x2": round(float(b[2]), 1),
+            "y2": round(float(b[3]), 1),
+            "cx": round(float(b[0] + b[2]) / 2, 1),
+            "cy": round(float(b[1] + b[3]) / 2, 1),
+            "score": round(float(s), 4),
+        }
+        for b, k, s in zip(
+            output.boxes[keep], output.box_classes[keep], output.box_scores[keep], strict=True
+        )
+    ]
+    counts = {f"count.{name}": sum(d["class"] == name for d in found) for name in classes}
+    return {"n_objects": len(found), **counts, "detections": found}
 
 
 def predict_folder(
@@ -105,11 +132,12 @@ def predict_folder(
     engine: Engine = Engine(),
     progress: Progress = _noop,
 ) -> list[dict]:
-    """Label TIFFs (segmentation), class-index TIFFs (semantic) or classes for every image
-    file in ``folder``.
+    """Label TIFFs (segmentation), class-index TIFFs (semantic), boxes (detection) or classes
+    for every image file in ``folder``.
 
     Writes ``out/<stem>.tif`` per image (segmentation, semantic) and ``out/predictions.csv``
-    with the model id and sha256 on every row. Unreadable files are reported, not fatal.
+    with the model id and sha256 on every row (detection: also ``out/detections.csv``, one row
+    per box, and ``count.<class>`` per image). Unreadable files are reported, not fatal.
     ``engine``: in this process, or on the worker processes of a Dask cluster
     (:mod:`loop.learn.engine`).
 
@@ -129,10 +157,10 @@ def predict_folder(
     model = ModelRef.of(study, row, gpu)
     model.load()  # fail early
     config = family(row["kind"]).settings(study.config)
-    classes = pixel_classes(study.config)
+    classes, objects = pixel_classes(study.config), box_classes(study.config)
     files = find_images(folder, study.config.ingest.extensions, stores=True)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [_Job(path, folder, out, model, config, classes) for path in files]
+    jobs = [_Job(path, folder, out, model, config, classes, objects) for path in files]
     rows = []
     for i, outcome in run_each(
         _predict_job, jobs, engine=engine, progress=lambda d, t: progress("predicting", d, t)
@@ -156,11 +184,19 @@ def predict_folder(
         "class",
         "confidence",
         *(f"fraction.{name}" for name in classes),
+        *(f"count.{name}" for name in objects),
         "error",
         "warning",
     ]
+    detections = [{"file": r["file"], **d} for r in rows for d in r.pop("detections", None) or ()]
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    if objects:
+        with open(out / "detections.csv", "w", newline="") as handle:
+            fields = ["file", "class", "x1", "y1", "x2", "y2", "cx", "cy", "score"]
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(detections)
     return rows

@@ -42,6 +42,10 @@ class Output:
         The class index of each pixel (semantic segmentation).
     probability : ndarray of shape (M, N), optional
         The probability of each pixel's class (semantic segmentation).
+    boxes : ndarray of shape (D, 4), optional
+        Detected boxes ``x1, y1, x2, y2`` in pixels, every one from ``detection.min_score``
+        on (detection); ``box_classes`` (D,) their class indices, ``box_scores`` (D,) their
+        scores.
     """
 
     measures: dict[str, float] = field(default_factory=dict)
@@ -53,6 +57,9 @@ class Output:
     object_errors: np.ndarray | None = None
     classmap: np.ndarray | None = None
     probability: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    box_classes: np.ndarray | None = None
+    box_scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

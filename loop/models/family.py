@@ -17,6 +17,7 @@ from __future__ import annotations
 from loop.errors import ModelError
 from loop.models.base import Fitted, ModelFamily, Output, Recipe
 from loop.models.cellpose_family import CellposeFamily
+from loop.models.centernet_family import CenterNetFamily
 from loop.models.classifier_family import ClassifierFamily
 from loop.models.unet_family import UNetFamily
 from loop.tasks import REGISTERED
@@ -24,6 +25,7 @@ from loop.tasks import REGISTERED
 __all__ = [
     "FAMILIES",
     "CellposeFamily",
+    "CenterNetFamily",
     "ClassifierFamily",
     "UNetFamily",
     "Fitted",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 FAMILIES: dict[str, ModelFamily] = {
-    f.kind: f for f in (CellposeFamily(), ClassifierFamily(), UNetFamily())
+    f.kind: f for f in (CellposeFamily(), ClassifierFamily(), UNetFamily(), CenterNetFamily())
 }
 
 

@@ -8,12 +8,24 @@ from collections.abc import Callable
 from loop.errors import ConfigError
 from loop.tasks.base import Task
 from loop.tasks.classification import CLASSIFICATION
+from loop.tasks.detection import DETECTION
 from loop.tasks.segmentation import SEGMENTATION
 from loop.tasks.semantic import SEMANTIC
 
-__all__ = ["REGISTERED", "TASKS", "Task", "described", "names", "pixel_classes", "task_of"]
+__all__ = [
+    "REGISTERED",
+    "TASKS",
+    "Task",
+    "box_classes",
+    "described",
+    "names",
+    "pixel_classes",
+    "task_of",
+]
 
-REGISTERED: dict[str, Task] = {t.name: t for t in (SEGMENTATION, CLASSIFICATION, SEMANTIC)}
+REGISTERED: dict[str, Task] = {
+    t.name: t for t in (SEGMENTATION, CLASSIFICATION, SEMANTIC, DETECTION)
+}
 TASKS: tuple[str, ...] = tuple(REGISTERED)
 """The names a study's ``task`` may take."""
 
@@ -38,13 +50,24 @@ def pixel_classes(config) -> tuple[str, ...]:
     return config.labels.classes if task_of(config.task).label_kind == "classmap" else ()
 
 
+def box_classes(config) -> tuple[str, ...]:
+    """The object classes of a study whose labels are boxes (``[labels] object``, then
+    ``others``); empty for a study of any other task."""
+    if task_of(config.task).label_kind != "boxes":
+        return ()
+    return (config.labels.object, *config.labels.others)
+
+
 def names(where: Callable[[Task], bool]) -> str:
     """The registered tasks for which ``where`` holds, named for a message.
 
     >>> names(lambda t: t.label_kind == "class")
     'classification'
     """
-    return " or ".join(t.name for t in REGISTERED.values() if where(t)) or "no"
+    found = [t.name for t in REGISTERED.values() if where(t)]
+    if len(found) > 1:
+        return f"{', '.join(found[:-1])} or {found[-1]}"
+    return found[0] if found else "no"
 
 
 def described() -> str:

@@ -1,0 +1,185 @@
+"""The centre-heatmap detector family (object detection; the network, training and
+prediction in :mod:`.centernet`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from loop.config import StudyConfig
+from loop.config_detection import DetectionConfig
+from loop.models.base import Fitted, Output, Recipe, step_recipe
+from loop.tasks.detection import object_classes
+
+
+def _as_label(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(boxes, classes, known or None) of a box label (:data:`loop.learn.labels.TARGETS`)."""
+    boxes, classes, *rest = truth
+    return boxes, classes, rest[0] if rest else None
+
+
+class CenterNetFamily:
+    """Centre-heatmap detectors (:mod:`loop.models.centernet`): boxes with classes."""
+
+    kind = "centernet"
+
+    def settings(self, config: StudyConfig) -> DetectionConfig:
+        return config.detection
+
+    def load(self, path: Path, *, sha256: str, gpu: bool | None):
+        from loop.models import centernet
+        from loop.models.devices import device_of
+
+        return centernet.load(path, device_of(gpu))
+
+    def predict(self, model, images, *, config, tta: bool = False) -> list[Output]:
+        from loop.models import centernet
+
+        out = []
+        for pixels in images:
+            found = centernet.detect(model, pixels, config=config)
+            out.append(
+                Output(
+                    measures={
+                        **found.measures,
+                        "n_objects": float(np.sum(found.scores >= config.threshold)),
+                    },
+                    embedding=found.embedding,
+                    boxes=found.boxes,
+                    box_classes=found.classes,
+                    box_scores=found.scores,
+                    object_errors=found.doubt,
+                )
+            )
+        return out
+
+    def measure(self, model, images, *, config) -> list[Output]:
+        return self.predict(model, images, config=config)  # one pass gives every measure
+
+    # --- evaluation -----------------------------------------------------------------------
+    def score(self, output: Output, truth, *, config: StudyConfig) -> dict:
+        """Matches at IoU 0.5 per class of one image (:func:`loop.core.boxes.detection_counts`):
+        counts from the detections at ``detection.threshold``, the ranking for AP from all of
+        them; as plain lists (stored as JSON)."""
+        from loop.core.boxes import detection_counts
+
+        boxes, classes, _ = _as_label(truth)
+        n = len(object_classes(config.labels))
+        every = detection_counts(
+            boxes, classes, output.boxes, output.box_classes, output.box_scores, n
+        )
+        kept = output.box_scores >= config.detection.threshold
+        counts = detection_counts(
+            boxes,
+            classes,
+            output.boxes[kept],
+            output.box_classes[kept],
+            output.box_scores[kept],
+            n,
+        )
+        row = {k: counts[k].tolist() for k in ("tp", "fp", "fn", "n_true", "n_pred")}
+        return {**row, "ranked": [r.tolist() for r in every["ranked"]]}
+
+    def summarize(self, per_image, groups=None, *, config: StudyConfig) -> dict:
+        """Precision, recall, F1 and AP at IoU 0.5 per class and overall, count errors
+        (:func:`loop.core.boxes.summarize_detection`), overall and per group."""
+        from loop.core.boxes import summarize_detection
+
+        classes = object_classes(config.labels)
+        rows = [
+            {**r, "ranked": [np.asarray(x).reshape(-1, 2) for x in r["ranked"]]} for r in per_image
+        ]
+        out = summarize_detection(rows, classes)
+        by_group: dict[str, list] = {}
+        for row, group in zip(rows, groups, strict=True) if groups is not None else ():
+            by_group.setdefault(str(group), []).append(row)
+        out["per_group"] = {
+            g: {k: v for k, v in summarize_detection(r, classes).items() if k != "per_class"}
+            for g, r in sorted(by_group.items())
+        }
+        return out
+
+    # --- training -------------------------------------------------------------------------
+    label_kind = "boxes"
+    suffix = ".pt"
+
+    def recipe(self, config, *, n_train, seed, steps, parent, extend) -> Recipe:
+        return step_recipe(
+            config.detection,
+            config.augment,
+            n_train=n_train,
+            seed=seed,
+            steps=steps,
+            parent=parent,
+            extend=extend,
+            classes=list(object_classes(config.labels)),
+        )
+
+    def fit(
+        self, images, targets, *, config, recipe, parent_path, gpu, classes=(), progress
+    ) -> Fitted:
+        from loop.models import centernet
+        from loop.models.devices import device_of
+
+        device = device_of(gpu)
+        n_classes = len(object_classes(config.labels))
+        examples = centernet.prepare(images, targets, config=config.detection, n_classes=n_classes)
+        images.clear()
+        targets.clear()
+        if recipe.warm:
+            net = centernet.load(parent_path, device)
+        else:
+            net = centernet.build(config.detection, n_classes, seed=recipe.seed, device=device)
+        result = centernet.train(
+            net,
+            examples,
+            config=config.detection,
+            augment=config.augment,
+            steps=recipe.steps,
+            rng=np.random.default_rng(recipe.seed),
+            device=device,
+            progress=lambda s: progress("training", s, recipe.steps),
+        )
+        return Fitted(net, result.losses, str(device))
+
+    def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
+        """F1 at IoU 0.5 of the pooled boxes, and per image."""
+        rows = []
+        for pixels, truth in pairs:
+            (output,) = self.predict(model, [pixels], config=config.detection)
+            rows.append(self.score(output, truth, config=config))
+        if not rows:
+            return 0.0, []
+        summary = self.summarize(rows, config=config)["f1"] or 0.0
+        per_image = [self.summarize([r], config=config)["f1"] for r in rows]
+        return float(summary), [float(f or 0.0) for f in per_image]
+
+    def blind(self, model, pairs, *, config) -> bool:
+        """True when the detector finds nothing on images whose labels have boxes: a
+        collapsed fit."""
+        seen = False
+        for pixels, truth in pairs:
+            boxes, _, _ = _as_label(truth)
+            if not len(boxes):
+                continue
+            seen = True
+            (output,) = self.predict(model, [pixels], config=config.detection)
+            if np.any(output.box_scores >= config.detection.threshold):
+                return False
+        return seen
+
+    def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
+        """The model file and its loss curve beside it (``<stem>-loss.png``)."""
+        from loop.core.figures import loss_curve
+        from loop.models import unet
+
+        path = unet.save(fitted.model, path)
+        loss_curve(
+            fitted.losses,
+            path.with_name(path.stem + "-loss.png"),
+            title=title,
+            xlabel="chunk of steps (1/50 of training)",
+            ylabel="loss (focal + size L1)",
+        )
+        return path
