@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from connectors.ls_boxes import boxes_to_results, results_to_boxes
 from connectors.ls_http import RestClient
 from connectors.ls_results import (
     KEY_FIELD,
@@ -270,7 +271,18 @@ class LabelStudio(RestClient):
         return payload
 
     def _prediction_payload(self, p: Prediction, prefix: str) -> dict:
-        result = (
+        if p.boxes is not None:
+            b = p.boxes
+            result = boxes_to_results(b.boxes, b.names, b.shape, prefix=prefix, scores=b.scores)
+        else:
+            result = self._region_results(p, prefix)
+        prediction = {"result": result, "model_version": p.model_version}
+        if p.score is not None:
+            prediction["score"] = float(p.score)
+        return prediction
+
+    def _region_results(self, p: Prediction, prefix: str) -> list:
+        return (
             mask_to_results(
                 p.mask,
                 prefix=prefix,
@@ -282,10 +294,6 @@ class LabelStudio(RestClient):
             if p.mask is not None
             else class_to_results(p.klass)
         )
-        prediction = {"result": result, "model_version": p.model_version}
-        if p.score is not None:
-            prediction["score"] = float(p.score)
-        return prediction
 
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
         body = [self._task_payload(t) for t in tasks]
@@ -372,6 +380,9 @@ class LabelStudio(RestClient):
 
     def to_class(self, result: list) -> str | None:
         return results_to_class(result)
+
+    def to_boxes(self, result: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+        return results_to_boxes(result, shape)
 
     # --- annotating (as this account) --------------------------------------------------------
 

@@ -23,12 +23,14 @@ from scipy import ndimage as ndi
 
 from connectors.accounts import connect_as
 from connectors.labelstudio import LabelStudio
+from connectors.ls_boxes import boxes_to_results, results_to_boxes
 from connectors.ls_results import (
     OBJECT_LABEL,
     class_to_results,
     mask_to_results,
     results_to_objects,
 )
+from connectors.simulated_boxes import corrected_boxes
 from loop.core.images import read_mask
 from loop.core.regions import touching
 from loop.core.tiles import crop
@@ -185,7 +187,10 @@ class Truth:
     mask_path: Path | None = None
     klass: str | None = None
     classmap: np.ndarray | None = None  # classmap: the class of each pixel (0: background)
-    names: tuple[str, ...] = ()  # classmap: the class names, the background first
+    names: tuple[str, ...] = ()  # classmap: the class names, the background first; boxes:
+    # the object classes
+    boxes: np.ndarray | None = None  # boxes: (B, 4) x1, y1, x2, y2
+    box_classes: np.ndarray | None = None  # boxes: (B,) indices into ``names``
 
 
 @dataclass
@@ -265,8 +270,18 @@ def simulate(
     return report
 
 
-def _preannotation(task: dict, truth: Truth, tile) -> np.ndarray | None:
-    """The objects pre-drawn in a task (its first prediction), as a label image, or None."""
+def _preannotation(task: dict, truth: Truth, tile):
+    """The objects pre-drawn in a task (its first prediction), as a label image (or boxes
+    and their class indices), or None."""
+    if truth.kind == "boxes":
+        for prediction in task.get("predictions") or []:
+            try:
+                boxes, names = results_to_boxes(prediction.get("result") or [], truth.shape)
+            except MalformedAnnotation:
+                return None
+            index = {n: i for i, n in enumerate(truth.names)}
+            return boxes, np.array([index.get(n.removesuffix("?"), 0) for n in names], np.int64)
+        return None
     if truth.kind != "mask":
         return None
     shape = truth.shape if tile is None else (tile[2], tile[3])
@@ -289,6 +304,12 @@ def _annotation(
         painted = noisy_classes(whole, profile, rng)
         results = mask_to_results(painted, prefix=f"{name}-", names=truth.names)
         return results, lead_time(profile, len(np.unique(painted)), rng)
+    if truth.kind == "boxes":
+        found = (truth.boxes, truth.box_classes)
+        boxes, index = corrected_boxes(pre, found, len(truth.names), truth.shape, profile, rng)
+        names = [truth.names[int(i)] for i in index]
+        results = boxes_to_results(boxes, names, truth.shape, prefix=f"{name}-")
+        return results, lead_time(profile, len(boxes), rng)
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)
         if tile is not None:

@@ -24,6 +24,16 @@ class PartialMask:
 
 
 @dataclass(frozen=True)
+class Boxes:
+    """Boxes with a class name each (detection) in an image of ``shape`` (height, width)."""
+
+    boxes: np.ndarray  # (B, 4) x1, y1, x2, y2 in pixels
+    names: tuple[str, ...]
+    shape: tuple[int, int]
+    scores: np.ndarray | None = None  # (B,): a model's scores
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A model's pre-annotation of one image: a label image or a class, with a score."""
 
@@ -33,6 +43,7 @@ class Prediction:
     model_version: str = "loop"
     unsure: tuple[int, ...] = ()  # labels of the objects the model is unsure of (shown apart)
     labels: tuple[str, ...] = ()  # a class map: the name of value k at k (0: not drawn)
+    boxes: Boxes | None = None  # detection: the model's boxes (``<class>?``: doubtful ones)
 
 
 @dataclass(frozen=True)
@@ -131,3 +142,7 @@ class AnnotationTool(Protocol):
 
     def to_class(self, result: list) -> str | None:
         """An annotation result as a class (raises MalformedAnnotation)."""
+
+    def to_boxes(self, result: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+        """An annotation result as boxes (shape (B, 4), pixels) and each box's label name;
+        raises MalformedAnnotation."""

@@ -96,3 +96,13 @@ def test_class_edits_count_painted_areas_per_class():
     post[0:4, 3] = 0  # the first area trimmed by a column: still the same area
     counts = class_edits(pre, post)
     assert (counts.deleted, counts.drawn, counts.corrected, counts.accepted) == (1, 1, 1, 0)
+
+
+def test_box_edits_by_hand():
+    from loop.core.effort import box_edits
+
+    pre = [[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]]
+    post = [[0, 0, 10, 10], [21, 20, 30, 30], [80, 80, 90, 90]]
+    got = box_edits(pre, [0, 0, 0], post, [0, 1, 0])
+    assert (got.accepted, got.corrected, got.deleted, got.drawn) == (1, 1, 1, 1)
+    assert box_edits([], [], [], []).as_dict() == {k: 0 for k in got.as_dict()}

@@ -27,15 +27,17 @@ from dataclasses import dataclass, field
 from loop.annotate.consensus import TaskAgreement, agree
 from loop.annotate.pull import pull
 from loop.annotate.push import PushReport, push
+from loop.core.boxes import fuse_boxes
 from loop.core.classmaps import fuse
 from loop.core.fusion import consensus_mask
 from loop.core.images import read_mask
 from loop.errors import AdjudicationError
 from loop.store import annotations, dumps
+from loop.store.boxes import read_boxes_file
 from loop.store.labels import images_with, save_label
 from loop.study import Study
-from loop.tasks import pixel_classes
-from loop.types import AnnotationTool, Prediction
+from loop.tasks import box_classes, pixel_classes
+from loop.types import AnnotationTool, Boxes, Prediction
 
 _SRC = "adjudicated"
 
@@ -103,10 +105,16 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
     rows = annotations.annotations_of_task(study.store, item.task_id)
     shape = (image["height"], image["width"])
     classes = pixel_classes(study.config)  # a painting's classes named (semantic)
-    versions, masks = [], []
+    versions, masks, drawn = [], [], []
+    objects = box_classes(study.config)
     for row in rows:
         score = item.per_annotator.get(row["annotator"])
-        if row["mask_path"]:
+        if row["mask_path"] and _kind_of(row["mask_path"]) == "boxes":
+            boxes, index = read_boxes_file(study.resolve(row["mask_path"]), objects)
+            drawn.append((boxes, index))
+            named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape)
+            versions.append(Prediction(boxes=named, score=score, model_version=row["annotator"]))
+        elif row["mask_path"]:
             mask = read_mask(study.resolve(row["mask_path"]), shape)
             masks.append(mask)
             versions.append(
@@ -116,6 +124,12 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
             versions.append(
                 Prediction(klass=row["class"], score=score, model_version=row["annotator"])
             )
+    if len(drawn) > 1:
+        boxes, index, _ = fuse_boxes(drawn)
+        named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape)
+        versions.append(
+            Prediction(boxes=named, score=item.agreement, model_version="consensus (majority)")
+        )
     if len(masks) > 1:
         if classes:
             fused = fuse(masks, len(classes), method=method)
@@ -199,6 +213,14 @@ def record(study: Study) -> RecordReport:
     return report
 
 
+def _kind_of(path: str | None) -> str:
+    """The kind of a label made from an annotation file: boxes (a box file), a mask, or a
+    class (no file)."""
+    if not path:
+        return "class"
+    return "boxes" if path.endswith(".json") else "mask"
+
+
 def _store_decision(study: Study, task: dict, decision: dict) -> bool:
     """Write (or update) the adjudicated label; False when it is already stored as is."""
     reviewed = annotations.annotators_of_image(study.store, task["image_id"])
@@ -214,7 +236,7 @@ def _store_decision(study: Study, task: dict, decision: dict) -> bool:
         }
     )
     label = {
-        "kind": "mask" if decision["mask_path"] else "class",
+        "kind": _kind_of(decision["mask_path"]),
         "mask_path": decision["mask_path"],
         "n_objects": decision["n_objects"],
         "class": decision["class"],

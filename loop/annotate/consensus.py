@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loop.annotate.agree_boxes import agree_boxes
 from loop.config_checks import in_range
 from loop.core.agreement import krippendorff_alpha, object_f1, percent_agreement
 from loop.core.fusion import consensus_mask, majority_vote
@@ -25,6 +26,7 @@ from loop.store import annotations, dumps
 from loop.store.labels import save_label
 from loop.study import Study
 from loop.tasks import task_of
+from loop.types import Boxes
 
 CONSENSUS_DIR = Path("consensus")
 
@@ -272,7 +274,12 @@ def _agree_classmaps(study, item, image, rows, truth, method) -> np.ndarray:
     return fused
 
 
-AGREEMENT = {"mask": _agree_masks, "class": _agree_classes, "classmap": _agree_classmaps}
+AGREEMENT = {
+    "mask": _agree_masks,
+    "class": _agree_classes,
+    "classmap": _agree_classmaps,
+    "boxes": agree_boxes,
+}
 """How a task's annotations are compared and fused, by the label kind of the study's task
 (:attr:`loop.tasks.base.Task.label_kind`); each returns the consensus (None: none)."""
 
@@ -288,7 +295,18 @@ def _store_consensus(
         "task": item.task_id,
         "agreement": item.agreement,
     }
-    if isinstance(fused, np.ndarray):
+    if isinstance(fused, Boxes):
+        from loop.store.boxes import write_boxes_file
+
+        path, sha = write_boxes_file(study.path / CONSENSUS_DIR, fused.boxes, fused.names)
+        label = {
+            "kind": "boxes",
+            "mask_path": path.relative_to(study.path).as_posix(),
+            "mask_sha256": sha,
+            "n_objects": len(fused.names),
+            "class": None,
+        }
+    elif isinstance(fused, np.ndarray):
         label = {
             "kind": "mask",
             "mask_path": _write_consensus(study, image, fused),

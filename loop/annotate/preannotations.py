@@ -19,17 +19,29 @@ from loop.core.effort import class_edits, edits, effort
 from loop.core.images import read_mask, write_labels
 from loop.study import Study
 from loop.tasks import pixel_classes
-from loop.types import Prediction
+from loop.types import Boxes, Prediction
 
 PREANNOTATIONS_DIR = Path("preannotations")
 
 
 def keep_preannotation(study: Study, task_id: int, preds) -> None:
-    """Write the mask of the first of ``preds`` (:class:`~loop.types.Prediction`) that has one
-    as task ``task_id``'s pre-annotation; nothing when none has a mask."""
-    mask = next((p.mask for p in preds if isinstance(p, Prediction) and p.mask is not None), None)
-    if mask is not None:
-        write_labels(study.path / PREANNOTATIONS_DIR / f"{task_id}.tif", mask)
+    """Write the mask (or the boxes) of the first of ``preds``
+    (:class:`~loop.types.Prediction`) that has one as task ``task_id``'s pre-annotation;
+    nothing when none has."""
+    from loop.core.files import atomic_path
+    from loop.store.boxes import encode
+
+    for p in preds:
+        if isinstance(p, Prediction) and p.mask is not None:
+            write_labels(study.path / PREANNOTATIONS_DIR / f"{task_id}.tif", p.mask)
+            return
+        if isinstance(p, Prediction) and p.boxes is not None:
+            path = study.path / PREANNOTATIONS_DIR / f"{task_id}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            names = [n.removesuffix("?") for n in p.boxes.names]
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(encode(p.boxes.boxes, names))
+            return
 
 
 def preannotation_of(study: Study, task_id: int) -> np.ndarray | None:
@@ -38,10 +50,13 @@ def preannotation_of(study: Study, task_id: int) -> np.ndarray | None:
     return read_mask(path) if path.is_file() else None
 
 
-def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None, float | None]:
+def effort_of(study: Study, task_id: int, mask) -> tuple[str | None, float | None]:
     """(the edits as JSON, their weighted sum) from task ``task_id``'s pre-annotation to
-    ``mask`` (of class maps: :func:`loop.core.effort.class_edits`); (None, None) for a task
+    ``mask`` (of class maps: :func:`loop.core.effort.class_edits`; of boxes, a
+    :class:`~loop.types.Boxes`: :func:`loop.core.effort.box_edits`); (None, None) for a task
     without a pre-annotation or of another shape."""
+    if isinstance(mask, Boxes):
+        return _box_effort(study, task_id, mask)
     pre = preannotation_of(study, task_id)
     if pre is None or pre.shape != mask.shape:
         return None, None
@@ -49,4 +64,23 @@ def effort_of(study: Study, task_id: int, mask: np.ndarray) -> tuple[str | None,
     if classes:  # doubtful pixels (value k + K, with_unsure) were pre-painted as their class
         pre = np.where(pre >= len(classes), pre - len(classes), pre)
     counts = class_edits(pre, mask) if classes else edits(pre, mask)
+    return json.dumps(counts.as_dict()), effort(counts, study.config.effort)
+
+
+def _box_effort(study: Study, task_id: int, boxes: Boxes) -> tuple[str | None, float | None]:
+    from loop.core.effort import box_edits
+    from loop.store.boxes import BoxLabelError, read_boxes_file
+    from loop.tasks import box_classes
+
+    path = study.path / PREANNOTATIONS_DIR / f"{task_id}.json"
+    if not path.is_file():
+        return None, None
+    classes = box_classes(study.config)
+    try:
+        pre, pre_classes = read_boxes_file(path, classes)
+    except BoxLabelError:
+        return None, None
+    index = {n: i for i, n in enumerate(classes)}
+    post_classes = np.array([index.get(n, -1) for n in boxes.names], np.int64)
+    counts = box_edits(pre, pre_classes, boxes.boxes, post_classes)
     return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

@@ -33,8 +33,8 @@ from loop.store import annotations as q
 from loop.store import dumps
 from loop.store.lock import locked
 from loop.study import Study
-from loop.tasks import task_of
-from loop.types import AnnotationTool, ToolAnnotation, ToolTaskState
+from loop.tasks import box_classes, task_of
+from loop.types import AnnotationTool, Boxes, ToolAnnotation, ToolTaskState
 
 CLOCK_MARGIN = timedelta(seconds=5)
 """An incremental pull asks for tasks updated after the previous pull's start less this: an
@@ -59,6 +59,8 @@ def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: T
         except ValueError as exc:
             raise MalformedAnnotation(str(exc)) from None
         return classes, None, count_objects(classes), None
+    if kind == "boxes":
+        return _boxes(study, tool, ann, shape), None, None, None
     if kind == "mask":
         mask, names = tool.to_objects(ann.result, shape)
         labels = study.config.labels
@@ -68,6 +70,20 @@ def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: T
             classes = dumps([n if n in known else labels.object for n in names])
         return mask, None, count_objects(mask), classes
     return None, tool.to_class(ann.result), None, None
+
+
+def _boxes(study: Study, tool: AnnotationTool, ann: ToolAnnotation, shape) -> Boxes:
+    """The boxes of an annotation, named by class (a doubtful ``<class>?`` box kept as its
+    class); raises MalformedAnnotation for a box of a class the study does not have."""
+    boxes, names = tool.to_boxes(ann.result, shape)
+    names = [n.removesuffix("?") for n in names]
+    unknown = sorted(set(names) - set(box_classes(study.config)))
+    if unknown:
+        raise MalformedAnnotation(
+            f"boxes labelled {', '.join(map(repr, unknown))}, not one of the study's classes "
+            f"({', '.join(box_classes(study.config))})"
+        )
+    return Boxes(boxes, tuple(names), shape)
 
 
 @locked("pull")
@@ -242,6 +258,7 @@ def _pull_task(
             elif mask is not None:
                 mask_path = write_mask(study, task["id"], name, version, mask)
                 changes, cost = effort_of(study, task["id"], mask)
+                n_objects = len(mask.names) if isinstance(mask, Boxes) else n_objects
             if edited is not None and not ann.cancelled:
                 status = "edited"  # whose drawing is it? not counted as the author's
                 report.edited.append(

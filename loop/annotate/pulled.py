@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from loop.core.images import write_labels
 from loop.store import annotations as q
 from loop.study import Study
+from loop.types import Boxes
 
 ANNOTATIONS_DIR = Path("annotations")
 
@@ -38,7 +37,15 @@ class PullReport:
     tile_gaps: list[str] = field(default_factory=list)  # tiled images no one can finish
 
 
-def write_mask(study: Study, task_id: int, annotator: str, version: int, mask: np.ndarray) -> str:
+def write_mask(study: Study, task_id: int, annotator: str, version: int, mask) -> str:
+    """Write an annotation's label image (or its boxes, a :class:`~loop.types.Boxes`, as a
+    box file) under the study's annotations; returns its path relative to the study."""
+    if isinstance(mask, Boxes):
+        from loop.store.boxes import write_boxes_file
+
+        folder = study.path / ANNOTATIONS_DIR / str(task_id)
+        path, _ = write_boxes_file(folder, mask.boxes, mask.names)
+        return path.relative_to(study.path).as_posix()
     rel = ANNOTATIONS_DIR / str(task_id) / f"{annotator}_v{version}.tif"
     write_labels(study.path / rel, mask)
     return rel.as_posix()

@@ -44,7 +44,7 @@ from loop.store import annotations as q
 from loop.store import meta_column, scores, utcnow
 from loop.store.lock import locked
 from loop.study import Study
-from loop.tasks import names, pixel_classes, task_of
+from loop.tasks import box_classes, names, pixel_classes, task_of
 from loop.types import AnnotationTool, LabelSpec, Prediction, ToolTask
 
 PUSHABLE_SPLITS = ("pool", "labeled")
@@ -108,6 +108,14 @@ def label_spec(study: Study) -> LabelSpec:
         if labels.unsure_probability > 0:  # the model's doubtful pixels of each class apart
             doubtful = tuple((f"{n}?", labels.unsure_colour) for n in labels.classes[1:])
         return LabelSpec(name=first, colour=colour, others=(*rest, *doubtful))
+    if box_classes(study.config):  # boxes: a label per class, and the doubtful ones apart
+        doubtful = ()
+        if labels.unsure_probability > 0:
+            names = box_classes(study.config)
+            doubtful = tuple((f"{n}?", labels.unsure_colour) for n in names)
+        return LabelSpec(
+            name=labels.object, colour=labels.colour, others=(*other_labels(labels), *doubtful)
+        )
     return LabelSpec(
         name=labels.object,
         colour=labels.colour,

@@ -76,10 +76,10 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
     ``purpose``, copying its ground truth."""
     import numpy as np
 
-    from loop.learn.labels import classmap_of
+    from loop.learn.labels import boxes_of, classmap_of
     from loop.store.annotations import project_of
     from loop.store.labels import truth_classes
-    from loop.tasks import pixel_classes
+    from loop.tasks import box_classes, pixel_classes
 
     store = study.store
     project = project_of(store, admin.name, purpose)
@@ -89,6 +89,15 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
         if truth is None:
             return None
         image = store.image(image_id)
+        if box_classes(study.config):
+            boxes, index = boxes_of(study, image, truth, partial=False)
+            return sim.Truth(
+                kind="boxes",
+                shape=(image["height"], image["width"]),
+                names=box_classes(study.config),
+                boxes=boxes,
+                box_classes=index,
+            )
         if pixel_classes(study.config):
             classes = classmap_of(study, image, truth)
             return sim.Truth(

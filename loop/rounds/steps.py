@@ -28,7 +28,7 @@ from loop.store import rounds as store_rounds
 from loop.store import utcnow
 from loop.study import Study
 from loop.tasks import task_of
-from loop.types import AnnotationTool, Prediction
+from loop.types import AnnotationTool, Boxes, Prediction
 
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
@@ -95,6 +95,12 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
                 model_version=version,
                 labels=names,
             )
+        if output.boxes is not None:  # detection: the boxes from the threshold on
+            return Prediction(
+                boxes=predicted_boxes(output, study.config, image),
+                score=float(np.mean(output.box_scores)) if len(output.box_scores) else None,
+                model_version=version,
+            )
         if output.masks is not None:
             return Prediction(
                 mask=output.masks,
@@ -105,6 +111,22 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
         return Prediction(klass=output.klass, score=output.confidence, model_version=version)
 
     return predict
+
+
+def predicted_boxes(output, config, image: dict) -> Boxes:
+    """A detector's boxes scoring ``detection.threshold`` or more, named by class; those
+    scoring below ``labels.unsure_probability`` named ``<class>?`` (checked first)."""
+    from loop.tasks import box_classes
+
+    classes = box_classes(config)
+    keep = output.box_scores >= config.detection.threshold
+    scores = output.box_scores[keep]
+    doubt = scores < config.labels.unsure_probability
+    names = tuple(
+        f"{classes[int(k)]}?" if d else classes[int(k)]
+        for k, d in zip(output.box_classes[keep], doubt, strict=True)
+    )
+    return Boxes(output.boxes[keep], names, (image["height"], image["width"]), scores)
 
 
 def unsure_objects(masks: np.ndarray, errors, threshold: float) -> tuple[int, ...]:
