@@ -22,6 +22,9 @@ Stages so far
 - semantic: the U-Net family on ISBI 2012 EM (20 slices train, 10 test) and on DSB as three
   classes (bench/semantic.py): Dice and IoU per class (``semantic.<data>.per_class.<CLASS>``),
   training and scoring times.
+- detection: the centre-heatmap family on BCCD's own split (bench/detection.py): precision,
+  recall, F1 and AP at IoU 0.5 per class (``detection.bccd.per_class.<CLASS>.f1_50``),
+  count errors, training and scoring times.
 - scale: ``loop measure`` in one process and on 1 and 2 Dask workers, peak memory for a
   folder ``SCALE_FACTOR`` times larger, and the driver's write rates (bench/scale.py, in a
   process of its own so that its memory figures are its own).
@@ -48,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAKE_BENCH_STRATEGIES = ("random", "auto", "random@region", "flip+groups@region")
 MAKE_BENCH_ROUNDS = 1  # 5 seeds and fewer rounds (the rule), to fit the hour
 SCALE_IMAGES, SCALE_FACTOR = 40, 4  # the folder, and how many times larger for the memory check
-BUDGET_MINUTES = 80  # the whole of make bench on 2 CPU cores (semantic added 20)
+BUDGET_MINUTES = 95  # the whole of make bench on 2 CPU cores (semantic 20, detection 12)
 
 
 def bench_ingest(data: Path, repeats: int) -> dict:
@@ -189,6 +192,10 @@ def table(results: dict) -> str:
         from bench.semantic import lines as semantic_lines
 
         lines += semantic_lines(results["semantic"])
+    if results.get("detection"):
+        from bench.detection import lines as detection_lines
+
+        lines += detection_lines(results["detection"])
     return "\n".join(lines) + "\n"
 
 
@@ -468,6 +475,13 @@ def _semantic_stage(args, results: dict, stem: Path) -> None:
     results["semantic"] = bench_semantic(args.data.parent)
 
 
+def _detection_stage(args, results: dict, stem: Path) -> None:
+    from bench.detection import bench_detection
+
+    print("bench: object detection (about 12 min on 2 cores) ...", file=sys.stderr)
+    results["detection"] = bench_detection(args.data.parent)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -480,7 +494,8 @@ def main(argv=None) -> None:
         "--skip",
         nargs="*",
         default=[],
-        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models, semantic)",
+        help="stages to skip (ingest, agreement, labelstudio, efficiency, scale, models, "
+        "semantic, detection)",
     )
     parser.add_argument(
         "--no-augmentation-run",
@@ -502,6 +517,7 @@ def main(argv=None) -> None:
         ("scale", _scale_stage),
         ("models", _models_stage),
         ("semantic", _semantic_stage),
+        ("detection", _detection_stage),
     ):
         if name in args.skip:
             continue

@@ -28,10 +28,10 @@ class DetectionConfig:
     crop: int = 192
     """Side of the square training crops at the working scale (a multiple of 16)."""
     batch_size: int = 8
-    epochs: int = 60
+    epochs: int = 40
     """Passes over the labeled images (in crops): steps = epochs x images / batch, bounded."""
     min_steps: int = 300
-    max_steps: int = 1500
+    max_steps: int = 1000
     warm_start: bool = True
     warm_fraction: float = 0.5
     learning_rate: float = 0.002
@@ -39,7 +39,11 @@ class DetectionConfig:
     val_fraction: float = 0.1
     keep_tolerance: float = 0.02
     threshold: float = 0.3
-    """A peak of at least this score is a detection (precision, recall, F1, counts)."""
+    """A peak of at least this score is a detection (precision, recall, F1, counts), unless
+    the model chose its own (``choose_threshold``)."""
+    choose_threshold: bool = True
+    """Choose each model's threshold on its validation images (the F1-best of 0.10, 0.15,
+    ..., 0.60; at least 20 true boxes needed), kept with the model."""
     min_score: float = 0.05
     """Peaks from this score on are kept with their score (average precision ranks them)."""
     nms_iou: float = 0.5

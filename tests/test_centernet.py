@@ -142,6 +142,26 @@ def test_files_round_trip(tmp_path):
         centernet.load(tmp_path / "u.pt", "cpu")
 
 
+def test_the_threshold_is_chosen_by_f1_and_kept_with_the_model(tmp_path):
+    def found(scores, boxes):
+        n = len(scores)
+        return centernet.Detected(
+            np.asarray(boxes, float).reshape(-1, 4), np.zeros(n, int), np.asarray(scores),
+            np.zeros(n), {}, np.zeros(1),
+        )  # fmt: skip
+
+    truth = [(np.array([[0, 0, 10, 10]] * 1, float), np.array([0]))] * 20
+    # the true box scores 0.42, a false one 0.2: the F1-best threshold lies between
+    dets = [found([0.42, 0.2], [[0, 0, 10, 10], [30, 30, 40, 40]])] * 20
+    assert centernet.choose_threshold(dets, truth, 1) == 0.25
+    assert centernet.choose_threshold(dets[:5], truth[:5], 1) is None  # too few boxes
+    net = centernet.build(SMALL, 1, seed=0)
+    net.meta["threshold"] = 0.25
+    back = centernet.load(unet.save(net, tmp_path / "m.pt"), "cpu")
+    assert back.meta["threshold"] == 0.25
+    assert centernet.detect(back, squares(0)[0], config=SMALL).threshold == 0.25
+
+
 def test_resizing_follows_the_scale():
     image = np.zeros((40, 60, 3), np.uint8)
     assert centernet.resized(image, 3, 0.5).shape == (3, 20, 30)

@@ -157,3 +157,19 @@ def test_a_rotated_box_is_recorded_as_malformed_and_kept(detection_run, remote):
         rows = list(study.store.db["annotations"].rows_where("status = 'malformed'"))
         assert len(rows) == 1 and json.loads(rows[0]["result"])["result"][0]["id"] == "r1"
         assert rows[0]["mask_path"] is None
+
+
+def test_export_writes_coco_and_csv_that_ingest_reads_back(detection_run, tmp_path):
+    from loop.data.box_files import read_boxes
+
+    folder, _ = detection_run
+    result = CliRunner().invoke(app, ["export", str(folder), str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    coco = read_boxes(tmp_path / "out" / "coco.json")
+    table = read_boxes(tmp_path / "out" / "boxes.csv")
+    with open_study(folder) as study:
+        for label in study.store.db["labels"].rows_where("source = 'consensus'"):
+            image = study.store.image(label["image_id"])
+            boxes, classes = read_boxes_file(study.resolve(label["mask_path"]), ("small", "large"))
+            expected = [(("small", "large")[k], *b) for b, k in zip(boxes.tolist(), classes)]
+            assert coco.of(image["path"]) == expected == table.of(image["path"])

@@ -91,18 +91,18 @@ def _predict_job(job: _Job) -> dict:
     elif output.masks is not None:
         record["n_objects"] = int(output.measures["n_objects"])
     elif output.boxes is not None:
-        record.update(detection_rows(output, job.box_classes, job.config.threshold))
+        record.update(detection_rows(output, job.box_classes))
     else:
         record["class"] = output.klass
         record["confidence"] = output.confidence
     return record
 
 
-def detection_rows(output: Output, classes: tuple[str, ...], threshold: float) -> dict:
+def detection_rows(output: Output, classes: tuple[str, ...]) -> dict:
     """A detector's output as a prediction row: the count of each class (``count.<class>``),
-    ``n_objects``, and ``detections``: one dict per box scoring ``threshold`` or more
+    ``n_objects``, and ``detections``: one dict per box scoring the model's threshold or more
     (class, corners, centre, score)."""
-    keep = output.box_scores >= threshold
+    keep = output.box_scores >= output.box_threshold
     found = [
         {
             "class": classes[int(k)],

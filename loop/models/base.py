@@ -45,7 +45,7 @@ class Output:
     boxes : ndarray of shape (D, 4), optional
         Detected boxes ``x1, y1, x2, y2`` in pixels, every one from ``detection.min_score``
         on (detection); ``box_classes`` (D,) their class indices, ``box_scores`` (D,) their
-        scores.
+        scores, ``box_threshold`` the score from which a box is a detection.
     """
 
     measures: dict[str, float] = field(default_factory=dict)
@@ -60,6 +60,7 @@ class Output:
     boxes: np.ndarray | None = None
     box_classes: np.ndarray | None = None
     box_scores: np.ndarray | None = None
+    box_threshold: float | None = None
 
 
 @dataclass(frozen=True)

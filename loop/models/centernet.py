@@ -83,6 +83,8 @@ def load(path, device):
         )
         net = build(config, int(meta["classes"]), seed=0)
         net.load_state_dict(saved["state"])
+        if meta.get("threshold") is not None:  # chosen on validation images
+            net.meta["threshold"] = float(meta["threshold"])
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one error for the user
         raise ModelError(
             f"{path} is not a detector written by loop ({type(exc).__name__}): train again"
@@ -316,6 +318,7 @@ class Detected:
     doubt: np.ndarray  # (D,): the mirror image's disagreement at each detection
     measures: dict
     embedding: np.ndarray  # (F,)
+    threshold: float = 0.3  # a detection from this score on
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
@@ -388,7 +391,9 @@ def detect(net, pixels: np.ndarray, *, config: DetectionConfig) -> Detected:
     non-maximum suppression over all classes at ``config.nms_iou``. Measures: ``entropy``
     (the binary entropies of the detections' scores, summed: how many objects the model
     is unsure of), ``flip`` (the heatmaps' disagreement at the detections, summed) and
-    ``ambiguous`` (detections scoring within 0.15 of ``config.threshold``)."""
+    ``ambiguous`` (detections scoring within 0.15 of the threshold: the model's own,
+    :func:`choose_threshold`, else ``config.threshold``)."""
+    threshold = float(net.meta.get("threshold") or config.threshold)
     p, sizes, q, embedding = maps(net, pixels, config=config)
     mean = (p + q) / 2
     t = torch.from_numpy(mean)[None]
@@ -414,7 +419,36 @@ def detect(net, pixels: np.ndarray, *, config: DetectionConfig) -> Detected:
         measures={
             "entropy": float(entropy.sum()),
             "flip": float(doubt.sum()),
-            "ambiguous": float(np.sum(np.abs(scores - config.threshold) < 0.15)),
+            "ambiguous": float(np.sum(np.abs(scores - threshold) < 0.15)),
         },
         embedding=embedding,
+        threshold=threshold,
     )
+
+
+THRESHOLDS = np.round(np.arange(0.1, 0.61, 0.05), 2)
+"""The detection thresholds :func:`choose_threshold` tries."""
+
+
+def choose_threshold(found, truths, n_classes: int, *, min_boxes: int = 20) -> float | None:
+    """The score threshold (of :data:`THRESHOLDS`) that maximises the pooled F1 at IoU 0.5
+    of the detections ``found`` (:class:`Detected`, one per image) against ``truths`` (boxes,
+    classes), the lowest of equals; None with fewer than ``min_boxes`` true boxes (too few
+    to choose by)."""
+    from loop.core.boxes import detection_counts
+
+    if sum(len(t[0]) for t in truths) < min_boxes:
+        return None
+    best, chosen = -1.0, None
+    for t in THRESHOLDS:
+        tp = fp = fn = 0
+        for d, (boxes, classes) in zip(found, truths, strict=True):
+            keep = d.scores >= t
+            c = detection_counts(
+                boxes, classes, d.boxes[keep], d.classes[keep], d.scores[keep], n_classes
+            )
+            tp, fp, fn = tp + c["tp"].sum(), fp + c["fp"].sum(), fn + c["fn"].sum()
+        f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+        if f1 > best + 1e-9:
+            best, chosen = f1, float(t)
+    return chosen

@@ -36,23 +36,22 @@ class CenterNetFamily:
     def predict(self, model, images, *, config, tta: bool = False) -> list[Output]:
         from loop.models import centernet
 
-        out = []
-        for pixels in images:
-            found = centernet.detect(model, pixels, config=config)
-            out.append(
-                Output(
-                    measures={
-                        **found.measures,
-                        "n_objects": float(np.sum(found.scores >= config.threshold)),
-                    },
-                    embedding=found.embedding,
-                    boxes=found.boxes,
-                    box_classes=found.classes,
-                    box_scores=found.scores,
-                    object_errors=found.doubt,
-                )
-            )
-        return out
+        return [self._output(centernet.detect(model, p, config=config)) for p in images]
+
+    @staticmethod
+    def _output(found) -> Output:
+        return Output(
+            measures={
+                **found.measures,
+                "n_objects": float(np.sum(found.scores >= found.threshold)),
+            },
+            embedding=found.embedding,
+            boxes=found.boxes,
+            box_classes=found.classes,
+            box_scores=found.scores,
+            object_errors=found.doubt,
+            box_threshold=found.threshold,
+        )
 
     def measure(self, model, images, *, config) -> list[Output]:
         return self.predict(model, images, config=config)  # one pass gives every measure
@@ -60,7 +59,8 @@ class CenterNetFamily:
     # --- evaluation -----------------------------------------------------------------------
     def score(self, output: Output, truth, *, config: StudyConfig) -> dict:
         """Matches at IoU 0.5 per class of one image (:func:`loop.core.boxes.detection_counts`):
-        counts from the detections at ``detection.threshold``, the ranking for AP from all of
+        counts from the detections (scoring the model's threshold or more), the ranking for AP
+        from all of
         them; as plain lists (stored as JSON)."""
         from loop.core.boxes import detection_counts
 
@@ -69,7 +69,7 @@ class CenterNetFamily:
         every = detection_counts(
             boxes, classes, output.boxes, output.box_classes, output.box_scores, n
         )
-        kept = output.box_scores >= config.detection.threshold
+        kept = output.box_scores >= output.box_threshold
         counts = detection_counts(
             boxes,
             classes,
@@ -144,13 +144,27 @@ class CenterNetFamily:
         return Fitted(net, result.losses, str(device))
 
     def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
-        """F1 at IoU 0.5 of the pooled boxes, and per image."""
-        rows = []
-        for pixels, truth in pairs:
-            (output,) = self.predict(model, [pixels], config=config.detection)
-            rows.append(self.score(output, truth, config=config))
-        if not rows:
+        """F1 at IoU 0.5 of the pooled boxes, and per image. With ``detection.choose_threshold``
+        the model's score threshold is first chosen on these images
+        (:func:`loop.models.centernet.choose_threshold`) and kept in the model (written
+        with it): what a detection is follows what the model learned, not a fixed number."""
+        from loop.models import centernet
+
+        pairs = list(pairs)
+        if not pairs:
             return 0.0, []
+        found = [centernet.detect(model, pixels, config=config.detection) for pixels, _ in pairs]
+        if config.detection.choose_threshold:
+            truths = [_as_label(truth)[:2] for _, truth in pairs]
+            n = len(object_classes(config.labels))
+            chosen = centernet.choose_threshold(found, truths, n)
+            if chosen is not None:
+                model.meta["threshold"] = chosen
+                found = [centernet.detect(model, p, config=config.detection) for p, _ in pairs]
+        rows = [
+            self.score(self._output(d), truth, config=config)
+            for d, (_, truth) in zip(found, pairs, strict=True)
+        ]
         summary = self.summarize(rows, config=config)["f1"] or 0.0
         per_image = [self.summarize([r], config=config)["f1"] for r in rows]
         return float(summary), [float(f or 0.0) for f in per_image]
@@ -165,7 +179,7 @@ class CenterNetFamily:
                 continue
             seen = True
             (output,) = self.predict(model, [pixels], config=config.detection)
-            if np.any(output.box_scores >= config.detection.threshold):
+            if np.any(output.box_scores >= output.box_threshold):
                 return False
         return seen
 

@@ -1,4 +1,5 @@
-"""Export the labels the loop made: consensus (or adjudicated) label TIFFs and provenance.
+"""Export the labels the loop made: consensus (or adjudicated) label TIFFs (or, for boxes,
+``boxes.csv`` and ``coco.json``) and provenance.
 
 One label per image, adjudicated over consensus (``--truth`` adds images whose only label is
 the ground truth). Label images are 16/32-bit TIFFs (0 = background, 1..N = objects) that
@@ -21,6 +22,7 @@ from loop.core.object_classes import counts as class_counts
 from loop.errors import NothingToExport
 from loop.store.labels import labels_from
 from loop.study import Study
+from loop.tasks import box_classes
 
 EXPORT_SOURCES = ("adjudicated", "consensus")
 COLUMNS = (
@@ -95,13 +97,20 @@ def export(
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    boxed = {}
+    if box_classes(study.config):  # detection: boxes.csv and coco.json, no label images
+        from loop.reports.export_boxes import write_boxes
+
+        *_, boxed = write_boxes(study, folder, best)
     rows, by_source, objects = [], {}, []
     main = study.config.labels.object
     for i, (image_id, label) in enumerate(sorted(best.items())):
         image = study.store.image(image_id)
         provenance = json.loads(label["provenance"] or "{}")
         label_file, kinds, known_file = "", "", ""
-        if label["mask_path"]:
+        if image_id in boxed:
+            label_file = "coco.json"
+        elif label["mask_path"]:
             label_file = _safe_name(image)
             with atomic_path(folder / label_file) as tmp:  # never half a TIFF, named when it fails
                 shutil.copyfile(study.resolve(label["mask_path"]), tmp)
@@ -123,7 +132,9 @@ def export(
                 "known_file": known_file,
                 "known_fraction": label.get("known_fraction") or "",
                 "class": label["class"] or "",
-                "n_objects": "" if label["n_objects"] is None else label["n_objects"],
+                "n_objects": boxed.get(
+                    image_id, "" if label["n_objects"] is None else label["n_objects"]
+                ),
                 "object_classes": kinds,
                 "source": label["source"],
                 "method": label["method"] or provenance.get("method", ""),

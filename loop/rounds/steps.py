@@ -114,12 +114,12 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
 
 
 def predicted_boxes(output, config, image: dict) -> Boxes:
-    """A detector's boxes scoring ``detection.threshold`` or more, named by class; those
+    """A detector's boxes scoring its threshold or more, named by class; those
     scoring below ``labels.unsure_probability`` named ``<class>?`` (checked first)."""
     from loop.tasks import box_classes
 
     classes = box_classes(config)
-    keep = output.box_scores >= config.detection.threshold
+    keep = output.box_scores >= output.box_threshold
     scores = output.box_scores[keep]
     doubt = scores < config.labels.unsure_probability
     names = tuple(
