@@ -9,7 +9,7 @@ from loop.config import AugmentConfig
 from loop.config_detection import DetectionConfig
 from loop.core.boxes import detection_counts, summarize_detection
 from loop.errors import ConfigError, ModelError
-from loop.models import centernet, unet
+from loop.models import centernet, centernet_train, unet
 
 SMALL = DetectionConfig(
     features=(8, 8, 16, 16, 32, 8),
@@ -45,7 +45,7 @@ def squares(seed: int, size: int = 64):
 
 
 def test_targets_by_hand():
-    heat, size, sized = centernet.targets((20, 30), [[4, 2, 10, 12]], [1], 2)
+    heat, size, sized = centernet_train.targets((20, 30), [[4, 2, 10, 12]], [1], 2)
     assert heat.shape == (2, 20, 30) and not heat[0].any()
     # the centre of x 4..10, y 2..12 is pixel (row 6.5 -> 6 or 7, col 6.5 -> 6 or 7): 1 there
     assert heat[1].max() == 1.0
@@ -56,16 +56,18 @@ def test_targets_by_hand():
 
 
 def test_overlapping_boxes_keep_the_small_ones_sizes():
-    _, size, _ = centernet.targets((40, 40), [[0, 0, 40, 40], [18, 18, 22, 22]], [0, 0], 1)
+    _, size, _ = centernet_train.targets((40, 40), [[0, 0, 40, 40], [18, 18, 22, 22]], [0, 0], 1)
     assert np.allclose(np.exp(size[:, 20, 20]), [4, 4])
 
 
 def test_a_transposed_crop_swaps_height_and_width():
     image = np.zeros((64, 64), np.uint8)
-    example = centernet.prepare([image], [([[10, 20, 40, 30]], [0])], config=SMALL, n_classes=1)[0]
+    example = centernet_train.prepare(
+        [image], [([[10, 20, 40, 30]], [0])], config=SMALL, n_classes=1
+    )[0]
     for seed in range(12):  # the 8 symmetries, transposing ones among them
         rng = np.random.default_rng(seed)
-        x, heat, size, sized, known = centernet.sample(example, 64, rng, AugmentConfig())
+        x, heat, size, sized, known = centernet_train.sample(example, 64, rng, AugmentConfig())
         r, c = np.unravel_index(heat[0].argmax(), heat[0].shape)
         h, w = np.exp(size[:, r, c])
         rows, cols = np.nonzero(heat[0] > 0.1)
@@ -79,22 +81,22 @@ def test_the_loss_ignores_unknown_pixels():
     known = torch.zeros(1, 8, 8, dtype=torch.bool)
     known[0, :4, :4] = True
     logits = torch.full((1, 1, 8, 8), -4.0)
-    base = centernet.focal_loss(logits, heat, known)
+    base = centernet_train.focal_loss(logits, heat, known)
     changed = logits.clone()
     changed[0, 0, 6, 6] = 6.0  # a confident false peak where nothing is known
-    assert torch.isclose(centernet.focal_loss(changed, heat, known), base)
+    assert torch.isclose(centernet_train.focal_loss(changed, heat, known), base)
     changed[0, 0, 1, 1] = 6.0  # the same where it is known costs
-    assert centernet.focal_loss(changed, heat, known) > base + 1
+    assert centernet_train.focal_loss(changed, heat, known) > base + 1
 
 
 def test_training_is_seeded_and_learns():
     data = [squares(s) for s in range(6)]
     labels = [(b, c) for _, b, c in data]
-    examples = centernet.prepare([d[0] for d in data], labels, config=SMALL, n_classes=2)
+    examples = centernet_train.prepare([d[0] for d in data], labels, config=SMALL, n_classes=2)
 
     def fit(seed, steps):
         net = centernet.build(SMALL, 2, seed=seed)
-        result = centernet.train(
+        result = centernet_train.train(
             net,
             examples,
             config=SMALL,

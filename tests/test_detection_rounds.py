@@ -88,7 +88,7 @@ def detection_run(tmp_path_factory, remote):
 
 def test_rounds_are_recorded_with_the_boxes_f1(detection_run):
     folder, output = detection_run
-    assert "held-out F1 of the boxes" in output
+    assert "held-out AP@0.5 of the boxes" in output
     with open_study(folder) as study:
         rows = round_summaries(study)
         assert [r["status"] for r in rows] == ["done", "evaluated"]
@@ -173,3 +173,15 @@ def test_export_writes_coco_and_csv_that_ingest_reads_back(detection_run, tmp_pa
             boxes, classes = read_boxes_file(study.resolve(label["mask_path"]), ("small", "large"))
             expected = [(("small", "large")[k], *b) for b, k in zip(boxes.tolist(), classes)]
             assert coco.of(image["path"]) == expected == table.of(image["path"])
+
+
+def test_the_report_draws_boxes_on_test_images(detection_run, tmp_path):
+    from loop.reports.html import write_report
+
+    folder, _ = detection_run
+    with open_study(folder) as study:
+        written = write_report(study, tmp_path / "report")
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "worst test image, F1" in html
+    assert list((tmp_path / "report").glob("gallery-*.png"))
+    assert written.hint

@@ -2,9 +2,7 @@
 ``BasicUNet`` outputs, at the working scale, one heatmap per class whose peaks are the
 objects' centres, and two maps of each object's log height and log width read at its peak.
 
-Targets are elliptical Gaussians sized by each box (as TTFNet does), trained with CenterNet's
-penalty-reduced focal loss over the known pixels (a partial label counts only where it is
-known) and an L1 loss of the log sizes near each centre. Prediction runs MONAI's sliding
+Training is in :mod:`loop.models.centernet_train`. Prediction runs MONAI's sliding
 windows on the image and its mirror image in one batch; their mean heatmap gives the peaks
 (3 x 3 maxima, then non-maximum suppression), their disagreement the model's doubt.
 
@@ -14,17 +12,14 @@ with ``weights_only=True``) with their own format name.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from loop.config import AugmentConfig
 from loop.config_detection import DetectionConfig
-from loop.core.augment import dihedral, photometric
-from loop.core.boxes import as_boxes, box_iou
+from loop.core.boxes import box_iou
 from loop.errors import ModelError
 from loop.models.unet import _placed, to_input
 
@@ -102,207 +97,6 @@ def resized(pixels: np.ndarray, channels: int, scale: float) -> np.ndarray:
     mode = "area" if scale < 1 else "bilinear"
     out = F.interpolate(torch.from_numpy(x)[None], size=size, mode=mode)
     return out[0].numpy()
-
-
-# --- targets and training -----------------------------------------------------------------
-
-
-@dataclass
-class Example:
-    """A training image at the working scale and its targets."""
-
-    image: np.ndarray  # (C, M, N) float32
-    heat: np.ndarray  # (K, M, N) float32: Gaussians, 1 at each centre
-    size: np.ndarray  # (2, M, N) float32: log height, log width near each centre
-    sized: np.ndarray  # (M, N) bool: where ``size`` is given
-    known: np.ndarray  # (M, N) bool: pixels the label covers
-    where: np.ndarray = field(init=False)  # flat indices of known pixels (crop centres)
-
-    def __post_init__(self):
-        self.where = np.flatnonzero(self.known.ravel())
-
-
-def targets(
-    shape: tuple[int, int], boxes, classes, n_classes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Heatmaps, size maps and where sizes are given, for ``boxes`` (already at the working
-    scale) in an image of ``shape``.
-
-    Parameters
-    ----------
-    shape : (M, N)
-    boxes : array_like of shape (B, 4), ``x1, y1, x2, y2``
-    classes : array_like of shape (B,)
-
-    Returns
-    -------
-    heat : ndarray of shape (K, M, N); size : (2, M, N); sized : (M, N) bool
-    """
-    m, n = shape
-    heat = np.zeros((n_classes, m, n), np.float32)
-    size = np.zeros((2, m, n), np.float32)
-    sized = np.zeros((m, n), bool)
-    boxes = as_boxes(boxes)
-    classes = np.asarray(classes, np.int64).reshape(-1)
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    rows, cols = np.arange(m)[:, None], np.arange(n)[None, :]
-    for i in np.argsort(-area, kind="stable"):  # small boxes last: theirs where they overlap
-        x1, y1, x2, y2 = boxes[i]
-        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
-        cy, cx = (y1 + y2) / 2 - 0.5, (x1 + x2) / 2 - 0.5  # in pixel indices
-        sy, sx = max(0.54 * h / 6, 0.8), max(0.54 * w / 6, 0.8)
-        g = np.exp(-((rows - cy) ** 2) / (2 * sy**2) - ((cols - cx) ** 2) / (2 * sx**2))
-        k = int(classes[i])
-        np.maximum(heat[k], g, out=heat[k])
-        # the centre: the 1, 2 or 4 pixels nearest it (a box of even side has two middles,
-        # and a mirrored crop must find the same centre)
-        centre_rows = [r for r in {int(np.floor(cy)), int(np.ceil(cy))} if abs(r - cy) <= 0.5]
-        centre_cols = [c for c in {int(np.floor(cx)), int(np.ceil(cx))} if abs(c - cx) <= 0.5]
-        heat[k][np.ix_(np.clip(centre_rows, 0, m - 1), np.clip(centre_cols, 0, n - 1))] = 1.0
-        near = g > 0.5
-        size[0][near], size[1][near] = np.log(h), np.log(w)
-        sized |= near
-    return heat, size, sized
-
-
-def prepare(images, labels, *, config: DetectionConfig, n_classes: int) -> list[Example]:
-    """Training examples of images and their labels: ``(boxes, classes)`` or
-    ``(boxes, classes, known)`` with ``known`` a boolean image (a partial label); boxes in
-    the image's pixel coordinates."""
-    out = []
-    for pixels, label in zip(images, labels, strict=True):
-        boxes, classes, *rest = label
-        x = resized(pixels, config.channels, config.scale)
-        shape = x.shape[1:]
-        scaled = as_boxes(boxes) * np.array(
-            [shape[1] / pixels.shape[1], shape[0] / pixels.shape[0]] * 2
-        )
-        heat, size, sized = targets(shape, scaled, classes, n_classes)
-        known = np.ones(shape, bool)
-        if rest and rest[0] is not None:
-            k = torch.from_numpy(np.asarray(rest[0], np.float32))[None, None]
-            known = F.interpolate(k, size=shape, mode="nearest")[0, 0].numpy() > 0.5
-        example = Example(x, heat, size, sized & known, known)
-        if example.where.size:
-            out.append(example)
-    return out
-
-
-def sample(example: Example, crop: int, rng: np.random.Generator, augment: AugmentConfig):
-    """One augmented ``crop`` x ``crop`` crop (image, heat, size, sized, known) centred on a
-    random known pixel; smaller images are padded (reflected pixels, unknown targets). A
-    transposing symmetry swaps the size maps (height and width)."""
-    parts = [example.image, example.heat, example.size, example.sized, example.known]
-    m, n = example.known.shape
-    pad_m, pad_n = max(0, crop - m), max(0, crop - n)
-    if pad_m or pad_n:
-        spec = ((0, pad_m), (0, pad_n))
-        parts = [
-            np.pad(parts[0], ((0, 0), *spec), mode="reflect"),
-            *(np.pad(p, ((0, 0), *spec)) for p in parts[1:3]),
-            *(np.pad(p, spec) for p in parts[3:]),
-        ]
-    centre = int(example.where[rng.integers(example.where.size)])
-    row, col = divmod(centre, n)
-    top = int(
-        np.clip(
-            row - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, parts[4].shape[0] - crop
-        )
-    )
-    left = int(
-        np.clip(
-            col - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, parts[4].shape[1] - crop
-        )
-    )
-    parts = [p[..., top : top + crop, left : left + crop] for p in parts]
-    if augment.flips:
-        code = int(rng.integers(8))
-        parts = [dihedral(p, code) for p in parts]
-        if code & 4:
-            parts[2] = parts[2][::-1]
-    image = photometric(np.ascontiguousarray(parts[0]), rng, augment)
-    return image, *(np.ascontiguousarray(p) for p in parts[1:])
-
-
-def focal_loss(logits: torch.Tensor, heat: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """CenterNet's penalty-reduced focal loss (alpha 2, beta 4) over the known pixels,
-    normalised by the number of centres (at least 1).
-
-    Parameters
-    ----------
-    logits, heat : tensor of shape (B, K, M, N)
-    known : tensor of shape (B, M, N), bool
-    """
-    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
-    mask = known.unsqueeze(1).float()
-    centre = (heat >= 1.0).float() * mask
-    pos = -torch.log(p) * (1 - p) ** 2 * centre
-    neg = -torch.log(1 - p) * p**2 * (1 - heat) ** 4 * (1 - centre) * mask
-    return (pos.sum() + neg.sum()) / centre.sum().clamp(min=1.0)
-
-
-def loss_of(out: torch.Tensor, heat, size, sized, known) -> torch.Tensor:
-    """Focal loss of the heatmaps plus the L1 loss of the log sizes where they are given."""
-    k = heat.shape[1]
-    loss = focal_loss(out[:, :k], heat, known)
-    weight = sized.unsqueeze(1).float()
-    l1 = (torch.abs(out[:, k:] - size) * weight).sum() / weight.sum().clamp(min=1.0) / 2
-    return loss + l1
-
-
-@dataclass
-class TrainResult:
-    losses: list[float] = field(default_factory=list)  # mean loss per chunk of steps
-    seconds: float = 0.0
-
-
-def train(
-    net,
-    examples: list[Example],
-    *,
-    config: DetectionConfig,
-    augment: AugmentConfig,
-    steps: int,
-    rng: np.random.Generator,
-    device,
-    progress=None,
-) -> TrainResult:
-    """Train ``net`` in place for ``steps`` steps of ``config.batch_size`` crops (AdamW, cosine
-    decay of the learning rate); seeded by ``rng``."""
-    if not examples:
-        raise ModelError("no labeled boxes to train on: label some images first")
-    started = time.perf_counter()
-    torch.manual_seed(int(rng.integers(2**31)))
-    optimiser = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=max(1, steps), eta_min=config.learning_rate * 0.05
-    )
-    chunk = max(1, steps // 50)
-    losses, running = [], []
-    net.train()
-    for step in range(steps):
-        batch = [
-            sample(examples[int(rng.integers(len(examples)))], config.crop, rng, augment)
-            for _ in range(config.batch_size)
-        ]
-        x, heat, size, sized, known = (
-            torch.from_numpy(np.stack([b[i] for b in batch])).to(device) for i in range(5)
-        )
-        loss = loss_of(net(x), heat, size, sized, known)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        running.append(float(loss.detach()))
-        if len(running) == chunk or step == steps - 1:
-            losses.append(float(np.mean(running)))
-            running = []
-        if progress:
-            progress(step + 1)
-    net.eval()
-    return TrainResult(losses, time.perf_counter() - started)
 
 
 # --- prediction ---------------------------------------------------------------------------

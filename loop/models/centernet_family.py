@@ -119,19 +119,21 @@ class CenterNetFamily:
     def fit(
         self, images, targets, *, config, recipe, parent_path, gpu, classes=(), progress
     ) -> Fitted:
-        from loop.models import centernet
+        from loop.models import centernet, centernet_train
         from loop.models.devices import device_of
 
         device = device_of(gpu)
         n_classes = len(object_classes(config.labels))
-        examples = centernet.prepare(images, targets, config=config.detection, n_classes=n_classes)
+        examples = centernet_train.prepare(
+            images, targets, config=config.detection, n_classes=n_classes
+        )
         images.clear()
         targets.clear()
         if recipe.warm:
             net = centernet.load(parent_path, device)
         else:
             net = centernet.build(config.detection, n_classes, seed=recipe.seed, device=device)
-        result = centernet.train(
+        result = centernet_train.train(
             net,
             examples,
             config=config.detection,

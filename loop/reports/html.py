@@ -23,6 +23,7 @@ from loop.core.files import atomic_path
 from loop.core.images import read_image, read_mask
 from loop.core.metrics import HEADLINE, lagging_groups
 from loop.errors import RoundError
+from loop.learn.labels import boxes_of
 from loop.models.family import family
 from loop.reports import plots
 from loop.reports.status import round_summaries
@@ -163,18 +164,19 @@ def _gallery(
     """Overlays of the arm's latest model on its worst test images (against ground truth)
     and on the last batch (against the consensus)."""
     main = [r for r in rounds if r["arm"] == arm and r["model_id"]]
-    if not main or not task_of(study.config.task).objects or n < 1:
+    if not main or not task_of(study.config.task).gallery or n < 1:
         return []
 
     model_id = main[-1]["model_id"]
     picks: list[tuple[int, str, dict]] = []  # image id, caption, reference label
     evaluation = models.evaluation(study.store, model_id, "test")
     if evaluation:
-        per_image = sorted(json.loads(evaluation["per_image"]), key=lambda p: p["ap50"])
+        per_image = sorted(json.loads(evaluation["per_image"]), key=lambda p: _figure(p)[0])
         for p in per_image[: (n + 1) // 2]:
             label = study.store.truth(p["image_id"])
+            value, name = _figure(p)
             if label:
-                picks.append((p["image_id"], f"worst test image, AP@0.5 {p['ap50']:.2f}", label))
+                picks.append((p["image_id"], f"worst test image, {name} {value:.2f}", label))
     batches = [r for r in rounds if r["arm"] == arm and r["batch"]]
     if batches:
         for image_id in batches[-1]["batch"]:
@@ -188,24 +190,34 @@ def _gallery(
         return []
     row = learn.model_row(study, model_id)
     net = learn.load_model(study, row)
+    adapter = family(row["kind"])
     out = []
     for i, (image_id, caption, label) in enumerate(picks):
         image = study.store.image(image_id)
         pixels = read_image(learn.image_path(image))
-        reference = read_mask(study.resolve(label["mask_path"]), (image["height"], image["width"]))
-        (seg,) = family(row["kind"]).predict(net, [pixels], config=study.config.model)
+        (seg,) = adapter.predict(net, [pixels], config=adapter.settings(study.config))
         name = image["name"] if len(image["name"]) <= 24 else image["name"][:20] + "..."
         title = f"{name}: {caption} (model {model_id})"
-        out.append(
-            (
-                plots.overlay(
-                    pixels, reference, seg.masks, folder / f"gallery-{i}.png", title=title
-                ),
-                title,
-            )
-        )
+        path = folder / f"gallery-{i}.png"
+        if seg.boxes is not None:  # boxes: the reference's and the model's detections
+            reference = boxes_of(study, image, label, partial=False)[0]
+            found = seg.boxes[seg.box_scores >= seg.box_threshold]
+            out.append((plots.overlay_boxes(pixels, reference, found, path, title=title), title))
+        else:
+            shape = (image["height"], image["width"])
+            reference = read_mask(study.resolve(label["mask_path"]), shape)
+            out.append((plots.overlay(pixels, reference, seg.masks, path, title=title), title))
         progress("gallery", i + 1, len(picks))
     return out
+
+
+def _figure(per_image: dict) -> tuple[float, str]:
+    """An evaluated test image's figure for the gallery: its AP@0.5 (outlines) or the F1 of
+    its boxes."""
+    if "ap50" in per_image:
+        return float(per_image["ap50"] or 0.0), "AP@0.5"
+    tp, fp, fn = (sum(per_image[k]) for k in ("tp", "fp", "fn"))
+    return 2 * tp / max(2 * tp + fp + fn, 1), "F1"
 
 
 ROUND_COLUMNS = (

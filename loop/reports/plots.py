@@ -219,6 +219,36 @@ def overlay(
     return _save(fig, path)
 
 
+def overlay_boxes(image: np.ndarray, reference, found, path: str | Path, *, title: str) -> Path:
+    """The image with the reference boxes (green) and the model's (magenta), side by side
+    with the image alone.
+
+    Parameters
+    ----------
+    image : ndarray of shape (M, N) or (M, N, C)
+    reference, found : array_like of shape (B, 4)
+        ``x1, y1, x2, y2`` in pixels.
+    """
+    from matplotlib.patches import Rectangle
+
+    from loop.core.display import to_display_uint8
+
+    plt = _pyplot()
+    grey = to_display_uint8(image)
+    rgb = np.stack([grey] * 3, axis=-1) if grey.ndim == 2 else grey
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7, 3.6), dpi=100)
+    a.imshow(rgb)
+    b.imshow(rgb)
+    for boxes, colour in ((reference, "#00dc00"), (found, "#ff00ff")):
+        for x1, y1, x2, y2 in np.asarray(boxes, float).reshape(-1, 4):
+            b.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=0.8, ec=colour))
+    for ax in (a, b):
+        ax.set_axis_off()
+    b.set_title("green: reference, magenta: model", fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, Path(path))
+
+
 def feature_map(x: np.ndarray, groups: Sequence[str], path: str | Path, *, title: str) -> Path:
     """The first two principal components of standardised features ``x`` (shape (n, F)),
     one colour per group (``groups``, shape (n,)), into ``path`` (PNG)."""

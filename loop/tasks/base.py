@@ -62,7 +62,9 @@ class Task:
     ingest_options: frozenset[str] = frozenset()
     """Ground-truth options of ``loop ingest``: ``masks`` and/or ``classes``."""
     objects: bool = False
-    """Its predictions are objects: per-object measurement, overlays in the report."""
+    """Its predictions are objects with outlines: per-object measurement, tiles."""
+    gallery: bool = False
+    """The report draws the model's predictions on test images beside the reference."""
     regions: bool = False
     """Annotated in regions or tiles of an image, not only whole images."""
     fits_to_convergence: bool = False

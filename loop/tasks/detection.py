@@ -30,11 +30,12 @@ DETECTION = Task(
     family="centernet",
     control="RectangleLabels",
     label_kind="boxes",
-    headline="f1",
+    headline="mean_ap",
     model_figure="f1",
     truth_figure="f1",
-    legend="score and F1: held-out F1 of the boxes at IoU 0.5 (all classes), next to agree: "
-    "the annotators' pairwise F1 on the batch; cons.: consensus vs ground truth (F1)",
+    legend="score: held-out AP@0.5 of the boxes, the mean over classes (no threshold); F1: "
+    "held-out F1 at IoU 0.5 (all classes, at the model's threshold), next to agree: the "
+    "annotators' pairwise F1 on the batch; cons.: consensus vs ground truth (F1)",
     measures={
         "entropy": Measure(
             "entropy",
@@ -59,6 +60,7 @@ DETECTION = Task(
     auto=("typiclust", "entropy"),
     ingest_options=frozenset({"masks", "boxes"}),
     what="{object} boxes",
+    gallery=True,
     instructions=instructions,
     count_truth=lambda mask, labels: count_objects(mask),
 )

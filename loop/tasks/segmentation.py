@@ -68,6 +68,7 @@ SEGMENTATION = Task(
     auto=("typiclust", "flip+clue"),
     ingest_options=frozenset({"masks"}),
     objects=True,
+    gallery=True,
     regions=True,
     what="{object} outlines",
     instructions=instructions,
