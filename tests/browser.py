@@ -117,8 +117,9 @@ def delete_region(driver, index: int) -> str:
     from selenium.webdriver.common.keys import Keys
 
     close_instructions(driver)
-    before = len(on_screen(driver)["regions"])
-    driver.find_elements(By.CSS_SELECTOR, ".lsf-tree__node_type_brushregion")[index].click()
+    regions = on_screen(driver)["regions"]
+    before, kind = len(regions), regions[index]["type"]  # brushregion, rectangleregion
+    driver.find_elements(By.CSS_SELECTOR, f".lsf-tree__node_type_{kind}")[index].click()
     region = wait_for(
         "a selected region",
         lambda: driver.execute_script(

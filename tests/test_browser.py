@@ -144,3 +144,50 @@ def test_an_annotator_sees_one_region_per_class_and_pull_keeps_the_correction(
         pulled = read_mask(study.path / row["mask_path"], model.shape)
         assert np.array_equal(pulled, np.where(model == 2, 0, model))
         tool.close()
+
+
+def test_an_annotator_sees_the_models_boxes_and_pull_keeps_the_correction(
+    ls_study, browser, tmp_path, monkeypatch
+):
+    """Detection in the labeling view: the model's boxes pre-drawn as rectangles named by
+    class (doubtful ones as ``<class>?``); deleting one and submitting gives back the other
+    boxes, exact to the pixel."""
+    from loop.learn.labels import boxes_of
+    from loop.store.boxes import read_boxes_file
+    from loop.types import Boxes
+
+    for key, value in remote_env(ls_study).items():
+        monkeypatch.setenv(key, value)
+    toml = 'task = "detection"\n[labels]\nobject = "nucleus"\nunsure_probability = 0.5\n'
+    with open_study(one_dsb_study(tmp_path / "boxes", toml, tmp_path / "data")) as study:
+        (image,) = study.store.images()
+        boxes, _ = boxes_of(study, image, study.store.truth(image["id"]))
+        scores = np.linspace(0.3, 0.9, len(boxes))
+        names = tuple("nucleus?" if s < 0.5 else "nucleus" for s in scores)
+        shape = (image["height"], image["width"])
+
+        def predict(_image):
+            return Prediction(boxes=Boxes(boxes, names, shape, scores), model_version="truth")
+
+        tool = connect(study)
+        add_annotators(study, tool, ["zoe"])
+        push(study, tool, [image], overlap=1, predictions=predict)
+        project = next(study.store.db["tasks"].rows)["project"]
+        creds = server_of(study).credentials()["annotators"]
+        log_in(browser, tool.url, creds["zoe"]["email"], creds["zoe"]["password"])
+        browser.get(f"{tool.url}/projects/{project}/data?labeling=1")
+        shown = on_screen(browser)
+        assert {r["type"] for r in shown["regions"]} == {"rectangleregion"}
+        labels = [r["labels"][0] for r in shown["regions"]]
+        assert sorted(labels) == sorted(names)
+        screenshot(browser, tmp_path / "boxes.png")
+        gone = delete_region(browser, 0).split("#")[0]
+        press(browser, "bottombar-submit-button")
+        wait_for("zoe's annotation in Label Studio", lambda: pull(study, tool).new == 1)
+        row = next(study.store.db["annotations"].rows)
+        pulled, _ = read_boxes_file(study.path / row["mask_path"], ("nucleus",))
+        assert len(pulled) == len(boxes) - 1 and row["status"] == "current"
+        kept = [b for b in boxes.tolist() if np.isclose(pulled, b, atol=0.01).all(1).any()]
+        assert len(kept) == len(boxes) - 1, gone  # every other box exact to 1/100 pixel
+        assert row["effort"] is not None
+        tool.close()
