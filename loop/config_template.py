@@ -16,6 +16,7 @@ from loop.config import (
     ScoreConfig,
     SplitConfig,
 )
+from loop.config_detection import DetectionConfig
 from loop.config_unet import UNetConfig
 from loop.core.effort import EffortWeights
 from loop.tasks import described, task_of
@@ -28,6 +29,7 @@ def default_toml(task: str) -> str:
     classifier, augment, score = ClassifierConfig(), AugmentConfig(), ScoreConfig()
     rounds, labels, display = RoundsConfig(), LabelsConfig(), DisplayConfig()
     cluster, regions, effort = ClusterConfig(), RegionsConfig(), EffortWeights()
+    detection = DetectionConfig()
     stratify_hint = ", ".join(spec.stratify) or "nothing"
     return f"""\
 # loop study configuration. Every key is optional; the values shown are the defaults.
@@ -97,6 +99,30 @@ keep_tolerance = {unet.keep_tolerance}
 tile = {unet.tile}               # sliding windows that predict an image (a multiple of 16)
 overlap = {unet.overlap}
 seed = {unet.seed}
+
+[detection]              # the detector (detection; a centre heatmap on MONAI's BasicUNet)
+shape = "{detection.shape}"            # what annotators draw: box
+scale = {detection.scale}              # images are resized by this before the network
+features = {list(detection.features)}
+channels = {detection.channels}             # input: 3 (colour) or 1 (grey)
+dropout = {detection.dropout}
+crop = {detection.crop}               # training crops at the working scale (a multiple of 16)
+batch_size = {detection.batch_size}
+epochs = {detection.epochs}              # passes over the labeled images
+min_steps = {detection.min_steps}
+max_steps = {detection.max_steps}
+warm_start = true
+warm_fraction = {detection.warm_fraction}
+learning_rate = {detection.learning_rate}
+val_fraction = {detection.val_fraction}
+keep_tolerance = {detection.keep_tolerance}
+threshold = {detection.threshold}          # a detection scores this or more (unless chosen below)
+choose_threshold = true  # each model chooses its threshold on its validation images
+min_score = {detection.min_score}         # lower-scored peaks are kept for AP only
+nms_iou = {detection.nms_iou}            # of two boxes overlapping more, the lower-scored goes
+tile = {detection.tile}               # sliding windows (a multiple of 16)
+overlap = {detection.overlap}
+seed = {detection.seed}
 
 [augment]                # training-time augmentation, seeded
 flips = true
