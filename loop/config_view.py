@@ -56,7 +56,8 @@ class LabelsConfig:
     (they neither train nor count); -1 = none."""
     unsure_probability: float = 0.0
     """Semantic segmentation: pre-painted pixels whose class probability is below this are
-    shown as ``<class>?`` in the unsure colour, for experts to check first (0 = none)."""
+    shown as ``<class>?`` in the unsure colour, for experts to check first (0 = none).
+    Detection: the same for pre-drawn boxes whose score is below this."""
     masks: str = "classes"
     """How ``loop ingest --masks`` reads a semantic study's label images: ``classes`` (class
     indices) or ``instances`` (instance labels: 2 classes give background and object, 3 add

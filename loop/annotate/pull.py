@@ -43,7 +43,8 @@ annotation saved just before the tool's clock was read, but committed after, is 
 
 def _convert(study: Study, tool: AnnotationTool, task: dict, image: dict, ann: ToolAnnotation):
     """(mask, class, n_objects, object classes) of an annotation of a task (an image or a
-    tile of it; the mask a class map for pixel classes); raises MalformedAnnotation. Object
+    tile of it; the mask a class map for pixel classes, a :class:`~loop.types.Boxes` for
+    boxes); raises MalformedAnnotation. Object
     classes (JSON, label ``k`` at ``k - 1``) only when ``[labels] others`` names more kinds of
     object, and not for tiles."""
     if ann.cancelled:

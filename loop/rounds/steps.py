@@ -96,9 +96,10 @@ def _predictor(study: Study, model_id: int, gpu) -> Callable[[dict], Prediction]
                 labels=names,
             )
         if output.boxes is not None:  # detection: the boxes from the threshold on
+            boxes = predicted_boxes(output, study.config, image)
             return Prediction(
-                boxes=predicted_boxes(output, study.config, image),
-                score=float(np.mean(output.box_scores)) if len(output.box_scores) else None,
+                boxes=boxes,
+                score=float(np.mean(boxes.scores)) if len(boxes.scores) else None,
                 model_version=version,
             )
         if output.masks is not None:
