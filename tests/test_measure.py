@@ -156,8 +156,14 @@ def test_folder_errors(seg_study, cls_study, tmp_path):
         measure_folder(seg_study, tmp_path / "empty", tmp_path / "out", masks=masks)
     with pytest.raises(MeasureError, match="is not a folder of images"):
         measure_folder(seg_study, tmp_path / "nowhere", tmp_path / "out")
-    with pytest.raises(MeasureError, match="this study classifies whole images"):
+    with pytest.raises(MeasureError, match="this study's model gives classes, not outlines"):
         measure_folder(cls_study, images, tmp_path / "out")
+    (tmp_path / "d.toml").write_text('task = "detection"\n')
+    from loop.study import init_study
+
+    with init_study(tmp_path / "det", config=tmp_path / "d.toml") as det_study:
+        with pytest.raises(MeasureError, match="boxes \\(detections.csv\\) and counts"):
+            measure_folder(det_study, images, tmp_path / "out")
     with pytest.raises(MeasureError, match="--pixel-size -1.0"):
         measure_folder(seg_study, images, tmp_path / "out", masks=masks, pixel_size=-1.0)
     with pytest.raises(NoModel, match="run `loop train` first"):

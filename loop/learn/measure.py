@@ -222,6 +222,10 @@ def measure_folder(
     )
 
 
+WITHOUT_OUTLINES = {"class": "classes", "boxes": "boxes (detections.csv) and counts per class"}
+"""Label kinds whose models draw no outlines to measure, and what ``loop predict`` gives."""
+
+
 def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list[Path]:
     """The image files to measure, after checking the arguments (see :func:`measure_folder`)."""
     if not folder.is_dir():
@@ -231,10 +235,12 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
             f"-o {out} is inside {folder}: its label images would be measured next time; "
             "write the results elsewhere"
         )
-    if masks is None and task_of(study.config.task).label_kind == "class":
+    kind = task_of(study.config.task).label_kind
+    if masks is None and kind in WITHOUT_OUTLINES:
         raise MeasureError(
-            "this study classifies whole images: per-object measurements need a segmentation "
-            "study, or label images given with --masks (`loop predict` gives classes)"
+            f"this study's model gives {WITHOUT_OUTLINES[kind]}, not outlines: per-object "
+            "measurements need a segmentation study, or label images given with --masks "
+            f"(`loop predict` writes the {WITHOUT_OUTLINES[kind]})"
         )
     if pixel_size is not None and pixel_size <= 0:
         raise MeasureError(f"--pixel-size {pixel_size}: give micrometres per pixel, > 0")
