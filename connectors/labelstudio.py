@@ -273,7 +273,9 @@ class LabelStudio(RestClient):
     def _prediction_payload(self, p: Prediction, prefix: str) -> dict:
         if p.boxes is not None:
             b = p.boxes
-            result = boxes_to_results(b.boxes, b.names, b.shape, prefix=prefix, scores=b.scores)
+            result = boxes_to_results(
+                b.boxes, b.names, b.shape, prefix=prefix, scores=b.scores, points=b.points
+            )
         else:
             result = self._region_results(p, prefix)
         prediction = {"result": result, "model_version": p.model_version}

@@ -1,4 +1,5 @@
-"""Boxes in Label Studio (detection): ``rectanglelabels`` results to and from pixel boxes.
+"""Boxes in Label Studio (detection): ``rectanglelabels`` results to and from pixel boxes, and
+``keypointlabels`` (points, kept as boxes of zero size).
 
 Label Studio stores a rectangle as its top-left corner, width and height in percent of the
 image (``x``, ``y``, ``width``, ``height``, 0..100) with ``original_width`` and
@@ -19,7 +20,7 @@ IMAGE_TAG = "image"
 
 
 def boxes_to_results(
-    boxes, names, shape: tuple[int, int], *, prefix: str = "box", scores=None
+    boxes, names, shape: tuple[int, int], *, prefix: str = "box", scores=None, points=False
 ) -> list[dict]:
     """Boxes as Label Studio results, one ``rectanglelabels`` region each.
 
@@ -32,12 +33,19 @@ def boxes_to_results(
     shape : (height, width) of the image
     scores : array_like of shape (B,), optional
         The model's score of each box (shown in Label Studio's region list).
+    points : bool
+        Write each box's centre as a ``keypointlabels`` region (a project of points).
     """
     height, width = shape
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     out = []
     for i, (box, name) in enumerate(zip(boxes, names, strict=True)):
         x1, y1, x2, y2 = (float(v) for v in box)
+        if points:
+            out.append(_point(f"{prefix}{i + 1}", (x1 + x2) / 2, (y1 + y2) / 2, name, shape))
+            if scores is not None:
+                out[-1]["score"] = round(float(scores[i]), 4)
+            continue
         result = {
             "id": f"{prefix}{i + 1}",
             "from_name": BOX_TAG,
@@ -62,6 +70,26 @@ def boxes_to_results(
     return out
 
 
+def _point(region: str, x: float, y: float, name: str, shape: tuple[int, int]) -> dict:
+    height, width = shape
+    return {
+        "id": region,
+        "from_name": BOX_TAG,
+        "to_name": IMAGE_TAG,
+        "type": "keypointlabels",
+        "origin": "manual",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {
+            "x": 100.0 * x / width,
+            "y": 100.0 * y / height,
+            "width": 0.6,  # the dot's size on screen, in percent of the image width
+            "keypointlabels": [str(name)],
+        },
+    }
+
+
 def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
     """Label Studio results back to pixel boxes and each box's label; results that are not
     regions (text, choices, relations) are ignored.
@@ -84,6 +112,10 @@ def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray,
         if not isinstance(item, dict):
             continue
         kind = str(item.get("type", ""))
+        if kind == "keypointlabels":
+            boxes.append(_read_point(item, shape))
+            names.append(str(((item.get("value") or {}).get("keypointlabels") or [""])[0]))
+            continue
         if kind != "rectanglelabels":
             lowered = kind.lower()
             if lowered.endswith("labels") or lowered in {"polygon", "brush", "ellipse", "keypoint"}:
@@ -119,3 +151,26 @@ def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray,
         )
         names.append(label)
     return np.asarray(boxes, np.float64).reshape(-1, 4), names
+
+
+def _read_point(item: dict, shape: tuple[int, int]) -> list[float]:
+    """A ``keypointlabels`` region as a box of zero size at its point."""
+    height, width = shape
+    size = (item.get("original_height"), item.get("original_width"))
+    if size != (height, width):
+        raise MalformedAnnotation(
+            f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
+            f"image is {height}x{width}"
+        )
+    value = item.get("value") or {}
+    try:
+        x, y = float(value["x"]) * width / 100, float(value["y"]) * height / 100
+        if not value["keypointlabels"]:
+            raise ValueError("no label")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedAnnotation(
+            f"region {item.get('id')} is not a point with a label ({exc!r})"
+        ) from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise MalformedAnnotation(f"region {item.get('id')} has no usable coordinates")
+    return [x, y, x, y]

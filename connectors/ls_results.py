@@ -48,7 +48,7 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
     MalformedAnnotation
         For a control this connector does not write, or ``Choices`` without classes.
     """
-    if control in ("BrushLabels", "RectangleLabels"):
+    if control in ("BrushLabels", "RectangleLabels", "KeyPointLabels"):
         spec = labels or LabelSpec()
         values = [(spec.name, spec.colour), *spec.others]
         if spec.unsure_name:
@@ -58,7 +58,7 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
             f"    <Label value={quoteattr(name)} background={quoteattr(colour)}/>\n"
             for name, colour in values
         )
-        tag = BRUSH_TAG if control == "BrushLabels" else BOX_TAG
+        tag = BRUSH_TAG if control == "BrushLabels" else BOX_TAG  # boxes or points
         return (
             "<View>\n"
             f'  <Image name="{IMAGE_TAG}" value="$image" zoom="true" zoomControl="true"/>\n'
@@ -70,7 +70,7 @@ def label_config(control: str, classes=(), *, labels: LabelSpec | None = None, k
     if control != "Choices":
         raise MalformedAnnotation(
             f"no labeling config for the control {control!r}: this connector writes "
-            "BrushLabels, RectangleLabels and Choices"
+            "BrushLabels, RectangleLabels, KeyPointLabels and Choices"
         )
     if not classes:
         raise MalformedAnnotation(

@@ -191,6 +191,7 @@ class Truth:
     # the object classes
     boxes: np.ndarray | None = None  # boxes: (B, 4) x1, y1, x2, y2
     box_classes: np.ndarray | None = None  # boxes: (B,) indices into ``names``
+    radius: float | None = None  # boxes: points (of zero size) matched within this radius
 
 
 @dataclass
@@ -306,9 +307,12 @@ def _annotation(
         return results, lead_time(profile, len(np.unique(painted)), rng)
     if truth.kind == "boxes":
         found = (truth.boxes, truth.box_classes)
-        boxes, index = corrected_boxes(pre, found, len(truth.names), truth.shape, profile, rng)
+        boxes, index = corrected_boxes(
+            pre, found, len(truth.names), truth.shape, profile, rng, radius=truth.radius
+        )
         names = [truth.names[int(i)] for i in index]
-        results = boxes_to_results(boxes, names, truth.shape, prefix=f"{name}-")
+        points = truth.radius is not None
+        results = boxes_to_results(boxes, names, truth.shape, prefix=f"{name}-", points=points)
         return results, lead_time(profile, len(boxes), rng)
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.core.boxes import as_boxes, box_iou, match_optimal
+from loop.core.boxes import as_boxes, match_optimal, overlap
 from loop.noise import NoiseProfile
 
 
@@ -19,9 +19,12 @@ def noisy_boxes(
     shape: tuple[int, int],
     profile: NoiseProfile,
     rng: np.random.Generator,
+    *,
+    radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A plausible human drawing of the true ``boxes`` (shape (B, 4)) of ``classes``
-    (shape (B,)) in an image of ``shape``: returns (boxes, classes)."""
+    (shape (B,)) in an image of ``shape``: returns (boxes, classes). Points (``radius``:
+    boxes of zero size) move as a whole, false ones are points too."""
     boxes = as_boxes(boxes)
     classes = np.asarray(classes, np.int64).reshape(-1)
     height, width = shape
@@ -34,16 +37,19 @@ def noisy_boxes(
     for box, k, is_small in zip(boxes, classes, small, strict=True):
         if rng.random() < (profile.miss_small if is_small else profile.miss):
             continue
-        moved = box + (rng.integers(-hi, hi + 1, 4) if hi > 0 else 0)
+        shift = rng.integers(-hi, hi + 1, 4) if hi > 0 else np.zeros(4, int)
+        if radius is not None:
+            shift = np.tile(shift[:2], 2)  # a point moves as a whole
+        moved = box + shift
         moved = np.clip(moved, 0, [width, height, width, height])
-        if moved[2] - moved[0] < 1 or moved[3] - moved[1] < 1:
+        if radius is None and (moved[2] - moved[0] < 1 or moved[3] - moved[1] < 1):
             moved = box
         if n_classes > 1 and rng.random() < profile.flip:
             k = (k + 1 + rng.integers(n_classes - 1)) % n_classes
         out.append(moved)
         kinds.append(int(k))
     n_false = rng.poisson(profile.false_positive * len(boxes)) if profile.false_positive else 0
-    side = np.sqrt(np.median(area))
+    side = 0.0 if radius is not None else np.sqrt(np.median(area))
     for _ in range(n_false):
         x, y = rng.uniform(0, max(1.0, width - side)), rng.uniform(0, max(1.0, height - side))
         out.append([x, y, min(width, x + side), min(height, y + side)])
@@ -58,6 +64,8 @@ def corrected_boxes(
     shape: tuple[int, int],
     profile: NoiseProfile,
     rng: np.random.Generator,
+    *,
+    radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What an annotator leaves after correcting the model's boxes ``pre`` toward ``truth``
     (each a pair boxes, classes): a pre-drawn box matching a true box at IoU >=
@@ -65,18 +73,22 @@ def corrected_boxes(
     it); a pre-drawn box matching no true box (IoU < 0.5) is deleted, or overlooked with
     probability ``profile.miss``; the other true boxes are drawn as :func:`noisy_boxes` draws
     them. Without a pre-annotation: :func:`noisy_boxes`."""
-    drawn, kinds = noisy_boxes(*truth, n_classes, shape, profile, rng)
+    drawn, kinds = noisy_boxes(*truth, n_classes, shape, profile, rng, radius=radius)
     if pre is None or not len(pre[0]):
         return drawn, kinds
     pre_boxes, pre_classes = as_boxes(pre[0]), np.asarray(pre[1], np.int64)
     truth_boxes, truth_classes = as_boxes(truth[0]), np.asarray(truth[1], np.int64)
-    iou = box_iou(pre_boxes, truth_boxes)
+    iou = overlap(pre_boxes, truth_boxes, radius)
     rows, cols = match_optimal(iou, threshold=min(profile.accept, 1.0))
     accepted = dict(zip(cols.tolist(), rows.tolist(), strict=True))  # true box -> pre box
     false = [i for i in range(len(pre_boxes)) if not (iou[i] >= 0.5).any()]
     overlooked = [i for i in false if profile.miss and rng.random() < profile.miss]
     # the annotator's own drawing of an accepted box gives way to the model's
-    own = box_iou(drawn, truth_boxes[list(accepted)]) if accepted else np.zeros((len(drawn), 0))
+    own = (
+        overlap(drawn, truth_boxes[list(accepted)], radius)
+        if accepted
+        else np.zeros((len(drawn), 0))
+    )
     keep = ~(own >= 0.5).any(axis=1) if own.size else np.ones(len(drawn), bool)
     out = [*drawn[keep], *pre_boxes[list(accepted.values())], *pre_boxes[overlooked]]
     classes = [*kinds[keep], *truth_classes[list(accepted)], *pre_classes[overlooked]]

@@ -16,7 +16,11 @@ class DetectionConfig:
     at its centre; trained on random crops, predicted by sliding windows."""
 
     shape: str = "box"
-    """What annotators draw: ``box`` (a rectangle per object)."""
+    """What annotators draw: ``box`` (a rectangle per object) or ``point`` (a point at each
+    object's centre: cheaper, for counting and locating)."""
+    point_radius: float = 8.0
+    """Points: a detection within this many pixels of a true point matches it (agreement,
+    consensus and effort alike), and the model's heat spot has this size."""
     scale: float = 0.5
     """The images are resized by this factor before the network sees them (objects of 20 to
     200 pixels detect well at 1/2; small objects want 1)."""
@@ -54,10 +58,8 @@ class DetectionConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.shape != "box":
-            raise ConfigError(
-                f'detection.shape = {self.shape!r}: only "box" is built (points are planned)'
-            )
+        if self.shape not in ("box", "point"):
+            raise ConfigError(f'detection.shape = {self.shape!r}: choose "box" or "point"')
         if len(self.features) != 6 or any(not 1 <= f <= 1024 for f in self.features):
             raise ConfigError(
                 f"detection.features = {list(self.features)}: give six channel counts in "
@@ -85,6 +87,7 @@ class DetectionConfig:
             )
         bounds = {
             "scale": (0.1, 4.0),
+            "point_radius": (0.5, 1000.0),
             "dropout": (0.0, 0.9),
             "crop": (32, 2048),
             "batch_size": (1, 256),

@@ -101,7 +101,8 @@ overlap = {unet.overlap}
 seed = {unet.seed}
 
 [detection]              # the detector (detection; a centre heatmap on MONAI's BasicUNet)
-shape = "{detection.shape}"            # what annotators draw: box
+shape = "{detection.shape}"            # what annotators draw: box, or point (the centre)
+point_radius = {detection.point_radius}       # points: matched within this many pixels
 scale = {detection.scale}              # images are resized by this before the network
 features = {list(detection.features)}
 channels = {detection.channels}             # input: 3 (colour) or 1 (grey)

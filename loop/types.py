@@ -31,6 +31,7 @@ class Boxes:
     names: tuple[str, ...]
     shape: tuple[int, int]
     scores: np.ndarray | None = None  # (B,): a model's scores
+    points: bool = False  # points: each box of zero size, shown as a key point
 
 
 @dataclass(frozen=True)

@@ -75,9 +75,15 @@ def test_csv_file(tmp_path):
 
 def test_csv_without_the_columns(tmp_path):
     path = tmp_path / "b.csv"
-    path.write_text("image,label,x,y\n")
+    path.write_text("image,label,left,top\n")
     with pytest.raises(BoxFileError, match="lacks class, x1, y1, x2, y2"):
         read_boxes(path)
+
+
+def test_csv_of_points(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("image,class,x,y\na.tif,cell,3,4\n")
+    assert read_boxes(path).of("a.tif") == [("cell", 3, 4, 3, 4)]
 
 
 def test_other_paths_refused(tmp_path):
@@ -103,4 +109,8 @@ def test_check_boxes_skips_bad_boxes_with_reasons():
     assert "'dust' is not one of" in skipped[0]
     assert "outside the 64 x 48 image" in skipped[2]
     assert check_boxes([], ("cell",), 5, 5)[0].shape == (0, 4)
+    # points: a box becomes its centre, a point is valid, a reversed one is not
+    rows = [("cell", 0, 0, 10, 4), ("cell", 3, 3, 3, 3), ("cell", 5, 5, 4, 4)]
+    points, _, skipped = check_boxes(rows, ("cell",), 48, 64, points=True)
+    assert points.tolist() == [[5, 2, 5, 2], [3, 3, 3, 3]] and len(skipped) == 1
     assert np.asarray(check_boxes([], ("cell",), 5, 5)[1]).dtype == np.int64

@@ -173,7 +173,8 @@ def test_resizing_follows_the_scale():
 @pytest.mark.parametrize(
     ("key", "value", "match"),
     [
-        ("shape", "point", 'only "box" is built'),
+        ("shape", "circle", 'choose "box" or "point"'),
+        ("point_radius", 0.0, "detection.point_radius"),
         ("crop", 100, "multiple of 16"),
         ("channels", 2, "choose 3"),
         ("min_score", 0.5, "exceeds detection.threshold"),

@@ -135,3 +135,24 @@ def test_train_evaluate_and_predict(square_study, square_folder, tmp_path):
     assert {r["class"] for r in found} <= set(NAMES)
     per_image = sum(int(r["count.small"]) + int(r["count.large"]) for r in rows)
     assert per_image == len(found) and per_image >= 20
+
+
+@pytest.mark.slow
+def test_points_train_and_evaluate_by_distance(square_folder, tmp_path):
+    """A study of points (``[detection] shape = "point"``): the CSV's boxes read as their
+    centres, the detector trained on spots, matched by distance within the radius."""
+    (tmp_path / "p.toml").write_text(
+        CONFIG.replace("scale = 1.0", 'scale = 1.0\nshape = "point"\npoint_radius = 4.0')
+    )
+    with init_study(tmp_path / "points", config=tmp_path / "p.toml") as study:
+        ingest(study, square_folder / "images", boxes=square_folder / "boxes.csv",
+               metadata=square_folder / "meta.csv")  # fmt: skip
+        image = study.store.image_by_path(str(square_folder / "images"), "s2.tif")
+        points, _ = boxes_of(study, image, study.store.truth(image["id"]))
+        assert (points[:, :2] == points[:, 2:]).all()
+        centres = (squares(2)[1][:, :2] + squares(2)[1][:, 2:]) / 2
+        assert np.allclose(points[:, :2], centres)
+        split_study(study, test=0, initial=6, test_where=["part=test"])
+        assert train(study).status == "accepted"
+        figures = evaluate(study)
+        assert figures["f1"] >= 0.7, figures

@@ -57,11 +57,9 @@ def remote(ls_study):
     return remote_env(ls_study)
 
 
-@pytest.fixture(scope="module")
-def detection_run(tmp_path_factory, remote):
-    """A detection study of 14 square images (3 test, 5 labeled) after `loop run --rounds 1`
-    with simulated annotators on the session's server."""
-    root = tmp_path_factory.mktemp("detection")
+def _run(root, remote, toml: str):
+    """A detection study of 14 square images (3 test, 5 labeled) under ``root`` after `loop
+    run --rounds 1` with simulated annotators on the session's server."""
     images = root / "data" / "images"
     images.mkdir(parents=True)
     rows = ["image,class,x1,y1,x2,y2"]
@@ -75,7 +73,7 @@ def detection_run(tmp_path_factory, remote):
     (root / "data" / "boxes.csv").write_text("\n".join(rows) + "\n")
     folder = root / "study"
     init_study(folder).close()
-    (folder / "loop.toml").write_text(TOML)
+    (folder / "loop.toml").write_text(toml)
     with open_study(folder) as study:
         ingest(study, images, boxes=root / "data" / "boxes.csv")
         split_study(study, test=3, initial=5, seed=0)
@@ -84,6 +82,11 @@ def detection_run(tmp_path_factory, remote):
     )
     assert result.exit_code == 0, result.output
     return folder, result.output
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory, remote):
+    return _run(tmp_path_factory.mktemp("detection"), remote, TOML)
 
 
 def test_rounds_are_recorded_with_the_boxes_f1(detection_run):
@@ -185,3 +188,24 @@ def test_the_report_draws_boxes_on_test_images(detection_run, tmp_path):
     assert "worst test image, F1" in html
     assert list((tmp_path / "report").glob("gallery-*.png"))
     assert written.hint
+
+
+def test_a_study_of_points_goes_round_with_key_points(tmp_path_factory, remote):
+    """``[detection] shape = "point"``: the model's points pushed as key points, corrected by
+    the simulated annotators, fused by distance into a consensus of points."""
+    toml = TOML.replace("scale = 1.0", 'scale = 1.0\nshape = "point"\npoint_radius = 4.0')
+    toml = toml.replace('"dr-ann", "dr-bo", "dr-cy"', '"dp-ann", "dp-bo", "dp-cy"')
+    folder, output = _run(tmp_path_factory.mktemp("points"), remote, toml)
+    headers = {"Authorization": f"Token {remote['LABEL_STUDIO_API_KEY']}"}
+    with open_study(folder) as study, httpx.Client(base_url=remote["LABEL_STUDIO_URL"]) as web:
+        task = next(iter(study.store.db["tasks"].rows_where("purpose = 'annotate'")))
+        served = web.get(f"/api/tasks/{task['external_id']}", headers=headers).json()
+        kinds = {r["type"] for a in served["annotations"] for r in a["result"]}
+        assert kinds == {"keypointlabels"}
+        labels = list(study.store.db["labels"].rows_where("source = 'consensus'"))
+        assert len(labels) == 3
+        for label in labels:
+            points, _ = read_boxes_file(study.resolve(label["mask_path"]), ("small", "large"))
+            assert len(points) >= 2 and (points[:, :2] == points[:, 2:]).all()
+        rows = round_summaries(study)
+        assert rows[0]["agreement"] >= 0.5 and rows[-1]["score"] is not None

@@ -92,3 +92,18 @@ def test_label_config_for_boxes():
     config = label_config("RectangleLabels", labels=spec)
     assert '<RectangleLabels name="boxes" toName="image">' in config
     assert 'value="WBC"' in config and 'value="RBC"' in config
+
+
+def test_points_round_trip_as_key_points():
+    points = [[10, 20, 10, 20], [30.5, 5, 30.5, 5]]
+    results = boxes_to_results(points, ["a", "b"], SHAPE, points=True, scores=[0.5, 0.9])
+    assert {r["type"] for r in results} == {"keypointlabels"}
+    assert results[1]["score"] == 0.9
+    back, names = results_to_boxes(results, SHAPE)
+    assert names == ["a", "b"] and np.allclose(back, points)
+    bad = dict(results[0], value={"x": 1, "keypointlabels": ["a"]})
+    with pytest.raises(MalformedAnnotation, match="not a point with a label"):
+        results_to_boxes([bad], SHAPE)
+    with pytest.raises(MalformedAnnotation, match="drawn on a 480x10 image"):
+        results_to_boxes([dict(results[0], original_width=10)], SHAPE)
+    assert "<KeyPointLabels" in label_config("KeyPointLabels", labels=LabelSpec(name="a"))

@@ -37,6 +37,7 @@ from loop.store.boxes import read_boxes_file
 from loop.store.labels import images_with, save_label
 from loop.study import Study
 from loop.tasks import box_classes, pixel_classes
+from loop.tasks.detection import match_radius
 from loop.types import AnnotationTool, Boxes, Prediction
 
 _SRC = "adjudicated"
@@ -107,12 +108,13 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
     classes = pixel_classes(study.config)  # a painting's classes named (semantic)
     versions, masks, drawn = [], [], []
     objects = box_classes(study.config)
+    points = match_radius(study.config) is not None
     for row in rows:
         score = item.per_annotator.get(row["annotator"])
         if row["mask_path"] and _kind_of(row["mask_path"]) == "boxes":
             boxes, index = read_boxes_file(study.resolve(row["mask_path"]), objects)
             drawn.append((boxes, index))
-            named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape)
+            named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape, points=points)
             versions.append(Prediction(boxes=named, score=score, model_version=row["annotator"]))
         elif row["mask_path"]:
             mask = read_mask(study.resolve(row["mask_path"]), shape)
@@ -125,8 +127,8 @@ def _versions(study: Study, item: TaskAgreement, method: str) -> list[Prediction
                 Prediction(klass=row["class"], score=score, model_version=row["annotator"])
             )
     if len(drawn) > 1:
-        boxes, index, _ = fuse_boxes(drawn)
-        named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape)
+        boxes, index, _ = fuse_boxes(drawn, radius=match_radius(study.config))
+        named = Boxes(boxes, tuple(objects[int(i)] for i in index), shape, points=points)
         versions.append(
             Prediction(boxes=named, score=item.agreement, model_version="consensus (majority)")
         )

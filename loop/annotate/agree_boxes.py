@@ -17,6 +17,7 @@ from loop.core.agreement import cohen_kappa
 from loop.core.boxes import detection_counts, fuse_boxes, pair_agreement, scores_from_counts
 from loop.store.boxes import read_boxes_file
 from loop.tasks import box_classes
+from loop.tasks.detection import match_radius
 from loop.types import Boxes
 
 
@@ -25,9 +26,10 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _f1(truth: tuple, found: tuple, n_classes: int) -> float:
-    """F1 at IoU 0.5 of ``found`` (boxes, classes) against ``truth``, classes counted."""
-    counts = detection_counts(*truth, *found, np.ones(len(found[0])), n_classes)
+def _f1(truth: tuple, found: tuple, n_classes: int, radius=None) -> float:
+    """F1 at IoU 0.5 (points: within ``radius``) of ``found`` (boxes, classes) against
+    ``truth``, classes counted."""
+    counts = detection_counts(*truth, *found, np.ones(len(found[0])), n_classes, radius=radius)
     f1 = scores_from_counts(*(int(counts[k].sum()) for k in ("tp", "fp", "fn")))["f1"]
     return 1.0 if f1 is None else f1
 
@@ -37,32 +39,35 @@ def agree_boxes(study, item, image, rows, truth, method) -> Boxes:
     consensus, the majority consensus (``method`` is not used: boxes fuse one way)."""
     classes = box_classes(study.config)
     k = len(classes)
+    radius = match_radius(study.config)
     shape = (image["height"], image["width"])
     drawn = {r["annotator"]: read_boxes_file(study.resolve(r["mask_path"]), classes) for r in rows}
     names = item.annotators
     per_class: dict[str, list] = {}
     for a, b in itertools.combinations(names, 2):
-        pair = pair_agreement(*drawn[a], *drawn[b])
+        pair = pair_agreement(*drawn[a], *drawn[b], radius=radius)
         pairs = pair["pairs"]
         kappa = cohen_kappa(pairs[:, 0].tolist(), pairs[:, 1].tolist()) if len(pairs) else None
         item.pairs[f"{a}|{b}"] = {"f1": pair["f1"], "kappa": kappa}
         for c, name in enumerate(classes):
             pick = [(d[0][d[1] == c], d[1][d[1] == c]) for d in (drawn[a], drawn[b])]
             if len(pick[0][0]) + len(pick[1][0]):
-                per_class.setdefault(name, []).append(pair_agreement(*pick[0], *pick[1])["f1"])
+                agree = pair_agreement(*pick[0], *pick[1], radius=radius)
+                per_class.setdefault(name, []).append(agree["f1"])
     item.agreement = _mean(p["f1"] for p in item.pairs.values())
     item.per_class = {name: _mean(v) for name, v in per_class.items()}
     for name in names if len(names) > 1 else []:
-        others = fuse_boxes([drawn[o] for o in names if o != name])[:2]
-        item.per_annotator[name] = _f1(others, drawn[name], k)
-    boxes, index, _ = fuse_boxes(list(drawn.values()))
+        others = fuse_boxes([drawn[o] for o in names if o != name], radius=radius)[:2]
+        item.per_annotator[name] = _f1(others, drawn[name], k, radius)
+    boxes, index, _ = fuse_boxes(list(drawn.values()), radius=radius)
     item.consensus = len(boxes)
     if truth is not None and truth["kind"] in ("boxes", "mask"):
         from loop.learn.labels import boxes_of
 
         t = boxes_of(study, image, truth, partial=False)
         item.against_truth = {
-            "consensus": {"f1": _f1(t, (boxes, index), k)},
-            "annotators": {n: {"f1": _f1(t, d, k)} for n, d in drawn.items()},
+            "consensus": {"f1": _f1(t, (boxes, index), k, radius)},
+            "annotators": {n: {"f1": _f1(t, d, k, radius)} for n, d in drawn.items()},
         }
-    return Boxes(boxes, tuple(classes[int(i)] for i in index), shape)
+    named = tuple(classes[int(i)] for i in index)
+    return Boxes(boxes, named, shape, points=radius is not None)

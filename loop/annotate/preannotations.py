@@ -71,6 +71,7 @@ def _box_effort(study: Study, task_id: int, boxes: Boxes) -> tuple[str | None, f
     from loop.core.effort import box_edits
     from loop.store.boxes import BoxLabelError, read_boxes_file
     from loop.tasks import box_classes
+    from loop.tasks.detection import match_radius
 
     path = study.path / PREANNOTATIONS_DIR / f"{task_id}.json"
     if not path.is_file():
@@ -82,5 +83,7 @@ def _box_effort(study: Study, task_id: int, boxes: Boxes) -> tuple[str | None, f
         return None, None
     index = {n: i for i, n in enumerate(classes)}
     post_classes = np.array([index.get(n, -1) for n in boxes.names], np.int64)
-    counts = box_edits(pre, pre_classes, boxes.boxes, post_classes)
+    counts = box_edits(
+        pre, pre_classes, boxes.boxes, post_classes, radius=match_radius(study.config)
+    )
     return json.dumps(counts.as_dict()), effort(counts, study.config.effort)

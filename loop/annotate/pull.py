@@ -84,7 +84,7 @@ def _boxes(study: Study, tool: AnnotationTool, ann: ToolAnnotation, shape) -> Bo
             f"boxes labelled {', '.join(map(repr, unknown))}, not one of the study's classes "
             f"({', '.join(box_classes(study.config))})"
         )
-    return Boxes(boxes, tuple(names), shape)
+    return Boxes(boxes, tuple(names), shape, points=study.config.detection.shape == "point")
 
 
 @locked("pull")

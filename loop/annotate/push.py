@@ -138,7 +138,7 @@ def ensure_project(
     title = project_title(study) if purpose == "annotate" else f"{project_title(study)} review"
     project = tool.ensure_project(
         title=title,
-        control=task_of(study.config.task).control,
+        control=task_of(study.config.task).control_for(study.config),
         classes=classes_of(study),
         overlap=overlap,
         existing=row["project"] if row else None,

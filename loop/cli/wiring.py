@@ -80,6 +80,7 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
     from loop.store.annotations import project_of
     from loop.store.labels import truth_classes
     from loop.tasks import box_classes, pixel_classes
+    from loop.tasks.detection import match_radius
 
     store = study.store
     project = project_of(store, admin.name, purpose)
@@ -97,6 +98,7 @@ def simulate(study, admin, profiles, *, seed=0, limit=None, purpose="annotate", 
                 names=box_classes(study.config),
                 boxes=boxes,
                 box_classes=index,
+                radius=match_radius(study.config),
             )
         if pixel_classes(study.config):
             classes = classmap_of(study, image, truth)

@@ -24,6 +24,7 @@ __all__ = [
     "fuse_boxes",
     "match_greedy",
     "match_optimal",
+    "overlap",
     "pair_agreement",
     "scores_from_counts",
     "summarize_detection",
@@ -66,6 +67,25 @@ def box_iou(a, b) -> np.ndarray:
     union = area_a[:, None] + area_b[None, :] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
+
+
+def overlap(a, b, radius: float | None = None) -> np.ndarray:
+    """How much every box of ``a`` and every box of ``b`` coincide: their IoU
+    (:func:`box_iou`), or for points (``radius`` given; a point is a box of zero size, its
+    corners equal) ``1 - d / (2 radius)`` of their distance ``d``, clipped at 0: a similarity
+    that reaches 0.5 exactly when the points lie within ``radius`` of each other, so that the
+    matching thresholds of boxes serve points too.
+
+    >>> overlap([[0, 0, 0, 0]], [[3, 4, 3, 4], [30, 0, 30, 0]], radius=5).tolist()
+    [[0.5, 0.0]]
+    """
+    if radius is None:
+        return box_iou(a, b)
+    a, b = as_boxes(a), as_boxes(b)
+    ca = (a[:, :2] + a[:, 2:]) / 2
+    cb = (b[:, :2] + b[:, 2:]) / 2
+    d = np.sqrt(((ca[:, None, :] - cb[None, :, :]) ** 2).sum(axis=-1))
+    return np.clip(1.0 - d / (2.0 * radius), 0.0, 1.0)
 
 
 def match_greedy(iou: np.ndarray, scores, *, threshold: float = 0.5) -> np.ndarray:
@@ -130,10 +150,12 @@ def detection_counts(
     n_classes: int,
     *,
     threshold: float = 0.5,
+    radius: float | None = None,
 ) -> dict:
     """True positives, false positives and false negatives per class of one image's
-    predictions, matched per class by :func:`match_greedy`, with each predicted box's score
-    and whether it matched (what :func:`average_precision` pools over images).
+    predictions, matched per class by :func:`match_greedy` (on :func:`overlap`: IoU, or the
+    distance of points within ``radius``), with each predicted box's score and whether it
+    matched (what :func:`average_precision` pools over images).
 
     Returns
     -------
@@ -150,7 +172,7 @@ def detection_counts(
     for k in range(n_classes):
         t, p = truth_classes == k, pred_classes == k
         matched = match_greedy(
-            box_iou(truth_boxes[t], pred_boxes[p]), pred_scores[p], threshold=threshold
+            overlap(truth_boxes[t], pred_boxes[p], radius), pred_scores[p], threshold=threshold
         )
         tp = int((matched >= 0).sum())
         counts["tp"][k], counts["fp"][k] = tp, int(p.sum()) - tp
@@ -298,7 +320,9 @@ def from_instances(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(boxes, dtype=np.float64), labels
 
 
-def pair_agreement(boxes_a, classes_a, boxes_b, classes_b, *, threshold: float = 0.5) -> dict:
+def pair_agreement(
+    boxes_a, classes_a, boxes_b, classes_b, *, threshold: float = 0.5, radius=None
+) -> dict:
     """How two annotators' boxes of one image agree: F1 of boxes matched by IoU whatever
     their class (:func:`match_optimal`), and the classes of the matched pairs (for kappa).
 
@@ -312,7 +336,7 @@ def pair_agreement(boxes_a, classes_a, boxes_b, classes_b, *, threshold: float =
     1.0
     """
     a, b = as_boxes(boxes_a), as_boxes(boxes_b)
-    rows, cols = match_optimal(box_iou(a, b), threshold=threshold)
+    rows, cols = match_optimal(overlap(a, b, radius), threshold=threshold)
     matched = int(rows.size)
     total = len(a) + len(b)
     pairs = (
@@ -336,12 +360,14 @@ def fuse_boxes(
     *,
     threshold: float = 0.5,
     quorum: int | None = None,
+    radius: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A consensus of several annotators' boxes of one image: boxes are clustered across
     annotators (each annotator's box joins the cluster whose median box it overlaps most, at
     least ``threshold``, one box per annotator and cluster); a cluster with boxes of at least
     ``quorum`` annotators (default: a strict majority) is kept, its coordinates the median of
-    its boxes, its class the most frequent (ties: the lowest index).
+    its boxes, its class the most frequent (ties: the lowest index). Points (``radius``)
+    cluster by distance (:func:`overlap`).
 
     Parameters
     ----------
@@ -361,7 +387,7 @@ def fuse_boxes(
         boxes = as_boxes(boxes)
         classes = np.asarray(classes, np.int64).reshape(-1)
         centres = as_boxes([np.median([b for b, _ in c], axis=0) for c in clusters])
-        iou = box_iou(boxes, centres)
+        iou = overlap(boxes, centres, radius)
         rows, cols = match_optimal(iou, threshold=threshold)
         joined = dict(zip(rows.tolist(), cols.tolist(), strict=True))
         for i, (box, cls) in enumerate(zip(boxes, classes, strict=True)):

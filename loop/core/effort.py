@@ -165,11 +165,12 @@ def class_edits(pre: np.ndarray, post: np.ndarray) -> Edits:
     return total
 
 
-def box_edits(pre_boxes, pre_classes, post_boxes, post_classes) -> Edits:
+def box_edits(pre_boxes, pre_classes, post_boxes, post_classes, *, radius=None) -> Edits:
     """Count the edits that turn the boxes ``pre`` into ``post`` (detection): boxes matched
     one to one at IoU >= 0.5 (whatever their class) are ``accepted`` (IoU >= 0.95 and the same
     class) or ``corrected`` (moved, resized or given another class); ``deleted``: pre-drawn
-    boxes left unmatched; ``drawn``: boxes of the annotation left unmatched.
+    boxes left unmatched; ``drawn``: boxes of the annotation left unmatched. Points
+    (``radius``) match by distance (:func:`loop.core.boxes.overlap`).
 
     Parameters
     ----------
@@ -179,10 +180,10 @@ def box_edits(pre_boxes, pre_classes, post_boxes, post_classes) -> Edits:
     >>> box_edits([[0, 0, 10, 10], [20, 20, 30, 30]], [0, 0], [[0, 0, 10, 11]], [1])
     Edits(accepted=0, corrected=1, deleted=1, drawn=0, split=0, merged=0)
     """
-    from loop.core.boxes import as_boxes, box_iou, match_optimal
+    from loop.core.boxes import as_boxes, match_optimal, overlap
 
     pre, post = as_boxes(pre_boxes), as_boxes(post_boxes)
-    iou = box_iou(pre, post)
+    iou = overlap(pre, post, radius)
     rows, cols = match_optimal(iou, threshold=MATCH)
     same = (iou[rows, cols] >= SAME) & (
         np.asarray(pre_classes, np.int64)[rows] == np.asarray(post_classes, np.int64)[cols]

@@ -1,5 +1,6 @@
 """Box ground truth in the formats labs have: a folder of Pascal VOC XML files, a COCO JSON
-file, or a CSV (``image, class, x1, y1, x2, y2``).
+file, or a CSV (``image, class, x1, y1, x2, y2``, or ``image, class, x, y`` for points: a
+point is kept as a box of zero size).
 
 Each reader returns a :class:`BoxTable`: per image file name, its boxes (``x1, y1, x2, y2``
 in pixels, ``x2, y2`` exclusive) and class names; and per file or row that could not be read,
@@ -128,7 +129,8 @@ def read_coco(path: Path) -> BoxTable:
 
 
 def read_csv(path: Path) -> BoxTable:
-    """A CSV with a header naming ``image``, ``class``, ``x1``, ``y1``, ``x2``, ``y2``."""
+    """A CSV with a header naming ``image``, ``class``, ``x1``, ``y1``, ``x2``, ``y2`` (boxes)
+    or ``image``, ``class``, ``x``, ``y`` (points)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -136,10 +138,14 @@ def read_csv(path: Path) -> BoxTable:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
     need = ("image", "class", "x1", "y1", "x2", "y2")
-    missing = [c for c in need if c not in (reader.fieldnames or ())]
+    fields = reader.fieldnames or ()
+    if {"x", "y"} <= set(fields) and not {"x1", "y1"} & set(fields):
+        need = ("image", "class", "x", "y", "x", "y")  # points: boxes of zero size
+    missing = [c for c in dict.fromkeys(need) if c not in fields]
     if missing:
         raise BoxFileError(
-            f"--boxes {path}: the header lacks {', '.join(missing)} (columns: {', '.join(need)})"
+            f"--boxes {path}: the header lacks {', '.join(missing)} (columns: image, class, "
+            "x1, y1, x2, y2; or image, class, x, y for points)"
         )
     table = BoxTable()
     for line, row in enumerate(reader, start=2):
@@ -156,9 +162,12 @@ def check_boxes(
     classes: tuple[str, ...],
     height: int,
     width: int,
+    *,
+    points: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """An image's boxes as arrays, checked against its size and the study's classes; the
-    unusable ones left out, each with its reason.
+    unusable ones left out, each with its reason. With ``points`` every box becomes its
+    centre (a box of zero size), and a point given as such is valid.
 
     A box is unusable when its class is not one of ``classes``, or it is empty, reversed, not
     finite or outside the image (beyond one pixel, which is clipped: tools round corners
@@ -179,11 +188,31 @@ def check_boxes(
         shown = [int(v) if float(v).is_integer() else v for v in (x1, y1, x2, y2)]
         if name not in classes:
             skipped.append(f"class {name!r} is not one of [labels] classes ({', '.join(classes)})")
-        elif not np.isfinite(corners).all() or x2 <= x1 or y2 <= y1:
+        elif not np.isfinite(corners).all() or x2 < x1 or y2 < y1:
+            skipped.append(f"box {shown} is empty or reversed")
+        elif not points and (x2 == x1 or y2 == y1):
             skipped.append(f"box {shown} is empty or reversed")
         elif x1 < -1 or y1 < -1 or x2 > width + 1 or y2 > height + 1:
             skipped.append(f"box {shown} lies outside the {width} x {height} image")
         else:
-            out.append(np.clip(corners, 0, [width, height, width, height]))
+            corners = np.clip(corners, 0, [width, height, width, height])
+            if points:
+                corners = np.tile((corners[:2] + corners[2:]) / 2, 2)
+            out.append(corners)
             index.append(classes.index(name))
     return np.asarray(out, np.float64).reshape(-1, 4), np.asarray(index, np.int64), skipped
+
+
+def truth_file(study, rows, height: int, width: int) -> tuple[str, str, int, list[str]]:
+    """Check an image's boxes (:func:`check_boxes`, points when ``[detection] shape`` says)
+    and write them as the study's box file (:func:`loop.store.boxes.write_boxes_file`):
+    (its path relative to the study, its sha256, the boxes kept, the reasons of those left
+    out)."""
+    from loop.store.boxes import BOXES_DIR, write_boxes_file
+    from loop.tasks.detection import object_classes
+
+    classes = object_classes(study.config.labels)
+    point = study.config.detection.shape == "point"
+    boxes, index, skipped = check_boxes(rows, classes, height, width, points=point)
+    written, sha = write_boxes_file(study.path / BOXES_DIR, boxes, [classes[i] for i in index])
+    return written.relative_to(study.path).as_posix(), sha, len(boxes), skipped

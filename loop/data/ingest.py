@@ -31,7 +31,7 @@ from loop.core.images import (
     read_sidecar,
     read_table,
 )
-from loop.data.box_files import check_boxes, read_boxes
+from loop.data.box_files import read_boxes, truth_file
 from loop.data.find import find_images, find_mask
 from loop.data.metadata import clean_metadata
 from loop.errors import (
@@ -176,18 +176,11 @@ class _Ingest:
         return _Found(rel.as_posix(), info, meta, mask_path, mask_sha, n_objects, klass, kind)
 
     def _box_file(self, path: Path, rows, info) -> tuple[str, str, int]:
-        """Check an image's boxes against it (unusable boxes left out, each noted in the
-        report), write them as a box file; (path relative to the study, sha256, boxes)."""
-        from loop.store.boxes import BOXES_DIR, write_boxes_file
-        from loop.tasks.detection import object_classes
-
-        classes = object_classes(self.study.config.labels)
-        boxes, index, skipped = check_boxes(rows, classes, info.height, info.width)
+        """The image's boxes as a box file (:func:`loop.data.box_files.truth_file`), the
+        unusable ones noted in the report."""
+        rel, sha, n, skipped = truth_file(self.study, rows, info.height, info.width)
         self.report.box_notes.extend(f"{path}: {reason}" for reason in skipped)
-        written, sha = write_boxes_file(
-            self.study.path / BOXES_DIR, boxes, [classes[i] for i in index]
-        )
-        return written.relative_to(self.study.path).as_posix(), sha, len(boxes)
+        return rel, sha, n
 
     # writing -----------------------------------------------------------------------------
 

@@ -171,7 +171,8 @@ def boxes_of(study: Study, image: dict, label: dict, *, partial: bool = True) ->
     of shape (B, 4) and (B,), plus the known pixels (a boolean image) when only part of the
     image is known and ``partial`` asks for them. A box file (``.json``, :mod:`loop.store.boxes`)
     names each box's class; instance masks given as ground truth become one box per object,
-    of the first class (``[labels] object``)."""
+    of the first class (``[labels] object``). A study of points (``[detection] shape``) reads
+    every box as its centre (a box of zero size)."""
     from loop.core.boxes import from_instances
     from loop.store.boxes import read_boxes_file
     from loop.tasks.detection import object_classes
@@ -182,6 +183,8 @@ def boxes_of(study: Study, image: dict, label: dict, *, partial: bool = True) ->
     else:
         boxes, _ = from_instances(_mask_of(study, image, label))
         classes = np.zeros(len(boxes), np.int64)
+    if study.config.detection.shape == "point":
+        boxes = np.tile((boxes[:, :2] + boxes[:, 2:]) / 2, 2)
     if partial and is_partial(label):
         return boxes, classes, _partial(study, image, label)[1]
     return boxes, classes

@@ -48,6 +48,8 @@ def build(config: DetectionConfig, n_classes: int, *, seed: int, device=None):
         "classes": n_classes,
         "dropout": config.dropout,
         "scale": config.scale,
+        "shape": config.shape,
+        "point_radius": config.point_radius,
     }
     return _placed(net, device or "cpu")
 
@@ -75,6 +77,8 @@ def load(path, device):
             channels=meta["channels"],
             dropout=meta["dropout"],
             scale=meta["scale"],
+            shape=meta.get("shape", "box"),
+            point_radius=meta.get("point_radius", 8.0),
         )
         net = build(config, int(meta["classes"]), seed=0)
         net.load_state_dict(saved["state"])
@@ -198,10 +202,17 @@ def detect(net, pixels: np.ndarray, *, config: DetectionConfig) -> Detected:
     fy, fx = pixels.shape[0] / p.shape[1], pixels.shape[1] / p.shape[2]
     dy, dx = _offsets(mean, k_idx, rows, cols)
     cy, cx = rows + 0.5 + dy, cols + 0.5 + dx
+    points = net.meta.get("shape") == "point"
+    if points:  # spots of the point radius: suppressed as boxes, then collapsed to points
+        r = float(net.meta["point_radius"])
+        h, w = np.full(len(rows), 2 * r / fy), np.full(len(rows), 2 * r / fx)
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1) * [fx, fy, fx, fy]
     boxes = np.clip(boxes, 0, [pixels.shape[1], pixels.shape[0]] * 2)
     keep = nms(boxes, scores, config.nms_iou) if len(scores) else np.zeros(0, np.int64)
     boxes, scores, k_idx = boxes[keep], scores[keep], k_idx[keep]
+    if points:
+        centres = np.stack([cx[keep], cy[keep]], axis=1) * [fx, fy]
+        boxes = np.concatenate([centres, centres], axis=1)
     doubt = np.abs(p - q)[k_idx, rows[keep], cols[keep]].astype(np.float64)
     s = np.clip(scores, 1e-6, 1 - 1e-6)
     entropy = -(s * np.log2(s) + (1 - s) * np.log2(1 - s))
@@ -224,7 +235,9 @@ THRESHOLDS = np.round(np.arange(0.1, 0.61, 0.05), 2)
 """The detection thresholds :func:`choose_threshold` tries."""
 
 
-def choose_threshold(found, truths, n_classes: int, *, min_boxes: int = 20) -> float | None:
+def choose_threshold(
+    found, truths, n_classes: int, *, min_boxes: int = 20, radius: float | None = None
+) -> float | None:
     """The score threshold (of :data:`THRESHOLDS`) that maximises the pooled F1 at IoU 0.5
     of the detections ``found`` (:class:`Detected`, one per image) against ``truths`` (boxes,
     classes), the lowest of equals; None with fewer than ``min_boxes`` true boxes (too few
@@ -239,8 +252,9 @@ def choose_threshold(found, truths, n_classes: int, *, min_boxes: int = 20) -> f
         for d, (boxes, classes) in zip(found, truths, strict=True):
             keep = d.scores >= t
             c = detection_counts(
-                boxes, classes, d.boxes[keep], d.classes[keep], d.scores[keep], n_classes
-            )
+                boxes, classes, d.boxes[keep], d.classes[keep], d.scores[keep], n_classes,
+                radius=radius,
+            )  # fmt: skip
             tp, fp, fn = tp + c["tp"].sum(), fp + c["fp"].sum(), fn + c["fn"].sum()
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
         if f1 > best + 1e-9:

@@ -10,7 +10,7 @@ import numpy as np
 from loop.config import StudyConfig
 from loop.config_detection import DetectionConfig
 from loop.models.base import Fitted, Output, Recipe, step_recipe
-from loop.tasks.detection import object_classes
+from loop.tasks.detection import match_radius, object_classes
 
 
 def _as_label(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -66,8 +66,9 @@ class CenterNetFamily:
 
         boxes, classes, _ = _as_label(truth)
         n = len(object_classes(config.labels))
+        radius = match_radius(config)
         every = detection_counts(
-            boxes, classes, output.boxes, output.box_classes, output.box_scores, n
+            boxes, classes, output.boxes, output.box_classes, output.box_scores, n, radius=radius
         )
         kept = output.box_scores >= output.box_threshold
         counts = detection_counts(
@@ -77,6 +78,7 @@ class CenterNetFamily:
             output.box_classes[kept],
             output.box_scores[kept],
             n,
+            radius=radius,
         )
         row = {k: counts[k].tolist() for k in ("tp", "fp", "fn", "n_true", "n_pred")}
         return {**row, "ranked": [r.tolist() for r in every["ranked"]]}
@@ -159,7 +161,7 @@ class CenterNetFamily:
         if config.detection.choose_threshold:
             truths = [_as_label(truth)[:2] for _, truth in pairs]
             n = len(object_classes(config.labels))
-            chosen = centernet.choose_threshold(found, truths, n)
+            chosen = centernet.choose_threshold(found, truths, n, radius=match_radius(config))
             if chosen is not None:
                 model.meta["threshold"] = chosen
                 found = [centernet.detect(model, p, config=config.detection) for p, _ in pairs]

@@ -82,16 +82,24 @@ def targets(
 def prepare(images, labels, *, config: DetectionConfig, n_classes: int) -> list[Example]:
     """Training examples of images and their labels: ``(boxes, classes)`` or
     ``(boxes, classes, known)`` with ``known`` a boolean image (a partial label); boxes in
-    the image's pixel coordinates."""
+    the image's pixel coordinates. Points (``config.shape``) become spots of
+    ``config.point_radius``, without sizes to learn."""
     out = []
+    points = config.shape == "point"
     for pixels, label in zip(images, labels, strict=True):
         boxes, classes, *rest = label
+        if points:  # a spot of the point radius around each point's centre
+            centres = (as_boxes(boxes)[:, :2] + as_boxes(boxes)[:, 2:]) / 2
+            r = config.point_radius
+            boxes = np.concatenate([centres - r, centres + r], axis=1)
         x = resized(pixels, config.channels, config.scale)
         shape = x.shape[1:]
         scaled = as_boxes(boxes) * np.array(
             [shape[1] / pixels.shape[1], shape[0] / pixels.shape[0]] * 2
         )
         heat, size, sized = targets(shape, scaled, classes, n_classes)
+        if points:
+            sized[:] = False
         known = np.ones(shape, bool)
         if rest and rest[0] is not None:
             k = torch.from_numpy(np.asarray(rest[0], np.float32))[None, None]

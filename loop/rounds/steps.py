@@ -127,7 +127,9 @@ def predicted_boxes(output, config, image: dict) -> Boxes:
         f"{classes[int(k)]}?" if d else classes[int(k)]
         for k, d in zip(output.box_classes[keep], doubt, strict=True)
     )
-    return Boxes(output.boxes[keep], names, (image["height"], image["width"]), scores)
+    shape = (image["height"], image["width"])
+    points = config.detection.shape == "point"
+    return Boxes(output.boxes[keep], names, shape, scores, points=points)
 
 
 def unsure_objects(masks: np.ndarray, errors, threshold: float) -> tuple[int, ...]:

@@ -84,5 +84,13 @@ class Task:
     """Raises :class:`~loop.errors.ConfigError` when a study's configuration
     (:class:`loop.config.StudyConfig`) lacks what the task needs."""
 
+    control_by: Callable[[object], str] | None = None
+    """The Label Studio control for a study's configuration, where it depends on it
+    (detection: rectangles or key points); None: ``control``."""
+
+    def control_for(self, config) -> str:
+        """The Label Studio control annotators of a study with ``config`` use."""
+        return self.control if self.control_by is None else self.control_by(config)
+
     def what_for(self, object_name: str) -> str:
         return self.what.format(object=object_name)

@@ -13,14 +13,22 @@ def object_classes(labels) -> tuple[str, ...]:
     return (labels.object, *labels.others)
 
 
+def match_radius(config) -> float | None:
+    """How detections of a study are matched: None (boxes, by IoU) or, for points
+    (``[detection] shape = "point"``), the distance in pixels within which two points are
+    one object (:func:`loop.core.boxes.overlap`)."""
+    detection = config.detection
+    return detection.point_radius if detection.shape == "point" else None
+
+
 def instructions(labels) -> str:
-    """Draw a box around every object; correct the model's boxes."""
+    """Draw a box around every object (or mark its centre); correct the model's."""
     names = " / ".join(object_classes(labels))
     return (
-        f"Draw a tight box around every {names}, with its class. The model's boxes are drawn "
-        "already: correct them (move or resize loose ones, delete false ones, draw the "
-        "missed ones, change a wrong class). An object cut by the picture's edge gets a box "
-        "up to the edge."
+        f"Draw a tight box around every {names}, with its class (in a project of points: "
+        "click its centre). The model's boxes or points are drawn already: correct them "
+        "(move or resize loose ones, delete false ones, add the missed ones, change a wrong "
+        "class). An object cut by the picture's edge gets a box up to the edge."
     )
 
 
@@ -62,5 +70,8 @@ DETECTION = Task(
     what="{object} boxes",
     gallery=True,
     instructions=instructions,
+    control_by=lambda config: (
+        "KeyPointLabels" if config.detection.shape == "point" else "RectangleLabels"
+    ),
     count_truth=lambda mask, labels: count_objects(mask),
 )
