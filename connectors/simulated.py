@@ -30,7 +30,7 @@ from connectors.ls_results import (
     mask_to_results,
     results_to_objects,
 )
-from connectors.simulated_boxes import corrected_boxes
+from connectors.simulated_boxes import corrected_boxes, seen_boxes
 from loop.core.images import read_mask
 from loop.core.regions import touching
 from loop.core.tiles import crop
@@ -275,9 +275,10 @@ def _preannotation(task: dict, truth: Truth, tile):
     """The objects pre-drawn in a task (its first prediction), as a label image (or boxes
     and their class indices), or None."""
     if truth.kind == "boxes":
+        shape = truth.shape if tile is None else (tile[2], tile[3])
         for prediction in task.get("predictions") or []:
             try:
-                boxes, names = results_to_boxes(prediction.get("result") or [], truth.shape)
+                boxes, names = results_to_boxes(prediction.get("result") or [], shape)
             except MalformedAnnotation:
                 return None
             index = {n: i for i, n in enumerate(truth.names)}
@@ -306,13 +307,13 @@ def _annotation(
         results = mask_to_results(painted, prefix=f"{name}-", names=truth.names)
         return results, lead_time(profile, len(np.unique(painted)), rng)
     if truth.kind == "boxes":
-        found = (truth.boxes, truth.box_classes)
+        found, shape = seen_boxes(truth, tile, region)
         boxes, index = corrected_boxes(
-            pre, found, len(truth.names), truth.shape, profile, rng, radius=truth.radius
+            pre, found, len(truth.names), shape, profile, rng, radius=truth.radius
         )
         names = [truth.names[int(i)] for i in index]
         points = truth.radius is not None
-        results = boxes_to_results(boxes, names, truth.shape, prefix=f"{name}-", points=points)
+        results = boxes_to_results(boxes, names, shape, prefix=f"{name}-", points=points)
         return results, lead_time(profile, len(boxes), rng)
     if truth.kind == "mask":
         whole = read_mask(truth.mask_path, truth.shape)

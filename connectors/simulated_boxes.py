@@ -8,8 +8,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.core.boxes import as_boxes, match_optimal, overlap
+from loop.core.boxes import as_boxes, in_tile, match_optimal, overlap
 from loop.noise import NoiseProfile
+
+
+def seen_boxes(truth, tile, region) -> tuple[tuple[np.ndarray, np.ndarray], tuple[int, int]]:
+    """The true boxes a task asks for (:class:`connectors.simulated.Truth`): in the tile's
+    coordinates (cut at its edges) when it is a tile, only those touching the region's frame
+    (whole) when it is a region task; with the shape of what is shown."""
+    points = truth.radius is not None
+    boxes, classes = as_boxes(truth.boxes), np.asarray(truth.box_classes, np.int64)
+    if tile is None:
+        return (boxes, classes), truth.shape
+    inside, keep = in_tile(boxes, tile, points=points)
+    boxes, classes = boxes[keep] - [tile[1], tile[0], tile[1], tile[0]], classes[keep]
+    if region is not None:
+        at = in_tile(boxes, region, points=points)[1]
+        boxes, classes = boxes[at], classes[at]
+    h, w = int(tile[2]), int(tile[3])
+    return (np.clip(boxes, 0, [w, h, w, h]), classes), (h, w)
 
 
 def noisy_boxes(

@@ -209,3 +209,32 @@ def test_a_study_of_points_goes_round_with_key_points(tmp_path_factory, remote):
             assert len(points) >= 2 and (points[:, :2] == points[:, 2:]).all()
         rows = round_summaries(study)
         assert rows[0]["agreement"] >= 0.5 and rows[-1]["score"] is not None
+
+
+def test_a_round_of_regions_merges_partial_box_labels(detection_run, remote):
+    """`loop round --strategy entropy@region` on the detection study (run last: it adds
+    labels): regions chosen by the detector's doubt, pushed as region tasks with the boxes
+    that touch each frame, annotated, fused and merged into partial box labels (known over
+    the regions) that train the next model."""
+    folder, _ = detection_run
+    toml = folder / "loop.toml"
+    toml.write_text(toml.read_text() + "\n[regions]\nsize = 32\nper_image = 2\ncontext = 8\n")
+    args = ["round", str(folder), "--strategy", "entropy@region", "--annotators", "simulated"]
+    result = CliRunner().invoke(app, args, env=remote)  # round 2: regions, end to end
+    assert result.exit_code == 0, result.output
+    with open_study(folder) as study:
+        tasks = list(study.store.db["tasks"].rows_where("purpose = 'region'"))
+        assert tasks and all(t["status"] == "done" for t in tasks)
+        partial = list(study.store.db["labels"].rows_where("known_path IS NOT NULL"))
+        assert partial and all(p["kind"] == "boxes" for p in partial)
+        assert all(0 < p["known_fraction"] < 1 for p in partial)
+        for p in partial:
+            boxes, _ = read_boxes_file(study.resolve(p["mask_path"]), ("small", "large"))
+            assert len(boxes) == p["n_objects"]
+        efforts = [a["effort"] for a in study.store.db["annotations"].rows]
+        assert all(e is not None for e in efforts)
+    trained = CliRunner().invoke(app, ["train", str(folder), "--json"], env=remote)
+    assert trained.exit_code == 0, trained.output
+    with open_study(folder) as study:  # the partial labels trained the new model
+        model = study.store.db["models"].get(json.loads(trained.stdout)["model_id"])
+        assert {p["image_id"] for p in partial} <= set(json.loads(model["train_image_ids"]))

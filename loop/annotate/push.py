@@ -27,16 +27,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.annotate import crops
 from loop.annotate.preannotations import keep_preannotation
 from loop.config import DisplayConfig
 from loop.config_view import class_labels, other_labels
 from loop.core.display import outline, to_display_uint8
 from loop.core.files import atomic_path
 from loop.core.images import read_image
-from loop.core.regions import relative, touching
+from loop.core.regions import relative
 from loop.core.tiles import Box, Tiling, crop
 from loop.errors import PushRefused
 from loop.faults import crash_points
@@ -344,14 +345,11 @@ def create_pending(
             if image["id"] not in predicted:
                 predicted[image["id"]] = _as_tuple(predictions(image) if predictions else None)
             tile = tuple(json.loads(task["tile"])) if task["tile"] else None
-            cropped = _cropped(predicted[image["id"]], tile)
+            cropped = crops.cropped(predicted[image["id"]], tile)
             frame, info = None, task_info(study, image, task, chosen)
             if task.get("region"):
                 frame = relative(json.loads(task["region"]), tile)
-                cropped = tuple(
-                    replace(p, mask=touching(p.mask, frame)) if p.mask is not None else p
-                    for p in cropped
-                )
+                cropped = tuple(crops.at_frame(p, frame) for p in cropped)
                 info["loop_region"] = list(frame)
             if task["purpose"] in ("annotate", "tile", "region"):
                 keep_preannotation(study, task["id"], cropped)
@@ -387,16 +385,3 @@ def _where(tile: Box) -> str:
     """A tile's place, as people read it: ``[rows 0-195, cols 222-476]``."""
     r, c, h, w = tile
     return f"[rows {r}-{r + h}, cols {c}-{c + w}]"
-
-
-def _cropped(preds: tuple[Prediction, ...], tile: Box | None) -> tuple[Prediction, ...]:
-    if tile is None:
-        return preds
-    return tuple(
-        Prediction(
-            mask=crop(p.mask, tile), score=p.score, model_version=p.model_version, labels=p.labels
-        )
-        if p.mask is not None
-        else p
-        for p in preds
-    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from loop.annotate.partial import CONSENSUS_DIR, save_partial_label
 from loop.annotate.push import PushReport, create_pending, ensure_project
 from loop.core.agreement import iou_matrix, object_f1
 from loop.core.fusion import consensus_mask
@@ -30,14 +31,13 @@ from loop.errors import PushRefused
 from loop.store import annotations as q
 from loop.store import dumps, utcnow
 from loop.store import regions as rq
-from loop.store.labels import label_of, save_label
+from loop.store.labels import label_of
 from loop.store.lock import locked
 from loop.study import Study
-from loop.tasks import names, pixel_classes, task_of
+from loop.tasks import box_classes, names, pixel_classes, task_of
 from loop.types import AnnotationTool, Prediction
 
 PURPOSE = "region"
-CONSENSUS_DIR = "consensus"
 
 
 @locked("push")
@@ -188,6 +188,11 @@ def agree_regions(
             report.stale.append(task_id)
             continue
         tile = json.loads(rows[0]["task_tile"])
+        if box_classes(study.config):
+            from loop.annotate.regions_boxes import agree_boxed_region
+
+            agree_boxed_region(study, image, task_id, rows, tile, method, min_agreement, report)
+            continue
         frame = relative(json.loads(rows[0]["task_region"]), tile)
         shape = (tile[2], tile[3])
         drawn = {r["annotator"]: read_mask(study.resolve(r["mask_path"]), shape) for r in rows}
@@ -297,39 +302,11 @@ def _merge(study, image, task_id, tile, region, fused, rows, method, agreement) 
 def _save_partial(study, image, task_id, mask, known, rows, method, agreement) -> None:
     """Write the image's partial consensus (label image and known pixels) with the region
     task added to its provenance."""
-    store = study.store
-    existing = label_of(store, image["id"], "consensus")
-    provenance = json.loads(existing["provenance"] or "{}") if existing else {}
     stem = f"{image['id']}_{image['name']}"
     mask_rel = f"{CONSENSUS_DIR}/{stem}_regions.tif"
-    known_rel = f"{CONSENSUS_DIR}/{stem}_known.tif"
     write_labels(study.path / mask_rel, mask)
-    write_labels(study.path / known_rel, known.astype(np.uint8))
-    provenance = {
-        "method": method,
-        "regions": [*provenance.get("regions", []), task_id],
-        "annotations": [*provenance.get("annotations", []), *(r["id"] for r in rows)],
-        "annotators": sorted({*provenance.get("annotators", []), *(r["annotator"] for r in rows)}),
-        "agreement": {**provenance.get("agreement", {}), str(task_id): agreement},
-        "round": rows[0]["task_round"],
-    }
-    save_label(
-        store,
-        image["id"],
-        source="consensus",
-        label={
-            "kind": "mask",
-            "mask_path": mask_rel,
-            "n_objects": _count(mask),
-            "class": None,
-            "object_classes": None,
-            "method": method,
-            "provenance": dumps(provenance),
-            "known_path": known_rel,
-            "known_fraction": float(known.mean()),
-        },
-        compare=("provenance",),
-    )
+    label = {"kind": "mask", "mask_path": mask_rel, "n_objects": _count(mask)}
+    save_partial_label(study, image, task_id, label, known, rows, method, agreement)
 
 
 def chosen_regions(study: Study) -> list[tuple[int, list[int]]]:

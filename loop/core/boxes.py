@@ -22,6 +22,7 @@ __all__ = [
     "detection_counts",
     "from_instances",
     "fuse_boxes",
+    "in_tile",
     "match_greedy",
     "match_optimal",
     "overlap",
@@ -39,6 +40,27 @@ def as_boxes(boxes) -> np.ndarray:
     """
     out = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return out
+
+
+def in_tile(boxes, tile, *, points: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes that lie (partly) in ``tile`` (``row, col, height, width``), in its
+    coordinates and cut at its edges (points: those inside it), and which they were.
+
+    Returns
+    -------
+    boxes : ndarray of shape (K, 4); keep : ndarray of shape (B,), bool
+
+    >>> in_tile([[0, 0, 10, 10], [50, 50, 60, 60]], (5, 5, 20, 20))[0].tolist()
+    [[0.0, 0.0, 5.0, 5.0]]
+    """
+    r, c, h, w = (int(v) for v in tile)
+    b = as_boxes(boxes) - [c, r, c, r]
+    clipped = np.clip(b, 0, [w, h, w, h])
+    if points:
+        keep = (b[:, 0] >= 0) & (b[:, 0] < w) & (b[:, 1] >= 0) & (b[:, 1] < h)
+    else:
+        keep = (clipped[:, 2] > clipped[:, 0]) & (clipped[:, 3] > clipped[:, 1])
+    return clipped[keep], keep
 
 
 def box_iou(a, b) -> np.ndarray:

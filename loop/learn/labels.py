@@ -185,8 +185,9 @@ def boxes_of(study: Study, image: dict, label: dict, *, partial: bool = True) ->
         classes = np.zeros(len(boxes), np.int64)
     if study.config.detection.shape == "point":
         boxes = np.tile((boxes[:, :2] + boxes[:, 2:]) / 2, 2)
-    if partial and is_partial(label):
-        return boxes, classes, _partial(study, image, label)[1]
+    if partial and label.get("known_path"):
+        shape = (image["height"], image["width"])
+        return boxes, classes, read_mask(study.resolve(label["known_path"]), shape) > 0
     return boxes, classes
 
 

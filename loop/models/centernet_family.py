@@ -19,6 +19,37 @@ def _as_label(truth) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return boxes, classes, rest[0] if rest else None
 
 
+REGION_MEASURES = ("entropy", "flip", "ambiguous")
+"""Per-region measures of :meth:`CenterNetFamily.measure_regions`, in column order."""
+
+
+def region_detections(found, regions) -> np.ndarray:
+    """The image measures of :func:`loop.models.centernet.detect`, per region: summed over
+    the detections whose centres lie in each region.
+
+    Parameters
+    ----------
+    found : Detected
+    regions : array_like of shape (R, 4)
+        ``row, col, height, width``.
+
+    Returns
+    -------
+    ndarray of shape (R, 3): ``entropy``, ``flip``, ``ambiguous``
+    """
+    regions = np.asarray(regions, np.float64).reshape(-1, 4)
+    cx = (found.boxes[:, 0] + found.boxes[:, 2]) / 2
+    cy = (found.boxes[:, 1] + found.boxes[:, 3]) / 2
+    s = np.clip(found.scores, 1e-6, 1 - 1e-6)
+    bits = -(s * np.log2(s) + (1 - s) * np.log2(1 - s))
+    near = (np.abs(found.scores - found.threshold) < 0.15).astype(np.float64)
+    out = np.zeros((len(regions), 3))
+    for i, (r, c, h, w) in enumerate(regions):
+        inside = (cy >= r) & (cy < r + h) & (cx >= c) & (cx < c + w)
+        out[i] = bits[inside].sum(), found.doubt[inside].sum(), near[inside].sum()
+    return out
+
+
 class CenterNetFamily:
     """Centre-heatmap detectors (:mod:`loop.models.centernet`): boxes with classes."""
 
@@ -52,6 +83,15 @@ class CenterNetFamily:
             object_errors=found.doubt,
             box_threshold=found.threshold,
         )
+
+    def measure_regions(self, model, images, boxes, *, config):
+        """(measure names, per image an array (R_i, 3)) of the regions ``boxes`` (``row,
+        col, height, width``) of each image: ``entropy``, ``flip`` and ``ambiguous`` of the
+        detections whose centres lie in each region (:func:`region_detections`)."""
+        from loop.models import centernet
+
+        found = [centernet.detect(model, p, config=config) for p in images]
+        return REGION_MEASURES, [region_detections(d, b) for d, b in zip(found, boxes)]
 
     def measure(self, model, images, *, config) -> list[Output]:
         return self.predict(model, images, config=config)  # one pass gives every measure

@@ -69,6 +69,7 @@ DETECTION = Task(
     ingest_options=frozenset({"masks", "boxes"}),
     what="{object} boxes",
     gallery=True,
+    regions=True,
     instructions=instructions,
     control_by=lambda config: (
         "KeyPointLabels" if config.detection.shape == "point" else "RectangleLabels"
