@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loop.core.box_fusion import fuse_boxes, pair_agreement
 from loop.core.boxes import (
     as_boxes,
     average_precision,
@@ -12,10 +13,8 @@ from loop.core.boxes import (
     count_errors,
     detection_counts,
     from_instances,
-    fuse_boxes,
     match_greedy,
     match_optimal,
-    pair_agreement,
     scores_from_counts,
     summarize_detection,
 )

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from loop.annotate.consensus import TaskAgreement, agree
 from loop.annotate.pull import pull
 from loop.annotate.push import PushReport, push
-from loop.core.boxes import fuse_boxes
+from loop.core.box_fusion import fuse_boxes
 from loop.core.classmaps import fuse
 from loop.core.fusion import consensus_mask
 from loop.core.images import read_mask

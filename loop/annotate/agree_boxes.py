@@ -14,7 +14,8 @@ import itertools
 import numpy as np
 
 from loop.core.agreement import cohen_kappa
-from loop.core.boxes import detection_counts, fuse_boxes, pair_agreement, scores_from_counts
+from loop.core.box_fusion import fuse_boxes, pair_agreement
+from loop.core.boxes import detection_counts, scores_from_counts
 from loop.store.boxes import read_boxes_file
 from loop.tasks import box_classes
 from loop.tasks.detection import match_radius

@@ -12,7 +12,8 @@ import json
 import numpy as np
 
 from loop.annotate.partial import CONSENSUS_DIR, save_partial_label
-from loop.core.boxes import as_boxes, fuse_boxes, in_tile, overlap, pair_agreement
+from loop.core.box_fusion import fuse_boxes, pair_agreement
+from loop.core.boxes import as_boxes, in_tile, overlap
 from loop.core.images import read_mask
 from loop.core.regions import relative
 from loop.store.boxes import read_boxes_file, write_boxes_file
