@@ -5,7 +5,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loop.core.box_fusion import fuse_boxes, pair_agreement
 from loop.core.boxes import (
     as_boxes,
     average_precision,
@@ -115,28 +114,6 @@ def test_boxes_from_instances():
     assert labels.tolist() == [4, 9]
     assert boxes.tolist() == [[3, 2, 9, 5], [25, 10, 30, 20]]
     assert from_instances(np.zeros((3, 3), int))[0].shape == (0, 4)
-
-
-def test_pair_agreement_counts_unmatched_boxes():
-    got = pair_agreement([[0, 0, 10, 10], [50, 50, 60, 60]], [0, 1], [[1, 1, 10, 10]], [1])
-    assert got["matched"] == 1 and got["only_a"] == 1 and got["only_b"] == 0
-    assert got["f1"] == pytest.approx(2 / 3)
-    assert got["pairs"].tolist() == [[0, 1]]
-    assert pair_agreement([], [], [], [])["f1"] == 1.0
-
-
-def test_fusion_keeps_majority_boxes_with_median_coordinates():
-    a = ([[0, 0, 10, 10], [40, 40, 50, 50]], [0, 1])
-    b = ([[2, 0, 12, 10]], [0])
-    c = ([[1, 1, 11, 11], [80, 80, 90, 90]], [1])  # class 1 for the shared box: outvoted
-    c = (c[0], [1, 1])
-    boxes, classes, support = fuse_boxes([a, b, c])
-    assert boxes.tolist() == [[1, 0, 11, 10]]
-    assert classes.tolist() == [0]
-    assert support.tolist() == [3]
-    # quorum 1 keeps every box once
-    assert len(fuse_boxes([a, b, c], quorum=1)[0]) == 3
-    assert fuse_boxes([], quorum=1)[0].shape == (0, 4)
 
 
 def test_as_boxes_refuses_ragged_input():
