@@ -124,12 +124,7 @@ def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray,
                     "(type rectanglelabels) only: redraw it with the rectangle tool"
                 )
             continue
-        size = (item.get("original_height"), item.get("original_width"))
-        if size != (height, width):
-            raise MalformedAnnotation(
-                f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
-                f"image is {height}x{width}"
-            )
+        check_size(item, shape)
         value = item.get("value") or {}
         try:
             x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
@@ -156,12 +151,7 @@ def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray,
 def _read_point(item: dict, shape: tuple[int, int]) -> list[float]:
     """A ``keypointlabels`` region as a box of zero size at its point."""
     height, width = shape
-    size = (item.get("original_height"), item.get("original_width"))
-    if size != (height, width):
-        raise MalformedAnnotation(
-            f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
-            f"image is {height}x{width}"
-        )
+    check_size(item, shape)
     value = item.get("value") or {}
     try:
         x, y = float(value["x"]) * width / 100, float(value["y"]) * height / 100
@@ -174,3 +164,13 @@ def _read_point(item: dict, shape: tuple[int, int]) -> list[float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise MalformedAnnotation(f"region {item.get('id')} has no usable coordinates")
     return [x, y, x, y]
+
+
+def check_size(item: dict, shape: tuple[int, int]) -> None:
+    """Refuse a region drawn on an image of another size than ``shape`` (height, width)."""
+    size = (item.get("original_height"), item.get("original_width"))
+    if size != tuple(shape):
+        raise MalformedAnnotation(
+            f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
+            f"image is {shape[0]}x{shape[1]}"
+        )

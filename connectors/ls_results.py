@@ -13,7 +13,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from connectors.brush_rle import RLEError, alpha_runs, encode_labels
-from connectors.ls_boxes import BOX_TAG
+from connectors.ls_boxes import BOX_TAG, check_size
 from loop.errors import MalformedAnnotation
 from loop.types import LabelSpec, ToolAnnotation, ToolTaskState
 
@@ -189,12 +189,7 @@ def results_to_objects(results: list, shape: tuple[int, int]) -> tuple[np.ndarra
             )
         if kind != "brushlabels":
             continue
-        size = (item.get("original_height"), item.get("original_width"))
-        if size != tuple(shape):
-            raise MalformedAnnotation(
-                f"region {item.get('id')} was drawn on a {size[0]}x{size[1]} image, the study's "
-                f"image is {shape[0]}x{shape[1]}"
-            )
+        check_size(item, shape)
         value = item.get("value") or {}
         if value.get("format", "rle") != "rle" or "rle" not in value:
             raise MalformedAnnotation(f"region {item.get('id')} has no RLE brush data")

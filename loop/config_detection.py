@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loop.config_checks import all_in_range
+from loop.config_checks import all_in_range, check_basic_unet
 from loop.errors import ConfigError
 
 
@@ -60,26 +60,7 @@ class DetectionConfig:
     def __post_init__(self):
         if self.shape not in ("box", "point"):
             raise ConfigError(f'detection.shape = {self.shape!r}: choose "box" or "point"')
-        if len(self.features) != 6 or any(not 1 <= f <= 1024 for f in self.features):
-            raise ConfigError(
-                f"detection.features = {list(self.features)}: give six channel counts in "
-                "1..1024 (five encoder levels and the last decoder level)"
-            )
-        if self.channels not in (1, 3):
-            raise ConfigError(
-                f"detection.channels = {self.channels}: choose 3 (colour) or 1 (grey)"
-            )
-        for name in ("crop", "tile"):
-            if getattr(self, name) % 16:
-                raise ConfigError(
-                    f"detection.{name} = {getattr(self, name)}: give a multiple of 16 "
-                    "(the U-Net halves it four times)"
-                )
-        if self.min_steps > self.max_steps:
-            raise ConfigError(
-                f"detection.min_steps = {self.min_steps} exceeds detection.max_steps = "
-                f"{self.max_steps}"
-            )
+        check_basic_unet("detection", self, "3 (colour) or 1 (grey)")
         if not self.min_score <= self.threshold:
             raise ConfigError(
                 f"detection.min_score = {self.min_score} exceeds detection.threshold = "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loop.config_checks import all_in_range
+from loop.config_checks import all_in_range, check_basic_unet
 from loop.errors import ConfigError
 
 
@@ -38,23 +38,7 @@ class UNetConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if len(self.features) != 6 or any(not 1 <= f <= 1024 for f in self.features):
-            raise ConfigError(
-                f"unet.features = {list(self.features)}: give six channel counts in 1..1024 "
-                "(five encoder levels and the last decoder level)"
-            )
-        if self.channels not in (1, 3):
-            raise ConfigError(f"unet.channels = {self.channels}: choose 1 (grey) or 3 (colour)")
-        for name in ("crop", "tile"):
-            if getattr(self, name) % 16:
-                raise ConfigError(
-                    f"unet.{name} = {getattr(self, name)}: give a multiple of 16 "
-                    "(the U-Net halves it four times)"
-                )
-        if self.min_steps > self.max_steps:
-            raise ConfigError(
-                f"unet.min_steps = {self.min_steps} exceeds unet.max_steps = {self.max_steps}"
-            )
+        check_basic_unet("unet", self, "1 (grey) or 3 (colour)")
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError(f"unet.val_fraction = {self.val_fraction}: give a value in [0, 0.5)")
         bounds = {

@@ -19,6 +19,7 @@ __all__ = [
     "average_precision",
     "box_iou",
     "count_errors",
+    "counts_at",
     "detection_counts",
     "from_instances",
     "in_tile",
@@ -200,6 +201,23 @@ def detection_counts(
         counts["n_true"][k], counts["n_pred"][k] = int(t.sum()), int(p.sum())
         ranked.append(np.stack([pred_scores[p], (matched >= 0).astype(np.float64)], axis=1))
     return {**counts, "ranked": ranked}
+
+
+def counts_at(counts: dict, threshold: float) -> dict:
+    """The counts of :func:`detection_counts` had only the predictions scoring ``threshold``
+    or more been made: greedy matching takes boxes by falling score, so a kept box matches
+    what it matched among all of them (no second matching needed).
+
+    >>> c = detection_counts([[0, 0, 9, 9]], [0], [[0, 0, 9, 9], [1, 0, 9, 9]], [0, 0],
+    ...                      [0.3, 0.8], 1)
+    >>> {k: counts_at(c, 0.5)[k].tolist() for k in ("tp", "fp", "fn")}
+    {'tp': [1], 'fp': [0], 'fn': [0]}
+    """
+    kept = [r[r[:, 0] >= threshold] for r in counts["ranked"]]
+    tp = np.array([int(r[:, 1].sum()) for r in kept], np.int64)
+    n_pred = np.array([len(r) for r in kept], np.int64)
+    n_true = np.asarray(counts["n_true"], np.int64)
+    return {"tp": tp, "fp": n_pred - tp, "fn": n_true - tp, "n_true": n_true, "n_pred": n_pred}
 
 
 def average_precision(ranked: Sequence[np.ndarray], n_true: int) -> float | None:

@@ -215,3 +215,48 @@ def step_recipe(
         warm=warm,
         extend=extend,
     )
+
+
+@dataclass
+class TrainResult:
+    """What a run of :func:`train_steps` gives: the mean loss of each chunk of steps (1/50 of
+    them) and the seconds it took."""
+
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_steps(net, step_loss: Callable[[], Any], *, steps: int, section, rng, progress=None):
+    """Train ``net`` in place for ``steps`` steps (AdamW at ``section.learning_rate`` and
+    ``weight_decay``, cosine decay to 5% of the rate), seeded by ``rng`` (the torch seed is
+    drawn from it first); ``step_loss()`` samples a batch and returns its loss (a scalar
+    tensor). The U-Net's and the detector's loop (:class:`TrainResult`)."""
+    import time
+
+    import torch
+
+    started = time.perf_counter()
+    torch.manual_seed(int(rng.integers(2**31)))
+    optimiser = torch.optim.AdamW(
+        net.parameters(), lr=section.learning_rate, weight_decay=section.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=max(1, steps), eta_min=section.learning_rate * 0.05
+    )
+    chunk = max(1, steps // 50)
+    losses, running = [], []
+    net.train()
+    for step in range(steps):
+        loss = step_loss()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running.append(float(loss.detach()))
+        if len(running) == chunk or step == steps - 1:
+            losses.append(float(np.mean(running)))
+            running = []
+        if progress:
+            progress(step + 1)
+    net.eval()
+    return TrainResult(losses, time.perf_counter() - started)

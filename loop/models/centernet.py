@@ -20,8 +20,7 @@ import torch.nn.functional as F
 
 from loop.config_detection import DetectionConfig
 from loop.core.boxes import box_iou
-from loop.errors import ModelError
-from loop.models.unet import _placed, to_input
+from loop.models.unet import _placed, load_saved, to_input
 
 FORMAT = "loop-centernet-2d"
 
@@ -55,23 +54,16 @@ def build(config: DetectionConfig, n_classes: int, *, seed: int, device=None):
 
 
 def load(path, device):
-    """Read a detector written by :func:`loop.models.unet.save`.
+    """Read a detector written by :func:`loop.models.unet.save` (its threshold, chosen on
+    validation images, with it).
 
     Raises
     ------
     ModelError
         When the file is missing, not readable as such a model, or of another format.
     """
-    from pathlib import Path
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"the model file {path} is missing: run `loop train` again")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        meta = saved["meta"]
-        if meta.get("format") != FORMAT:
-            raise KeyError("format")
+    def rebuild(meta):
         config = DetectionConfig(
             features=tuple(meta["features"]),
             channels=meta["channels"],
@@ -81,14 +73,11 @@ def load(path, device):
             point_radius=meta.get("point_radius", 8.0),
         )
         net = build(config, int(meta["classes"]), seed=0)
-        net.load_state_dict(saved["state"])
         if meta.get("threshold") is not None:  # chosen on validation images
             net.meta["threshold"] = float(meta["threshold"])
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is one error for the user
-        raise ModelError(
-            f"{path} is not a detector written by loop ({type(exc).__name__}): train again"
-        ) from None
-    return _placed(net, device)
+        return net
+
+    return load_saved(path, device, fmt=FORMAT, what="a detector", rebuild=rebuild)
 
 
 def resized(pixels: np.ndarray, channels: int, scale: float) -> np.ndarray:
@@ -242,19 +231,19 @@ def choose_threshold(
     of the detections ``found`` (:class:`Detected`, one per image) against ``truths`` (boxes,
     classes), the lowest of equals; None with fewer than ``min_boxes`` true boxes (too few
     to choose by)."""
-    from loop.core.boxes import detection_counts
+    from loop.core.boxes import counts_at, detection_counts
 
     if sum(len(t[0]) for t in truths) < min_boxes:
         return None
+    matched = [  # once per image: each threshold reads its matches (counts_at)
+        detection_counts(*truth, d.boxes, d.classes, d.scores, n_classes, radius=radius)
+        for d, truth in zip(found, truths, strict=True)
+    ]
     best, chosen = -1.0, None
     for t in THRESHOLDS:
         tp = fp = fn = 0
-        for d, (boxes, classes) in zip(found, truths, strict=True):
-            keep = d.scores >= t
-            c = detection_counts(
-                boxes, classes, d.boxes[keep], d.classes[keep], d.scores[keep], n_classes,
-                radius=radius,
-            )  # fmt: skip
+        for counts in matched:
+            c = counts_at(counts, t)
             tp, fp, fn = tp + c["tp"].sum(), fp + c["fp"].sum(), fn + c["fn"].sum()
         f1 = 2 * tp / max(2 * tp + fp + fn, 1)
         if f1 > best + 1e-9:

@@ -3,6 +3,7 @@ prediction in :mod:`.centernet`)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ class CenterNetFamily:
         counts from the detections (scoring the model's threshold or more), the ranking for AP
         from all of
         them; as plain lists (stored as JSON)."""
-        from loop.core.boxes import detection_counts
+        from loop.core.boxes import counts_at, detection_counts
 
         boxes, classes, _ = _as_label(truth)
         n = len(object_classes(config.labels))
@@ -110,16 +111,7 @@ class CenterNetFamily:
         every = detection_counts(
             boxes, classes, output.boxes, output.box_classes, output.box_scores, n, radius=radius
         )
-        kept = output.box_scores >= output.box_threshold
-        counts = detection_counts(
-            boxes,
-            classes,
-            output.boxes[kept],
-            output.box_classes[kept],
-            output.box_scores[kept],
-            n,
-            radius=radius,
-        )
+        counts = counts_at(every, output.box_threshold)
         row = {k: counts[k].tolist() for k in ("tp", "fp", "fn", "n_true", "n_pred")}
         return {**row, "ranked": [r.tolist() for r in every["ranked"]]}
 
@@ -202,9 +194,9 @@ class CenterNetFamily:
             truths = [_as_label(truth)[:2] for _, truth in pairs]
             n = len(object_classes(config.labels))
             chosen = centernet.choose_threshold(found, truths, n, radius=match_radius(config))
-            if chosen is not None:
+            if chosen is not None:  # the detections stay; what counts as one changes
                 model.meta["threshold"] = chosen
-                found = [centernet.detect(model, p, config=config.detection) for p, _ in pairs]
+                found = [replace(d, threshold=chosen) for d in found]
         rows = [
             self.score(self._output(d), truth, config=config)
             for d, (_, truth) in zip(found, pairs, strict=True)
@@ -229,15 +221,6 @@ class CenterNetFamily:
 
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """The model file and its loss curve beside it (``<stem>-loss.png``)."""
-        from loop.core.figures import loss_curve
         from loop.models import unet
 
-        path = unet.save(fitted.model, path)
-        loss_curve(
-            fitted.losses,
-            path.with_name(path.stem + "-loss.png"),
-            title=title,
-            xlabel="chunk of steps (1/50 of training)",
-            ylabel="loss (focal + size L1)",
-        )
-        return path
+        return unet.save_trained(fitted, path, title=title, ylabel="loss (focal + size L1)")

@@ -6,7 +6,6 @@ loss of the log sizes near each centre; seeded."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +17,7 @@ from loop.config_detection import DetectionConfig
 from loop.core.augment import dihedral, photometric
 from loop.core.boxes import as_boxes
 from loop.errors import ModelError
+from loop.models.base import TrainResult, train_steps
 from loop.models.centernet import resized
 
 
@@ -172,12 +172,6 @@ def loss_of(out: torch.Tensor, heat, size, sized, known) -> torch.Tensor:
     return loss + l1
 
 
-@dataclass
-class TrainResult:
-    losses: list[float] = field(default_factory=list)  # mean loss per chunk of steps
-    seconds: float = 0.0
-
-
 def train(
     net,
     examples: list[Example],
@@ -190,21 +184,11 @@ def train(
     progress=None,
 ) -> TrainResult:
     """Train ``net`` in place for ``steps`` steps of ``config.batch_size`` crops (AdamW, cosine
-    decay of the learning rate); seeded by ``rng``."""
+    decay of the learning rate: :func:`loop.models.base.train_steps`); seeded by ``rng``."""
     if not examples:
         raise ModelError("no labeled boxes to train on: label some images first")
-    started = time.perf_counter()
-    torch.manual_seed(int(rng.integers(2**31)))
-    optimiser = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=max(1, steps), eta_min=config.learning_rate * 0.05
-    )
-    chunk = max(1, steps // 50)
-    losses, running = [], []
-    net.train()
-    for step in range(steps):
+
+    def step_loss():
         batch = [
             sample(examples[int(rng.integers(len(examples)))], config.crop, rng, augment)
             for _ in range(config.batch_size)
@@ -212,16 +196,6 @@ def train(
         x, heat, size, sized, known = (
             torch.from_numpy(np.stack([b[i] for b in batch])).to(device) for i in range(5)
         )
-        loss = loss_of(net(x), heat, size, sized, known)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        running.append(float(loss.detach()))
-        if len(running) == chunk or step == steps - 1:
-            losses.append(float(np.mean(running)))
-            running = []
-        if progress:
-            progress(step + 1)
-    net.eval()
-    return TrainResult(losses, time.perf_counter() - started)
+        return loss_of(net(x), heat, size, sized, known)
+
+    return train_steps(net, step_loss, steps=steps, section=config, rng=rng, progress=progress)

@@ -9,7 +9,6 @@ values only, read back with ``weights_only=True``), written atomically.
 from __future__ import annotations
 
 import io
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from loop.core.classmaps import pixel_entropy
 from loop.core.files import atomic_path
 from loop.core.images import normalize_percentile
 from loop.errors import ModelError
+from loop.models.base import TrainResult, train_steps
 
 FORMAT = "loop-basicunet-2d"
 UNKNOWN = -1
@@ -98,6 +98,23 @@ def save(net, path: str | Path) -> Path:
     return path
 
 
+def save_trained(fitted, path: str | Path, *, title: str, ylabel: str) -> Path:
+    """Write a trained network (a :class:`~loop.models.base.Fitted`) with :func:`save` and its
+    loss curve beside it (``<stem>-loss.png``, ``ylabel`` naming the loss); returns the
+    model's path."""
+    from loop.core.figures import loss_curve
+
+    path = save(fitted.model, path)
+    loss_curve(
+        fitted.losses,
+        path.with_name(path.stem + "-loss.png"),
+        title=title,
+        xlabel="chunk of steps (1/50 of training)",
+        ylabel=ylabel,
+    )
+    return path
+
+
 def load(path: str | Path, device) -> torch.nn.Module:
     """Read a model written by :func:`save`.
 
@@ -106,22 +123,39 @@ def load(path: str | Path, device) -> torch.nn.Module:
     ModelError
         When the file is missing, not readable as such a model, or of another format.
     """
+
+    def rebuild(meta):
+        config = UNetConfig(
+            features=tuple(meta["features"]), channels=meta["channels"], dropout=meta["dropout"]
+        )
+        return build(config, int(meta["classes"]), seed=0)
+
+    return load_saved(path, device, fmt=FORMAT, what="a U-Net model", rebuild=rebuild)
+
+
+def load_saved(path: str | Path, device, *, fmt: str, what: str, rebuild) -> torch.nn.Module:
+    """Read a network written by :func:`save` whose meta names ``fmt``: ``rebuild(meta)``
+    makes the network its weights are loaded into, placed on ``device``.
+
+    Raises
+    ------
+    ModelError
+        When the file is missing, not readable as such a model (``what``, for the message),
+        or of another format.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"the model file {path} is missing: run `loop train` again")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         meta = saved["meta"]
-        if meta.get("format") != FORMAT:
+        if meta.get("format") != fmt:
             raise KeyError("format")
-        config = UNetConfig(
-            features=tuple(meta["features"]), channels=meta["channels"], dropout=meta["dropout"]
-        )
-        net = build(config, int(meta["classes"]), seed=0)
+        net = rebuild(meta)
         net.load_state_dict(saved["state"])
     except Exception as exc:  # noqa: BLE001 - any unreadable file is one error for the user
         raise ModelError(
-            f"{path} is not a U-Net model written by loop ({type(exc).__name__}): train again"
+            f"{path} is not {what} written by loop ({type(exc).__name__}): train again"
         ) from None
     return _placed(net, device)
 
@@ -202,12 +236,6 @@ def loss_of(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ce + dice
 
 
-@dataclass
-class TrainResult:
-    losses: list[float] = field(default_factory=list)  # mean loss per chunk of steps
-    seconds: float = 0.0
-
-
 def train(
     net,
     examples: list[Example],
@@ -220,40 +248,20 @@ def train(
     progress=None,
 ) -> TrainResult:
     """Train ``net`` in place for ``steps`` steps of ``config.batch_size`` crops (AdamW, cosine
-    decay of the learning rate); seeded by ``rng``."""
+    decay of the learning rate: :func:`loop.models.base.train_steps`); seeded by ``rng``."""
     if not examples:
         raise ModelError("no labeled pixels to train on: label some images first")
-    started = time.perf_counter()
-    torch.manual_seed(int(rng.integers(2**31)))
-    optimiser = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=max(1, steps), eta_min=config.learning_rate * 0.05
-    )
-    chunk = max(1, steps // 50)
-    losses, running = [], []
-    net.train()
-    for step in range(steps):
+
+    def step_loss():
         batch = [
             sample(examples[int(rng.integers(len(examples)))], config.crop, rng, augment)
             for _ in range(config.batch_size)
         ]
         x = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
         y = torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.int64)).to(device)
-        loss = loss_of(net(x), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        running.append(float(loss.detach()))
-        if len(running) == chunk or step == steps - 1:
-            losses.append(float(np.mean(running)))
-            running = []
-        if progress:
-            progress(step + 1)
-    net.eval()
-    return TrainResult(losses, time.perf_counter() - started)
+        return loss_of(net(x), y)
+
+    return train_steps(net, step_loss, steps=steps, section=config, rng=rng, progress=progress)
 
 
 # --- prediction ---------------------------------------------------------------------------

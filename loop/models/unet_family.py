@@ -137,15 +137,6 @@ class UNetFamily:
 
     def save(self, fitted: Fitted, path: Path, *, title: str) -> Path:
         """The model file and its loss curve beside it (``<stem>-loss.png``)."""
-        from loop.core.figures import loss_curve
         from loop.models import unet
 
-        path = unet.save(fitted.model, path)
-        loss_curve(
-            fitted.losses,
-            path.with_name(path.stem + "-loss.png"),
-            title=title,
-            xlabel="chunk of steps (1/50 of training)",
-            ylabel="loss (cross-entropy + Dice)",
-        )
-        return path
+        return unet.save_trained(fitted, path, title=title, ylabel="loss (cross-entropy + Dice)")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from loop.errors import ConfigError
 from loop.tasks.base import Task
 from loop.tasks.classification import CLASSIFICATION
-from loop.tasks.detection import DETECTION
+from loop.tasks.detection import DETECTION, object_classes
 from loop.tasks.segmentation import SEGMENTATION
 from loop.tasks.semantic import SEMANTIC
 
@@ -55,7 +55,7 @@ def box_classes(config) -> tuple[str, ...]:
     ``others``); empty for a study of any other task."""
     if task_of(config.task).label_kind != "boxes":
         return ()
-    return (config.labels.object, *config.labels.others)
+    return object_classes(config.labels)
 
 
 def names(where: Callable[[Task], bool]) -> str:
