@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loop.core.regions import grid, region_means, restrict, select_regions
+from loop.core.regions import grid, region_means, restrict, select_regions, typical_regions
 
 
 @settings(max_examples=60, deadline=None)
@@ -62,6 +62,36 @@ def test_each_group_fills_its_quota_first():
     groups = np.array(["a", "a", "a", "b", "b"])
     picked = select_regions(scores, images, 3, groups=groups, quotas={"a": 1, "b": 2})
     assert picked.tolist() == [0, 3, 4]
+
+
+def clusters(sizes, rng=0):
+    """Embeddings of tight clusters of the given sizes, 10 apart, and each one's label."""
+    rng = np.random.default_rng(rng)
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    return labels[:, None] * 10.0 + rng.normal(0, 0.1, (len(labels), 2)), labels
+
+
+def test_typical_regions_cover_the_uncovered_clusters_first():
+    x, cluster = clusters([30, 20, 10])
+    images = np.arange(len(x))  # one region per image: no cap at work
+    assert sorted(cluster[typical_regions(x, images, 3, rng=0)]) == [0, 1, 2]
+    covered = x[cluster == 0][:5] + 0.01  # the largest cluster is labeled already
+    picked = typical_regions(x, images, 2, centers=covered, rng=0)
+    assert sorted(cluster[picked]) == [1, 2]
+    again = typical_regions(x, images, 2, centers=covered, rng=0)
+    assert picked.tolist() == again.tolist()
+
+
+def test_typical_regions_keep_the_cap_per_image_and_each_group_quota():
+    x, cluster = clusters([12, 12, 12])
+    images = np.arange(len(x)) // 12  # each cluster one image: a cap of 2 binds
+    picked = typical_regions(x, images, 6, per_image=2, rng=1)
+    assert len(picked) == 6 and np.bincount(images[picked]).max() == 2
+    groups = np.where(cluster == 2, "rare", "common")
+    picked = typical_regions(
+        x, np.arange(len(x)), 4, groups=groups, quotas={"common": 1, "rare": 3}, rng=1
+    )
+    assert sorted(groups[picked]) == ["common", "rare", "rare", "rare"]
 
 
 def test_restrict_keeps_the_objects_touching_the_boxes_whole_and_nothing_else():

@@ -77,6 +77,24 @@ def test_random_regions_need_no_model_and_a_bad_name_is_one_error(tmp_path, nucl
     assert result.exit_code == 1 and "groups" in result.stderr
 
 
+def test_typical_regions_need_no_model_and_are_seeded(tmp_path, nuclei_folder):
+    study = regions_study(tmp_path, nuclei_folder)
+    first = score(study, "--strategy", "typiclust@region", "--k", 3, "--seed", 2)
+    again = score(study, "--strategy", "typiclust@region", "--k", 3, "--seed", 2)
+    assert first["chosen"] == again["chosen"] and first["scored"] == 0
+    chosen = first["chosen"]
+    assert len(chosen) == 3 and all(c["score"] is None for c in chosen)
+    assert np.bincount([c["image_id"] for c in chosen]).max() <= 2
+    with open_study(study) as s:
+        pool = {im["id"]: im for im in s.store.images("split = 'pool'")}
+        for c in chosen:  # whole grid regions of pool images
+            image = pool[c["image_id"]]
+            cells = grid(image["height"], image["width"], 16).tolist()
+            assert c["region"] in cells
+        row = next(s.store.db["selections"].rows_where("strategy = 'typiclust@region'"))
+        assert json.loads(row["regions"]) == [[c["image_id"], *c["region"]] for c in chosen]
+
+
 def test_pool_sample_bounds_the_images_whose_regions_are_measured(tmp_path, nuclei_folder):
     study = regions_study(tmp_path, nuclei_folder)
     toml = study / "loop.toml"

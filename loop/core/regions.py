@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.core.selectors import _as_rng, steady
+from loop.core.selectors import _as_rng, steady, typiclust
 
 
 def grid(height: int, width: int, size: int) -> np.ndarray:
@@ -147,6 +147,69 @@ def select_regions(
         if int(i) not in chosen and room(i):
             chosen.append(int(i))
             taken[images[i]] = taken.get(images[i], 0) + 1
+    return np.array(chosen, dtype=int)
+
+
+def typical_regions(
+    embeddings: np.ndarray,
+    images: np.ndarray,
+    k: int,
+    *,
+    per_image: int = 2,
+    centers: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    quotas: dict | None = None,
+    rng=None,
+) -> np.ndarray:
+    """Pick ``k`` regions for coverage: TypiClust (:func:`loop.core.selectors.typiclust`) on
+    the regions' embeddings, the labeled regions as ``centers``, within each group's quota
+    when given, at most ``per_image`` of one image (when the cap drops a pick, TypiClust runs
+    again on the regions left, with the regions chosen so far counting as covered).
+
+    Parameters
+    ----------
+    embeddings : ndarray of shape (R, d)
+        The candidate regions (e.g. model-free appearance features of each region).
+    images : ndarray of shape (R,)
+        The image each region belongs to.
+    centers : ndarray of shape (m, d), optional
+        The labeled regions: their clusters count as covered.
+    groups, quotas, per_image, rng
+        As :func:`select_regions`.
+
+    Returns
+    -------
+    ndarray of shape (min(k, n allowed),), int
+        Indices of the chosen regions, in TypiClust's order (largest uncovered cluster first).
+
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.concatenate([np.zeros((20, 2)), np.full((20, 2), 9.0)]) + rng.normal(0, .1, (40, 2))
+    >>> sorted(int(i >= 20) for i in typical_regions(x, np.arange(40), 2, rng=0))
+    [0, 1]
+    """
+    x = np.asarray(embeddings, float)
+    images = np.asarray(images)
+    rng = _as_rng(rng)
+    known = np.zeros((0, x.shape[1])) if centers is None else np.asarray(centers, float)
+    members = {None: np.arange(len(x))}
+    if groups is not None and quotas:
+        members = {g: np.flatnonzero(np.asarray(groups) == g) for g in quotas}
+    chosen: list[int] = []
+    taken: dict = {}
+    for group, rows in members.items():
+        want = min(k - len(chosen), k if group is None else quotas[group])
+        got = 0
+        while got < want:  # picks beyond the cap are dropped, then TypiClust runs again
+            room = [int(i) for i in rows if taken.get(images[i], 0) < per_image]
+            room = np.array([i for i in room if i not in chosen], dtype=int)
+            if not len(room):
+                break
+            seen = np.concatenate([known, x[chosen]]) if chosen else known
+            for i in room[typiclust(x[room], want - got, centers=seen, rng=rng)]:
+                if taken.get(images[i], 0) < per_image:
+                    chosen.append(int(i))
+                    taken[images[i]] = taken.get(images[i], 0) + 1
+                    got += 1
     return np.array(chosen, dtype=int)
 
 

@@ -202,6 +202,10 @@ def available(task: str) -> dict[str, str]:
             out[f"{measure}+{selector}"] = f"{measure}: {doc}"
     if REGISTERED[task].regions:
         out["random@region"] = "uniform random regions ([regions] size), at most per_image each"
+        out["typiclust@region"] = (
+            "typical regions of uncovered clusters of model-free region features (coverage; "
+            "no model needed), at most per_image each"
+        )
         for measure in REGION_MEASURES:
             out[f"{measure}@region"] = (
                 f"the regions with the highest {measure}, at most [regions] per_image of one image"
@@ -242,6 +246,8 @@ def parse(
     'region'
     >>> parse("random@region", "segmentation").random
     True
+    >>> parse("typiclust+groups@region", "segmentation").selector
+    'typiclust'
     """
     known = available(task)
     if name.endswith("@region"):
@@ -254,6 +260,8 @@ def parse(
                 + ", ".join(n for n in known if n.endswith("@region"))
                 + " (+groups may come before @region; see `loop strategies`)"
             )
+        if measure == "typiclust":  # coverage on model-free features of each region
+            return Strategy(name, "random", "typiclust", by_group, embedding="image", unit="region")
         selector = "random" if measure == "random" else "top"
         return Strategy(name, measure, selector, by_group, unit="region")
     base, at, embedding = name.partition("@")

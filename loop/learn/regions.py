@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from loop.core.images import read_image
-from loop.core.regions import grid, select_regions
+from loop.core.regions import grid, select_regions, typical_regions
 from loop.core.selectors import group_quotas
 from loop.core.strategies import Strategy
 from loop.errors import UnknownStrategy
@@ -87,6 +87,8 @@ def choose_regions(
     measured, values = 0, None
     if strategy.random:
         owners, boxes = regions_of(images, size)
+        if strategy.selector == "typiclust":
+            return 0, _typical(study, strategy, images, labeled, owners, boxes, k, seed, progress)
     else:
         measured, stored = measure_regions(study, row, images, gpu=gpu, progress=progress)
         owners, boxes, values = [], [], []
@@ -118,6 +120,65 @@ def choose_regions(
         for i in picks
     ]
     return measured, chosen
+
+
+def region_appearance(
+    images: list[dict],
+    owners: np.ndarray,
+    boxes: np.ndarray,
+    labeled: list[dict],
+    size: int,
+    progress: Progress = _noop,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model-free appearance embedding (:func:`loop.core.features.appearance_embedding`)
+    of each candidate region and of every region of the labeled images, standardised together:
+    (candidates (R, d), labeled (L, d)). Each image is read once."""
+    from loop.core.features import appearance_embedding
+
+    lab_owners, lab_boxes = regions_of(labeled, size)
+    every = [(images, owners, boxes), (labeled, lab_owners, lab_boxes)]
+    total = len(images) + len(labeled)
+
+    def crops():
+        done = 0
+        for pictures, of, cells in every:
+            for i, image in enumerate(pictures):
+                pixels = read_image(image_path(image))
+                for r, c, h, w in cells[of == i]:
+                    yield pixels[r : r + h, c : c + w]
+                done += 1
+                progress("region features", done, total)
+
+    x = appearance_embedding(crops())
+    order = np.concatenate([np.flatnonzero(owners == i) for i in range(len(images))] or [[]])
+    candidates = np.empty((len(boxes), x.shape[1]))
+    candidates[order.astype(int)] = x[: len(boxes)]  # crops came image by image
+    return candidates, x[len(boxes) :]
+
+
+def _typical(study, strategy, images, labeled, owners, boxes, k, seed, progress) -> list[dict]:
+    """Coverage on regions: TypiClust on the regions' appearance, every region of a labeled
+    image counting as covered (an image labeled in part counts whole: a simplification)."""
+    size, per_image = study.config.regions.size, study.config.regions.per_image
+    x, centers = region_appearance(images, owners, boxes, labeled, size, progress)
+    groups = quotas = None
+    if strategy.groups and study.config.groups:
+        of_image = group_of(study, images)
+        groups = of_image[owners] if len(owners) else np.zeros(0, str)
+        labeled_groups = group_of(study, labeled) if labeled else ()
+        quotas = group_quotas(groups, np.ones(len(owners)), k, labeled=labeled_groups)
+    picks = typical_regions(
+        x, owners, k, per_image=per_image, centers=centers, groups=groups, quotas=quotas, rng=seed
+    )
+    return [
+        {
+            "image_id": images[owners[i]]["id"],
+            "path": images[owners[i]]["path"],
+            "score": None,
+            "region": [int(v) for v in boxes[i]],
+        }
+        for i in picks
+    ]
 
 
 def record_regions(study: Study, model_id, name: str, k: int, seed: int, chosen) -> None:
