@@ -10,6 +10,7 @@ from loop.core.curves import (
     interval_curve,
     labels_to,
     mean_curve,
+    paired_at_cost,
     paired_curve,
     summarize,
 )
@@ -78,3 +79,21 @@ def test_paired_curve_compares_seed_by_seed():
     assert paired_curve([[(4, 0.5)], smart[1]], random[:2])[1][-1] == 1
     with pytest.raises(ValueError, match="3 runs against 2 baseline runs; pair them by seed"):
         paired_curve(smart, random[:2])
+
+
+def test_paired_at_cost_reads_the_baseline_of_the_same_seed_at_equal_effort():
+    # regions: cheap rounds; whole images: dear ones; seed 1 sits 0.3 lower on both sides
+    regions = [[(0, 0.5), (100, 0.56), (200, 0.60)], [(0, 0.2), (100, 0.27), (200, 0.29)]]
+    images = [[(0, 0.5), (200, 0.54), (400, 0.60)], [(0, 0.2), (200, 0.24), (400, 0.30)]]
+    curve = paired_at_cost(regions, images)
+    assert [row[0] for row in curve] == [0, 100, 200]
+    assert curve[0][1:] == [0.0, 0.0, 0.0, 0, 2]
+    assert curve[1][1] == pytest.approx(0.045)  # 0.56 - 0.52 and 0.27 - 0.22, mean 0.045
+    assert curve[2][1] == pytest.approx(0.055) and curve[2][4:] == [2, 2]
+    # at equal rounds the same arm would look behind: the effort axis is what changes it
+    assert paired_curve(regions, images)[2][1] < 0
+    # beyond the baseline's last round nothing is extrapolated
+    far = [[(0, 0.5), (500, 0.7)], [(0, 0.2), (300, 0.3)]]
+    assert paired_at_cost(far, images)[1] == [300.0, 0.03, 0.03, 0.03, 1, 1]  # seed 1 alone
+    with pytest.raises(ValueError, match="2 runs against 1 baseline runs; pair them by seed"):
+        paired_at_cost(regions, images[:1])

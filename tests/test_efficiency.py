@@ -103,6 +103,11 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     gains = [a[1][1] - r[1][1] for a, r in zip(auto, rand)]
     assert paired[1][1] == pytest.approx(np.mean(gains), abs=1e-4) and paired[1][5] == 2
     assert "paired_vs_random" not in out["label_efficiency"]["random"]
+    # and at equal effort: each seed's random curve read at the default's effort
+    by_effort = out["label_efficiency"]["auto"]["paired_vs_random_by_effort"]
+    assert by_effort[0][1:4] == [0.0, 0.0, 0.0]
+    for row in by_effort[1:]:
+        assert row[2] <= row[1] <= row[3] and 1 <= row[5] <= 2
     full = out["full_pool_ap50"]
     assert 0 <= full <= 1 and out["full_pool"]["n_images"] == 12
     # one reference per seed, each trained in chunks of as many steps as an arm used over

@@ -38,6 +38,7 @@ def efficiency_table(result: dict) -> Table:
         "vs random (95%)",
         "effort to 90% / 95%",
         "gain over random at the end (same seeds)",
+        "at equal effort",
         title=f"label efficiency (full pool: {_fmt(result[f'full_pool_{metric}'])}"
         + (f" ± {result['full_pool']['sd']:.3f})" if result["full_pool"] else ")"),
         box=box.SIMPLE,
@@ -51,13 +52,14 @@ def efficiency_table(result: dict) -> Table:
             _fmt(record["ratio_to_random_95"]),
             f"{_fmt(record.get('effort_to_90'))} / {_fmt(record.get('effort_to_95'))}",
             paired_text(record.get("paired_vs_random")),
+            paired_text(record.get("paired_vs_random_by_effort")),
         )
     return table
 
 
 def paired_text(paired: list | None) -> str:
-    """The last round of a ``paired_vs_random`` curve as text: the mean gain, its 95% interval
-    and the seeds ahead (``-`` for the baseline itself)."""
+    """The last round of a ``paired_vs_random`` curve (or ``..._by_effort``) as text: the mean
+    gain, its 95% interval and the seeds ahead (``-`` for the baseline itself)."""
     if not paired:
         return "-"
     _n, gain, low, high, ahead, pairs = paired[-1]

@@ -10,7 +10,9 @@ Definitions
 - ``cost_to``: the same with a bootstrap over the runs (seeds);
 - ``area_under``: the area under the mean curve over the full-pool figure times the cost range;
 - ``paired_curve``: per round, a strategy's gain over the baseline seed by seed (the same seed
-  shares the initial model and the test split, so the pairs cancel most of the training noise).
+  shares the initial model and the test split, so the pairs cancel most of the training noise);
+- ``paired_at_cost``: the same at equal cost (effort), the baseline read off its own seed's
+  curve by linear interpolation.
 """
 
 from __future__ import annotations
@@ -164,6 +166,64 @@ def paired_curve(
             + [round(v, 4) for v in (mean, low, high)]
             + [int(sum(g > 0 for g in gains)), len(pairs)]
         )
+    return out
+
+
+def paired_at_cost(
+    runs: Sequence[Sequence[tuple[float, float]]],
+    baseline: Sequence[Sequence[tuple[float, float]]],
+) -> list[list[float]]:
+    """Per round, the gain of ``runs`` over ``baseline`` at equal cost, paired by seed.
+
+    Each run's point ``(cost, metric)`` is compared with the same seed's baseline run read at
+    that cost, linearly between the baseline's two rounds around it (a straight line between
+    measured rounds: an approximation of a curve that rises and flattens). A point whose cost
+    lies beyond the baseline's last round is not compared (no extrapolation); nor is one without
+    a metric.
+
+    Parameters
+    ----------
+    runs, baseline : sequence of sequences of (cost, metric)
+        One per seed, in the same seed order; costs rising round by round.
+
+    Returns
+    -------
+    list of [mean cost, mean gain, low, high, ahead, n]
+        As :func:`paired_curve`, for each round with at least one pair.
+
+    Raises
+    ------
+    ValueError
+        When the two sides hold different numbers of seeds.
+
+    >>> paired_at_cost([[(0, 0.5), (10, 0.7)]], [[(0, 0.5), (20, 0.6), (40, 0.8)]])
+    [[0.0, 0.0, 0.0, 0.0, 0, 1], [10.0, 0.15, 0.15, 0.15, 1, 1]]
+    """
+    if len(runs) != len(baseline):
+        raise ValueError(
+            f"paired_at_cost: {len(runs)} runs against {len(baseline)} baseline runs; pair "
+            "them by seed (the same seeds for both)"
+        )
+    out = []
+    for i in range(max((len(r) for r in runs), default=0)):
+        costs, gains = [], []
+        for run, base in zip(runs, baseline):
+            points = [(float(c), float(m)) for c, m in base if m is not None]
+            if len(run) <= i or run[i][1] is None or not points:
+                continue
+            cost = float(run[i][0])
+            xs, ys = zip(*points)
+            if cost > max(xs) or cost < min(xs):
+                continue
+            costs.append(cost)
+            gains.append(float(run[i][1]) - float(np.interp(cost, xs, ys)))
+        if gains:
+            mean, low, high = interval(gains)
+            out.append(
+                [round(float(np.mean(costs)), 2)]
+                + [round(v, 4) for v in (mean, low, high)]
+                + [int(sum(g > 0 for g in gains)), len(gains)]
+            )
     return out
 
 

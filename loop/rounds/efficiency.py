@@ -40,6 +40,7 @@ from loop.core.curves import (
     cost_to,
     interval_curve,
     mean_curve,
+    paired_at_cost,
     paired_curve,
     summarize,
 )
@@ -146,7 +147,9 @@ def summarize_details(
     """The interval curves, per-group curves, costs on both axes (labeled images, annotated
     objects) with bootstrap intervals, and the normalised area under the curve, per strategy;
     for every strategy but the baseline, ``paired_vs_<baseline>``: its gain over the baseline
-    seed by seed, per round (:func:`loop.core.curves.paired_curve`).
+    seed by seed, per round (:func:`loop.core.curves.paired_curve`), and
+    ``paired_vs_<baseline>_by_effort``: the same at equal effort, the baseline's seed read off
+    its effort curve (:func:`loop.core.curves.paired_at_cost`).
     """
     out = {}
     target = None if full is None else 0.95 * full
@@ -180,10 +183,17 @@ def summarize_details(
             "worst_group": min(finals, key=finals.get) if finals else None,
             "worst_group_final": min(finals.values()) if finals else None,
         }
+    effort = {
+        name: [[(p.get("effort") or 0.0, p["score"]) for p in run] for run in seeds]
+        for name, seeds in per_strategy.items()
+    }
     if baseline in images:
         for name, runs in images.items():
             if name != baseline:
                 out[name][f"paired_vs_{baseline}"] = paired_curve(runs, images[baseline])
+                out[name][f"paired_vs_{baseline}_by_effort"] = paired_at_cost(
+                    effort[name], effort[baseline]
+                )
     return out
 
 
