@@ -189,8 +189,9 @@ def bench_efficiency(
 
 def plots(result: dict, stem: Path) -> None:
     """The curves of a ``bench_efficiency`` result: ``STEM.png`` (overall, by labeled
-    images), ``STEM-effort.png`` (overall, by the experts' effort) and ``STEM-groups.png`` (a
-    panel per modality, with the full pool's figure)."""
+    images), ``STEM-effort.png`` (overall, by the experts' effort), ``STEM-groups.png`` (a
+    panel per modality, with the full pool's figure) and ``STEM-groups-effort.png`` (the same
+    against effort)."""
     from loop.reports.plots import efficiency_curves, group_curves
 
     efficiency_curves(
@@ -215,6 +216,14 @@ def plots(result: dict, stem: Path) -> None:
         metric="AP@0.5",
         ceilings=result["full_pool"]["per_group"],
         title="DSB2018 by modality (grey: the full pool, every label)",
+    )
+    group_curves(
+        result["label_efficiency"],
+        stem.with_name(stem.name + "-groups-effort.png"),
+        metric="AP@0.5",
+        ceilings=result["full_pool"]["per_group"],
+        title="DSB2018 by modality, against the experts' effort (grey: the full pool)",
+        effort=True,
     )
 
 

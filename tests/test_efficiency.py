@@ -103,6 +103,10 @@ def test_bench_al_through_label_studio(tmp_path, monkeypatch, ls_remote):
     gains = [a[1][1] - r[1][1] for a, r in zip(auto, rand)]
     assert paired[1][1] == pytest.approx(np.mean(gains), abs=1e-4) and paired[1][5] == 2
     assert "paired_vs_random" not in out["label_efficiency"]["random"]
+    for record in out["label_efficiency"].values():  # per group against effort as well
+        for group, curve in record["per_group_effort"].items():
+            assert [p[0] for p in curve] == [p[0] for p in record["effort_curve"]]
+            assert [p[1] for p in curve] == [p[1] for p in record["per_group"][group]]
     # and at equal effort: each seed's random curve read at the default's effort
     by_effort = out["label_efficiency"]["auto"]["paired_vs_random_by_effort"]
     assert by_effort[0][1:4] == [0.0, 0.0, 0.0]

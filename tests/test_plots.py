@@ -32,6 +32,17 @@ def test_group_curves_has_a_panel_per_group_and_nothing_without_groups(tmp_path)
     assert not (tmp_path / "none.png").exists()
 
 
+def test_group_curves_against_effort_read_their_own_curves(tmp_path):
+    by_images = _efficiency(["m=a", "m=b"])
+    assert group_curves(by_images, tmp_path / "e.png", metric="AP", effort=True) is None
+    for record in by_images.values():  # the same panels, from the curves against effort
+        record["per_group_effort"] = {g: c for g, c in record["per_group"].items()}
+        record["per_group"] = {}
+    two = group_curves(by_images, tmp_path / "e.png", metric="AP", effort=True)
+    one = group_curves(_efficiency(["m=a"]), tmp_path / "one.png", metric="AP")
+    assert np.isclose(imread(two).shape[1] / imread(one).shape[1], 2, rtol=0.05)
+
+
 def test_agreement_vs_model_without_a_main_arm_draws_axes_and_no_empty_legend(tmp_path):
     row = {"arm": "random-s0", "round": 0, "f1": 0.5, "agreement": 0.8, "consensus_vs_truth": 0.9}
     with warnings.catch_warnings():

@@ -108,15 +108,18 @@ def group_curves(
     metric: str,
     ceilings: dict[str, float] | None = None,
     title: str = "",
+    effort: bool = False,
 ) -> Path | None:
     """One panel per metadata group: the mean held-out ``metric`` and its 95% interval against
-    labeled images, one line per strategy (the colours of :func:`efficiency_curves`), and the
-    full pool's figure for the group as a grey line (what the recipe reaches with every label).
+    labeled images (with ``effort``, against the experts' effort spent), one line per strategy
+    (the colours of :func:`efficiency_curves`), and the full pool's figure for the group as a
+    grey line (what the recipe reaches with every label).
 
     Parameters
     ----------
     efficiency : dict
-        strategy -> ``{"per_group": {group: [[n_labeled, mean, low, high], ...]}, ...}``.
+        strategy -> ``{"per_group": {group: [[n_labeled, mean, low, high], ...]}, ...}`` (and
+        ``"per_group_effort"``, the same against effort).
     ceilings : dict, optional
         group -> the full pool's figure.
 
@@ -125,7 +128,8 @@ def group_curves(
     Path or None
         None when no strategy has per-group figures (the study names no groups).
     """
-    groups = sorted({g for r in efficiency.values() for g in (r.get("per_group") or {})})
+    key = "per_group_effort" if effort else "per_group"
+    groups = sorted({g for r in efficiency.values() for g in (r.get(key) or {})})
     if not groups:
         return None
     plt = _pyplot()
@@ -135,7 +139,7 @@ def group_curves(
     )
     for ax, group in zip(axes[0], groups):
         for i, (name, record) in enumerate(efficiency.items()):
-            points = (record.get("per_group") or {}).get(group) or []
+            points = (record.get(key) or {}).get(group) or []
             curve = np.asarray(points, dtype=float).reshape(-1, 4)
             style = "--" if name == "random" else "-"
             ax.plot(curve[:, 0], curve[:, 1], style, marker="o", color=f"C{i}", label=name)
@@ -147,7 +151,7 @@ def group_curves(
                 "full pool", (ax.get_xlim()[0], ceiling), fontsize=7, color="grey", va="bottom"
             )
         ax.set_title(group, fontsize=9)
-        ax.set_xlabel("labeled images")
+        ax.set_xlabel("experts' effort" if effort else "labeled images")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"held-out {metric}")
     axes[0][0].legend(fontsize=7)

@@ -168,6 +168,12 @@ def summarize_details(
             )
             for g in groups
         }
+        per_group_effort = {
+            g: interval_curve(
+                [[(p.get("effort") or 0.0, p["per_group"].get(g)) for p in run] for run in seeds]
+            )
+            for g in groups
+        }
         finals = {g: c[-1][1] for g, c in per_group.items() if c}
         curve = interval_curve(by_images)
         out[name] = {
@@ -180,6 +186,7 @@ def summarize_details(
             "effort_curve": interval_curve(by_effort),
             "auc": area_under(curve, full),
             "per_group": per_group,
+            "per_group_effort": per_group_effort,
             "worst_group": min(finals, key=finals.get) if finals else None,
             "worst_group_final": min(finals.values()) if finals else None,
         }
