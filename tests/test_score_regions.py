@@ -106,3 +106,6 @@ def test_pool_sample_bounds_the_images_whose_regions_are_measured(tmp_path, nucl
         assert s.store.db["region_scores"].count == 1
     again = score(study, "--strategy", "flip@region", "--k", 3, "--seed", 4)
     assert again["chosen"] == first["chosen"]  # the same sample for the same model and seed
+    # the features of every region (typiclust@region) come from the sample too
+    typical = score(study, "--strategy", "typiclust@region", "--k", 3, "--seed", 4)["chosen"]
+    assert len({c["image_id"] for c in typical}) == 1

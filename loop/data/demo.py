@@ -18,9 +18,9 @@ task = "segmentation"
 groups = ["modality"]    # each modality keeps its share of the batches and is reported apart
 
 [score]
-strategy = "flip+groups@region"  # the regions where the model's flips disagree most
+strategy = "typiclust+groups@region"  # typical regions of what no label covers yet
 k = 24                   # regions per round
-pool_sample = 120        # each round measures 120 pool images drawn at random (bounded cost)
+pool_sample = 120        # each round looks at 120 pool images drawn at random (bounded cost)
 
 [regions]
 size = 128               # square regions of 128 px, the unit an expert annotates

@@ -121,8 +121,9 @@ def score(
 
         row = None if chosen_strategy.random else model_row(study, model_id)
         used = row or current_model(study)
-        if row is not None:  # measured regions: a sample of the pool bounds the cost
-            images = _pool_sample(images, config.pool_sample, seed, row["id"])
+        if row is not None or chosen_strategy.selector == "typiclust":
+            # measured regions, or the features of every region: a sample bounds the cost
+            images = _pool_sample(images, config.pool_sample, seed, used["id"] if used else 0)
         scored, chosen = choose_regions(
             study, chosen_strategy, images, labeled, k, row=row, seed=seed, gpu=gpu,
             progress=progress,
