@@ -10,8 +10,10 @@ The headline of ``make bench``, sized for 2 CPU cores:
 - arms: ``STRATEGIES``: random whole images (the baseline); the default ``auto`` on whole
   images (with the study's ``modality`` groups ``typiclust+groups`` below
   ``score.coverage_until = 32`` labeled images, i.e. for every choice of this bench);
-  ``random@region``; and ``flip+groups@region``, the regions where the model's flip
-  disagreement is highest, each modality keeping its share. ``SEEDS`` seeds each,
+  ``random@region``; and ``typiclust+groups@region``, the most typical region of each
+  cluster of model-free region features that no label covers, each modality keeping its share
+  (the best region arm of the three-round runs; ``flip+groups@region``, the regions where the
+  model's flip disagreement is highest, lost to random regions there). ``SEEDS`` seeds each,
   ``ROUNDS`` rounds of ``BATCH`` images or ``REGION_BATCH`` regions (``[regions]`` size 128,
   at most 2 of one image), through ``loop.rounds.efficiency`` (the same code as
   ``loop bench al``); an arm's cost is counted as images, annotated objects and the experts'
@@ -47,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "efficiency"
 ANNOTATORS = ("bench-careful", "bench-average", "bench-sloppy")
 SUBSET = {"fluorescence": 70, "HE/IHC color": 40, "brightfield": 10}
-STRATEGIES = ("random", "auto", "random@region", "flip+groups@region")
+STRATEGIES = ("random", "auto", "random@region", "typiclust+groups@region")
 SEEDS, ROUNDS, BATCH = 5, 2, 4
 REGION_BATCH = 16  # regions a round for the @region arms (128 px, at most 2 of one image)
 TOML = f"""\

@@ -10,7 +10,7 @@ Stages so far
 - agreement: ``loop agree`` on 30 tasks x 3 annotators of ~50 nuclei (bench/agreement.py).
 - labelstudio: push and pull against a local server (bench/labelstudio.py).
 - efficiency: label efficiency on DSB2018's three modalities, ``MAKE_BENCH_STRATEGIES``
-  (random and the default on whole images, random and flip regions) over 5 seeds,
+  (random and the default on whole images, random and typical regions) over 5 seeds,
   ``MAKE_BENCH_ROUNDS`` round (4 initial images, then 4 images or 16 regions), through a
   real Label Studio, with a full-pool reference (bench/efficiency.py); the headline, on three
   cost axes (images, objects, the experts' effort). It keeps 5 seeds and gives up rounds to
@@ -47,8 +47,8 @@ from bench.timing import environment, median_time
 from loop.cli.bench import paired_text
 
 REPO = Path(__file__).resolve().parents[1]
-# the baselines (random, the default, on whole images) and regions (random, the flip measure)
-MAKE_BENCH_STRATEGIES = ("random", "auto", "random@region", "flip+groups@region")
+# the baselines (random, the default, on whole images) and regions (random, typical by group)
+MAKE_BENCH_STRATEGIES = ("random", "auto", "random@region", "typiclust+groups@region")
 MAKE_BENCH_ROUNDS = 1  # 5 seeds and fewer rounds (the issue's rule), to fit the hour
 SCALE_IMAGES, SCALE_FACTOR = 40, 4  # the folder, and how many times larger for the memory check
 BUDGET_MINUTES = 95  # the whole of make bench on 2 CPU cores (semantic 20, detection 12)
