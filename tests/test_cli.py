@@ -192,8 +192,11 @@ def test_strategies_listing():
     listing = json.loads(result.stdout)
     assert listing["default"] == "auto" and "tta" in listing["strategies"]
     assert {"typiclust", "flip+clue", "flow-error+diversity"} <= set(listing["strategies"])
+    assert "typiclust@region" in listing["strategies"]
     result = runner.invoke(app, ["strategies", "--task", "classification"])
     assert "committee" in result.stdout
+    result = runner.invoke(app, ["strategies"], env={"COLUMNS": "200"})
+    assert "uniform random regions ([regions] size)" in result.stdout  # not eaten as markup
     result = runner.invoke(app, ["strategies", "--task", "counting"])
     assert result.exit_code == 1 and "choose one of" in result.stderr
 

@@ -297,7 +297,9 @@ def strategies(
     if as_json:
         emit_json({"task": task, "default": DEFAULTS[task], "strategies": listing})
         return
+    from rich.markup import escape
+
     table = Table("strategy", "what it ranks by")
-    for name, doc in listing.items():
-        table.add_row(name + (" (default)" if name == DEFAULTS[task] else ""), doc)
+    for name, doc in listing.items():  # "[regions] size" is a config key, not rich markup
+        table.add_row(name + (" (default)" if name == DEFAULTS[task] else ""), escape(doc))
     out.print(table)
