@@ -212,21 +212,15 @@ def plots(result: dict, stem: Path) -> None:
         title=f"DSB2018, all modalities, against the experts' effort: {result['seeds']} seeds",
         effort=True,
     )
-    group_curves(
-        result["label_efficiency"],
-        stem.with_name(stem.name + "-groups.png"),
-        metric="AP@0.5",
-        ceilings=result["full_pool"]["per_group"],
-        title="DSB2018 by modality (grey: the full pool, every label)",
-    )
-    group_curves(
-        result["label_efficiency"],
-        stem.with_name(stem.name + "-groups-effort.png"),
-        metric="AP@0.5",
-        ceilings=result["full_pool"]["per_group"],
-        title="DSB2018 by modality, against the experts' effort (grey: the full pool)",
-        effort=True,
-    )
+    for suffix, against, effort in (("", "", False), ("-effort", ", against effort", True)):
+        group_curves(
+            result["label_efficiency"],
+            stem.with_name(f"{stem.name}-groups{suffix}.png"),
+            metric="AP@0.5",
+            ceilings=result["full_pool"]["per_group"],
+            title=f"DSB2018 by modality{against} (grey: the full pool, every label)",
+            effort=effort,
+        )
 
 
 def main(argv=None) -> None:

@@ -145,11 +145,7 @@ def paired_curve(
     ...              [[(4, 0.5), (8, 0.6)], [(4, 0.4), (8, 0.55)]])
     [[4.0, 0.0, 0.0, 0.0, 0, 2], [8.0, 0.075, -0.2427, 0.3927, 2, 2]]
     """
-    if len(runs) != len(baseline):
-        raise ValueError(
-            f"paired_curve: {len(runs)} runs against {len(baseline)} baseline runs; pair them "
-            "by seed (the same seeds for both)"
-        )
+    _check_pairs("paired_curve", runs, baseline)
     out = []
     for i in range(max((len(r) for r in runs), default=0)):
         pairs = [
@@ -157,16 +153,27 @@ def paired_curve(
             for r, b in zip(runs, baseline)
             if len(r) > i and len(b) > i and r[i][1] is not None and b[i][1] is not None
         ]
-        if not pairs:
-            continue
-        gains = [r[1] - b[1] for r, b in pairs]
-        mean, low, high = interval(gains)
-        out.append(
-            [round(float(np.mean([r[0] for r, _ in pairs])), 2)]
-            + [round(v, 4) for v in (mean, low, high)]
-            + [int(sum(g > 0 for g in gains)), len(pairs)]
-        )
+        if pairs:
+            out.append(_paired_row([r[0] for r, _ in pairs], [r[1] - b[1] for r, b in pairs]))
     return out
+
+
+def _check_pairs(name: str, runs, baseline) -> None:
+    if len(runs) != len(baseline):
+        raise ValueError(
+            f"{name}: {len(runs)} runs against {len(baseline)} baseline runs; pair them by "
+            "seed (the same seeds for both)"
+        )
+
+
+def _paired_row(costs: Sequence[float], gains: Sequence[float]) -> list[float]:
+    """[mean cost, mean gain, low, high, seeds ahead, pairs] of one round's pairs."""
+    mean, low, high = interval(gains)
+    return (
+        [round(float(np.mean(costs)), 2)]
+        + [round(v, 4) for v in (mean, low, high)]
+        + [int(sum(g > 0 for g in gains)), len(gains)]
+    )
 
 
 def paired_at_cost(
@@ -199,11 +206,7 @@ def paired_at_cost(
     >>> paired_at_cost([[(0, 0.5), (10, 0.7)]], [[(0, 0.5), (20, 0.6), (40, 0.8)]])
     [[0.0, 0.0, 0.0, 0.0, 0, 1], [10.0, 0.15, 0.15, 0.15, 1, 1]]
     """
-    if len(runs) != len(baseline):
-        raise ValueError(
-            f"paired_at_cost: {len(runs)} runs against {len(baseline)} baseline runs; pair "
-            "them by seed (the same seeds for both)"
-        )
+    _check_pairs("paired_at_cost", runs, baseline)
     out = []
     for i in range(max((len(r) for r in runs), default=0)):
         costs, gains = [], []
@@ -218,12 +221,7 @@ def paired_at_cost(
             costs.append(cost)
             gains.append(float(run[i][1]) - float(np.interp(cost, xs, ys)))
         if gains:
-            mean, low, high = interval(gains)
-            out.append(
-                [round(float(np.mean(costs)), 2)]
-                + [round(v, 4) for v in (mean, low, high)]
-                + [int(sum(g > 0 for g in gains)), len(gains)]
-            )
+            out.append(_paired_row(costs, gains))
     return out
 
 
