@@ -3,6 +3,7 @@ across the pool with a cap per image."""
 
 import numpy as np
 import pytest
+from conftest import clusters
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,18 +65,11 @@ def test_each_group_fills_its_quota_first():
     assert picked.tolist() == [0, 3, 4]
 
 
-def clusters(sizes, rng=0):
-    """Embeddings of tight clusters of the given sizes, 10 apart, and each one's label."""
-    rng = np.random.default_rng(rng)
-    labels = np.repeat(np.arange(len(sizes)), sizes)
-    return labels[:, None] * 10.0 + rng.normal(0, 0.1, (len(labels), 2)), labels
-
-
 def test_typical_regions_cover_the_uncovered_clusters_first():
     x, cluster = clusters([30, 20, 10])
     images = np.arange(len(x))  # one region per image: no cap at work
     assert sorted(cluster[typical_regions(x, images, 3, rng=0)]) == [0, 1, 2]
-    covered = x[cluster == 0][:5] + 0.01  # the largest cluster is labeled already
+    covered = x[cluster == 0][:1] + 0.01  # the largest cluster is labeled already
     picked = typical_regions(x, images, 2, centers=covered, rng=0)
     assert sorted(cluster[picked]) == [1, 2]
     again = typical_regions(x, images, 2, centers=covered, rng=0)

@@ -49,6 +49,19 @@ def test_the_model_free_embedding_is_a_suffix():
             st.parse(bad, "segmentation")
 
 
+def test_region_strategies_by_task():
+    typical = st.parse("typiclust+groups@region", "semantic")
+    assert (typical.unit, typical.selector, typical.groups, typical.random) == (
+        "region",
+        "typiclust",
+        True,
+        True,  # no model needed: nothing is measured
+    )
+    assert {"typiclust@region", "random@region"} <= set(st.available("detection"))
+    with pytest.raises(UnknownStrategy, match="unknown region strategy 'typiclust@region' for"):
+        st.parse("typiclust@region", "classification")  # no regions in a crop to classify
+
+
 def test_select_dispatch():
     emb = np.arange(20, dtype=float)[:, None]
     scores = np.arange(20, dtype=float)
