@@ -42,52 +42,36 @@ def boxes_to_results(
     for i, (box, name) in enumerate(zip(boxes, names, strict=True)):
         x1, y1, x2, y2 = (float(v) for v in box)
         if points:
-            out.append(_point(f"{prefix}{i + 1}", (x1 + x2) / 2, (y1 + y2) / 2, name, shape))
-            if scores is not None:
-                out[-1]["score"] = round(float(scores[i]), 4)
-            continue
-        result = {
-            "id": f"{prefix}{i + 1}",
-            "from_name": BOX_TAG,
-            "to_name": IMAGE_TAG,
-            "type": "rectanglelabels",
-            "origin": "manual",
-            "original_width": width,
-            "original_height": height,
-            "image_rotation": 0,
-            "value": {
+            kind = "keypointlabels"
+            value = {
+                "x": 100.0 * ((x1 + x2) / 2) / width,
+                "y": 100.0 * ((y1 + y2) / 2) / height,
+                "width": 0.6,  # the dot's size on screen, in percent of the image width
+            }
+        else:
+            kind = "rectanglelabels"
+            value = {
                 "x": 100.0 * x1 / width,
                 "y": 100.0 * y1 / height,
                 "width": 100.0 * (x2 - x1) / width,
                 "height": 100.0 * (y2 - y1) / height,
                 "rotation": 0,
-                "rectanglelabels": [str(name)],
-            },
+            }
+        result = {
+            "id": f"{prefix}{i + 1}",
+            "from_name": BOX_TAG,
+            "to_name": IMAGE_TAG,
+            "type": kind,
+            "origin": "manual",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": {**value, kind: [str(name)]},
         }
         if scores is not None:
             result["score"] = round(float(scores[i]), 4)
         out.append(result)
     return out
-
-
-def _point(region: str, x: float, y: float, name: str, shape: tuple[int, int]) -> dict:
-    height, width = shape
-    return {
-        "id": region,
-        "from_name": BOX_TAG,
-        "to_name": IMAGE_TAG,
-        "type": "keypointlabels",
-        "origin": "manual",
-        "original_width": width,
-        "original_height": height,
-        "image_rotation": 0,
-        "value": {
-            "x": 100.0 * x / width,
-            "y": 100.0 * y / height,
-            "width": 0.6,  # the dot's size on screen, in percent of the image width
-            "keypointlabels": [str(name)],
-        },
-    }
 
 
 def results_to_boxes(results: list, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
