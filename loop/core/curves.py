@@ -207,11 +207,11 @@ def paired_at_cost(
     [[0.0, 0.0, 0.0, 0.0, 0, 1], [10.0, 0.15, 0.15, 0.15, 1, 1]]
     """
     _check_pairs("paired_at_cost", runs, baseline)
+    curves = [[(float(c), float(m)) for c, m in base if m is not None] for base in baseline]
     out = []
     for i in range(max((len(r) for r in runs), default=0)):
         costs, gains = [], []
-        for run, base in zip(runs, baseline):
-            points = [(float(c), float(m)) for c, m in base if m is not None]
+        for run, points in zip(runs, curves):
             if len(run) <= i or run[i][1] is None or not points:
                 continue
             cost = float(run[i][0])

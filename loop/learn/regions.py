@@ -87,8 +87,6 @@ def choose_regions(
     measured, values = 0, None
     if strategy.random:
         owners, boxes = regions_of(images, size)
-        if strategy.selector == "typiclust":
-            return 0, _typical(study, strategy, images, labeled, owners, boxes, k, seed, progress)
     else:
         measured, stored = measure_regions(study, row, images, gpu=gpu, progress=progress)
         owners, boxes, values = [], [], []
@@ -107,9 +105,16 @@ def choose_regions(
         weights = np.ones(len(owners)) if values is None else values
         labeled_groups = group_of(study, labeled) if labeled else ()
         quotas = group_quotas(groups, weights, k, labeled=labeled_groups)
-    picks = select_regions(
-        values, owners, k, per_image=per_image, groups=groups, quotas=quotas, rng=seed
-    )
+    if strategy.selector == "typiclust":  # coverage: TypiClust on the regions' appearance
+        x, centers = region_appearance(images, owners, boxes, labeled, size, progress)
+        picks = typical_regions(
+            x, owners, k, per_image=per_image, centers=centers, groups=groups, quotas=quotas,
+            rng=seed,
+        )  # fmt: skip
+    else:
+        picks = select_regions(
+            values, owners, k, per_image=per_image, groups=groups, quotas=quotas, rng=seed
+        )
     chosen = [
         {
             "image_id": images[owners[i]]["id"],
@@ -132,7 +137,8 @@ def region_appearance(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The model-free appearance embedding (:func:`loop.core.features.appearance_embedding`)
     of each candidate region and of every region of the labeled images, standardised together:
-    (candidates (R, d), labeled (L, d)). Each image is read once."""
+    (candidates (R, d), labeled (L, d)). Each image is read once. Every region of a labeled
+    image counts as labeled (an image labeled in part counts whole: a simplification)."""
     from loop.core.features import appearance_embedding
 
     lab_owners, lab_boxes = regions_of(labeled, size)
@@ -154,31 +160,6 @@ def region_appearance(
     candidates = np.empty((len(boxes), x.shape[1]))
     candidates[order.astype(int)] = x[: len(boxes)]  # crops came image by image
     return candidates, x[len(boxes) :]
-
-
-def _typical(study, strategy, images, labeled, owners, boxes, k, seed, progress) -> list[dict]:
-    """Coverage on regions: TypiClust on the regions' appearance, every region of a labeled
-    image counting as covered (an image labeled in part counts whole: a simplification)."""
-    size, per_image = study.config.regions.size, study.config.regions.per_image
-    x, centers = region_appearance(images, owners, boxes, labeled, size, progress)
-    groups = quotas = None
-    if strategy.groups and study.config.groups:
-        of_image = group_of(study, images)
-        groups = of_image[owners] if len(owners) else np.zeros(0, str)
-        labeled_groups = group_of(study, labeled) if labeled else ()
-        quotas = group_quotas(groups, np.ones(len(owners)), k, labeled=labeled_groups)
-    picks = typical_regions(
-        x, owners, k, per_image=per_image, centers=centers, groups=groups, quotas=quotas, rng=seed
-    )
-    return [
-        {
-            "image_id": images[owners[i]]["id"],
-            "path": images[owners[i]]["path"],
-            "score": None,
-            "region": [int(v) for v in boxes[i]],
-        }
-        for i in picks
-    ]
 
 
 def record_regions(study: Study, model_id, name: str, k: int, seed: int, chosen) -> None:

@@ -153,27 +153,14 @@ def summarize_details(
     """
     out = {}
     target = None if full is None else 0.95 * full
-    images = {
-        name: [[(p["n_labeled"], p["score"]) for p in run] for run in seeds]
-        for name, seeds in per_strategy.items()
-    }
+    images = {name: _along(seeds, _labels) for name, seeds in per_strategy.items()}
+    effort = {name: _along(seeds, _effort) for name, seeds in per_strategy.items()}
     for name, seeds in per_strategy.items():
-        by_images = images[name]
-        by_objects = [[(p["n_objects"] or 0, p["score"]) for p in run] for run in seeds]
-        by_effort = [[(p.get("effort") or 0.0, p["score"]) for p in run] for run in seeds]
+        by_images, by_effort = images[name], effort[name]
+        by_objects = _along(seeds, lambda p: p["n_objects"] or 0)
         groups = sorted({g for run in seeds for p in run for g in p["per_group"]})
-        per_group = {
-            g: interval_curve(
-                [[(p["n_labeled"], p["per_group"].get(g)) for p in run] for run in seeds]
-            )
-            for g in groups
-        }
-        per_group_effort = {
-            g: interval_curve(
-                [[(p.get("effort") or 0.0, p["per_group"].get(g)) for p in run] for run in seeds]
-            )
-            for g in groups
-        }
+        per_group = _group_curves(seeds, groups, _labels)
+        per_group_effort = _group_curves(seeds, groups, _effort)
         finals = {g: c[-1][1] for g, c in per_group.items() if c}
         curve = interval_curve(by_images)
         out[name] = {
@@ -190,10 +177,6 @@ def summarize_details(
             "worst_group": min(finals, key=finals.get) if finals else None,
             "worst_group_final": min(finals.values()) if finals else None,
         }
-    effort = {
-        name: [[(p.get("effort") or 0.0, p["score"]) for p in run] for run in seeds]
-        for name, seeds in per_strategy.items()
-    }
     if baseline in images:
         for name, runs in images.items():
             if name != baseline:
@@ -202,6 +185,26 @@ def summarize_details(
                     effort[name], effort[baseline]
                 )
     return out
+
+
+def _labels(point: dict) -> float:
+    return point["n_labeled"]
+
+
+def _effort(point: dict) -> float:
+    return point.get("effort") or 0.0
+
+
+def _along(seeds: list[list[dict]], x, y=lambda p: p["score"]) -> list[list[tuple]]:
+    """Per seed, the ``(x(point), y(point))`` pairs of its rounds: a run on one cost axis."""
+    return [[(x(p), y(p)) for p in run] for run in seeds]
+
+
+def _group_curves(seeds: list[list[dict]], groups: list[str], x) -> dict:
+    """Group -> its interval curve (:func:`interval_curve`) on the cost axis ``x``."""
+    return {
+        g: interval_curve(_along(seeds, x, lambda p, g=g: p["per_group"].get(g))) for g in groups
+    }
 
 
 def run_arms(
