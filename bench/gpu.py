@@ -6,12 +6,14 @@ in under 8 minutes, with nothing fetched from the network:
 It writes one JSON with the figures the scale-out targets name, each next to its baseline
 measured in the same run:
 
-- ``train``: ``loop train`` of the stock Cellpose widths on the DSB 256 px fluorescence images
-  (steps/s; the device);
+- ``train``: ``loop train`` on the DSB 256 px fluorescence images, its widths and batch the
+  GPU defaults (``model.fill_gpu``: the stock Cellpose widths, 32 crops a step; ``on_device``
+  says what was changed) (steps/s; the device);
 - ``measure_vs_forward``: the default measure against one batched forward pass (target <= 2x),
   and ``segment`` (masks reconstructed) against it;
 - ``score``: ``loop score`` of the pool (images/s; target >= 100 on 256 px images);
-- ``measure_gpu``: ``loop measure`` of 120 images on the GPU (images/s; target >= 20);
+- ``measure_gpu``: ``loop measure`` of 120 images on the GPU (images/s; target >= 20), with
+  its profile (``loop measure --profile``: seconds per stage);
 - ``measure_cpu_workers``: the GPU hidden, ``loop measure`` of 500 images on 1 and 8 local
   workers, cluster start included (target >= 4x), and whether the tables are identical;
 - ``standin``: the orchestration alone (``bench.scale.standin_sweep``, 1 to 32 workers).
@@ -29,6 +31,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.scale import rounded
 
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "gpu"
@@ -48,8 +52,8 @@ def _study(data: Path, folder: Path, pool: int):
         return open_study(folder)
     init_study(folder).close()
     (folder / "loop.toml").write_text(
-        f'task = "segmentation"\n[model]\nnbase = {STOCK}\nval_fraction = 0.0\n'
-        "retry_blind = false\n"
+        'task = "segmentation"\n[model]\nval_fraction = 0.0\nretry_blind = false\n'
+        f"# on CUDA, model.fill_gpu gives the stock widths {STOCK} and batches of 32\n"
     )
     study = open_study(folder)
     ingest(study, data / "images", masks=data / "masks", metadata=data / "manifest.json")
@@ -80,7 +84,7 @@ def _measure_cpu(study_path: Path, folder: Path, out: Path, workers: int) -> dic
     args = ["measure", str(study_path), str(folder), "-o", str(out), "--workers", str(workers)]
     began = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", code, *args, "--cpu", "--json"],
+        [sys.executable, "-c", code, *args, "--cpu", "--json", "--profile"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -89,7 +93,8 @@ def _measure_cpu(study_path: Path, folder: Path, out: Path, workers: int) -> dic
     seconds = time.perf_counter() - began
     if done.returncode:
         raise RuntimeError(f"loop measure --workers {workers} failed:\n{done.stderr[-2000:]}")
-    return {"workers": workers, "seconds": round(seconds, 2)}
+    profile = rounded(json.loads(done.stdout)["profile"])
+    return {"workers": workers, "seconds": round(seconds, 2), "profile": profile}
 
 
 def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
@@ -115,6 +120,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "seconds": round(seconds, 2),
         "steps_per_s": round(report.steps / seconds, 2),
         "device": row["device"],
+        "on_device": json.loads(row["params"]).get("on_device", {}),
     }
     print(f"gpu bench: train {out['train']}", file=sys.stderr)
     out["measure_vs_forward"] = _speed(study, report.model_id, data, n=8 if quick else 32)
@@ -142,6 +148,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "seconds": round(seconds, 2),
         "images_per_s": round(size["measure"] / seconds, 2),
         "target": ">= 20 images/s (one GPU)",
+        "profile": rounded(done.profile),
     }
     print(f"gpu bench: measure on the device {out['measure_gpu']}", file=sys.stderr)
     copies = -(-size["cpu_images"] // max(1, len(pool)))

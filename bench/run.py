@@ -212,6 +212,7 @@ def scale_lines(scale: dict) -> list[str]:
             f"{r['images_per_s']} | {r['images_per_s_after_startup']} | "
             f"{r['peak_rss_driver_mb']} / {r['peak_rss_worker_mb'] or '-'} MB |"
         )
+    lines += profile_lines(scale["measure"])
     big, w = scale["larger_folder_2_workers"], scale["writer"]
     lines += [
         "",
@@ -236,6 +237,29 @@ def scale_lines(scale: dict) -> list[str]:
             + ", ".join(f"{k}: {v}x" for k, v in standin["ratio"].items())
             + " (targets 8: >= 7x, 32: >= 25x).",
         ]
+    return lines
+
+
+def profile_lines(runs: dict) -> list[str]:
+    """Where loop measure's time went (``loop measure --profile``), seconds per image of each
+    stage, run by run: the workers' stages (summed over them) and the driver's."""
+    profiled = {name: r["profile"] for name, r in runs.items() if r.get("profile")}
+    if not profiled:
+        return []
+    stages: dict[tuple[str, str], None] = {}
+    for p in profiled.values():
+        for side in ("workers", "driver"):
+            stages.update(dict.fromkeys((side, s) for s in p[side]))
+    lines = [
+        "",
+        "| seconds per image | " + " | ".join(profiled) + " |",
+        "|---|" + "---|" * len(profiled),
+    ]
+    for side, name in stages:
+        cells = [f"{p[side].get(name, 0.0) / max(1, p['images']):.3f}" for p in profiled.values()]
+        lines.append(f"| {side}: {name} | " + " | ".join(cells) + " |")
+    walls = [f"{p['seconds'] / max(1, p['images']):.3f}" for p in profiled.values()]
+    lines.append("| wall | " + " | ".join(walls) + " |")
     return lines
 
 

@@ -147,6 +147,10 @@ class ModelConfig:
     bounded by the tile, not the image."""
     predict_tile_above: int = 4096
     predict_tile_overlap: int = 64
+    fill_gpu: bool = True
+    """On CUDA, settings left at their defaults take values that fill a GPU: a network trained
+    from scratch has the stock Cellpose widths [2, 32, 64, 128, 256] and batches of 32 crops
+    (recorded with the model as ``on_device``); false: as written, on any device."""
 
     def tiling(self):
         """The :class:`loop.core.tiles.Tiling` of ``predict_tile*``."""

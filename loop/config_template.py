@@ -75,6 +75,7 @@ seed = {model.seed}
 predict_tile = {model.predict_tile}
 predict_tile_above = {model.predict_tile_above}
 predict_tile_overlap = {model.predict_tile_overlap}
+fill_gpu = true          # on CUDA, widths and batch left at these defaults become stock / 32
 
 [classifier]             # the image classifier (classification)
 estimator = "{classifier.estimator}"  # logistic or random-forest

@@ -3,6 +3,8 @@
 Set ``LOOP_CRASH_AT=<name>`` (or ``<name>:<n>`` to crash at the n-th hit, 1-based) and the
 process dies with :func:`os._exit` at that point, like a ``kill -9``: no ``finally`` blocks,
 no commits. Tests use it to show that a killed step restarted ends with the same store.
+With ``LOOP_CRASH_ONCE=<file>`` as well, only the first process to get there dies (it
+creates the file first): a Dask worker killed mid-chunk, whose chunk is then run again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 from collections import Counter
 
 CRASH_ENV = "LOOP_CRASH_AT"
+CRASH_ONCE_ENV = "LOOP_CRASH_ONCE"
 CRASH_EXIT_CODE = 86
 
 
@@ -36,6 +39,12 @@ class CrashPoints:
             return
         self._hits[name] += 1
         if self._hits[name] >= int(nth or 1):
+            once = os.environ.get(CRASH_ONCE_ENV)
+            if once:
+                try:
+                    open(once, "x").close()  # the first one to get here
+                except FileExistsError:
+                    return
             os._exit(CRASH_EXIT_CODE)
 
 

@@ -106,6 +106,44 @@ def test_chunks_keep_the_order_and_a_bad_item_fails_alone(tmp_path):
         assert none is None
 
 
+def page_faults_per_array() -> float:
+    """Minor page faults per 2 MiB array allocated, filled and freed, 50 times over."""
+    import resource
+
+    import numpy as np
+
+    np.ones(2**18).sum()  # the first one may fault: the heap grows
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(50):
+        np.ones(2**18).sum()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 50
+
+
+def test_a_started_cluster_serves_every_call_inside_its_block():
+    """Code that knows nothing of the cluster (``loop run``'s rounds call score) uses the
+    one started around it: the same worker processes, no second start; a nested start of
+    the same engine gives the same client; another engine gets a cluster of its own."""
+    engine = Engine(workers=2)
+    with started(engine) as client:
+        workers = set(client.run(os.getpid).values())
+        first = {pid for _, (pid, _) in run_each(pid_and_square, range(8), engine=engine)}
+        with started(engine) as inner:
+            assert inner is client
+            again = {pid for _, (pid, _) in run_each(pid_and_square, range(8), engine=engine)}
+        assert first | again <= workers
+        other = {pid for _, (pid, _) in run_each(pid_and_square, range(4), engine=Engine(3))}
+        assert not other & workers
+        import loop.learn.dask_plugin as plugin
+
+        warm = client.run(lambda: all(m in __import__("sys").modules for m in plugin.WARM))
+        assert all(warm.values())  # imported as the workers started, before any task
+        # malloc keeps freed arrays for reuse, as in one process: Dask's nannies set
+        # MALLOC_TRIM_THRESHOLD_, which mapped each large array afresh (page faults on every
+        # allocation; the network ran 4x slower per image)
+        faults = client.run(page_faults_per_array)
+        assert max(faults.values()) < 64, faults  # 512 pages an array without the fix
+
+
 def interval(seconds: float) -> tuple[float, float]:
     import time
 

@@ -13,10 +13,10 @@ for i in range(5):
 """
 
 
-def run(spec):
+def run(spec, **extra):
     return subprocess.run(
         [sys.executable, "-c", SCRIPT],
-        env={"LOOP_CRASH_AT": spec, "PATH": ""},
+        env={"LOOP_CRASH_AT": spec, "PATH": "", **extra},
         capture_output=True,
         text=True,
     )
@@ -35,3 +35,12 @@ def test_crash_at_first_hit_and_no_crash():
 
 def test_explicit_spec_without_env():
     CrashPoints("").hit("step")  # an empty spec never crashes
+
+
+def test_crash_once_kills_only_the_first_process_to_get_there(tmp_path):
+    marker = tmp_path / "died"
+    first = run("step:2", LOOP_CRASH_ONCE=str(marker))
+    assert first.returncode == CRASH_EXIT_CODE and first.stdout.split() == ["0"]
+    assert marker.exists()
+    again = run("step:2", LOOP_CRASH_ONCE=str(marker))  # the chunk run again elsewhere
+    assert again.returncode == 0 and again.stdout.split() == ["0", "1", "2", "3", "4"]

@@ -133,6 +133,8 @@ def test_extend_trains_further_on_the_same_labels(tiny_study):
     assert more.model_id != first.model_id and not more.reused
     row = learner.model_row(tiny_study, more.model_id)
     assert json.loads(row["params"])["parent"] == first.model_id
+    if row["device"] == "cpu":  # the CPU keeps the settings as written: nothing to record
+        assert "on_device" not in json.loads(row["params"])
     # a second extension of the same parent reuses the first one
     again = learner.train(tiny_study, steps=4, parent_id=first.model_id, extend=True)
     assert again.model_id == more.model_id and again.reused

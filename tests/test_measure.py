@@ -199,6 +199,21 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     assert provenance["software"]["torch"] and provenance["device"] == str(device_of(None))
     if objects:
         assert 0 <= float(objects[0]["model_probability"]) <= 1
+    # --profile: where the time went, per stage, on stderr and in the JSON
+    again = runner.invoke(
+        app,
+        ["measure", str(study), str(nuclei_folder / "images"), "-o", str(out), "--json"]
+        + ["--profile"],
+    )
+    assert again.exit_code == 0, again.stderr
+    profile = json.loads(again.stdout)["profile"]
+    workers, driver = profile["workers"], profile["driver"]
+    assert profile["images"] == len(per_image) and profile["engine"] == {"kind": "process"}
+    assert {"read", "normalise", "network", "dynamics", "measure", "write"} <= set(workers)
+    assert set(driver) == {"wait", "journal", "tables"}
+    # in this process, waiting for a result is doing the work: it holds every worker stage
+    assert sum(workers.values()) <= driver["wait"] <= profile["seconds"]
+    assert "workers (summed over them):" in again.stderr and "network" in again.stderr
     # a bad pixel size is a clean error
     bad = runner.invoke(
         app,
@@ -246,7 +261,7 @@ def test_on_a_dask_cluster_the_tables_are_the_same(tmp_path, nuclei_folder):
         stderr=subprocess.DEVNULL,
     )
     try:
-        two, _ = measure("two", "--workers", "2")
+        two, profiled = measure("two", "--workers", "2", "--profile")
         time.sleep(1)
         remote, _ = measure("remote", "--scheduler", f"tcp://127.0.0.1:{port}")
     finally:
@@ -266,6 +281,34 @@ def test_on_a_dask_cluster_the_tables_are_the_same(tmp_path, nuclei_folder):
             assert filecmp.cmp(one / r["labels"], other / r["labels"], shallow=False)
         assert json.loads((other / "provenance.json").read_text())["engine"]["kind"] == engine
     assert json.loads((one / "provenance.json").read_text())["engine"] == {"kind": "process"}
+    # the workers' stages travel back with their rows: the driver adds them up
+    profile = profiled["profile"]
+    assert profile["engine"] == {"kind": "dask-local", "workers": 2}
+    assert {"read", "network", "dynamics", "measure", "model load"} <= set(profile["workers"])
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_chunk_is_redone_without_duplicate_rows(
+    seg_study, tmp_path, nuclei_folder, monkeypatch
+):
+    """Chunks of 3 images on 2 workers: the first worker to finish the second image of a
+    chunk dies (``kill -9``-like, after that image's work); the chunk is run again elsewhere,
+    and the tables are those of one process, every row once."""
+    from loop.learn.engine import Engine
+
+    images, masks = nuclei_folder / "images", nuclei_folder / "masks"
+    measure_folder(seg_study, images, tmp_path / "one", masks=masks)
+    marker = tmp_path / "a-worker-died"
+    monkeypatch.setenv("LOOP_CRASH_AT", "measure.worker:2")  # the workers inherit it
+    monkeypatch.setenv("LOOP_CRASH_ONCE", str(marker))
+    engine = Engine(workers=2, chunk=3, in_flight=1)  # one chunk at a time: no bystander
+    report = measure_folder(seg_study, images, tmp_path / "two", masks=masks, engine=engine)
+    assert marker.exists()  # a worker did die mid-chunk
+    assert not report.errors and report.n_images == 6
+    assert _csv(tmp_path / "two" / "images.csv") == _csv(tmp_path / "one" / "images.csv")
+    rows = _csv(tmp_path / "two" / "objects.csv")
+    assert rows == _csv(tmp_path / "one" / "objects.csv") and rows
+    assert len({(r["file"], r["label"]) for r in rows}) == len(rows)
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from loop.cli.common import (
     progress_bar,
     stage_progress,
 )
+from loop.core.stages import profile_text
 from loop.tasks import TASKS
 
 app = typer.Typer(cls=LoopGroup)
@@ -237,6 +238,14 @@ def measure(
     gpu: GpuOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Say where the time went (read, network, dynamics, measure, waiting, ...), "
+            "summed over the workers, on stderr (and under 'profile' in --json).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-object measurements of every image in a folder (segmented by the study's model):
@@ -270,6 +279,9 @@ def measure(
         "images_csv": str(report.out / "images.csv"),
         "provenance": str(report.out / "provenance.json"),
     }
+    if profile:
+        err.print(profile_text(report.profile), markup=False, highlight=False)
+        summary["profile"] = report.profile
     if as_json:
         emit_json(summary)
         return

@@ -16,6 +16,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,9 @@ def run_each(
             if progress:
                 progress(i + 1, len(items))
         return
+    active = _ACTIVE.get()
+    if client is None and active is not None and active[0] == engine:
+        client = active[1]  # a cluster started for several calls (:func:`started`)
     if client is None:
         with _client(engine) as own:
             yield from run_each(fn, items, engine=engine, progress=progress, client=own)
@@ -227,15 +231,29 @@ def _chunk(fn: Callable, items: Sequence) -> list:
     return out
 
 
+_ACTIVE: ContextVar[tuple[Engine, object] | None] = ContextVar("loop_cluster", default=None)
+
+
 @contextmanager
 def started(engine: Engine):
     """The engine's Dask client, started once for several :func:`run_each` calls (its
-    workers stay warm: imports done, models loaded); None in this process."""
+    workers stay warm: imports done, models loaded); None in this process.
+
+    Inside the block, every :func:`run_each` on the same engine uses it, also from code that
+    does not know of it (``loop run``'s rounds score on one cluster); a nested ``started`` of
+    the same engine gives the same client."""
+    active = _ACTIVE.get()
     if not engine.distributed:
         yield None
-        return
-    with _client(engine) as client:
-        yield client
+    elif active is not None and active[0] == engine:
+        yield active[1]
+    else:
+        with _client(engine) as client:
+            token = _ACTIVE.set((engine, client))
+            try:
+                yield client
+            finally:
+                _ACTIVE.reset(token)
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")

@@ -30,22 +30,20 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from loop.config import ModelConfig
-from loop.core.classmaps import class_areas
-from loop.core.images import file_sha256, read_mask, write_labels
-from loop.core.lazy import missing_note, open_image, store_sha256
-from loop.core.objects import measure_objects
+from loop.core.stages import add, timed
 from loop.data.find import find_images
-from loop.errors import ImageError, MeasureError
+from loop.errors import MeasureError
 from loop.faults import crash_points
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
+from loop.learn.measure_image import MeasureJob, measure_job
 from loop.learn.measure_journal import MeasureJournal, image_key
-from loop.learn.predict import lazy_above, predict_one
 from loop.learn.registry import model_row, software_versions
 from loop.models.family import family
 from loop.study import Study
@@ -75,6 +73,10 @@ class MeasureReport:
     model_id: int | None
     reused: int = 0  # images a stopped run had finished (from its journal)
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what to know)
+    profile: dict = field(default_factory=dict)
+    """Where this run's time went: ``seconds`` (wall), ``images`` (measured now), ``driver``
+    (seconds waiting for results, writing the journal and the tables) and ``workers`` (the
+    seconds of each stage of :mod:`loop.learn.measure_image`, summed over the images)."""
 
 
 def measure_folder(
@@ -128,7 +130,7 @@ def measure_folder(
     config = study.config.model if row is None else family(row["kind"]).settings(study.config)
     classes = pixel_classes(study.config)
     jobs = [
-        _Job(
+        MeasureJob(
             path=path,
             rel=path.relative_to(folder).as_posix(),
             out=out,
@@ -141,7 +143,7 @@ def measure_folder(
         for path in files
     ]
     out.mkdir(parents=True, exist_ok=True)
-    started = datetime.now(timezone.utc)
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
     settings = {
         "model": None if row is None else row["sha256"],
         "masks": None if masks is None else str(Path(masks).resolve()),
@@ -154,23 +156,31 @@ def measure_folder(
     keys = [image_key(job.path, job.rel) for job in jobs]
     pending = [i for i, key in enumerate(keys) if key not in journal.done]
     crash = crash_points()
-    for n, outcome in run_each(
-        _measure_job,
+    driver, workers = defaultdict(float), {}  # seconds of each stage (this run's images)
+    results = run_each(
+        measure_job,
         [jobs[i] for i in pending],
         engine=engine,
         progress=lambda d, t: progress("measuring", d, t) if progress else None,
-    ):
+    )
+    while True:
+        with timed(driver, "wait"):  # for workers (in this process: the work itself)
+            n, outcome = next(results, (None, None))
+        if n is None:
+            break
         i = pending[n]
         if isinstance(outcome, TaskFailed):  # not journaled: the next run tries it again
             failed[jobs[i].rel] = f"failed twice on the cluster: {outcome.error}"
             continue
-        record, rows, device = outcome
+        record, rows, device, seconds = outcome
+        add(workers, seconds)
         if rows is not None:
             record["n_objects"] = len(rows)
             rows = [
                 {"file": jobs[i].rel, **r, "model_id": row["id"] if row else None} for r in rows
             ]
-        journal.add(keys[i], record, rows, device)
+        with timed(driver, "journal"):
+            journal.add(keys[i], record, rows, device)
         crash.hit("measure.image")
     image_rows, errors, warnings, n_objects, devices = [], [], [], 0, set()
     columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
@@ -209,8 +219,16 @@ def measure_folder(
     }
     objects = (r for key in keys if key in journal.done for r in journal.rows(journal.done[key]))
     image_columns = [*IMAGE_COLUMNS[:-2], *_class_columns(classes, pixel_size), *IMAGE_COLUMNS[-2:]]
-    _write_results(out, objects, list(columns), image_rows, image_columns, provenance)
+    with timed(driver, "tables"):
+        _write_results(out, objects, list(columns), image_rows, image_columns, provenance)
     journal.remove()
+    profile = {
+        "images": len(pending),
+        "seconds": time.perf_counter() - clock,
+        "engine": _engine_provenance(engine),
+        "driver": dict(driver),
+        "workers": workers,
+    }
     return MeasureReport(
         out=out,
         n_images=len(files) - len(errors),
@@ -219,6 +237,7 @@ def measure_folder(
         warnings=warnings,
         model_id=None if row is None else row["id"],
         reused=len(jobs) - len(pending),
+        profile=profile,
     )
 
 
@@ -251,102 +270,6 @@ def _inputs(study: Study, folder: Path, out: Path, *, masks, pixel_size) -> list
             f"no image in {folder} (looked for {', '.join(extensions)} files and .zarr folders)"
         )
     return files
-
-
-@dataclass(frozen=True)
-class _Job:
-    """One image to measure: all a worker needs (it never opens the study's database)."""
-
-    path: Path
-    rel: str
-    out: Path
-    model: ModelRef | None  # None: the labels are read from ``masks``
-    config: ModelConfig
-    masks: Path | None
-    pixel_size: float | None
-    classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
-
-
-def _measure_job(job: _Job) -> tuple[dict, list[dict] | None, str | None]:
-    """(the image's row, its object rows or None when it was skipped, the device used): a
-    file that cannot be read or has no label image is a skipped row, not a failure."""
-    record = {"file": job.rel}
-    model = None
-    try:
-        if job.masks is None:
-            model = job.model.load()
-        rows = _measure_one(job, record, model)
-    except (ImageError, MeasureError) as exc:
-        record["error"] = str(exc)
-        return record, None, None
-    return record, rows, None if model is None else str(model.device)
-
-
-def _measure_one(job: _Job, record: dict, model) -> list[dict]:
-    """The object rows of one image (its file facts and label image go into ``record``):
-    segmented by ``model``, or read from ``job.masks``."""
-    from loop.models.cellpose_measures import cell_probability
-
-    path, rel, out, masks = job.path, job.rel, job.out, job.masks
-    pixels = open_image(path, lazy_above=lazy_above(job.config))  # read by tiles/bands
-    if missing_note(pixels):
-        record["warning"] = missing_note(pixels)
-    record.update(
-        sha256=store_sha256(path) if path.is_dir() else file_sha256(path),
-        height=pixels.shape[0],
-        width=pixels.shape[1],
-        channels=1 if pixels.ndim == 2 else pixels.shape[2],
-    )
-    probability = None
-    if masks is None:
-        seg = predict_one(job.model.kind, model, pixels, job.config)
-        labels = seg.masks if seg.classmap is None else seg.classmap
-        probability = cell_probability(seg.cellprob) if seg.classmap is None else seg.probability
-        target = out / "labels" / Path(rel).with_suffix(".tif")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_labels(target, labels)
-        record["labels"] = target.relative_to(out).as_posix()
-    else:
-        source = Path(masks) / Path(rel).with_suffix(".tif")
-        if not source.is_file():
-            raise MeasureError(f"no label image {source} for it")
-        labels = read_mask(source, pixels.shape[:2])
-        record["labels"] = str(source)
-    if job.classes:
-        return measure_classes(labels, job.classes, record, pixels, job.pixel_size, probability)
-    return measure_objects(labels, pixels, pixel_size=job.pixel_size, probability=probability)
-
-
-def measure_classes(classmap, classes, record: dict, pixels, pixel_size, probability) -> list[dict]:
-    """A class map's area and area fraction of each class (into the image's ``record``:
-    ``area.<class>``, ``fraction.<class>``, and ``area_um2.<class>`` with a pixel size) and
-    one row per connected region of each class but the background (its ``class`` and the
-    measurements of :func:`loop.core.objects.measure_objects`).
-
-    Raises
-    ------
-    MeasureError
-        When the label image has a value that is no class.
-    """
-    from skimage.measure import label
-
-    if classmap.size and int(classmap.max()) >= len(classes):
-        raise MeasureError(
-            f"its label image has value {int(classmap.max())}, but the study has "
-            f"{len(classes)} classes (0..{len(classes) - 1}): give class-index images"
-        )
-    rows = []
-    for k, (name, (area, fraction)) in enumerate(class_areas(classmap, classes).items()):
-        record[f"area.{name}"] = area
-        record[f"fraction.{name}"] = fraction
-        if pixel_size:
-            record[f"area_um2.{name}"] = float(area * pixel_size**2)
-        if k == 0 or not area:
-            continue
-        regions = label(classmap == k, connectivity=1)
-        for row in measure_objects(regions, pixels, pixel_size=pixel_size, probability=probability):
-            rows.append({"class": name, **row})
-    return rows
 
 
 def _class_columns(classes, pixel_size) -> list[str]:

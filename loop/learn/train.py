@@ -275,7 +275,7 @@ def _train(study, items, *, parent, seed, steps, extend, arm, gpu, progress) -> 
         study,
         kind=adapter.kind,
         path=path,
-        params=recipe.params,
+        params={**recipe.params, **({"on_device": fitted.on_device} if fitted.on_device else {})},
         train_ids=[im["id"] for im, _ in train_items],
         val_ids=[im["id"] for im, _ in val_items],
         losses=fitted.losses,

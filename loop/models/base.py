@@ -93,11 +93,13 @@ class Recipe:
 
 @dataclass
 class Fitted:
-    """A trained model object, its loss curve and the device it was trained on."""
+    """A trained model object, its loss curve and the device it was trained on; ``on_device``:
+    the settings changed to fill that device (:func:`loop.models.devices.on_device`)."""
 
     model: Any
     losses: list[float]
     device: str
+    on_device: dict = field(default_factory=dict)
 
 
 class ModelFamily(Protocol):

@@ -10,6 +10,10 @@ import numpy as np
 from loop.config import ModelConfig, StudyConfig
 from loop.errors import ModelError
 from loop.models.base import Fitted, Output, Recipe, step_recipe
+from loop.models.devices import on_device
+
+GPU_BATCH = 32
+"""Crops per training step on a GPU (``model.batch_size`` left at its CPU default)."""
 
 
 class CellposeFamily:
@@ -92,8 +96,8 @@ class CellposeFamily:
         from loop.models import cellpose_seg as cs
         from loop.models import cellpose_train as ct
 
-        model = config.model
         device = cs.device_of(gpu)
+        model, changed = on_device(config.model, device, self.gpu_values(config.model, recipe))
         known = [getattr(t, "known", None) for t in targets]  # PartialMask: known pixels only
         masks = [getattr(t, "mask", t) for t in targets]
         data = ct.prepare(
@@ -117,7 +121,16 @@ class CellposeFamily:
             rng=np.random.default_rng(recipe.seed),
             progress=lambda s: progress("training", s, recipe.steps),
         )
-        return Fitted(net, result.losses, str(device))
+        return Fitted(net, result.losses, str(device), changed)
+
+    def gpu_values(self, model: ModelConfig, recipe: Recipe) -> dict:
+        """The settings that fill a GPU (:func:`loop.models.devices.on_device`): batches of
+        :data:`GPU_BATCH` crops, and the stock widths for a network that starts from no file
+        (a warm start or pretrained weights keep the widths of their file)."""
+        fresh = not recipe.warm and not model.pretrained
+        from loop.models.cellpose_net import STOCK_NBASE
+
+        return {"batch_size": GPU_BATCH, **({"nbase": STOCK_NBASE} if fresh else {})}
 
     def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:
         """Mean AP@0.5 and AP@0.5 per image."""

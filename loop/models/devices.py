@@ -1,6 +1,8 @@
-"""Where a PyTorch model runs."""
+"""Where a PyTorch model runs, and the settings that fill a GPU."""
 
 from __future__ import annotations
+
+from dataclasses import fields, replace
 
 import torch
 
@@ -11,3 +13,52 @@ def device_of(gpu: bool | None = None) -> torch.device:
     if gpu is not False and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def on_device(section, device: torch.device, gpu: dict) -> tuple[object, dict]:
+    """A config section with the settings that fill a GPU, when ``device`` is one.
+
+    On CUDA, each setting named in ``gpu`` that the section leaves at its default (its CPU
+    default) takes the GPU's value; a setting the user changed stays. On the CPU, or when the
+    section's ``fill_gpu`` is false, the section is returned as it is.
+
+    Parameters
+    ----------
+    section : frozen dataclass
+        E.g. :class:`loop.config.ModelConfig`.
+    gpu : dict
+        Setting name -> its value on a GPU.
+
+    Returns
+    -------
+    (section, changes)
+        ``changes``: name -> value of each setting changed (recorded with the model).
+
+    >>> from loop.config import ModelConfig
+    >>> fill = {"batch_size": 32}
+    >>> on_device(ModelConfig(), torch.device("cuda"), fill)[1]
+    {'batch_size': 32}
+    >>> on_device(ModelConfig(batch_size=16), torch.device("cuda"), fill)[1]
+    {}
+    >>> on_device(ModelConfig(), torch.device("cpu"), fill)[1]
+    {}
+    """
+    if device.type != "cuda" or not getattr(section, "fill_gpu", True):
+        return section, {}
+    defaults = {f.name: f.default for f in fields(section)}
+    changes = {
+        name: value
+        for name, value in gpu.items()
+        if getattr(section, name) == defaults[name] and value != defaults[name]
+    }
+    return replace(section, **changes), changes
+
+
+def inference_batch(device: torch.device) -> int:
+    """Images of 256 x 256 (or tiles of 224) per forward pass: 8 on the CPU (more only costs
+    memory), 64 on a GPU (fewer, larger transfers and kernels keep it busy).
+
+    >>> inference_batch(torch.device("cpu")), inference_batch(torch.device("cuda", 0))
+    (8, 64)
+    """
+    return 64 if device.type == "cuda" else 8

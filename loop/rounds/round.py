@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from loop.core import strategies
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import crash_points
+from loop.learn.engine import engine_for, started
 from loop.rounds.arms import _start_arm
 from loop.rounds.steps import (
     RUNNERS,
@@ -200,7 +201,9 @@ def run(
 ) -> list[RoundResult]:
     """Run the arm until ``rounds`` rounds are done (waiting for people when there are no
     simulated annotators), then, with ``rounds.final_train``, train and evaluate once more on
-    every label. Resumes a run that was stopped.
+    every label. Resumes a run that was stopped. With simulated annotators (``annotate``)
+    and workers in ``[cluster]``, the rounds score on one cluster started once (its workers
+    warm from round to round); waiting for people holds none.
 
     Raises
     ------
@@ -209,6 +212,14 @@ def run(
     """
     if rounds < 1:
         raise RoundError(f"--rounds {rounds}: run at least one round")
+    if annotate is None:  # people annotate: no cluster held while the loop waits for them
+        return _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round)
+    with started(engine_for(study.config.cluster)):  # one warm cluster for every round
+        return _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round)
+
+
+def _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round):
+    """:func:`run`'s rounds."""
     results = []
     while current_round(study, options.arm) < rounds:
         result = run_round(

@@ -1,0 +1,132 @@
+"""One image of ``loop measure``, as a worker (or this process) measures it: read, segment
+with the study's model (or read its label image), write the label image, measure its objects.
+
+Each image's stages are timed (:mod:`loop.core.stages`: read, normalise, network, dynamics,
+flow check, write, measure, and the rest as ``other``) and the seconds travel back with its
+rows, so that ``loop measure --profile`` says where a run's time went, on every worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loop.config import ModelConfig
+from loop.core.classmaps import class_areas
+from loop.core.images import file_sha256, read_mask, write_labels
+from loop.core.lazy import missing_note, open_image, store_sha256
+from loop.core.objects import measure_objects
+from loop.core.stages import collecting, stage
+from loop.errors import ImageError, MeasureError
+from loop.faults import crash_points
+from loop.learn.engine import ModelRef
+from loop.learn.predict import lazy_above, predict_one
+
+WORKER_CRASH = crash_points()  # counts this process's images
+
+
+@dataclass(frozen=True)
+class MeasureJob:
+    """One image to measure: all a worker needs (it never opens the study's database)."""
+
+    path: Path
+    rel: str
+    out: Path
+    model: ModelRef | None  # None: the labels are read from ``masks``
+    config: ModelConfig
+    masks: Path | None
+    pixel_size: float | None
+    classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
+
+
+def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, dict]:
+    """(the image's row, its object rows or None when it was skipped, the device used, the
+    seconds of each stage): a file that cannot be read or has no label image is a skipped
+    row, not a failure."""
+    record = {"file": job.rel}
+    model, rows, start = None, None, time.perf_counter()
+    with collecting() as seconds:
+        try:
+            if job.masks is None:
+                with stage("model load"):  # once per process (cached)
+                    model = job.model.load()
+            rows = _measure_one(job, record, model)
+        except (ImageError, MeasureError) as exc:
+            record["error"] = str(exc)
+    WORKER_CRASH.hit("measure.worker")  # tests: a worker killed after its image's work
+    seconds = dict(seconds)
+    seconds["other"] = max(0.0, time.perf_counter() - start - sum(seconds.values()))
+    device = None if model is None or rows is None else str(model.device)
+    return record, rows, device, seconds
+
+
+def _measure_one(job: MeasureJob, record: dict, model) -> list[dict]:
+    """The object rows of one image (its file facts and label image go into ``record``):
+    segmented by ``model``, or read from ``job.masks``."""
+    from loop.models.cellpose_measures import cell_probability
+
+    path, rel, out, masks = job.path, job.rel, job.out, job.masks
+    with stage("read"):
+        pixels = open_image(path, lazy_above=lazy_above(job.config))  # read by tiles/bands
+        record.update(
+            sha256=store_sha256(path) if path.is_dir() else file_sha256(path),
+            height=pixels.shape[0],
+            width=pixels.shape[1],
+            channels=1 if pixels.ndim == 2 else pixels.shape[2],
+        )
+    if missing_note(pixels):
+        record["warning"] = missing_note(pixels)
+    probability = None
+    if masks is None:
+        seg = predict_one(job.model.kind, model, pixels, job.config)
+        labels = seg.masks if seg.classmap is None else seg.classmap
+        probability = cell_probability(seg.cellprob) if seg.classmap is None else seg.probability
+        target = out / "labels" / Path(rel).with_suffix(".tif")
+        with stage("write"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_labels(target, labels)
+        record["labels"] = target.relative_to(out).as_posix()
+    else:
+        source = Path(masks) / Path(rel).with_suffix(".tif")
+        if not source.is_file():
+            raise MeasureError(f"no label image {source} for it")
+        with stage("read"):
+            labels = read_mask(source, pixels.shape[:2])
+        record["labels"] = str(source)
+    with stage("measure"):
+        if job.classes:
+            return measure_classes(labels, job.classes, record, pixels, job.pixel_size, probability)
+        return measure_objects(labels, pixels, pixel_size=job.pixel_size, probability=probability)
+
+
+def measure_classes(classmap, classes, record: dict, pixels, pixel_size, probability) -> list[dict]:
+    """A class map's area and area fraction of each class (into the image's ``record``:
+    ``area.<class>``, ``fraction.<class>``, and ``area_um2.<class>`` with a pixel size) and
+    one row per connected region of each class but the background (its ``class`` and the
+    measurements of :func:`loop.core.objects.measure_objects`).
+
+    Raises
+    ------
+    MeasureError
+        When the label image has a value that is no class.
+    """
+    from skimage.measure import label
+
+    if classmap.size and int(classmap.max()) >= len(classes):
+        raise MeasureError(
+            f"its label image has value {int(classmap.max())}, but the study has "
+            f"{len(classes)} classes (0..{len(classes) - 1}): give class-index images"
+        )
+    rows = []
+    for k, (name, (area, fraction)) in enumerate(class_areas(classmap, classes).items()):
+        record[f"area.{name}"] = area
+        record[f"fraction.{name}"] = fraction
+        if pixel_size:
+            record[f"area_um2.{name}"] = float(area * pixel_size**2)
+        if k == 0 or not area:
+            continue
+        regions = label(classmap == k, connectivity=1)
+        for row in measure_objects(regions, pixels, pixel_size=pixel_size, probability=probability):
+            rows.append({"class": name, **row})
+    return rows
