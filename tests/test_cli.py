@@ -178,7 +178,11 @@ def test_model_commands_segmentation(tmp_path, nuclei_folder):
     # the default, auto, starts with typical images (few labeled); labeled images are
     # measured too (TypiClust clusters them with the pool)
     assert report["strategy"] == "auto=typiclust" and len(report["chosen"]) == 2
-    assert report["scored"] > 2
+    assert report["scored"] > 2 and "profile" not in report
+    # scored again with --profile: nothing left to measure, and it says so
+    again = runner.invoke(app, ["score", str(study), "--k", "2", "--json", "--profile"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["profile"] == {}
+    assert "nothing measured" in again.stderr
     result = runner.invoke(app, ["evaluate", str(study)])
     assert result.exit_code == 0 and "ap50" in result.stdout
     result = runner.invoke(

@@ -345,6 +345,10 @@ def test_score_on_a_local_cluster_and_a_killed_score_resumed(tiny_study, tmp_pat
     with open_study(tmp_path / "two") as study:
         two = learner.score(study, strategy="flow-error", k=3, engine=Engine(workers=2))
         assert [c["image_id"] for c in two.chosen] == [c["image_id"] for c in one.chosen]
+        # where the time went: the workers' stages came back with their chunks
+        assert two.profile["images"] == two.scored > 0
+        assert {"read", "normalise", "network", "dynamics"} <= set(two.profile["workers"])
+        assert set(two.profile["driver"]) == {"start", "wait", "save"}
         got = {r["image_id"]: json.loads(r["measures"]) for r in study.store.db["scores"].rows}
     want = {r["image_id"]: json.loads(r["measures"]) for r in tiny_study.store.db["scores"].rows}
     assert got.keys() == want.keys()
@@ -373,14 +377,15 @@ def test_a_chunk_that_fails_twice_on_the_cluster_stops_the_score(tmp_path):
     from loop.config import ModelConfig
     from loop.errors import ModelError
     from loop.learn.engine import Engine, ModelRef
-    from loop.learn.score import _Job, _run
+    from loop.learn.score_jobs import Measuring, ScoreJob
 
     model = ModelRef("cellpose", str(tmp_path / "gone.pt"), "0" * 64, False)
-    gone = _Job(("a.tif", "b.tif"), model, ModelConfig())
+    gone = ScoreJob(("a.tif", "b.tif"), model, ModelConfig())
     with pytest.raises(
         ModelError, match=r"scoring 2 image\(s\) from a.tif failed twice on the cluster"
     ):
-        list(_run([gone], Engine(workers=2)))
+        with Measuring(Engine(workers=2)) as measuring:
+            list(measuring.run([gone]))
 
 
 def test_a_partial_label_trains_on_its_known_pixels_and_never_validates(tiny_study, monkeypatch):

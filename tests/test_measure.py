@@ -210,7 +210,7 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     workers, driver = profile["workers"], profile["driver"]
     assert profile["images"] == len(per_image) and profile["engine"] == {"kind": "process"}
     assert {"read", "normalise", "network", "dynamics", "measure", "write"} <= set(workers)
-    assert set(driver) == {"wait", "journal", "tables"}
+    assert set(driver) == {"start", "wait", "journal", "tables"}
     # in this process, waiting for a result is doing the work: it holds every worker stage
     assert sum(workers.values()) <= driver["wait"] <= profile["seconds"]
     assert "workers (summed over them):" in again.stderr and "network" in again.stderr

@@ -70,6 +70,15 @@ StudyArg = Annotated[Path, typer.Argument(help="The study folder (holds loop.tom
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object to stdout.")]
 
+ProfileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--profile",
+        help="Say where the time went (read, network, dynamics, waiting, ...), summed over "
+        "the workers, on stderr (and under 'profile' in --json).",
+    ),
+]
+
 
 GpuOpt = Annotated[
     bool | None,

@@ -12,6 +12,7 @@ from loop.cli.common import (
     GpuOpt,
     JsonOpt,
     LoopGroup,
+    ProfileOpt,
     SchedulerOpt,
     StudyArg,
     WorkersOpt,
@@ -140,6 +141,7 @@ def score(
     gpu: GpuOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
+    profile: ProfileOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score every pool image with the model (stored; images already scored by the same model
@@ -158,8 +160,15 @@ def score(
             engine=engine_of(workers, scheduler, s.config.cluster),
             progress=stage_progress(bar),
         )
+    summary = dict(vars(report))
+    if not profile:
+        summary.pop("profile")
+    elif report.profile:
+        err.print(profile_text(report.profile), markup=False, highlight=False)
+    else:
+        err.print("nothing measured: every image was scored before", markup=False)
     if as_json:
-        emit_json(vars(report))
+        emit_json(summary)
         return
     regions = any("region" in item for item in report.chosen)
     columns = ["rank", "image id", "path", *(["region (row, col, h, w)"] if regions else [])]
@@ -238,14 +247,7 @@ def measure(
     gpu: GpuOpt = None,
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,
-    profile: Annotated[
-        bool,
-        typer.Option(
-            "--profile",
-            help="Say where the time went (read, network, dynamics, measure, waiting, ...), "
-            "summed over the workers, on stderr (and under 'profile' in --json).",
-        ),
-    ] = False,
+    profile: ProfileOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Per-object measurements of every image in a folder (segmented by the study's model):

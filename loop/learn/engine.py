@@ -141,6 +141,8 @@ def run_each(
     must pickle (module-level functions, frozen dataclasses). ``client`` runs on a cluster
     that is already up (:func:`started`), keeping its workers warm between calls.
     """
+    if not items:
+        return  # nothing to run: no cluster started for it
     if not engine.distributed:
         for i, item in enumerate(items):
             yield i, fn(item)

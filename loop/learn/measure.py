@@ -33,6 +33,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +42,7 @@ from loop.core.stages import add, timed
 from loop.data.find import find_images
 from loop.errors import MeasureError
 from loop.faults import crash_points
+from loop.learn import engine as engines
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
 from loop.learn.measure_image import MeasureJob, measure_job
 from loop.learn.measure_journal import MeasureJournal, image_key
@@ -75,8 +77,9 @@ class MeasureReport:
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, what to know)
     profile: dict = field(default_factory=dict)
     """Where this run's time went: ``seconds`` (wall), ``images`` (measured now), ``driver``
-    (seconds waiting for results, writing the journal and the tables) and ``workers`` (the
-    seconds of each stage of :mod:`loop.learn.measure_image`, summed over the images)."""
+    (seconds starting a cluster, waiting for results, writing the journal and the tables)
+    and ``workers`` (the seconds of each stage of :mod:`loop.learn.measure_image`, summed
+    over the images)."""
 
 
 def measure_folder(
@@ -157,31 +160,35 @@ def measure_folder(
     pending = [i for i, key in enumerate(keys) if key not in journal.done]
     crash = crash_points()
     driver, workers = defaultdict(float), {}  # seconds of each stage (this run's images)
-    results = run_each(
-        measure_job,
-        [jobs[i] for i in pending],
-        engine=engine,
-        progress=lambda d, t: progress("measuring", d, t) if progress else None,
-    )
-    while True:
-        with timed(driver, "wait"):  # for workers (in this process: the work itself)
-            n, outcome = next(results, (None, None))
-        if n is None:
-            break
-        i = pending[n]
-        if isinstance(outcome, TaskFailed):  # not journaled: the next run tries it again
-            failed[jobs[i].rel] = f"failed twice on the cluster: {outcome.error}"
-            continue
-        record, rows, device, seconds = outcome
-        add(workers, seconds)
-        if rows is not None:
-            record["n_objects"] = len(rows)
-            rows = [
-                {"file": jobs[i].rel, **r, "model_id": row["id"] if row else None} for r in rows
-            ]
-        with timed(driver, "journal"):
-            journal.add(keys[i], record, rows, device)
-        crash.hit("measure.image")
+    with ExitStack() as cluster:
+        with timed(driver, "start"):  # a cluster's workers (none in this process)
+            if pending:
+                cluster.enter_context(engines.started(engine))
+        results = run_each(
+            measure_job,
+            [jobs[i] for i in pending],
+            engine=engine,
+            progress=lambda d, t: progress("measuring", d, t) if progress else None,
+        )
+        while True:
+            with timed(driver, "wait"):  # for workers (in this process: the work itself)
+                n, outcome = next(results, (None, None))
+            if n is None:
+                break
+            i = pending[n]
+            if isinstance(outcome, TaskFailed):  # not journaled: the next run tries it again
+                failed[jobs[i].rel] = f"failed twice on the cluster: {outcome.error}"
+                continue
+            record, rows, device, seconds = outcome
+            add(workers, seconds)
+            if rows is not None:
+                record["n_objects"] = len(rows)
+                rows = [
+                    {"file": jobs[i].rel, **r, "model_id": row["id"] if row else None} for r in rows
+                ]
+            with timed(driver, "journal"):
+                journal.add(keys[i], record, rows, device)
+            crash.hit("measure.image")
     image_rows, errors, warnings, n_objects, devices = [], [], [], 0, set()
     columns: dict[str, None] = {"file": None}  # every column seen, in order of appearance
     for job, key in zip(jobs, keys):

@@ -7,18 +7,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from loop.core import strategies
 from loop.core.images import read_image
-from loop.errors import ModelError
+from loop.core.stages import timed
 from loop.faults import crash_points
-from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
+from loop.learn.engine import Engine, ModelRef
 from loop.learn.labels import Progress, _noop, group_of, image_path
 from loop.learn.registry import current_model, model_row
-from loop.models.family import family
+from loop.learn.score_jobs import Measuring, job_of
 from loop.store import dumps, scores
 from loop.study import Study
 
@@ -37,6 +37,10 @@ class ScoreReport:
     reused: int  # images whose measures were already stored for this model
     chosen: list[dict]  # image_id, path, score (best first)
     seconds: float
+    profile: dict = field(default_factory=dict)
+    """Where measuring took its time (:mod:`loop.core.stages`): ``driver`` (``start`` of a
+    cluster, ``wait`` for results, ``save``) and ``workers`` (``read``, ``normalise``,
+    ``network``, ...: summed over them); empty when nothing was measured."""
 
 
 def _pool_sample(images: list[dict], sample: int, seed, model_id: int) -> list[dict]:
@@ -152,17 +156,20 @@ def score(
 
     row = model_row(study, model_id)
     images = _pool_sample(images, config.pool_sample, seed, row["id"])
-    scored, reused, measures, embeddings = _measure_all(
-        study,
-        row,
-        chosen_strategy,
-        images,
-        labeled,
-        k=k,
-        gpu=gpu,
-        progress=progress,
-        engine=engine,
-    )
+    with Measuring(engine) as measuring:  # one cluster for the cheap and the costlier measures
+        scored, reused, measures, embeddings = _measure_all(
+            study,
+            row,
+            chosen_strategy,
+            images,
+            labeled,
+            k=k,
+            gpu=gpu,
+            progress=progress,
+            measuring=measuring,
+        )
+    profile = measuring.profile
+    measured = time.perf_counter() - started
     values = None
     if not chosen_strategy.random:
         key = strategies.TASK_MEASURES[task][chosen_strategy.measure].key
@@ -183,16 +190,18 @@ def score(
         for i in picks
     ]
     _record_selection(study, row["id"], name, k, seed, chosen)
-    return ScoreReport(row["id"], name, k, scored, reused, chosen, time.perf_counter() - started)
+    profile = {"images": scored, "seconds": measured, **profile} if scored else {}
+    seconds = time.perf_counter() - started
+    return ScoreReport(row["id"], name, k, scored, reused, chosen, seconds, profile)
 
 
-def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress, engine):
+def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress, measuring):
     """(images measured now, images already measured, measures, embeddings of ``images``):
     the cheap measures of every candidate and labeled image, then the strategy's costlier
     measure on the shortlist ranked by the cheap one."""
     task = study.config.task
     scored, reused = _measure(
-        study, row, images + labeled, gpu=gpu, progress=progress, engine=engine
+        study, row, images + labeled, gpu=gpu, progress=progress, measuring=measuring
     )
     ids = [im["id"] for im in images]
     measures, embeddings = _load_measures(study, row["id"], ids)
@@ -208,7 +217,7 @@ def _measure_all(study, row, strategy, images, labeled, *, k, gpu, progress, eng
             tier=strategy.tier,
             gpu=gpu,
             progress=progress,
-            engine=engine,
+            measuring=measuring,
         )
         measures, embeddings = _load_measures(study, row["id"], ids)
     return scored, reused, measures, embeddings
@@ -265,55 +274,18 @@ def _record_selection(study, model_id, name, k, seed, chosen) -> None:
     scores.record_selection(study.store, row)
 
 
-@dataclass(frozen=True)
-class _Job:
-    """Images to measure with a model: all a worker needs (it never opens the database)."""
-
-    paths: tuple[str, ...]
-    model: ModelRef
-    config: object  # the family's section of the config (frozen)
-    tier: str = "forward"  # forward: the cheap measures of a chunk; segment, tta: one image
-
-
-def _measure_job(job: _Job) -> tuple[str, list[tuple[dict, np.ndarray | None]]]:
-    """The device that measured, and (measures, embedding) of each image of the job."""
-    model, adapter = job.model.load(), family(job.model.kind)
-    pixels = [read_image(path) for path in job.paths]
-    if job.tier == "forward":
-        outputs = adapter.measure(model, pixels, config=job.config)
-    else:
-        outputs = adapter.predict(model, pixels, config=job.config, tta=job.tier == "tta")
-    device = str(getattr(model, "device", "cpu"))
-    return device, [(o.measures, o.embedding) for o in outputs]
-
-
-def _job(study: Study, row: dict, paths, gpu, tier: str = "forward") -> _Job:
-    return _Job(
-        tuple(str(p) for p in paths),
-        ModelRef.of(study, row, gpu),
-        family(row["kind"]).settings(study.config),
-        tier,
-    )
-
-
-def _run(jobs: list[_Job], engine: Engine):
-    """(index, outputs) of each job, in order; a job that failed twice on the cluster ends
-    the call with its error (the chunks saved before it stay)."""
-    for i, outputs in run_each(_measure_job, jobs, engine=engine):
-        if isinstance(outputs, TaskFailed):
-            raise ModelError(
-                f"scoring {len(jobs[i].paths)} image(s) from {jobs[i].paths[0]} failed twice on "
-                f"the cluster ({outputs.error}); the chunks before it are saved: run again"
-            )
-        yield i, outputs
-
-
 def _measure(
-    study: Study, row: dict, images: list[dict], *, gpu, progress, engine: Engine = Engine()
+    study: Study,
+    row: dict,
+    images: list[dict],
+    *,
+    gpu,
+    progress,
+    measuring: Measuring,
 ) -> tuple[int, int]:
     """The cheap measures and embeddings of ``images`` (those not yet measured by the model,
     or measured by an older loop without them), a chunk per transaction, in this process or
-    on the workers of ``engine`` (this process writes)."""
+    on the workers of ``measuring``'s engine (this process writes)."""
     key = strategies.shortlist_key(study.config.task)
     stored = scores.measures_of(study.store, row["id"])
     unique = {im["id"]: im for im in images}.values()
@@ -322,16 +294,17 @@ def _measure(
         return 0, len(images)
     ModelRef.of(study, row, gpu).load()  # fail early
     parts = list(_chunks(todo, study.config.score.chunk))
-    jobs = [_job(study, row, [image_path(im) for im in part], gpu) for part in parts]
+    jobs = [job_of(study, row, [image_path(im) for im in part], gpu) for part in parts]
     n, crash = 0, crash_points()
-    for i, (device, outputs) in _run(jobs, engine):
+    for i, (device, outputs) in measuring.run(jobs):
         rows = [
             (image["id"], {**stored.get(image["id"], {}), **measures}, embedding)
             for image, (measures, embedding) in zip(parts[i], outputs)
         ]
         n += len(parts[i])
         progress("scoring", n, len(todo))
-        scores.save_scores(study.store, row["id"], rows, device=device)  # one transaction
+        with timed(measuring.profile["driver"], "save"):
+            scores.save_scores(study.store, row["id"], rows, device=device)  # one transaction
         crash.hit("score.chunk")
     return len(todo), len(images) - len(todo)
 
@@ -344,7 +317,7 @@ def _measure_more(
     tier: str,
     gpu,
     progress,
-    engine: Engine = Engine(),
+    measuring: Measuring,
 ) -> int:
     """Add the measures of a costlier tier (``segment``: masks reconstructed; ``tta``: four
     flipped predictions) to the stored ones of ``images``; the cheap measures stay as the
@@ -360,14 +333,15 @@ def _measure_more(
             todo.append((image, stored))
     if not todo:
         return 0
-    stage = "test-time augmentation" if tier == "tta" else "segmenting the shortlist"
-    jobs = [_job(study, row, [image_path(image)], gpu, tier) for image, _ in todo]
-    for i, (_device, ((measures, _embedding),)) in _run(jobs, engine):
+    what = "test-time augmentation" if tier == "tta" else "segmenting the shortlist"
+    jobs = [job_of(study, row, [image_path(image)], gpu, tier) for image, _ in todo]
+    for i, (_device, ((measures, _embedding),)) in measuring.run(jobs):
         stored = todo[i][1]
         old = json.loads(stored["measures"])
         merged = {**measures, **{k: v for k, v in old.items() if k in keep}}
-        scores.update_measures(study.store, stored["id"], merged)
-        progress(stage, i + 1, len(todo))
+        with timed(measuring.profile["driver"], "save"):
+            scores.update_measures(study.store, stored["id"], merged)
+        progress(what, i + 1, len(todo))
     return len(todo)
 
 
