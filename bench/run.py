@@ -224,6 +224,15 @@ def scale_lines(scale: dict) -> list[str]:
         f"The driver writes {w['score_rows_per_s']} score rows/s (chunks of {w['chunk']}) and "
         f"{w['objects_csv_rows_per_s']} objects.csv rows/s.",
     ]
+    malloc = scale.get("malloc_trim")
+    if malloc:
+        lines += [
+            "",
+            "One process with Dask's worker setting MALLOC_TRIM_THRESHOLD_=65536 (which the "
+            f"worker plugin undoes): {malloc['dask_trim']['seconds']} s against "
+            f"{malloc['glibc_default']['seconds']} s ({malloc['ratio_seconds']}x), the network "
+            f"{malloc['ratio_network']}x slower per image.",
+        ]
     standin = scale.get("standin")
     if standin:
         lines += [

@@ -6,7 +6,9 @@ other names). And the rows per second that the driver alone writes: score rows i
 (one transaction per chunk, as ``loop score``) and objects.csv rows. And the orchestration's
 own ceiling: the per-image compute replaced by a 0.5 s stand-in, on 1 to 32 local workers
 (``standin``: images/s by worker count, ratio to one worker; the targets are >= 7x at 8 and
->= 25x at 32).
+>= 25x at 32). Each measure run carries its ``profile`` (seconds per stage, as ``loop measure
+--profile``), and ``malloc_trim`` compares one process with and without the malloc setting that
+Dask gives its workers (undone by the worker plugin).
 
     python -m bench.scale OUT.json [--data DSB] [--images 40] [--factor 4] [--steps 150]
 """
@@ -155,6 +157,8 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
     }
     writer = writer_rates(study, work)
     study.close()
+    malloc = malloc_trim_ab(work / "study", small, work / "out" / "malloc")
+    print(f"scale: malloc trim {malloc}", file=sys.stderr)
     base = runs["process"]["images_per_s"]
     return {
         "measure": runs,
@@ -169,6 +173,52 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
         "ratio_2_workers_vs_process": round(runs["workers_2"]["images_per_s"] / base, 3),
         "larger_folder_2_workers": larger,
         "writer": writer,
+        "malloc_trim": malloc,
+    }
+
+
+_MEASURE_IN_PROCESS = """
+import json, sys
+from pathlib import Path
+from loop.learn.measure import measure_folder
+from loop.study import open_study
+with open_study(Path(sys.argv[1])) as study:
+    report = measure_folder(study, Path(sys.argv[2]), Path(sys.argv[3]))
+print(json.dumps(report.profile))
+"""
+
+
+def malloc_trim_ab(study_path: Path, folder: Path, out: Path) -> dict:
+    """``loop measure`` of ``folder`` in one process (a process of its own each), with and
+    without the ``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nannies give their workers (the
+    worker plugin undoes it, :func:`loop.learn.dask_plugin.undo_malloc_trim`): seconds and the
+    network's seconds per image, and their ratios."""
+    import shutil
+    import subprocess
+
+    runs = {}
+    for name, extra in (("glibc_default", {}), ("dask_trim", {"MALLOC_TRIM_THRESHOLD_": "65536"})):
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+        shutil.rmtree(out / name, ignore_errors=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURE_IN_PROCESS, str(study_path), str(folder)]
+            + [str(out / name)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        )
+        profile = json.loads(done.stdout.strip().splitlines()[-1])
+        runs[name] = {
+            "seconds": round(profile["seconds"], 2),
+            "network_s_per_image": round(profile["workers"]["network"] / profile["images"], 4),
+        }
+    slow, fast = runs["dask_trim"], runs["glibc_default"]
+    return {
+        **runs,
+        "ratio_seconds": round(slow["seconds"] / fast["seconds"], 2),
+        "ratio_network": round(slow["network_s_per_image"] / fast["network_s_per_image"], 2),
     }
 
 

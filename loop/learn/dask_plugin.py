@@ -38,10 +38,11 @@ def undo_malloc_trim() -> bool:
 
     Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
     malloc's mmap threshold at 128 KiB: every large array (a network's activations) is then
-    mapped and unmapped, page by page, on each allocation. Measured on this project's measure
-    (2 cores, 40 DSB images): the network 4x slower per image (0.64 s against 0.16 s), the
-    whole run 2.9x. Memory still goes back to the system above 64 MiB free. False where there
-    is no glibc (macOS, Windows, musl): nothing to undo there.
+    mapped and unmapped, page by page, on each allocation. Measured on ``loop measure`` in one
+    process (2 cores, 40 DSB images, ``bench.scale.malloc_trim_ab``): the network 3.2x slower
+    per image (0.49 s against 0.15 s), the whole run 2.4x. Memory still goes back to the
+    system above 64 MiB free. False where there is no glibc (macOS, Windows, musl): nothing
+    to undo there.
     """
     import ctypes
     import ctypes.util
