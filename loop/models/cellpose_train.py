@@ -23,6 +23,7 @@ from cellpose import dynamics, resnet_torch
 from loop.config import AugmentConfig, ModelConfig
 from loop.core.augment import dihedral, dihedral_flows, elastic, photometric
 from loop.errors import ModelError
+from loop.models.base import mean_loss
 from loop.models.cellpose_seg import to_input
 
 
@@ -224,9 +225,11 @@ def train(
         loss = loss_fn(net(x)[0], t, k)
         loss.backward()
         optimizer.step()
-        running.append(float(loss.detach()))
+        # kept on the device: float() here would wait for the GPU every step, so that it
+        # idled while the CPU cut and augmented the next batch
+        running.append(loss.detach())
         if len(running) == per_epoch or step == steps - 1:
-            losses.append(float(np.mean(running)))
+            losses.append(mean_loss(running))
             running = []
         if progress:
             progress(step + 1)
