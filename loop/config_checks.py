@@ -6,6 +6,9 @@ import math
 
 from loop.errors import ConfigError
 
+SEED = (0, 2**32 - 1)
+"""The range of a seed (NumPy's 32-bit seeds)."""
+
 
 def in_range(where: str, value, lo, hi, *, hint: str = "") -> None:
     """Raise :class:`ConfigError` unless ``lo <= value <= hi`` (and ``value`` is finite).
@@ -56,3 +59,8 @@ def check_basic_unet(section: str, obj, channels_choice: str) -> None:
         raise ConfigError(
             f"{section}.min_steps = {obj.min_steps} exceeds {section}.max_steps = {obj.max_steps}"
         )
+
+
+def check_val_fraction(section: str, value: float) -> None:
+    if not 0 <= value < 0.5:  # false for nan too
+        raise ConfigError(f"{section}.val_fraction = {value}: give a value in [0, 0.5)")
