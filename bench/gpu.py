@@ -13,7 +13,10 @@ measured in the same run:
   and ``segment`` (masks reconstructed) against it;
 - ``score``: ``loop score`` of the pool (images/s; target >= 100 on 256 px images);
 - ``measure_gpu``: ``loop measure`` of 120 images on the GPU (images/s; target >= 20), with
-  its profile (``loop measure --profile``: seconds per stage);
+  its profile (``loop measure --profile``: seconds per stage); ``measure_gpu_workers``: the
+  same on 4 local workers sharing the GPU (their CPU parts on the host's cores), tables
+  compared with one process's;
+- ``score`` carries its profile too;
 - ``measure_cpu_workers``: the GPU hidden, ``loop measure`` of 500 images on 1 and 8 local
   workers, cluster start included (target >= 4x), and whether the tables are identical;
 - ``standin``: the orchestration alone (``bench.scale.standin_sweep``, 1 to 32 workers).
@@ -37,8 +40,22 @@ from bench.scale import rounded
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "bench" / "work" / "gpu"
 STOCK = "[2, 32, 64, 128, 256]"
-FULL = {"steps": 1500, "pool": 0, "measure": 120, "workers": (1, 8), "cpu_images": 500}
-QUICK = {"steps": 10, "pool": 24, "measure": 6, "workers": (1, 2), "cpu_images": 8}
+FULL = {
+    "steps": 1500,
+    "pool": 0,
+    "measure": 120,
+    "gpu_workers": 4,
+    "workers": (1, 8),
+    "cpu_images": 500,
+}
+QUICK = {
+    "steps": 10,
+    "pool": 24,
+    "measure": 6,
+    "gpu_workers": 2,
+    "workers": (1, 2),
+    "cpu_images": 8,
+}
 
 
 def _study(data: Path, folder: Path, pool: int):
@@ -132,6 +149,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "seconds": round(seconds, 2),
         "images_per_s": round(scored.scored / seconds, 2),
         "target": ">= 100 images/s on 256 px images (one GPU)",
+        "profile": rounded(scored.profile) if scored.profile else {},
     }
     print(f"gpu bench: score {out['score']}", file=sys.stderr)
     pool = [Path(r["root"]) / r["path"] for r in study.store.images("split = 'pool'")]
@@ -151,6 +169,26 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "profile": rounded(done.profile),
     }
     print(f"gpu bench: measure on the device {out['measure_gpu']}", file=sys.stderr)
+    # several workers sharing the one GPU: the CPU parts (dynamics' CPU share, the
+    # per-object measurement) spread over the host's cores while the GPU segments
+    shared = size["gpu_workers"]
+    shutil.rmtree(work / "out" / "gpu-workers", ignore_errors=True)
+    began = time.perf_counter()
+    done = measure_folder(
+        study, folder, work / "out" / "gpu-workers", engine=Engine(workers=shared)
+    )
+    seconds = time.perf_counter() - began
+    out["measure_gpu_workers"] = {
+        "workers": shared,
+        "images": size["measure"],
+        "seconds": round(seconds, 2),
+        "images_per_s": round(size["measure"] / seconds, 2),
+        "ratio_to_one_process": round(out["measure_gpu"]["seconds"] / seconds, 2),
+        "identical_tables": _tables_equal(work / "out" / "gpu", work / "out" / "gpu-workers"),
+        "profile": rounded(done.profile),
+    }
+    print(f"gpu bench: measure, {shared} workers on the device {out['measure_gpu_workers']}",
+          file=sys.stderr)  # fmt: skip
     copies = -(-size["cpu_images"] // max(1, len(pool)))
     big = _link(pool, work / f"cpu-{size['cpu_images']}", copies=copies)
     names = sorted(p.name for p in big.iterdir())[: size["cpu_images"]]

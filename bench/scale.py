@@ -156,6 +156,8 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
         "peak_rss_worker_mb": round(rss.workers / 2**20),
     }
     writer = writer_rates(study, work)
+    batch = batch_sweep(study, small)
+    print(f"scale: forward batch {batch}", file=sys.stderr)
     study.close()
     malloc = malloc_trim_ab(work / "study", small, work / "out" / "malloc")
     print(f"scale: malloc trim {malloc}", file=sys.stderr)
@@ -174,6 +176,7 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
         "larger_folder_2_workers": larger,
         "writer": writer,
         "malloc_trim": malloc,
+        "forward_batch": batch,
     }
 
 
@@ -219,6 +222,48 @@ def malloc_trim_ab(study_path: Path, folder: Path, out: Path) -> dict:
         **runs,
         "ratio_seconds": round(slow["seconds"] / fast["seconds"], 2),
         "ratio_network": round(slow["network_s_per_image"] / fast["network_s_per_image"], 2),
+    }
+
+
+def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> dict:
+    """Seconds per image of the network alone on ``n`` images of 256 px of ``folder``, by
+    inputs per forward pass: whole images (``cellpose_seg.forward``, the pool's ranking) and
+    224 px tiles (Cellpose's ``core.run_net``, segmentation); the best of two runs each. The
+    CPU defaults of :func:`loop.models.devices.inference_batch` come from it."""
+    import torch
+    from cellpose import core
+
+    from bench.timing import median_time
+    from loop.core.images import read_image
+    from loop.learn.registry import current_model
+    from loop.models import cellpose_seg as cs
+
+    net = cs.load(study.resolve(current_model(study)["path"]), torch.device("cpu"))
+    inputs = [cs.to_input(read_image(p), invert=cs.polarity(net)) for p in sorted(folder.iterdir())]
+    inputs = [x for x in inputs if x.shape == (2, 256, 256)][:n]
+
+    def best(fn) -> float:
+        return round(min(median_time(fn, 2)[1]) / len(inputs), 4)
+
+    whole, tiles, saved = {}, {}, cs.BATCH_PIXELS
+    per_pass = cs.inference_batch(torch.device("cpu"), whole=True)
+    try:
+        for b in batches:
+            cs.BATCH_PIXELS = 256 * 256 * b // per_pass
+            whole[str(b)] = best(lambda: cs.forward(net, inputs))
+            tiles[str(b)] = best(
+                lambda b=b: [
+                    core.run_net(net, x.transpose(1, 2, 0)[None], batch_size=b, bsize=224)
+                    for x in inputs
+                ]  # fmt: skip
+            )
+    finally:
+        cs.BATCH_PIXELS = saved
+    return {
+        "images": len(inputs),
+        "threads": torch.get_num_threads(),
+        "whole_s_per_image": whole,
+        "tiles_s_per_image": tiles,
     }
 
 

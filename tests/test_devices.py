@@ -44,6 +44,7 @@ def test_the_cellpose_family_keeps_a_files_widths():
 
 def test_inference_batches_and_the_device_of_this_machine():
     assert inference_batch(CPU) == 8 and inference_batch(CUDA) == 64
+    assert inference_batch(CPU, whole=True) == 2 and inference_batch(CUDA, whole=True) == 64
     assert device_of(False) == CPU
     if not torch.cuda.is_available():
         assert device_of(None) == CPU and device_of(True) == CPU

@@ -180,7 +180,7 @@ def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndar
     ----------
     inputs : sequence of ndarray of shape (2, M, N)
         Network inputs (:func:`to_input`); any sizes: images of one size share a batch of at
-        most :data:`BATCH_PIXELS` x :func:`inference_batch` pixels (8 or 64 of 256 x 256).
+        most :data:`BATCH_PIXELS` x :func:`inference_batch` pixels (2 or 64 of 256 x 256).
 
     Returns
     -------
@@ -189,7 +189,7 @@ def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndar
         ``style`` of shape (nbase[-1],), as the network computes it.
     """
     device = next(net.parameters()).device
-    width, batch = net.nbase[-1], inference_batch(device)
+    width, batch = net.nbase[-1], inference_batch(device, whole=True)
     out: list = [None] * len(inputs)
     by_shape: dict[tuple, list[int]] = {}
     for i, x in enumerate(inputs):

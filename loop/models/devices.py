@@ -54,11 +54,21 @@ def on_device(section, device: torch.device, gpu: dict) -> tuple[object, dict]:
     return replace(section, **changes), changes
 
 
-def inference_batch(device: torch.device) -> int:
-    """Images of 256 x 256 (or tiles of 224) per forward pass: 8 on the CPU (more only costs
-    memory), 64 on a GPU (fewer, larger transfers and kernels keep it busy).
+def inference_batch(device: torch.device, *, whole: bool = False) -> int:
+    """Inputs per forward pass: tiles of 224 px (Cellpose's tiled inference), or whole images
+    counted in 256 x 256 images (``whole``: the batched passes that rank the pool).
 
-    >>> inference_batch(torch.device("cpu")), inference_batch(torch.device("cuda", 0))
-    (8, 64)
+    On a GPU 64 either way (fewer, larger kernels and transfers keep it busy). On the CPU, 8
+    tiles, but 2 whole images: on 2 cores (``bench.scale.batch_sweep``: the default widths,
+    16 DSB images of 256 px; two runs) passes of 8 images took 0.059 and 0.047 s an image,
+    of 2 images 0.032 and 0.039 (a larger batch's activations no longer fit the caches);
+    tiles ran fastest 8 or more a pass. Not measured on a many-core CPU.
+
+    >>> inference_batch(torch.device("cpu")), inference_batch(torch.device("cpu"), whole=True)
+    (8, 2)
+    >>> inference_batch(torch.device("cuda", 0), whole=True)
+    64
     """
-    return 64 if device.type == "cuda" else 8
+    if device.type == "cuda":
+        return 64
+    return 2 if whole else 8
