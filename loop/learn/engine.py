@@ -127,8 +127,11 @@ def run_each(
     engine: Engine = Engine(),
     progress=None,
     client=None,
+    ordered: bool = True,
 ) -> Iterator[tuple[int, object]]:
-    """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``.
+    """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``, or,
+    with ``ordered=False``, as the results come (a slow item then holds nothing back and no
+    result waits in memory; the caller restores the order, e.g. from its journal).
 
     In this process, an exception of ``fn`` propagates. On a cluster, items travel in chunks
     (:func:`chunk_size`: a task carries several, so that the per-task cost of the scheduler
@@ -154,7 +157,9 @@ def run_each(
         client = active[1]  # a cluster started for several calls (:func:`started`)
     if client is None:
         with _client(engine) as own:
-            yield from run_each(fn, items, engine=engine, progress=progress, client=own)
+            yield from run_each(
+                fn, items, engine=engine, progress=progress, client=own, ordered=ordered
+            )
         return
     from distributed import KilledWorker, as_completed
 
@@ -167,7 +172,7 @@ def run_each(
     queue = [(start, min(start + size, len(items))) for start in range(0, len(items), size)]
     queue.reverse()  # popped from the end: in order
     alone: list[int] = []  # single items that died beside others: run again, one at a time
-    in_flight = next_out = 0
+    in_flight = next_out = out = 0  # next_out: the next index in order; out: yielded
 
     def submit():
         nonlocal in_flight
@@ -200,11 +205,15 @@ def run_each(
         future.release()
         for offset, outcome in enumerate(outcomes or ()):
             done[start + offset] = outcome
-        while next_out in done:
-            yield next_out, done.pop(next_out)
+        ready = sorted(done) if not ordered else []  # as they come, or in order:
+        while next_out in done and ordered:
+            ready.append(next_out)
             next_out += 1
+        for index in ready:
+            yield index, done.pop(index)
+            out += 1
             if progress:
-                progress(next_out, len(items))
+                progress(out, len(items))
         submit()
 
 

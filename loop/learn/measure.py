@@ -169,6 +169,7 @@ def measure_folder(
             [jobs[i] for i in pending],
             engine=engine,
             progress=lambda d, t: progress("measuring", d, t) if progress else None,
+            ordered=False,  # journaled as they come; the tables follow the folder's order
         )
         while True:
             with timed(driver, "wait"):  # for workers (in this process: the work itself)
