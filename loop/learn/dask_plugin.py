@@ -39,8 +39,8 @@ def undo_malloc_trim() -> bool:
     Dask's nannies start workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
     malloc's mmap threshold at 128 KiB: every large array (a network's activations) is then
     mapped and unmapped, page by page, on each allocation. Measured on ``loop measure`` in one
-    process (2 cores, 40 DSB images, ``bench.scale.malloc_trim_ab``): the network 3.2x slower
-    per image (0.49 s against 0.15 s), the whole run 2.4x. Memory still goes back to the
+    process (2 cores, 40 DSB images, ``bench.scale.malloc_trim_ab``): the network 3.5x slower
+    per image (0.50 s against 0.14 s), the whole run 2.5x. Memory still goes back to the
     system above 64 MiB free. False where there is no glibc (macOS, Windows, musl): nothing
     to undo there.
     """
@@ -83,4 +83,7 @@ class TorchThreads(WorkerPlugin):
         import importlib
 
         for module in WARM:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ImportError:  # its first task will say what is missing
+                pass
