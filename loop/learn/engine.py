@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -290,7 +291,13 @@ def _client(engine: Engine):
                 **dask.config.get("distributed.nanny.pre-spawn-environ", {}),
                 **{name: share for name in THREAD_VARIABLES},
             }
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}):
+            with (
+                dask.config.set({"distributed.nanny.pre-spawn-environ": spawn}),
+                warnings.catch_warnings(),
+            ):
+                # the scheduler's own HTTP server (health, metrics) takes another port when
+                # 8787 is taken (another Dask cluster, a notebook's): nothing to act on
+                warnings.filterwarnings("ignore", message="Port .* is already in use")
                 cluster = LocalCluster(
                     n_workers=engine.workers,
                     threads_per_worker=1,
