@@ -461,7 +461,7 @@ def _efficiency_stage(args, results: dict, stem: Path) -> None:
 def _scale_stage(args, results: dict, stem: Path) -> None:
     """``python -m bench.scale`` in a process of its own: the driver's peak RSS is then its
     own, not what the earlier stages left in this process."""
-    print("bench: scale (about 6 min on 2 cores) ...", file=sys.stderr)
+    print("bench: scale (about 8 min on 2 cores) ...", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scale.json"
         command = [sys.executable, "-m", "bench.scale", str(out), "--data", str(args.data)]
