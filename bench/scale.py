@@ -180,17 +180,6 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
     }
 
 
-_MEASURE_IN_PROCESS = """
-import json, sys
-from pathlib import Path
-from loop.learn.measure import measure_folder
-from loop.study import open_study
-with open_study(Path(sys.argv[1])) as study:
-    report = measure_folder(study, Path(sys.argv[2]), Path(sys.argv[3]))
-print(json.dumps(report.profile))
-"""
-
-
 def malloc_trim_ab(study_path: Path, folder: Path, out: Path) -> dict:
     """``loop measure`` of ``folder`` in one process (a process of its own each), with and
     without the ``MALLOC_TRIM_THRESHOLD_=65536`` that Dask's nannies give their workers (the
@@ -203,16 +192,16 @@ def malloc_trim_ab(study_path: Path, folder: Path, out: Path) -> dict:
     for name, extra in (("glibc_default", {}), ("dask_trim", {"MALLOC_TRIM_THRESHOLD_": "65536"})):
         env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
         shutil.rmtree(out / name, ignore_errors=True)
-        done = subprocess.run(
-            [sys.executable, "-c", _MEASURE_IN_PROCESS, str(study_path), str(folder)]
-            + [str(out / name)],
+        command = ["measure", str(study_path), str(folder), "-o", str(out / name)]
+        done = subprocess.run(  # `loop measure` in one process
+            [sys.executable, "-m", "loop.cli", *command, "--workers", "1", "--json", "--profile"],
             env={**env, **extra},
             capture_output=True,
             text=True,
             check=True,
             cwd=REPO,
         )
-        profile = json.loads(done.stdout.strip().splitlines()[-1])
+        profile = json.loads(done.stdout)["profile"]
         runs[name] = {
             "seconds": round(profile["seconds"], 2),
             "network_s_per_image": round(profile["workers"]["network"] / profile["images"], 4),

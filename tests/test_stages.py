@@ -3,7 +3,15 @@
 import threading
 import time
 
-from loop.core.stages import add, collecting, profile_table, profile_text, stage, timed
+from loop.core.stages import (
+    add,
+    collecting,
+    profile_table,
+    profile_text,
+    stage,
+    timed,
+    timed_each,
+)
 
 
 def test_stages_add_up_in_the_open_collection_only():
@@ -64,3 +72,21 @@ def test_timed_add_and_tables():
     assert text.startswith("4 images in 2.0 s (2.00 images/s); the workers were busy 3.5 s")
     assert "driver (this process):" in text and "workers (summed over them):" in text
     assert profile_text({})  # an empty run still says something
+
+
+def test_the_rest_of_a_block_and_the_wait_for_each_item():
+    with collecting(rest="other") as seconds:
+        with stage("read"):
+            time.sleep(0.01)
+        time.sleep(0.02)  # in no stage
+    assert set(seconds) == {"read", "other"} and seconds["other"] >= 0.02
+
+    def slow():
+        for x in range(3):
+            time.sleep(0.01)
+            yield x
+
+    driver = {}
+    assert list(timed_each(slow(), driver, "wait")) == [0, 1, 2]
+    assert set(driver) == {"wait"} and driver["wait"] >= 0.03
+    assert list(timed_each([], driver, "start")) == [] and "start" in driver

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _CURRENT: ContextVar[dict[str, float] | None] = ContextVar("loop_stages", default=None)
 
@@ -51,15 +54,34 @@ def timed(seconds: dict[str, float], name: str) -> Iterator[None]:
 
 
 @contextmanager
-def collecting() -> Iterator[dict[str, float]]:
+def collecting(rest: str | None = None) -> Iterator[dict[str, float]]:
     """A fresh collection of stage seconds for the block (the previous one comes back after
-    it); yields the dict the stages add to."""
+    it); yields the dict the stages add to. ``rest``: the name under which the block's time
+    outside any stage is added at its end (a worker's ``other``)."""
     seconds: dict[str, float] = defaultdict(float)
-    token = _CURRENT.set(seconds)
+    token, start = _CURRENT.set(seconds), time.perf_counter()
     try:
         yield seconds
     finally:
         _CURRENT.reset(token)
+        if rest is not None:
+            spent = sum(seconds.values())
+            seconds[rest] = max(0.0, time.perf_counter() - start - spent)
+
+
+def timed_each(items: Iterable[T], seconds: dict[str, float], name: str) -> Iterator[T]:
+    """The items of ``items``, the time spent waiting for each added to ``seconds[name]``
+    (a driver waiting for its workers' results)."""
+    items = iter(items)
+    while True:
+        with timed(seconds, name):
+            item = next(items, _END)
+        if item is _END:
+            return
+        yield item
+
+
+_END = object()
 
 
 def add(total: dict[str, float], part: Mapping[str, float]) -> dict[str, float]:

@@ -31,14 +31,13 @@ import csv
 import json
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from loop.core.stages import add, timed
+from loop.core.stages import add, timed, timed_each
 from loop.data.find import find_images
 from loop.errors import MeasureError
 from loop.faults import crash_points
@@ -159,7 +158,7 @@ def measure_folder(
     keys = [image_key(job.path, job.rel) for job in jobs]
     pending = [i for i, key in enumerate(keys) if key not in journal.done]
     crash = crash_points()
-    driver, workers = defaultdict(float), {}  # seconds of each stage (this run's images)
+    driver, workers = {}, {}  # seconds of each stage (this run's images)
     with ExitStack() as cluster:
         with timed(driver, "start"):  # a cluster's workers (none in this process)
             if pending:
@@ -171,11 +170,8 @@ def measure_folder(
             progress=lambda d, t: progress("measuring", d, t) if progress else None,
             ordered=False,  # journaled as they come; the tables follow the folder's order
         )
-        while True:
-            with timed(driver, "wait"):  # for workers (in this process: the work itself)
-                n, outcome = next(results, (None, None))
-            if n is None:
-                break
+        # waiting for workers (in this process: the work itself)
+        for n, outcome in timed_each(results, driver, "wait"):
             i = pending[n]
             if isinstance(outcome, TaskFailed):  # not journaled: the next run tries it again
                 failed[jobs[i].rel] = f"failed twice on the cluster: {outcome.error}"
@@ -234,7 +230,7 @@ def measure_folder(
         "images": len(pending),
         "seconds": time.perf_counter() - clock,
         "engine": _engine_provenance(engine),
-        "driver": dict(driver),
+        "driver": driver,
         "workers": workers,
     }
     return MeasureReport(

@@ -8,7 +8,6 @@ rows, so that ``loop measure --profile`` says where a run's time went, on every 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +44,8 @@ def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, d
     seconds of each stage): a file that cannot be read or has no label image is a skipped
     row, not a failure."""
     record = {"file": job.rel}
-    model, rows, start = None, None, time.perf_counter()
-    with collecting() as seconds:
+    model, rows = None, None
+    with collecting(rest="other") as seconds:
         try:
             if job.masks is None:
                 with stage("model load"):  # once per process (cached)
@@ -55,10 +54,8 @@ def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, d
         except (ImageError, MeasureError) as exc:
             record["error"] = str(exc)
     WORKER_CRASH.hit("measure.worker")  # tests: a worker killed after its image's work
-    seconds = dict(seconds)
-    seconds["other"] = max(0.0, time.perf_counter() - start - sum(seconds.values()))
     device = None if model is None or rows is None else str(model.device)
-    return record, rows, device, seconds
+    return record, rows, device, dict(seconds)
 
 
 def _measure_one(job: MeasureJob, record: dict, model) -> list[dict]:

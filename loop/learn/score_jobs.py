@@ -4,14 +4,13 @@ the driver's side that runs the chunks and adds up where the time went."""
 
 from __future__ import annotations
 
-import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from loop.core.images import read_image
-from loop.core.stages import add, collecting, stage, timed
+from loop.core.stages import add, collecting, stage, timed, timed_each
 from loop.errors import ModelError
 from loop.learn import engine as engines
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
@@ -32,8 +31,7 @@ class ScoreJob:
 def score_job(job: ScoreJob) -> tuple[str, list[tuple[dict, np.ndarray | None]], dict]:
     """The device that measured, (measures, embedding) of each image of the job, and the
     seconds of each stage (:mod:`loop.core.stages`)."""
-    start = time.perf_counter()
-    with collecting() as seconds:
+    with collecting(rest="other") as seconds:
         with stage("model load"):
             model, adapter = job.model.load(), family(job.model.kind)
         with stage("read"):
@@ -42,10 +40,8 @@ def score_job(job: ScoreJob) -> tuple[str, list[tuple[dict, np.ndarray | None]],
             outputs = adapter.measure(model, pixels, config=job.config)
         else:
             outputs = adapter.predict(model, pixels, config=job.config, tta=job.tier == "tta")
-    seconds = dict(seconds)
-    seconds["other"] = max(0.0, time.perf_counter() - start - sum(seconds.values()))
     device = str(getattr(model, "device", "cpu"))
-    return device, [(o.measures, o.embedding) for o in outputs], seconds
+    return device, [(o.measures, o.embedding) for o in outputs], dict(seconds)
 
 
 def job_of(study: Study, row: dict, paths, gpu, tier: str = "forward") -> ScoreJob:
@@ -77,11 +73,7 @@ class Measuring:
                 self.cluster.enter_context(engines.started(self.engine))
             self.started = True
         results = run_each(score_job, jobs, engine=self.engine)
-        while True:
-            with timed(self.profile["driver"], "wait"):
-                i, outputs = next(results, (None, None))
-            if i is None:
-                return
+        for i, outputs in timed_each(results, self.profile["driver"], "wait"):
             if isinstance(outputs, TaskFailed):
                 raise ModelError(
                     f"scoring {len(jobs[i].paths)} image(s) from {jobs[i].paths[0]} failed twice "

@@ -127,9 +127,9 @@ class CellposeFamily:
         """The settings that fill a GPU (:func:`loop.models.devices.on_device`): batches of
         :data:`GPU_BATCH` crops, and the stock widths for a network that starts from no file
         (a warm start or pretrained weights keep the widths of their file)."""
-        fresh = not recipe.warm and not model.pretrained
         from loop.models.cellpose_net import STOCK_NBASE
 
+        fresh = not recipe.warm and not model.pretrained
         return {"batch_size": GPU_BATCH, **({"nbase": STOCK_NBASE} if fresh else {})}
 
     def validate(self, model, pairs, *, config) -> tuple[float, list[float]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from loop.core import strategies
 from loop.errors import RoundError, UnknownStrategy
 from loop.faults import crash_points
-from loop.learn.engine import engine_for, started
+from loop.learn.engine import Engine, engine_for, started
 from loop.rounds.arms import _start_arm
 from loop.rounds.steps import (
     RUNNERS,
@@ -212,32 +212,28 @@ def run(
     """
     if rounds < 1:
         raise RoundError(f"--rounds {rounds}: run at least one round")
-    if annotate is None:  # people annotate: no cluster held while the loop waits for them
-        return _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round)
-    with started(engine_for(study.config.cluster)):  # one warm cluster for every round
-        return _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round)
-
-
-def _run(study, tool, rounds, options, annotate, sleep, progress, log, on_round):
-    """:func:`run`'s rounds."""
+    # simulated annotators: every round scores on one warm cluster ([cluster]); people
+    # annotate: none is held while the loop waits for them (Engine(): this process)
+    engine = engine_for(study.config.cluster) if annotate is not None else Engine()
     results = []
-    while current_round(study, options.arm) < rounds:
-        result = run_round(
-            study,
-            tool,
-            options=options,
-            annotate=annotate,
-            wait=True,
-            sleep=sleep,
-            progress=progress,
-            log=log,
-        )
-        results.append(result)
-        on_round(result)
-    if study.config.rounds.final_train:
-        result = run_round(
-            study, tool, options=options, until="evaluate", progress=progress, log=log
-        )
-        results.append(result)
-        on_round(result)
+    with started(engine):
+        while current_round(study, options.arm) < rounds:
+            result = run_round(
+                study,
+                tool,
+                options=options,
+                annotate=annotate,
+                wait=True,
+                sleep=sleep,
+                progress=progress,
+                log=log,
+            )
+            results.append(result)
+            on_round(result)
+        if study.config.rounds.final_train:
+            result = run_round(
+                study, tool, options=options, until="evaluate", progress=progress, log=log
+            )
+            results.append(result)
+            on_round(result)
     return results
