@@ -108,15 +108,17 @@ def test_chunks_keep_the_order_and_a_bad_item_fails_alone(tmp_path):
 
 
 def test_unordered_results_come_as_they_are_done():
-    """A slow first item holds nothing back with ``ordered=False``: the others come first,
-    each index once; in order (the default) it comes first."""
+    """A slow first item holds nothing back with ``ordered=False``: most others come before
+    it, each index once; in order (the default) it comes first."""
     engine = Engine(workers=2, chunk=1)
     spans = [1.5] + [0.0] * 7
     with started(engine) as client:
         loose = [i for i, _ in run_each(interval, spans, engine=engine, client=client,
                                         ordered=False)]  # fmt: skip
         strict = [i for i, _ in run_each(interval, spans, engine=engine, client=client)]
-    assert sorted(loose) == list(range(8)) and loose[0] != 0 and loose[-1] == 0
+    # Dask may queue one more item behind the slow one on its worker (worker saturation), so
+    # the slow item need not come last; most of the others come before it
+    assert sorted(loose) == list(range(8)) and loose[0] != 0 and loose.index(0) >= 4
     assert strict == list(range(8))
 
 
