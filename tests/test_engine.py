@@ -251,3 +251,29 @@ def test_local_workers_share_the_gpus_one_each():
     assert [gpu_of(k, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
     assert [gpu_of(str(k), 2) for k in range(3)] == [0, 1, 0]  # names may come as text
     assert gpu_of("tcp://10.0.0.5:4410", 2) == 0 and gpu_of(3, 0) is None
+
+
+def mark_read(path: str) -> None:
+    """A prefetch: leaves a file beside the item that was read ahead."""
+    Path(path + ".ahead").touch()
+
+
+def test_the_next_item_of_a_chunk_is_read_ahead(tmp_path):
+    """In this process every item after the first is read ahead; on a cluster, every item
+    after the first of its chunk (a worker knows only its own chunk)."""
+    items = [str(tmp_path / f"in-process-{i}") for i in range(4)]
+    assert [i for i, _ in run_each(square_len, items, prefetch=mark_read)] == [0, 1, 2, 3]
+    assert sorted(p.name for p in tmp_path.glob("*.ahead")) == [
+        f"in-process-{i}.ahead" for i in (1, 2, 3)
+    ]
+    items = [str(tmp_path / f"cluster-{i}") for i in range(6)]
+    engine = Engine(workers=2, chunk=3)
+    out = list(run_each(square_len, items, engine=engine, prefetch=mark_read))
+    assert [r for _, r in out] == [square_len(item) for item in items]
+    assert sorted(p.name for p in tmp_path.glob("cluster-*.ahead")) == [
+        f"cluster-{i}.ahead" for i in (1, 2, 4, 5)
+    ]
+
+
+def square_len(item: str) -> int:
+    return len(item) ** 2

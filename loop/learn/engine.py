@@ -21,6 +21,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
+from loop.core.readahead import read_ahead
 from loop.errors import EngineError
 
 _MODELS: OrderedDict[tuple[str, str, str, bool | None], object] = OrderedDict()
@@ -129,6 +130,7 @@ def run_each(
     progress=None,
     client=None,
     ordered: bool = True,
+    prefetch: Callable | None = None,
 ) -> Iterator[tuple[int, object]]:
     """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``, or,
     with ``ordered=False``, as the results come (a slow item then holds nothing back and no
@@ -144,11 +146,14 @@ def run_each(
     run goes on. ``fn`` and the items
     must pickle (module-level functions, frozen dataclasses). ``client`` runs on a cluster
     that is already up (:func:`started`), keeping its workers warm between calls.
+    ``prefetch(item)`` (module-level too), if given, runs in a thread on the next item of a
+    chunk while ``fn`` works on one (:func:`loop.core.readahead.read_ahead`: e.g. reading its
+    files into the page cache).
     """
     if not items:
         return  # nothing to run: no cluster started for it
     if not engine.distributed:
-        for i, item in enumerate(items):
+        for i, item in enumerate(read_ahead(items, prefetch)):
             yield i, fn(item)
             if progress:
                 progress(i + 1, len(items))
@@ -159,7 +164,13 @@ def run_each(
     if client is None:
         with _client(engine) as own:
             yield from run_each(
-                fn, items, engine=engine, progress=progress, client=own, ordered=ordered
+                fn,
+                items,
+                engine=engine,
+                progress=progress,
+                client=own,
+                ordered=ordered,
+                prefetch=prefetch,
             )
         return
     from distributed import KilledWorker, as_completed
@@ -184,7 +195,8 @@ def run_each(
             else:
                 start = alone.pop()
                 stop = start + 1
-            future = client.submit(_chunk, fn, items[start:stop], retries=1, pure=False)
+            chunk = items[start:stop]
+            future = client.submit(_chunk, fn, chunk, prefetch, retries=1, pure=False)
             futures[future] = (start, stop, by_itself)
             pending.add(future)
             in_flight += 1
@@ -231,11 +243,11 @@ def chunk_size(n_items: int, threads: int) -> int:
 MAX_CHUNK = 16
 
 
-def _chunk(fn: Callable, items: Sequence) -> list:
-    """``fn`` on each item of a chunk (on a worker); an item whose call raises is its
-    :class:`TaskFailed`, the others go on."""
+def _chunk(fn: Callable, items: Sequence, prefetch: Callable | None = None) -> list:
+    """``fn`` on each item of a chunk (on a worker), the next read ahead by ``prefetch``;
+    an item whose call raises is its :class:`TaskFailed`, the others go on."""
     out = []
-    for item in items:
+    for item in read_ahead(items, prefetch):
         try:
             out.append(fn(item))
         except Exception as exc:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from loop.core.readahead import warm_job
 from loop.core.stages import add, timed, timed_each
 from loop.data.find import find_images
 from loop.errors import MeasureError
@@ -169,6 +170,7 @@ def measure_folder(
             engine=engine,
             progress=lambda d, t: progress("measuring", d, t) if progress else None,
             ordered=False,  # journaled as they come; the tables follow the folder's order
+            prefetch=warm_job,  # the next image's file read while one is measured
         )
         # waiting for workers (in this process: the work itself)
         for n, outcome in timed_each(results, driver, "wait"):

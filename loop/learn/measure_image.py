@@ -38,6 +38,14 @@ class MeasureJob:
     pixel_size: float | None
     classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
 
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The files it reads (:func:`loop.core.readahead.warm_job` reads them ahead)."""
+        labels = (
+            () if self.masks is None else (Path(self.masks) / Path(self.rel).with_suffix(".tif"),)
+        )
+        return (self.path, *labels)
+
 
 def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, dict]:
     """(the image's row, its object rows or None when it was skipped, the device used, the

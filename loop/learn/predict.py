@@ -13,6 +13,7 @@ from loop.config import ModelConfig
 from loop.core.classmaps import class_areas
 from loop.core.images import count_objects, write_labels
 from loop.core.lazy import missing_note, open_image, whole
+from loop.core.readahead import warm_job
 from loop.core.tiles import crop, stitch
 from loop.data.find import find_images
 from loop.errors import ModelError
@@ -64,6 +65,11 @@ class _Job:
     config: object  # the family's section of the config (frozen)
     classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
     box_classes: tuple[str, ...] = ()  # object classes (detection)
+
+    @property
+    def files(self) -> tuple[Path]:
+        """The file it reads (:func:`loop.core.readahead.warm_job` reads it ahead)."""
+        return (self.path,)
 
 
 def _predict_job(job: _Job) -> dict:
@@ -163,7 +169,11 @@ def predict_folder(
     jobs = [_Job(path, folder, out, model, config, classes, objects) for path in files]
     rows = []
     for i, outcome in run_each(
-        _predict_job, jobs, engine=engine, progress=lambda d, t: progress("predicting", d, t)
+        _predict_job,
+        jobs,
+        engine=engine,
+        progress=lambda d, t: progress("predicting", d, t),
+        prefetch=warm_job,
     ):
         if isinstance(outcome, TaskFailed):
             outcome = {"error": f"failed twice on the cluster: {outcome.error}"}

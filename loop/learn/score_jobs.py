@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loop.core.images import read_image
+from loop.core.readahead import warm_job
 from loop.core.stages import add, collecting, stage, timed, timed_each
 from loop.errors import ModelError
 from loop.learn import engine as engines
@@ -26,6 +27,11 @@ class ScoreJob:
     model: ModelRef
     config: object  # the family's section of the config (frozen)
     tier: str = "forward"  # forward: the cheap measures of a chunk; segment, tta: one image
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files it reads (:func:`loop.core.readahead.warm_job` reads them ahead)."""
+        return self.paths
 
 
 def score_job(job: ScoreJob) -> tuple[str, list[tuple[dict, np.ndarray | None]], dict]:
@@ -72,7 +78,7 @@ class Measuring:
             with timed(self.profile["driver"], "start"):
                 self.cluster.enter_context(engines.started(self.engine))
             self.started = True
-        results = run_each(score_job, jobs, engine=self.engine)
+        results = run_each(score_job, jobs, engine=self.engine, prefetch=warm_job)
         for i, outputs in timed_each(results, self.profile["driver"], "wait"):
             if isinstance(outputs, TaskFailed):
                 raise ModelError(
