@@ -11,6 +11,8 @@ Semantics
   or metadata updates the row, bumps its ``version`` and records the change.
 - A bad file (empty, truncated, not an image, a bad mask, a duplicate, a path outside the data
   root) is skipped with a named reason, recorded in ``skipped``, and ingest goes on.
+
+Each file is read and checked (:mod:`loop.data.ingest_read`) before its transaction.
 """
 
 from __future__ import annotations
@@ -20,30 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.core.images import (
-    class_of,
-    file_sha256,
-    image_info,
-    index_table,
-    lookup,
-    read_image,
-    read_mask,
-    read_sidecar,
-    read_table,
-)
-from loop.data.box_files import read_boxes, truth_file
-from loop.data.find import find_images, find_mask
-from loop.data.metadata import clean_metadata
+from loop.core.images import index_table, lookup, read_table
+from loop.data.box_files import read_boxes
+from loop.data.find import find_images
+from loop.data.ingest_read import Found, Reader
 from loop.errors import (
-    BadMask,
     BadSidecar,
     DataRootNotFound,
     DuplicateImage,
     ImageError,
     MetadataError,
-    MissingClass,
     NothingIngested,
-    OutsideRoot,
     TaskMismatch,
 )
 from loop.faults import crash_points
@@ -85,106 +74,28 @@ class IngestReport:
         return self.added + self.updated + self.unchanged
 
 
-@dataclass(frozen=True)
-class _Found:
-    """Everything read from disk for one image, before touching the database."""
-
-    rel: str
-    info: object
-    metadata: dict
-    mask_path: str | None
-    mask_sha: str | None
-    n_objects: int | None
-    klass: str | None
-    kind: str = "mask"  # of the truth label: "mask" (a label image) or "boxes" (a box file)
-
-
 class _Ingest:
-    def __init__(
-        self,
-        study: Study,
-        root: Path,
-        *,
-        masks,
-        boxes=None,
-        metadata_index,
-        labels_index,
-        classes_from_folders: bool,
-        sidecars: bool,
-    ):
-        self.study = study
-        self.task = task_of(study.config.task)
-        self.store = study.store
-        self.root = root
-        self.masks = masks
-        self.boxes = boxes
-        self.metadata_index = metadata_index
-        self.labels_index = labels_index
-        self.classes_from_folders = classes_from_folders
-        self.sidecars = sidecars
+    """Writes the files of one ingest into its study, each in its own transaction."""
+
+    def __init__(self, reader: Reader):
+        self.reader = reader
+        self.study = reader.study
+        self.store = reader.study.store
+        self.root = reader.root
         self.crash = crash_points()
-        self.report = IngestReport(root=str(root))
+        self.report = IngestReport(root=str(reader.root))
         self.checked_keys: set[str] = set()
         """Metadata keys whose column was made or found (or that have none: see below)."""
         self.meta_columns: set[str] = set()
         """The study's ``meta_*`` columns."""
 
-    # reading -----------------------------------------------------------------------------
-
-    def read(self, path: Path) -> _Found:
-        resolved = path.resolve()
-        if not resolved.is_relative_to(self.root):
-            raise OutsideRoot(path, f"resolves to {resolved}, outside the data root {self.root}")
-        rel = path.relative_to(self.root)
-        array = read_image(path)
-        info = image_info(path, array)
-
-        meta = {}
-        if self.sidecars:
-            meta.update(clean_metadata(read_sidecar(path)))
-        if self.metadata_index is not None:
-            meta.update(clean_metadata(lookup(self.metadata_index, rel.as_posix())))
-
-        mask_path = mask_sha = n_objects = None
-        if self.masks is not None:
-            found = find_mask(self.masks, rel, self.study.config.ingest.mask_suffixes)
-            if found is not None:
-                mask = read_mask(found, (info.height, info.width))
-                try:
-                    n_objects = self.task.count_truth(mask, self.study.config.labels)
-                except ValueError as exc:
-                    raise BadMask(found, str(exc)) from None
-                mask_path, mask_sha = str(found.resolve()), file_sha256(found)
-        kind = "mask"
-        if self.boxes is not None and (rows := self.boxes.of(rel.name)) is not None:
-            mask_path, mask_sha, n_objects = self._box_file(path, rows, info)
-            kind = "boxes"
-
-        klass = None
-        if self.classes_from_folders:
-            if rel.parent == Path("."):
-                raise MissingClass(
-                    path,
-                    "is not inside a class folder (--classes-from-folders expects "
-                    "<root>/<class>/<image>)",
-                )
-            klass = rel.parts[0]
-        elif self.labels_index is not None:
-            row = lookup(self.labels_index, rel.as_posix())
-            if row is not None:
-                klass = class_of(row, "labels table")
-        return _Found(rel.as_posix(), info, meta, mask_path, mask_sha, n_objects, klass, kind)
-
-    def _box_file(self, path: Path, rows, info) -> tuple[str, str, int]:
-        """The image's boxes as a box file (:func:`loop.data.box_files.truth_file`), the
-        unusable ones noted in the report."""
-        rel, sha, n, skipped = truth_file(self.study, rows, info.height, info.width)
-        self.report.box_notes.extend(f"{path}: {reason}" for reason in skipped)
-        return rel, sha, n
+    def read(self, path: Path) -> Found:
+        """:meth:`Reader.read`, boxes left out noted in the report."""
+        return self.reader.read(path, self.report.box_notes)
 
     # writing -----------------------------------------------------------------------------
 
-    def write(self, found: _Found) -> str:
+    def write(self, found: Found) -> str:
         """Write one image in one transaction; returns added / updated / unchanged."""
         store, info = self.store, found.info
         other = store.image_by_sha(info.sha256)
@@ -247,7 +158,7 @@ class _Ingest:
         self.crash.hit("ingest.file")
         return outcome
 
-    def _write_truth(self, image_id: int, found: _Found, now: str, old: dict | None) -> bool:
+    def _write_truth(self, image_id: int, found: Found, now: str, old: dict | None) -> bool:
         """Insert or update the ground-truth label; True when it changed."""
         if found.mask_path is not None:
             label = {
@@ -371,7 +282,7 @@ def ingest(
     metadata_index = index_table(read_table(metadata), metadata) if metadata else None
     labels_index = index_table(read_table(labels), labels) if labels else None
 
-    job = _Ingest(
+    reader = Reader(
         study,
         root,
         masks=masks_dir,
@@ -381,6 +292,7 @@ def ingest(
         classes_from_folders=classes_from_folders,
         sidecars=sidecars,
     )
+    job = _Ingest(reader)
     if box_table is not None:
         job.report.box_notes.extend(f"{k}: {v}" for k, v in box_table.problems.items())
     job.meta_columns = {META_PREFIX + k for k in study.store.meta_columns()}
