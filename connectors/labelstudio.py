@@ -25,22 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors.ls_boxes import boxes_to_results, results_to_boxes
+from connectors.ls_boxes import results_to_boxes
 from connectors.ls_http import RestClient
 from connectors.ls_results import (
     KEY_FIELD,
-    class_to_results,
     label_config,
     label_values,
-    mask_to_results,
     results_to_class,
     results_to_objects,
     same_config,
+    task_payload,
     task_state,
 )
 from loop.annotate.push import LEGACY_MEDIA_DIR, MEDIA_DIR, PUBLIC_DIR
 from loop.errors import ToolRejected
-from loop.types import LabelSpec, Prediction, ToolTask, ToolTaskState
+from loop.types import LabelSpec, ToolTask, ToolTaskState
 
 
 class LabelStudio(RestClient):
@@ -249,56 +248,10 @@ class LabelStudio(RestClient):
 
     # --- tasks -----------------------------------------------------------------------------
 
-    def _task_payload(self, task: ToolTask) -> dict:
-        data = {
-            "image": task.image_url,
-            KEY_FIELD: task.key,
-            "loop_image_id": task.image_id,
-            "name": task.name,
-            **task.info,
-        }
-        payload: dict = {"data": data}
-        if task.reviewer is not None:
-            data["reviewer"] = task.reviewer
-        if task.tile is not None:
-            data["loop_tile"] = list(task.tile)
-        if task.predictions:
-            start = time.perf_counter()
-            payload["predictions"] = [
-                self._prediction_payload(p, f"pred{i}-") for i, p in enumerate(task.predictions)
-            ]
-            self.seconds["encode"] += time.perf_counter() - start
-        return payload
-
-    def _prediction_payload(self, p: Prediction, prefix: str) -> dict:
-        if p.boxes is not None:
-            b = p.boxes
-            result = boxes_to_results(
-                b.boxes, b.names, b.shape, prefix=prefix, scores=b.scores, points=b.points
-            )
-        else:
-            result = self._region_results(p, prefix)
-        prediction = {"result": result, "model_version": p.model_version}
-        if p.score is not None:
-            prediction["score"] = float(p.score)
-        return prediction
-
-    def _region_results(self, p: Prediction, prefix: str) -> list:
-        return (
-            mask_to_results(
-                p.mask,
-                prefix=prefix,
-                label=self.labels.name,
-                unsure=p.unsure,
-                unsure_label=self.labels.unsure_name,
-                names=p.labels,
-            )
-            if p.mask is not None
-            else class_to_results(p.klass)
-        )
-
     def create_tasks(self, project: str, tasks: Sequence[ToolTask]) -> list[str]:
-        body = [self._task_payload(t) for t in tasks]
+        start = time.perf_counter()
+        body = [task_payload(t, self.labels) for t in tasks]
+        self.seconds["encode"] += time.perf_counter() - start
         response = self._json(
             "POST",
             f"/api/projects/{project}/import",

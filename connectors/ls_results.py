@@ -13,9 +13,9 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from connectors.brush_rle import RLEError, alpha_runs, encode_labels
-from connectors.ls_boxes import BOX_TAG, check_size
+from connectors.ls_boxes import BOX_TAG, boxes_to_results, check_size
 from loop.errors import MalformedAnnotation
-from loop.types import LabelSpec, ToolAnnotation, ToolTaskState
+from loop.types import LabelSpec, Prediction, ToolAnnotation, ToolTask, ToolTaskState
 
 IMAGE_TAG = "image"
 BRUSH_TAG = "objects"
@@ -243,6 +243,54 @@ def results_to_class(results: list) -> str | None:
     if len(chosen) > 1:
         raise MalformedAnnotation(f"several classes chosen ({', '.join(chosen)}); choose one")
     return chosen[0] if chosen else None
+
+
+def task_payload(task: ToolTask, labels: LabelSpec) -> dict:
+    """The JSON that imports ``task`` into a project: its data (the image, our key, the image
+    id and name, its info; the reviewer and tile when it has them) and its predictions, drawn
+    with ``labels``."""
+    data = {
+        "image": task.image_url,
+        KEY_FIELD: task.key,
+        "loop_image_id": task.image_id,
+        "name": task.name,
+        **task.info,
+    }
+    payload: dict = {"data": data}
+    if task.reviewer is not None:
+        data["reviewer"] = task.reviewer
+    if task.tile is not None:
+        data["loop_tile"] = list(task.tile)
+    if task.predictions:
+        payload["predictions"] = [
+            prediction_payload(p, f"pred{i}-", labels) for i, p in enumerate(task.predictions)
+        ]
+    return payload
+
+
+def prediction_payload(p: Prediction, prefix: str, labels: LabelSpec) -> dict:
+    """One pre-annotation of a task: boxes, brush regions (an object label image, each region
+    id starting with ``prefix``) or a class, with its model version and score."""
+    if p.boxes is not None:
+        b = p.boxes
+        result = boxes_to_results(
+            b.boxes, b.names, b.shape, prefix=prefix, scores=b.scores, points=b.points
+        )
+    elif p.mask is not None:
+        result = mask_to_results(
+            p.mask,
+            prefix=prefix,
+            label=labels.name,
+            unsure=p.unsure,
+            unsure_label=labels.unsure_name,
+            names=p.labels,
+        )
+    else:
+        result = class_to_results(p.klass)
+    prediction = {"result": result, "model_version": p.model_version}
+    if p.score is not None:
+        prediction["score"] = float(p.score)
+    return prediction
 
 
 def task_state(task: dict) -> ToolTaskState:

@@ -5,14 +5,18 @@ import pytest
 from conftest import REPO
 
 from connectors.ls_results import (
+    KEY_FIELD,
     class_to_results,
     label_config,
     mask_to_results,
     results_to_class,
     results_to_mask,
+    results_to_objects,
+    task_payload,
 )
 from loop.data.synthetic import synthetic_nuclei
 from loop.errors import MalformedAnnotation
+from loop.types import LabelSpec, Prediction, ToolTask
 
 GOLDEN = REPO / "tests" / "data"
 
@@ -139,3 +143,41 @@ def test_task_state_reads_who_saved_an_annotation_last():
         (ann,) = task_state(task(given)).annotations
         assert (ann.user_external_id, ann.editor_external_id) == ("3", editor)
     assert task_state({"id": 2, "data": {}, "annotations": []}).key is None
+
+
+def test_a_task_imports_with_its_data_and_each_prediction():
+    """Our key and image in the data, the tile and reviewer when given, and each prediction
+    with its own region ids (two annotators' masks side by side must not share an id)."""
+    mask = np.zeros((6, 8), np.uint16)
+    mask[1:3, 1:4], mask[4:6, 5:8] = 1, 2
+    task = ToolTask(
+        key=7,
+        image_id=3,
+        name="a",
+        image_url="/data/local-files/?d=media/a.png",
+        height=6,
+        width=8,
+        predictions=(
+            Prediction(mask=mask, score=0.25, model_version="m1", unsure=(2,)),
+            Prediction(klass="Monocyte"),
+        ),
+        reviewer="lead@lab.org",
+        tile=(0, 0, 6, 8),
+        info={"round": 2},
+    )
+    payload = task_payload(task, LabelSpec(name="Nucleus", unsure_name="Nucleus?"))
+    assert payload["data"] == {
+        "image": "/data/local-files/?d=media/a.png",
+        KEY_FIELD: 7,
+        "loop_image_id": 3,
+        "name": "a",
+        "round": 2,
+        "reviewer": "lead@lab.org",
+        "loop_tile": [0, 0, 6, 8],
+    }
+    first, second = payload["predictions"]
+    assert (first["model_version"], first["score"]) == ("m1", 0.25) and "score" not in second
+    assert [r["value"]["brushlabels"] for r in first["result"]] == [["Nucleus"], ["Nucleus?"]]
+    assert all(r["id"].startswith("pred0-") for r in first["result"])
+    np.testing.assert_array_equal(results_to_objects(first["result"], (6, 8))[0] > 0, mask > 0)
+    assert second["result"] == class_to_results("Monocyte")
