@@ -9,7 +9,7 @@ LABEL_STUDIO_SPEC ?= label-studio==1.23.2
 PIP = $(VENV)/bin/python -m pip
 BIN = $(VENV)/bin
 
-.PHONY: install install-labelstudio test demo bench bench-gpu lint docs clean
+.PHONY: install install-labelstudio test demo bench bench-gpu device-prepare lint docs clean
 
 install: $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -40,6 +40,9 @@ bench: install
 
 bench-gpu: install  # the prepared GPU bench: one GPU, 16 cores, under 8 minutes (bench/gpu.py)
 	$(BIN)/python -m bench.gpu bench/results/$$(date +%F)-gpu.json
+
+device-prepare: install  # wheels and images for the GPU bench on a machine without network (bench/device.sh)
+	$(BIN)/python bench/device_prepare.py
 
 docs: install  # the site in site/ (strict: a broken link or a stale reference fails)
 	$(BIN)/python docs/generate.py --check

@@ -114,7 +114,9 @@ def _measure_cpu(study_path: Path, folder: Path, out: Path, workers: int) -> dic
     return {"workers": workers, "seconds": round(seconds, 2), "profile": profile}
 
 
-def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
+def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK, save=None) -> dict:
+    """The figures above, as a dict; ``save(figures)`` after each part (a run stopped by its
+    time limit keeps the parts it finished)."""
     import torch
 
     from bench.models import _speed
@@ -139,7 +141,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "device": row["device"],
         "on_device": json.loads(row["params"]).get("on_device", {}),
     }
-    print(f"gpu bench: train {out['train']}", file=sys.stderr)
+    _part(out, "train", "train", save)
     out["measure_vs_forward"] = _speed(study, report.model_id, data, n=8 if quick else 32)
     began = time.perf_counter()
     scored = learn.score(study, k=16, model_id=report.model_id)
@@ -151,7 +153,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "target": ">= 100 images/s on 256 px images (one GPU)",
         "profile": rounded(scored.profile) if scored.profile else {},
     }
-    print(f"gpu bench: score {out['score']}", file=sys.stderr)
+    _part(out, "score", "score", save)
     pool = [Path(r["root"]) / r["path"] for r in study.store.images("split = 'pool'")]
     folder = _link(pool[: size["measure"]], work / f"measure-{size['measure']}")
     import shutil
@@ -168,7 +170,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "target": ">= 20 images/s (one GPU)",
         "profile": rounded(done.profile),
     }
-    print(f"gpu bench: measure on the device {out['measure_gpu']}", file=sys.stderr)
+    _part(out, "measure_gpu", "measure on the device", save)
     # several workers sharing the one GPU: the CPU parts (dynamics' CPU share, the
     # per-object measurement) spread over the host's cores while the GPU segments
     shared = size["gpu_workers"]
@@ -187,8 +189,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         "identical_tables": _tables_equal(work / "out" / "gpu", work / "out" / "gpu-workers"),
         "profile": rounded(done.profile),
     }
-    print(f"gpu bench: measure, {shared} workers on the device {out['measure_gpu_workers']}",
-          file=sys.stderr)  # fmt: skip
+    _part(out, "measure_gpu_workers", f"measure, {shared} workers on the device", save)
     copies = -(-size["cpu_images"] // max(1, len(pool)))
     big = _link(pool, work / f"cpu-{size['cpu_images']}", copies=copies)
     names = sorted(p.name for p in big.iterdir())[: size["cpu_images"]]
@@ -205,10 +206,18 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK) -> dict:
         ),
         "target": f">= 4x with {last['workers']} workers, cluster start included",
     }
-    print(f"gpu bench: measure on CPU workers {out['measure_cpu_workers']}", file=sys.stderr)
+    _part(out, "measure_cpu_workers", "measure on CPU workers", save)
     study.close()
     out["standin"] = standin_sweep((1, 2) if quick else (1, 2, 4, 8, 16, 32), per_worker=4)
+    _part(out, "standin", "stand-in sweep", save)
     return out
+
+
+def _part(out: dict, key: str, label: str, save) -> None:
+    """Say that a part is done (on stderr) and save the figures so far."""
+    print(f"gpu bench: {label} {out[key]}", file=sys.stderr)
+    if save is not None:
+        save(out)
 
 
 def main(argv=None) -> None:
@@ -223,11 +232,17 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     env = environment()
     began = time.perf_counter()
-    result = {"env": env, **bench_gpu(args.data, quick=args.quick, work=args.work)}
-    result["seconds"] = round(time.perf_counter() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"gpu bench: wrote {args.out} ({result['seconds']} s)", file=sys.stderr)
+
+    def save(figures: dict, done: bool = False) -> None:
+        seconds = round(time.perf_counter() - began, 1)
+        result = {"env": env, **figures, "seconds": seconds, "complete": done}
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    figures = bench_gpu(args.data, quick=args.quick, work=args.work, save=save)
+    save(figures, done=True)
+    seconds = json.loads(args.out.read_text())["seconds"]
+    print(f"gpu bench: wrote {args.out} ({seconds} s)", file=sys.stderr)
 
 
 if __name__ == "__main__":
