@@ -233,6 +233,14 @@ def scale_lines(scale: dict) -> list[str]:
             f"{malloc['glibc_default']['seconds']} s ({malloc['ratio_seconds']}x), the network "
             f"{malloc['ratio_network']}x slower per image.",
         ]
+    compiled = scale.get("import_cache")
+    if compiled:
+        lines += [
+            "",
+            f"Importing the segmentation model in a fresh process: {compiled['cold_s']} s with "
+            f"an empty numba cache (every process before), {compiled['warm_s']} s with the "
+            f"cache ({compiled['ratio']}x).",
+        ]
     standin = scale.get("standin")
     if standin:
         lines += [

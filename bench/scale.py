@@ -161,6 +161,8 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
     study.close()
     malloc = malloc_trim_ab(work / "study", small, work / "out" / "malloc")
     print(f"scale: malloc trim {malloc}", file=sys.stderr)
+    compiled = import_cache_ab(work / "numba-cache")
+    print(f"scale: import with numba's cache {compiled}", file=sys.stderr)
     base = runs["process"]["images_per_s"]
     return {
         "measure": runs,
@@ -177,6 +179,37 @@ def bench_scale(data: Path, *, images: int = 40, factor: int = 4, steps: int = 1
         "writer": writer,
         "malloc_trim": malloc,
         "forward_batch": batch,
+        "import_cache": compiled,
+    }
+
+
+def import_cache_ab(cache: Path, runs: int = 2) -> dict:
+    """Seconds to import the segmentation model (``loop.models.cellpose_seg``: torch,
+    Cellpose, its numba functions) in a fresh process: with an empty numba cache (``cold``:
+    the compilation every process paid before :mod:`loop.models.cellpose_numba`) and with the
+    cache the first process wrote (``warm``: every later command and worker); best of
+    ``runs``."""
+    import shutil
+    import subprocess
+
+    def once(env) -> float:
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", "import loop.models.cellpose_seg"], env=env, check=True, cwd=REPO
+        )
+        return time.perf_counter() - began
+
+    cold, warm = [], []
+    for _ in range(runs):
+        shutil.rmtree(cache, ignore_errors=True)
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+        cold.append(once(env))
+        warm.append(once(env))
+    best_cold, best_warm = min(cold), min(warm)
+    return {
+        "cold_s": round(best_cold, 2),
+        "warm_s": round(best_warm, 2),
+        "ratio": round(best_cold / best_warm, 2),
     }
 
 
@@ -220,12 +253,12 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
     224 px tiles (Cellpose's ``core.run_net``, segmentation); the best of two runs each. The
     CPU defaults of :func:`loop.models.devices.inference_batch` come from it."""
     import torch
-    from cellpose import core
 
     from bench.timing import median_time
     from loop.core.images import read_image
     from loop.learn.registry import current_model
     from loop.models import cellpose_seg as cs
+    from loop.models.cellpose_numba import core
 
     net = cs.load(study.resolve(current_model(study)["path"]), torch.device("cpu"))
     inputs = [cs.to_input(read_image(p), invert=cs.polarity(net)) for p in sorted(folder.iterdir())]

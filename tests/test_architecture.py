@@ -158,3 +158,35 @@ def test_no_stage_branches_on_a_task_name():
         'if study.config.task == "classification":\n    pass\nx = {"segmentation": 1}'
     )
     assert task_branches(planted, set(TASKS)) == [1, 3]  # the check finds what it forbids
+
+
+CELLPOSE_COMPILED = ("cellpose.core", "cellpose.dynamics", "cellpose.metrics", "cellpose.models")
+
+
+def cellpose_imports(source: str) -> set[str]:
+    """The modules of Cellpose that compile with numba (or import those that do) that
+    ``source`` imports itself."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        else:
+            continue
+        found |= {n for n in names if n in CELLPOSE_COMPILED}
+    return found
+
+
+def test_cellpose_is_imported_through_numbas_cache():
+    """Only loop/models/cellpose_numba.py imports the Cellpose modules that numba compiles
+    (others take them from it), so that no process compiles them without the cache."""
+    found = {
+        name: sorted(hits)
+        for name, path in modules().items()
+        if name != "loop.models.cellpose_numba"
+        if (hits := cellpose_imports(path.read_text()))
+    }
+    assert found == {}
+    planted = "from cellpose import dynamics, resnet_torch\nimport cellpose.models\n"
+    assert cellpose_imports(planted) == {"cellpose.dynamics", "cellpose.models"}

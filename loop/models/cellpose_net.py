@@ -98,8 +98,9 @@ def pretrained_path(name_or_path: str) -> Path:
         When the name is unknown, the download fails (no internet) or the path is missing.
     """
     if name_or_path in CELLPOSE_NAMES:
-        from cellpose import models as cp_models
+        from loop.models.cellpose_numba import cellpose_models
 
+        cp_models = cellpose_models()
         try:
             # downloads into ~/.cellpose/models when missing
             return Path(cp_models.model_path(name_or_path))

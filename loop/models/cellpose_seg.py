@@ -26,8 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from cellpose import core, dynamics
-from cellpose import metrics as cp_metrics
 from skimage.segmentation import relabel_sequential
 
 from loop.config import ModelConfig
@@ -53,6 +51,8 @@ from loop.models.cellpose_net import (  # noqa: F401 (the network and its files,
     pretrained_path,
     save,
 )
+from loop.models.cellpose_numba import core, dynamics
+from loop.models.cellpose_numba import metrics as cp_metrics
 from loop.models.devices import device_of, inference_batch  # noqa: F401 (cs.device_of)
 
 # Cellpose's mask step builds sparse tensors; left implicit, torch warns about its sparse

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from cellpose import dynamics, resnet_torch
+from cellpose import resnet_torch
 
 from loop.config import AugmentConfig, ModelConfig
 from loop.core.augment import dihedral, dihedral_flows, elastic, photometric
 from loop.errors import ModelError
 from loop.models.base import mean_loss
+from loop.models.cellpose_numba import dynamics
 from loop.models.cellpose_seg import to_input
 
 
