@@ -11,6 +11,8 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
     --target /tmp/site .device/wheels/*.whl
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c "import cellpose, distributed, sqlite_utils, zarr, loop.cli.main; print('imports: ok')"
+python3 -c "import cellpose, distributed, sqlite_utils, loop.cli.main; print('imports: ok')"
+# the GPU's use, each second, while the bench runs (comes back with the JSON)
+nvidia-smi dmon -s um -d 1 > "$out/gpu-use.log" 2>&1 &
 python3 -m bench.gpu "$out/$(date +%F)-gpu.json" --data .device/dsb256 \
     --work /tmp/loop-gpu-bench "$@" 2>&1 | tee "$out/gpu-bench.log"

@@ -223,7 +223,9 @@ def flipped_outputs(net, images: Sequence[np.ndarray]):
     outputs = forward(net, inputs)
     for i in range(len(images)):
         (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
-        yield y, np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)]), style
+        with stage("measures"):  # the flipped copy's outputs flipped back
+            z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])
+        yield y, z, style
 
 
 def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> list[Segmentation]:
@@ -243,21 +245,22 @@ def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> 
 
     result = []
     for y, z, style in flipped_outputs(net, images):
-        mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
-        labels, n = ndimage.label(mean_prob > 0.5)
-        sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
-        result.append(
-            Segmentation(
-                masks=None,
-                cellprob=y[2],
-                style=style / (np.linalg.norm(style) or 1.0),
-                measures={
-                    "flip": flip_disagreement(y, z),
-                    "entropy": probability_entropy(mean_prob),
-                    "n_objects": float((sizes >= config.min_size).sum()),
-                },
+        with stage("measures"):  # on the CPU, from the network's outputs
+            mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
+            labels, n = ndimage.label(mean_prob > 0.5)
+            sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
+            result.append(
+                Segmentation(
+                    masks=None,
+                    cellprob=y[2],
+                    style=style / (np.linalg.norm(style) or 1.0),
+                    measures={
+                        "flip": flip_disagreement(y, z),
+                        "entropy": probability_entropy(mean_prob),
+                        "n_objects": float((sizes >= config.min_size).sum()),
+                    },
+                )
             )
-        )
     return result
 
 
