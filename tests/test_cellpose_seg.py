@@ -155,3 +155,30 @@ def test_invert_mode_is_checked():
 
     with pytest.raises(ConfigError, match="model.invert = 'sometimes': give one of auto"):
         ModelConfig(invert="sometimes")
+
+
+def test_an_image_up_to_whole_up_to_is_segmented_in_one_pass(tiny_data, monkeypatch):
+    """A 320 px image (336 padded) goes through the network in one tile of 336 by default,
+    in Cellpose's tiles of 224 with ``whole_up_to = 0``; the two find the same objects."""
+    from dataclasses import replace
+
+    from loop.core.metrics import segmentation_scores
+
+    pairs, data = tiny_data
+    net = cs.build_net(TINY.nbase, CPU)
+    ct.train(
+        net, data, config=TINY, augment=AugmentConfig(), steps=100, rng=np.random.default_rng(0)
+    )
+    image, truth = synthetic_nuclei((320, 320), 40, radius=(4, 7), rng=7)
+    sides = []
+    real = cs.core.run_net
+
+    def spy(*args, bsize, **kwargs):
+        sides.append(bsize)
+        return real(*args, bsize=bsize, **kwargs)
+
+    monkeypatch.setattr(cs.core, "run_net", spy)
+    whole = cs.segment(net, image, config=TINY)
+    tiled = cs.segment(net, image, config=replace(TINY, whole_up_to=0))
+    assert sides == [336, 224] and whole.masks.max() >= 20  # most of the 40 nuclei
+    assert segmentation_scores(tiled.masks, whole.masks)["ap50"] > 0.9

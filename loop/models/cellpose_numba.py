@@ -42,7 +42,7 @@ def caching():
 
 
 with caching():
-    from cellpose import core, dynamics, metrics  # noqa: E402, F401 (taken from here)
+    from cellpose import core, dynamics, metrics, transforms  # noqa: E402, F401 (taken from here)
 
 
 def cellpose_models():

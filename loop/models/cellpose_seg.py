@@ -51,7 +51,7 @@ from loop.models.cellpose_net import (  # noqa: F401 (the network and its files,
     pretrained_path,
     save,
 )
-from loop.models.cellpose_numba import core, dynamics
+from loop.models.cellpose_numba import core, dynamics, transforms
 from loop.models.cellpose_numba import metrics as cp_metrics
 from loop.models.devices import device_of, inference_batch  # noqa: F401 (cs.device_of)
 
@@ -127,8 +127,9 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
     the uncertainty measure (mean over all candidate objects).
     """
     with stage("network"):
+        bsize = tile_side(x.shape[1:], config.whole_up_to)
         y, style = core.run_net(
-            net, x.transpose(1, 2, 0)[None], batch_size=inference_batch(device), bsize=224
+            net, x.transpose(1, 2, 0)[None], batch_size=inference_batch(device), bsize=bsize
         )
     dp, cellprob = y[0, ..., :2].transpose(2, 0, 1), y[0, ..., 2]
     with stage("dynamics"):  # Cellpose's flow following and mask reconstruction
@@ -143,6 +144,25 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
         )
     with stage("flow check"):
         return _checked(masks, dp, cellprob, style, config, device)
+
+
+TILE = 224
+"""Cellpose's tile side (``core.run_net``'s ``bsize``)."""
+
+
+def tile_side(shape: tuple[int, int], whole_up_to: int) -> int:
+    """The tile side for ``core.run_net`` on an image of ``shape`` (M, N): the padded image's
+    longer side when it is at most ``whole_up_to`` (one pass over the whole image), else
+    :data:`TILE` (Cellpose's overlapping tiles).
+
+    >>> tile_side((256, 256), 768), tile_side((520, 696), 768), tile_side((1024, 1024), 768)
+    (272, 720, 224)
+    >>> tile_side((256, 256), 0), tile_side((100, 100), 768)
+    (224, 224)
+    """
+    pad = transforms.get_pad_yx(*shape)
+    side = max(shape[0] + pad[0] + pad[1], shape[1] + pad[2] + pad[3])
+    return max(TILE, side) if side <= whole_up_to else TILE
 
 
 def _checked(masks, dp, cellprob, style, config: ModelConfig, device):
