@@ -75,7 +75,7 @@ seed = {model.seed}
 predict_tile = {model.predict_tile}
 predict_tile_above = {model.predict_tile_above}
 predict_tile_overlap = {model.predict_tile_overlap}
-whole_up_to = {model.whole_up_to}        # images up to this side (padded) in one pass; larger: 224 px tiles
+whole_up_to = {model.whole_up_to}        # a side (padded) up to this: one pass; else 224 px tiles
 fill_gpu = true          # on CUDA, widths and batch left at these defaults become stock / 32
 
 [classifier]             # the image classifier (classification)
