@@ -325,3 +325,29 @@ def test_a_full_disk_is_one_error_line_naming_the_file_and_leaves_nothing_half_w
     with open_study(study) as s:
         assert s.store.db["models"].count == 1  # the failed training recorded nothing
     assert not [p for p in (study / "models").iterdir() if ".tmp" in p.name]
+
+
+def test_each_stage_of_a_progress_line_shows_its_own_time():
+    """One progress line serves every stage of a command (train, evaluate, ...); its clock
+    restarts with each stage, also when the same stage starts over (each round's
+    evaluation), so the time shown is not the whole command's."""
+    from rich.progress import Progress
+
+    from loop.cli.common import stage_progress
+
+    now = [0.0]
+    bar = Progress(get_time=lambda: now[0], disable=True)
+    update = stage_progress(bar)
+    (task,) = bar.tasks
+    update("training", 0, 10)
+    now[0] = 100.0
+    update("training", 10, 10)
+    assert task.elapsed == 100.0
+    update("evaluating", 0, 60)
+    now[0] = 130.0
+    update("evaluating", 60, 60)
+    assert (task.description, task.elapsed) == ("evaluating", 30.0)
+    update("evaluating", 0, 60)  # the next round's evaluation
+    now[0] = 135.0
+    update("evaluating", 60, 60)
+    assert task.elapsed == 5.0 and task.completed == 60

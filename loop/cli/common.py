@@ -132,10 +132,20 @@ def emit_json(data) -> None:
 
 
 def stage_progress(bar: Progress):
+    """A ``progress(stage, done, total)`` callback on one line of ``bar``: a new stage (another
+    name, or the same one starting over, as each round's evaluation does) restarts the line's
+    clock, so the time shown is that stage's, not the whole command's."""
     job = bar.add_task("starting", total=None)
-    return lambda stage, done, total: bar.update(
-        job, description=stage, completed=done, total=total
-    )
+    last = {"stage": None, "done": 0}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        if stage != last["stage"] or done < last["done"]:
+            bar.reset(job, description=stage, completed=done, total=total)
+        else:
+            bar.update(job, completed=done, total=total)
+        last.update(stage=stage, done=done)
+
+    return update
 
 
 def legend(task: str) -> str:
