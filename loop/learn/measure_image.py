@@ -39,12 +39,14 @@ class MeasureJob:
     classes: tuple[str, ...] = ()  # pixel classes (semantic), the background first
 
     @property
+    def label_file(self) -> Path | None:
+        """The label image it measures (``masks``/<rel>.tif), or None: it segments."""
+        return None if self.masks is None else Path(self.masks) / Path(self.rel).with_suffix(".tif")
+
+    @property
     def files(self) -> tuple[Path, ...]:
         """The files it reads (:func:`loop.core.readahead.warm_job` reads them ahead)."""
-        labels = (
-            () if self.masks is None else (Path(self.masks) / Path(self.rel).with_suffix(".tif"),)
-        )
-        return (self.path, *labels)
+        return (self.path,) if self.masks is None else (self.path, self.label_file)
 
 
 def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, dict]:
@@ -93,7 +95,7 @@ def _measure_one(job: MeasureJob, record: dict, model) -> list[dict]:
             write_labels(target, labels)
         record["labels"] = target.relative_to(out).as_posix()
     else:
-        source = Path(masks) / Path(rel).with_suffix(".tif")
+        source = job.label_file
         if not source.is_file():
             raise MeasureError(f"no label image {source} for it")
         with stage("read"):
