@@ -13,9 +13,11 @@ measured in the same run:
   and ``segment`` (masks reconstructed) against it;
 - ``score``: ``loop score`` of the pool (images/s; target >= 100 on 256 px images);
 - ``measure_gpu``: ``loop measure`` of 120 images on the GPU (images/s; target >= 20), with
-  its profile (``loop measure --profile``: seconds per stage); ``measure_gpu_workers``: the
-  same on 4 local workers sharing the GPU (their CPU parts on the host's cores), tables
-  compared with one process's;
+  its profile (``loop measure --profile``: seconds per stage), and ``one_image_a_pass``: the
+  same with ``model.images_per_pass = 1`` (what sharing the forward passes gains);
+  ``measure_gpu_workers``: the same on 4 local workers sharing the GPU (their CPU parts on
+  the host's cores), tables compared with one process's (``identical_tables``: byte for
+  byte; ``same_objects``: the probabilities to 1e-4, as images sharing other passes give);
 - ``score`` carries its profile too;
 - ``measure_cpu_workers``: the GPU hidden, ``loop measure`` of 500 images on 1 and 8 local
   workers, cluster start included (target >= 4x), and whether the tables are identical;
@@ -88,6 +90,28 @@ def _tables_equal(a: Path, b: Path) -> bool:
     return all(
         (a / name).read_bytes() == (b / name).read_bytes() for name in ("objects.csv", "images.csv")
     )
+
+
+def _same_objects(a: Path, b: Path) -> bool:
+    """Whether two ``loop measure`` outputs found the same objects, measured alike: the
+    tables equal but for the model's probabilities, which may differ by float rounding (up to
+    1e-4) when images shared forward passes with others."""
+    import csv
+
+    def rows(path: Path, name: str) -> list[dict]:
+        with open(path / name, newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    if rows(a, "images.csv") != rows(b, "images.csv"):
+        return False
+    left, right = rows(a, "objects.csv"), rows(b, "objects.csv")
+    if len(left) != len(right):
+        return False
+    for x, y in zip(left, right):
+        p, q = float(x.pop("model_probability") or 0), float(y.pop("model_probability") or 0)
+        if x != y or abs(p - q) > 1e-4:
+            return False
+    return True
 
 
 def _measure_cpu(study_path: Path, folder: Path, out: Path, workers: int) -> dict:
@@ -171,6 +195,23 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK, save=None) 
         "profile": rounded(done.profile),
     }
     _part(out, "measure_gpu", "measure on the device", save)
+    # the same, one image a forward pass (the CPU's way): what sharing the passes gains
+    from dataclasses import replace
+
+    config = study.config
+    study.config = replace(config, model=replace(config.model, images_per_pass=1))
+    shutil.rmtree(work / "out" / "gpu-one", ignore_errors=True)
+    began = time.perf_counter()
+    measure_folder(study, folder, work / "out" / "gpu-one", engine=Engine())
+    alone = time.perf_counter() - began
+    study.config = config
+    out["measure_gpu"]["one_image_a_pass"] = {
+        "seconds": round(alone, 2),
+        "images_per_s": round(size["measure"] / alone, 2),
+        "ratio_shared_to_one": round(alone / seconds, 2),
+        "same_objects": _same_objects(work / "out" / "gpu", work / "out" / "gpu-one"),
+    }
+    _part(out, "measure_gpu", "measure on the device, one image a pass", save)
     # several workers sharing the one GPU: the CPU parts (dynamics' CPU share, the
     # per-object measurement) spread over the host's cores while the GPU segments
     shared = size["gpu_workers"]
@@ -187,6 +228,7 @@ def bench_gpu(data: Path, *, quick: bool = False, work: Path = WORK, save=None) 
         "images_per_s": round(size["measure"] / seconds, 2),
         "ratio_to_one_process": round(out["measure_gpu"]["seconds"] / seconds, 2),
         "identical_tables": _tables_equal(work / "out" / "gpu", work / "out" / "gpu-workers"),
+        "same_objects": _same_objects(work / "out" / "gpu", work / "out" / "gpu-workers"),
         "profile": rounded(done.profile),
     }
     _part(out, "measure_gpu_workers", f"measure, {shared} workers on the device", save)

@@ -198,3 +198,39 @@ def test_whole_image_outputs_are_those_of_cellposes_one_pass():
         expected, _ = cs.core.run_net(net, x.transpose(1, 2, 0)[None], bsize=bsize)
         assert y.shape == (3, *shape)
         np.testing.assert_allclose(y, expected[0].transpose(2, 0, 1), atol=1e-4)
+
+
+def test_images_of_one_size_share_passes_and_keep_their_masks(tiny_data, monkeypatch):
+    """``images_per_pass = 3``: four 64 px images and one of 48 x 80 (the third) go through
+    ``core.run_net`` as 3 + 1 + 1, in the images' order, and each keeps the masks it has
+    alone; the CPU's default is one image a pass."""
+    from dataclasses import replace
+
+    from loop.core.metrics import segmentation_scores
+
+    pairs, data = tiny_data
+    net = cs.build_net(TINY.nbase, CPU)
+    ct.train(
+        net, data, config=TINY, augment=AugmentConfig(), steps=100, rng=np.random.default_rng(0)
+    )
+    other, _ = synthetic_nuclei((48, 80), 6, radius=(4, 7), rng=9)
+    images = [pairs[0][0], pairs[1][0], other, pairs[2][0], pairs[3][0]]
+    stacks = []
+    real = cs.core.run_net
+
+    def spy(net, stack, **kwargs):
+        stacks.append(stack.shape[:3])
+        return real(net, stack, **kwargs)
+
+    monkeypatch.setattr(cs.core, "run_net", spy)
+    alone = cs.segment_many(net, images, config=TINY)
+    assert stacks == [(1, 64, 64)] * 2 + [(1, 48, 80)] + [(1, 64, 64)] * 2
+    stacks.clear()
+    shared = cs.segment_many(net, images, config=replace(TINY, images_per_pass=3))
+    assert stacks == [(3, 64, 64), (1, 48, 80), (1, 64, 64)]
+    assert sum(seg.masks.max() for seg in alone) >= 15  # it finds nuclei: something to compare
+    for a, b in zip(alone, shared):
+        assert a.masks.shape == b.masks.shape
+        assert segmentation_scores(a.masks, b.masks)["ap50"] == 1.0
+        np.testing.assert_allclose(a.cellprob, b.cellprob, atol=1e-4)
+        assert a.measures == pytest.approx(b.measures, abs=1e-4)

@@ -309,6 +309,7 @@ def test_the_resolved_config_has_every_default_and_changes_with_one():
         ("[model]\nkeep_tolerance = nan", r"model.keep_tolerance = nan: give a finite"),
         ("[model]\npredict_tile = 100000000", r"model.predict_tile = 100000000"),
         ("[model]\nseed = -1", r"model.seed = -1"),
+        ("[model]\nimages_per_pass = -1", r"model.images_per_pass = -1: give a value from 0"),
         ("[rounds]\nfull_pull_minutes = inf", r"rounds.full_pull_minutes = inf: give a finite"),
         ("[rounds]\nfull_pull_minutes = nan", r"rounds.full_pull_minutes = nan: give a finite"),
         ("[rounds]\npoll_seconds = nan", r"rounds.poll_seconds = nan: give a finite"),

@@ -212,39 +212,6 @@ def test_a_model_file_is_checked_before_it_is_used(tmp_path):
         cached_model("cellpose", path, "0" * 64, False)
 
 
-def test_workers_as_batch_jobs_dry_run_and_bad_settings(monkeypatch):
-    """`loop cluster slurm --dry-run` prints the job script of the workers it would submit
-    (dask-jobqueue, scheduler on 127.0.0.1 here), and bad settings say what to give."""
-    import json
-    import sys
-
-    from typer.testing import CliRunner
-
-    from loop.cli import app
-    from loop.learn.engine import JobWorkers, job_cluster
-
-    result = CliRunner().invoke(
-        app,
-        ["cluster", "slurm", "--cores", "4", "--memory", "16GB", "--walltime", "00:30:00"]
-        + ["--host", "127.0.0.1", "--dry-run", "--json"],
-    )
-    assert result.exit_code == 0, result.output
-    info = json.loads(result.stdout)
-    assert info["scheduler"].startswith("tcp://127.0.0.1:")
-    script = info["job_script"]
-    assert "#SBATCH --cpus-per-task=4" in script and "#SBATCH -t 00:30:00" in script
-    assert info["scheduler"] in script and "--nthreads 4" in script
-    with pytest.raises(EngineError, match="'k8s': workers can be started by slurm, pbs, lsf"):
-        JobWorkers(system="k8s")
-    with pytest.raises(EngineError, match="--cores 0, --jobs 1: give 1 or more"):
-        JobWorkers(cores=0)
-    with pytest.raises(EngineError, match="refuses these slurm settings"):
-        job_cluster(JobWorkers(memory="a lot", host="127.0.0.1"))
-    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)
-    with pytest.raises(EngineError, match=r"needs dask-jobqueue: pip install -e '.\[hpc\]'"):
-        job_cluster(JobWorkers(host="127.0.0.1"))
-
-
 def test_local_workers_share_the_gpus_one_each():
     from loop.learn.dask_plugin import gpu_of
 
@@ -277,3 +244,42 @@ def test_the_next_item_of_a_chunk_is_read_ahead(tmp_path):
 
 def square_len(item: str) -> int:
     return len(item) ** 2
+
+
+def squares_of_a_list(items: list[int]):
+    """Yields (the list's length, x * x) for each item; a list that holds 5 raises."""
+    if 5 in items and len(items) > 1:
+        raise ValueError("a list with 5")
+    for x in items:
+        if x == 5:
+            raise ValueError("five")
+        yield len(items), x * x
+
+
+def test_many_gives_lists_in_this_process_and_the_results_in_order():
+    seen, warmed = [], []
+    out = list(
+        run_each(
+            squares_of_a_list,
+            [x for x in range(40) if x != 5],
+            many=True,
+            progress=lambda d, t: seen.append(d),
+            prefetch=warmed.append,
+        )
+    )
+    items = [x for x in range(40) if x != 5]
+    assert [r[1] for _, r in out] == [x * x for x in items]
+    assert [i for i, _ in out] == list(range(39))
+    assert [r[0] for _, r in out] == [16] * 32 + [7] * 7  # lists of MAX_CHUNK
+    assert seen == list(range(1, 40))  # each result as it comes
+    assert sorted(warmed) == items[16:]  # the next list's items, read ahead
+    with pytest.raises(ValueError, match="a list with 5"):
+        list(run_each(squares_of_a_list, list(range(8)), many=True))
+
+
+def test_many_on_a_cluster_runs_a_failing_list_again_one_item_at_a_time():
+    out = dict(run_each(squares_of_a_list, list(range(12)), engine=Engine(2, chunk=4), many=True))
+    assert isinstance(out[5], TaskFailed) and "ValueError: five" in out[5].error
+    assert [out[i][1] for i in range(12) if i != 5] == [i * i for i in range(12) if i != 5]
+    sizes = [out[i][0] for i in range(12) if i != 5]
+    assert sizes == [4] * 4 + [1] * 3 + [4] * 4  # the chunk of 5 again, one at a time

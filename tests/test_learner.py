@@ -202,15 +202,33 @@ def test_train_without_labels_is_an_error(seg_study, seg_folder):
         learner.train(seg_study)
 
 
-def test_predict_reports_unreadable_files(tiny_study, tmp_path):
+def test_predict_reports_unreadable_files(tiny_study, tmp_path, monkeypatch):
+    """...also when the images share forward passes (``model.images_per_pass``, a GPU's
+    way), which predicts the same objects."""
+    from dataclasses import replace
+
+    from loop.models import cellpose_seg as cs
+
     learner.train(tiny_study)
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "broken.tif").write_bytes(b"II*\x00garbage")
-    image, _ = synthetic_nuclei((40, 40), 3, rng=0)
-    tifffile.imwrite(folder / "ok.tif", image)
+    for i in range(2):
+        image, _ = synthetic_nuclei((40, 40), 3, rng=i)
+        tifffile.imwrite(folder / f"ok{i}.tif", image)
     rows = learner.predict_folder(tiny_study, folder, tmp_path / "o")
-    assert [bool(r.get("error")) for r in rows] == [True, False]
+    assert [bool(r.get("error")) for r in rows] == [True, False, False]
+    model = replace(tiny_study.config.model, images_per_pass=2)
+    tiny_study.config = replace(tiny_study.config, model=model)
+    stacks, real = [], cs.core.run_net
+
+    def spy(net, stack, **kwargs):
+        stacks.append(len(stack))
+        return real(net, stack, **kwargs)
+
+    monkeypatch.setattr(cs.core, "run_net", spy)
+    assert learner.predict_folder(tiny_study, folder, tmp_path / "shared") == rows
+    assert stacks == [2]  # the two readable images in one pass
     with pytest.raises(ModelError, match="is not a folder of images"):
         learner.predict_folder(tiny_study, tmp_path / "nothing", tmp_path / "o")
 

@@ -222,6 +222,50 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     assert bad.exit_code == 1 and "--pixel-size 0.0: give micrometres per pixel" in bad.stderr
 
 
+def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folder, monkeypatch):
+    """``model.images_per_pass = 4`` (the GPU's way, here on the CPU): the images of a list
+    go through the network together, yet the tables are those of one image a pass (the
+    probabilities to float rounding), a corrupt file among them is a skipped row, and the
+    profile still holds every stage."""
+    import shutil
+
+    from loop.models import cellpose_seg as cs
+    from loop.study import open_study
+
+    study_path = cli_seg_study(tmp_path / "s", nuclei_folder)
+    trained = CliRunner().invoke(app, ["train", str(study_path), "--steps", "150"])
+    assert trained.exit_code == 0, trained.output
+    folder = tmp_path / "images"
+    shutil.copytree(nuclei_folder / "images", folder)
+    (folder / "img2b.tif").write_bytes(b"not a TIFF")
+    with open_study(study_path) as study:
+        measure_folder(study, folder, tmp_path / "alone")
+        model = replace(study.config.model, images_per_pass=4)
+        study.config = replace(study.config, model=model)
+        stacks, real = [], cs.core.run_net
+
+        def spy(net, stack, **kwargs):
+            stacks.append(len(stack))
+            return real(net, stack, **kwargs)
+
+        monkeypatch.setattr(cs.core, "run_net", spy)
+        shared = measure_folder(study, folder, tmp_path / "shared")
+    assert stacks == [4, 2]  # the six readable images of 48 x 64, four a pass
+    assert [f for f, _ in shared.errors] == ["img2b.tif"] and shared.n_objects > 0
+    assert _csv(tmp_path / "shared" / "images.csv") == _csv(tmp_path / "alone" / "images.csv")
+    rows, expected = (
+        _csv(tmp_path / "shared" / "objects.csv"),
+        _csv(tmp_path / "alone" / "objects.csv"),
+    )
+    assert len(rows) == len(expected) == shared.n_objects
+    for got, want in zip(rows, expected):
+        p, q = float(got.pop("model_probability")), float(want.pop("model_probability"))
+        assert got == want and np.isclose(p, q, atol=1e-4)
+    assert {"read", "normalise", "network", "dynamics", "measure", "write"} <= set(
+        shared.profile["workers"]
+    )
+
+
 @pytest.mark.slow
 def test_on_a_dask_cluster_the_tables_are_the_same(tmp_path, nuclei_folder):
     """`loop measure --workers 2` (a LocalCluster) and `--scheduler` (a `dask scheduler` and a

@@ -31,7 +31,7 @@ def cluster(
 ) -> None:
     """Start Dask workers as batch jobs and print the scheduler's address for `loop score
     / measure / predict --scheduler`; runs (and keeps the workers) until Ctrl-C."""
-    from loop.learn.engine import JobWorkers, job_cluster
+    from loop.learn.job_cluster import JobWorkers, job_cluster
 
     spec = JobWorkers(
         system=system,

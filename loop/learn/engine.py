@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from loop.core.readahead import read_ahead
@@ -131,6 +132,7 @@ def run_each(
     client=None,
     ordered: bool = True,
     prefetch: Callable | None = None,
+    many: bool = False,
 ) -> Iterator[tuple[int, object]]:
     """``fn(item)`` for every item; yields ``(index, result)`` in the order of ``items``, or,
     with ``ordered=False``, as the results come (a slow item then holds nothing back and no
@@ -149,10 +151,20 @@ def run_each(
     ``prefetch(item)`` (module-level too), if given, runs in a thread on the next item of a
     chunk while ``fn`` works on one (:func:`loop.core.readahead.read_ahead`: e.g. reading its
     files into the page cache).
+
+    With ``many``, ``fn`` takes a list of items and returns (or yields) their results, in
+    order, so that it can share work between them (a GPU's forward passes): it gets a chunk
+    (on a cluster) or :data:`MAX_CHUNK` items in a row (in this process), and ``prefetch``
+    runs only in this process (on the next items while ``fn`` works on a list). On a
+    cluster, a list whose call raises is run again one item at a time, so that only the
+    culprit fails.
     """
     if not items:
         return  # nothing to run: no cluster started for it
     if not engine.distributed:
+        if many:
+            yield from _in_lists(fn, items, progress, prefetch)
+            return
         for i, item in enumerate(read_ahead(items, prefetch)):
             yield i, fn(item)
             if progress:
@@ -171,6 +183,7 @@ def run_each(
                 client=own,
                 ordered=ordered,
                 prefetch=prefetch,
+                many=many,
             )
         return
     from distributed import KilledWorker, as_completed
@@ -196,7 +209,7 @@ def run_each(
                 start = alone.pop()
                 stop = start + 1
             chunk = items[start:stop]
-            future = client.submit(_chunk, fn, chunk, prefetch, retries=1, pure=False)
+            future = client.submit(_chunk, fn, chunk, prefetch, many, retries=1, pure=False)
             futures[future] = (start, stop, by_itself)
             pending.add(future)
             in_flight += 1
@@ -243,9 +256,50 @@ def chunk_size(n_items: int, threads: int) -> int:
 MAX_CHUNK = 16
 
 
-def _chunk(fn: Callable, items: Sequence, prefetch: Callable | None = None) -> list:
+def _in_lists(fn: Callable, items: Sequence, progress, prefetch: Callable | None):
+    """:func:`run_each` with ``many``, in this process: ``fn`` on :data:`MAX_CHUNK` items at
+    a time; the next list's items read ahead while ``fn`` works on one."""
+    lists = [items[start : start + MAX_CHUNK] for start in range(0, len(items), MAX_CHUNK)]
+    ahead = None if prefetch is None else partial(_each, prefetch)
+    done = 0
+    for part in read_ahead(lists, ahead):
+        for result in fn(list(part)):  # each result as it comes (``fn`` may be a generator)
+            yield done, result
+            done += 1
+            if progress:
+                progress(done, len(items))
+
+
+def _each(prefetch: Callable, items: Sequence) -> None:
+    """``prefetch`` on each of ``items``; one that raises does not stop the others (the
+    item's own work meets the same problem and reports it)."""
+    for item in items:
+        try:
+            prefetch(item)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _chunk(
+    fn: Callable, items: Sequence, prefetch: Callable | None = None, many: bool = False
+) -> list:
     """``fn`` on each item of a chunk (on a worker), the next read ahead by ``prefetch``;
-    an item whose call raises is its :class:`TaskFailed`, the others go on."""
+    an item whose call raises is its :class:`TaskFailed`, the others go on. With ``many``,
+    ``fn`` on the chunk's list, or, when that raises, on each item's list of one."""
+    if many:
+        try:
+            out = list(fn(list(items)))
+            if len(out) == len(items):
+                return out
+        except Exception:  # noqa: BLE001 (run again one at a time: only the culprit fails)
+            pass
+        if len(items) > 1:
+            return [_chunk(fn, [item], None, True)[0] for item in items]
+        try:
+            (result,) = fn(list(items))
+            return [result]
+        except Exception as exc:
+            return [TaskFailed(f"{type(exc).__name__}: {exc}")]
     out = []
     for item in read_ahead(items, prefetch):
         try:
@@ -337,63 +391,3 @@ def _client(engine: Engine):
         # workers: put the environment back, or later subprocesses run with one thread
         os.environ.clear()
         os.environ.update(environ)
-
-
-JOB_SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "lsf": "LSFCluster"}
-
-
-@dataclass(frozen=True)
-class JobWorkers:
-    """Dask workers started as batch jobs (``loop cluster``): one worker process per job."""
-
-    system: str = "slurm"
-    cores: int = 8
-    memory: str = "32GB"
-    walltime: str = "01:00:00"
-    jobs: int = 1
-    queue: str | None = None
-    account: str | None = None
-    host: str | None = None
-    """Address the scheduler listens on (default: dask-jobqueue's, all interfaces, so that
-    workers on other nodes reach it); ``127.0.0.1`` keeps it on this machine."""
-
-    def __post_init__(self):
-        if self.system not in JOB_SYSTEMS:
-            raise EngineError(
-                f"{self.system!r}: workers can be started by {', '.join(JOB_SYSTEMS)} jobs"
-            )
-        if self.cores < 1 or self.jobs < 1:
-            raise EngineError(f"--cores {self.cores}, --jobs {self.jobs}: give 1 or more")
-
-
-def job_cluster(spec: JobWorkers):
-    """A dask-jobqueue cluster of ``spec`` (its scheduler runs in this process; no job is
-    submitted until it is scaled).
-
-    Raises
-    ------
-    EngineError
-        When dask-jobqueue is not installed, or refuses the settings.
-    """
-    try:
-        import dask_jobqueue
-    except ImportError as exc:
-        raise EngineError(
-            "starting workers as batch jobs needs dask-jobqueue: pip install -e '.[hpc]'"
-        ) from exc
-    cls = getattr(dask_jobqueue, JOB_SYSTEMS[spec.system])
-    options = {"host": spec.host} if spec.host else {}
-    extra = {"account": spec.account} if spec.account else {}
-    try:
-        return cls(
-            cores=spec.cores,
-            memory=spec.memory,
-            walltime=spec.walltime,
-            processes=1,
-            queue=spec.queue,
-            scheduler_options=options,
-            silence_logs="error",
-            **extra,
-        )
-    except (TypeError, ValueError) as exc:
-        raise EngineError(f"dask-jobqueue refuses these {spec.system} settings: {exc}") from exc

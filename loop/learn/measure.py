@@ -44,7 +44,7 @@ from loop.errors import MeasureError
 from loop.faults import crash_points
 from loop.learn import engine as engines
 from loop.learn.engine import Engine, ModelRef, TaskFailed, run_each
-from loop.learn.measure_image import MeasureJob, measure_job
+from loop.learn.measure_image import MeasureJob, measure_jobs
 from loop.learn.measure_journal import MeasureJournal, image_key
 from loop.learn.registry import model_row, software_versions
 from loop.models.family import family
@@ -165,12 +165,13 @@ def measure_folder(
             if pending:
                 cluster.enter_context(engines.started(engine))
         results = run_each(
-            measure_job,
+            measure_jobs,
             [jobs[i] for i in pending],
             engine=engine,
             progress=lambda d, t: progress("measuring", d, t) if progress else None,
             ordered=False,  # journaled as they come; the tables follow the folder's order
-            prefetch=warm_job,  # the next image's file read while one is measured
+            prefetch=warm_job,  # the next images' files read while these are measured
+            many=True,  # a task's images may share the GPU's forward passes
         )
         # waiting for workers (in this process: the work itself)
         for n, outcome in timed_each(results, driver, "wait"):

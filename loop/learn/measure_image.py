@@ -8,6 +8,7 @@ rows, so that ``loop measure --profile`` says where a run's time went, on every 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,11 @@ from loop.core.classmaps import class_areas
 from loop.core.images import file_sha256, read_mask, write_labels
 from loop.core.lazy import missing_note, open_image, store_sha256
 from loop.core.objects import measure_objects
-from loop.core.stages import collecting, stage
+from loop.core.stages import add, collecting, stage
 from loop.errors import ImageError, MeasureError
 from loop.faults import crash_points
 from loop.learn.engine import ModelRef
-from loop.learn.predict import lazy_above, predict_one
+from loop.learn.predict import lazy_above, predict_one, predict_together, shares
 
 WORKER_CRASH = crash_points()  # counts this process's images
 
@@ -60,7 +61,7 @@ def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, d
             if job.masks is None:
                 with stage("model load"):  # once per process (cached)
                     model = job.model.load()
-            rows = _measure_one(job, record, model)
+            rows = _measured(job, record, model, _read(job, record))
         except (ImageError, MeasureError) as exc:
             record["error"] = str(exc)
     WORKER_CRASH.hit("measure.worker")  # tests: a worker killed after its image's work
@@ -68,12 +69,59 @@ def measure_job(job: MeasureJob) -> tuple[dict, list[dict] | None, str | None, d
     return record, rows, device, dict(seconds)
 
 
-def _measure_one(job: MeasureJob, record: dict, model) -> list[dict]:
-    """The object rows of one image (its file facts and label image go into ``record``):
-    segmented by ``model``, or read from ``job.masks``."""
-    from loop.models.cellpose_measures import cell_probability
+Result = tuple[dict, list[dict] | None, str | None, dict]
+"""What :func:`measure_job` gives: (the image's row, its object rows or None, device, seconds)."""
 
-    path, rel, out, masks = job.path, job.rel, job.out, job.masks
+
+def measure_jobs(jobs: list[MeasureJob]) -> Iterator[Result]:
+    """:func:`measure_job` of each job, in order (all of one call: one model and config).
+
+    When the model gains from taking images together (the family's ``shared``: on a GPU,
+    images of one size share its forward passes), the list's images are segmented as
+    :func:`loop.learn.predict.predict_together` does (only those shared wait in memory: at
+    most a task's, or 16 in one process) and the results come when the list is done, the
+    seconds of its stages given with its first image (the profile adds them up). Otherwise
+    (the CPU), one image after the other, each result as it is done.
+    """
+    first = jobs[0]
+    if first.masks is not None or len(jobs) < 2:
+        yield from map(measure_job, jobs)
+        return
+    with collecting() as loading, stage("model load"):  # once per process (cached)
+        model = first.model.load()
+    if not shares(first.model.kind, model, first.config):
+        for k, job in enumerate(jobs):
+            record, rows, device, seconds = measure_job(job)
+            yield record, rows, device, add(seconds, loading) if k == 0 else seconds
+        return
+    with collecting(rest="other") as seconds:
+        records = [{"file": job.rel} for job in jobs]
+        rows: list = [None] * len(jobs)
+
+        def readable():
+            for i, job in enumerate(jobs):
+                try:
+                    yield i, _read(job, records[i])
+                except ImageError as exc:
+                    records[i]["error"] = str(exc)
+
+        found = predict_together(first.model.kind, model, first.config, readable())
+        for i, pixels, output in found:
+            try:
+                rows[i] = _measured(jobs[i], records[i], model, pixels, output)
+            except MeasureError as exc:
+                records[i]["error"] = str(exc)
+    add(seconds, loading)
+    device = str(model.device)
+    for k, (record, objects) in enumerate(zip(records, rows, strict=True)):
+        WORKER_CRASH.hit("measure.worker")
+        yield record, objects, None if objects is None else device, dict(seconds) if k == 0 else {}
+
+
+def _read(job: MeasureJob, record: dict):
+    """The pixels of the job's image (read by tiles or bands when large), its file facts put
+    into ``record``."""
+    path = job.path
     with stage("read"):
         pixels = open_image(path, lazy_above=lazy_above(job.config))  # read by tiles/bands
         record.update(
@@ -84,9 +132,20 @@ def _measure_one(job: MeasureJob, record: dict, model) -> list[dict]:
         )
     if missing_note(pixels):
         record["warning"] = missing_note(pixels)
+    return pixels
+
+
+def _measured(job: MeasureJob, record: dict, model, pixels, output=None) -> list[dict]:
+    """The object rows of one image (its label image goes into ``record``): segmented by
+    ``model`` (or given as its prediction ``output``), or read from ``job.masks``."""
+    from loop.models.cellpose_measures import cell_probability
+
+    rel, out, masks = job.rel, job.out, job.masks
     probability = None
     if masks is None:
-        seg = predict_one(job.model.kind, model, pixels, job.config)
+        seg = output
+        if seg is None:
+            seg = predict_one(job.model.kind, model, pixels, job.config)
         labels = seg.masks if seg.classmap is None else seg.classmap
         probability = cell_probability(seg.cellprob) if seg.classmap is None else seg.probability
         target = out / "labels" / Path(rel).with_suffix(".tif")

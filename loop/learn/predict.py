@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +51,29 @@ def predict_one(kind: str, model, pixels: np.ndarray, config) -> Output:
     return Output(measures=measures, masks=masks, cellprob=cellprob)
 
 
+def predict_together(kind: str, model, config, images: Iterable[tuple[Any, np.ndarray]]):
+    """``(key, pixels, output)`` of each ``(key, pixels)`` of ``images``: the images that the
+    model gains from taking together (its family's ``shared``: on a GPU, images of one size
+    share the forward passes) wait and are predicted in one call after the last; the others
+    are predicted (:func:`predict_one`) as they come, so that only the shared ones wait in
+    memory."""
+    adapter = family(kind)
+    waiting: dict = {}
+    for key, pixels in images:
+        if adapter.shared(model, config, pixels.shape[:2]) > 1:
+            waiting[key] = pixels
+        else:
+            yield key, pixels, predict_one(kind, model, pixels, config)
+    outputs = adapter.predict(model, list(waiting.values()), config=config) if waiting else []
+    for (key, pixels), output in zip(waiting.items(), outputs, strict=True):
+        yield key, pixels, output
+
+
+def shares(kind: str, model, config) -> bool:
+    """Whether the model gains from taking images together (:func:`predict_together`)."""
+    return family(kind).shared(model, config) > 1
+
+
 def lazy_above(config) -> int:
     """Images with a side above this are read tile by tile (those that are segmented so)."""
     return config.predict_tile_above if isinstance(config, ModelConfig) else 1 << 62
@@ -74,17 +99,49 @@ class _Job:
 
 def _predict_job(job: _Job) -> dict:
     """The prediction row of one image (its label TIFF written, atomically, under ``out``)."""
+    record: dict = {}
+    pixels = _read(job, record)
+    if pixels is None:
+        return record
+    return _row(job, record, predict_one(job.model.kind, job.model.load(), pixels, job.config))
+
+
+def _predict_jobs(jobs: list[_Job]) -> Iterator[dict]:
+    """:func:`_predict_job` of each job, in order (one model and config): when the model gains
+    from it, the images of the list are predicted together (:func:`predict_together`)."""
+    model, kind, config = jobs[0].model.load(), jobs[0].model.kind, jobs[0].config
+    if len(jobs) < 2 or not shares(kind, model, config):
+        yield from map(_predict_job, jobs)
+        return
+    records: list[dict] = [{} for _ in jobs]
+
+    def readable():
+        for i, job in enumerate(jobs):
+            pixels = _read(job, records[i])
+            if pixels is not None:
+                yield i, pixels
+
+    for i, _, output in predict_together(kind, model, config, readable()):
+        _row(jobs[i], records[i], output)
+    yield from records
+
+
+def _read(job: _Job, record: dict):
+    """The pixels of the job's image, or None when it cannot be read (said in ``record``)."""
     from loop.errors import ImageError
 
-    record: dict = {}
     try:
         pixels = open_image(job.path, lazy_above=lazy_above(job.config))
     except ImageError as exc:
         record["error"] = str(exc)
-        return record
+        return None
     if missing_note(pixels):
         record["warning"] = missing_note(pixels)
-    output = predict_one(job.model.kind, job.model.load(), pixels, job.config)
+    return pixels
+
+
+def _row(job: _Job, record: dict, output: Output) -> dict:
+    """``record`` with the prediction ``output`` of the job's image (its label TIFF written)."""
     labels = output.masks if output.masks is not None else output.classmap
     if labels is not None:
         target = job.out / job.path.relative_to(job.folder).with_suffix(".tif")
@@ -169,11 +226,12 @@ def predict_folder(
     jobs = [_Job(path, folder, out, model, config, classes, objects) for path in files]
     rows = []
     for i, outcome in run_each(
-        _predict_job,
+        _predict_jobs,
         jobs,
         engine=engine,
         progress=lambda d, t: progress("predicting", d, t),
         prefetch=warm_job,
+        many=True,  # a task's images may share the GPU's forward passes
     ):
         if isinstance(outcome, TaskFailed):
             outcome = {"error": f"failed twice on the cluster: {outcome.error}"}

@@ -118,6 +118,11 @@ class ModelFamily(Protocol):
     ) -> list[Output]:
         """One :class:`Output` per image (shapes (M, N) or (M, N, C))."""
 
+    def shared(self, model: Any, config: Any, shape: tuple[int, int] | None = None) -> int:
+        """How many images of ``shape`` (M, N; None: of a small size) :meth:`predict` gains
+        from taking at once (e.g. sharing a GPU's forward passes); 1: none, the caller may
+        give them one at a time and keep less in memory."""
+
     def measure(self, model: Any, images: Sequence[np.ndarray], *, config: Any) -> list[Output]:
         """The cheap measures (tier ``forward`` of :data:`loop.core.strategies.TASK_MEASURES`)
         and the embedding of each image, as fast as the family allows: what ranks the whole

@@ -34,19 +34,26 @@ class CellposeFamily:
     def predict(self, model, images, *, config, tta: bool = False) -> list[Output]:
         from loop.models import cellpose_seg as cs
 
-        out = []
-        for pixels in images:
-            seg = cs.segment(model, pixels, config=config, tta=tta)
-            out.append(
-                Output(
-                    measures=seg.measures,
-                    embedding=seg.style,
-                    masks=seg.masks,
-                    cellprob=seg.cellprob,
-                    object_errors=seg.object_errors,
-                )
+        return [
+            Output(
+                measures=seg.measures,
+                embedding=seg.style,
+                masks=seg.masks,
+                cellprob=seg.cellprob,
+                object_errors=seg.object_errors,
             )
-        return out
+            for seg in cs.segment_many(model, images, config=config, tta=tta)
+        ]
+
+    def shared(self, model, config: ModelConfig, shape: tuple[int, int] | None = None) -> int:
+        """Images of ``shape`` (or of a small size) that :meth:`predict` runs through the
+        network together (:func:`loop.models.cellpose_seg.images_per_pass`): those seen
+        whole in one pass; an image in tiles fills its passes alone."""
+        from loop.models import cellpose_seg as cs
+
+        if shape is not None and cs.padded_side(shape) > max(cs.TILE, config.whole_up_to):
+            return 1
+        return cs.images_per_pass(config, model.device)
 
     def measure(self, model, images, *, config) -> list[Output]:
         from loop.models import cellpose_seg as cs

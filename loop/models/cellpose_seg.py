@@ -126,12 +126,24 @@ def _run(net, x: np.ndarray, config: ModelConfig, device: torch.device):
     ``flow_threshold``) is applied from the one flow-error computation that also serves as
     the uncertainty measure (mean over all candidate objects).
     """
+    ((y, style),) = _network(net, [x], config, device)
+    return _masks(y, style, config, device)
+
+
+def _network(net, inputs: Sequence[np.ndarray], config: ModelConfig, device: torch.device):
+    """``core.run_net``'s (y, style) of each input, all of one shape (2, M, N), in one call:
+    Cellpose runs ``inference_batch`` tiles (whole images: images) a forward pass. ``y`` of
+    shape (M, N, 3): dy, dx, cell-probability logits; ``style`` of shape (256,)."""
     with stage("network"):
-        bsize = tile_side(x.shape[1:], config.whole_up_to)
-        y, style = core.run_net(
-            net, x.transpose(1, 2, 0)[None], batch_size=inference_batch(device), bsize=bsize
-        )
-    dp, cellprob = y[0, ..., :2].transpose(2, 0, 1), y[0, ..., 2]
+        bsize = tile_side(inputs[0].shape[1:], config.whole_up_to)
+        stack = np.stack([x.transpose(1, 2, 0) for x in inputs])
+        y, style = core.run_net(net, stack, batch_size=inference_batch(device), bsize=bsize)
+    return list(zip(y, style, strict=True))
+
+
+def _masks(y: np.ndarray, style: np.ndarray, config: ModelConfig, device: torch.device):
+    """:func:`_run`'s outputs from the network's (y, style) of one image."""
+    dp, cellprob = y[..., :2].transpose(2, 0, 1), y[..., 2]
     with stage("dynamics"):  # Cellpose's flow following and mask reconstruction
         masks = dynamics.compute_masks(
             dp,
@@ -160,9 +172,19 @@ def tile_side(shape: tuple[int, int], whole_up_to: int) -> int:
     >>> tile_side((256, 256), 0), tile_side((100, 100), 768)
     (224, 224)
     """
-    pad = transforms.get_pad_yx(*shape)
-    side = max(shape[0] + pad[0] + pad[1], shape[1] + pad[2] + pad[3])
+    side = padded_side(shape)
     return max(TILE, side) if side <= whole_up_to else TILE
+
+
+def padded_side(shape: tuple[int, int]) -> int:
+    """The longer side of an image of ``shape`` (M, N) padded as Cellpose pads it for its
+    network (to a multiple of 16, plus 8 px on each side).
+
+    >>> padded_side((256, 256)), padded_side((520, 696))
+    (272, 720)
+    """
+    pad = transforms.get_pad_yx(*shape)
+    return max(shape[0] + pad[0] + pad[1], shape[1] + pad[2] + pad[3])
 
 
 def _checked(masks, dp, cellprob, style, config: ModelConfig, device):
@@ -180,7 +202,7 @@ def _checked(masks, dp, cellprob, style, config: ModelConfig, device):
                 masks = relabel_sequential(masks)[0]
     else:
         errors, kept = np.zeros(0), np.zeros(0, bool)
-    return masks, errors, cellprob, style[0], errors[kept]
+    return masks, errors, cellprob, style, errors[kept]
 
 
 FLIP = 3  # the dihedral code of the flipped copy: rows and columns (180 degrees), its own inverse
@@ -300,10 +322,60 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
         own quality check), ``entropy`` (:func:`foreground_entropy`), ``n_objects``; with
         ``tta`` also ``tta`` and ``count`` (see :func:`tta_disagreement`).
     """
-    device = net.device
-    with stage("normalise"):
-        x = to_input(image, invert=polarity(net))
-    masks, errors, cellprob, style, object_errors = _run(net, x, config, device)
+    (result,) = segment_many(net, [image], config=config, tta=tta)
+    return result
+
+
+def segment_many(
+    net, images: Sequence[np.ndarray], *, config: ModelConfig, tta: bool = False
+) -> list[Segmentation]:
+    """:func:`segment` of each image, the network's passes shared by images of one size,
+    :func:`images_per_pass` at a time; each image's masks come from its own outputs.
+
+    A shared pass gives outputs that differ from an image's own pass by float rounding only
+    (up to ~2e-6 on the CPU), so on a GPU the masks of an image can differ in a rare pixel
+    with the images it shared a pass with; one image a pass (the CPU's default) gives the
+    same masks whatever else is segmented.
+    """
+    device, invert = net.device, polarity(net)
+    per_pass = images_per_pass(config, device)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, image in enumerate(images):
+        by_shape.setdefault(np.shape(image)[:2], []).append(i)
+    groups = [
+        members[start : start + per_pass]
+        for members in by_shape.values()
+        for start in range(0, len(members), per_pass)
+    ]
+    out: list = [None] * len(images)
+    for group in sorted(groups):  # in the images' order, as far as sizes allow
+        with stage("normalise"):
+            inputs = [to_input(images[i], invert=invert) for i in group]
+        for i, x, (y, style) in zip(group, inputs, _network(net, inputs, config, device)):
+            out[i] = _segmentation(net, x, _masks(y, style, config, device), config, tta)
+    return out
+
+
+def images_per_pass(config: ModelConfig, device: torch.device) -> int:
+    """Images of one size that share a forward pass: ``config.images_per_pass``, or when 0,
+    one on the CPU and :func:`inference_batch` (64) on a GPU.
+
+    >>> from loop.config import ModelConfig
+    >>> cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    >>> images_per_pass(ModelConfig(), cpu), images_per_pass(ModelConfig(), gpu)
+    (1, 64)
+    >>> images_per_pass(ModelConfig(images_per_pass=4), cpu)
+    4
+    """
+    if config.images_per_pass:
+        return config.images_per_pass
+    return inference_batch(device, whole=True) if device.type == "cuda" else 1
+
+
+def _segmentation(net, x: np.ndarray, found, config: ModelConfig, tta: bool) -> Segmentation:
+    """The :class:`Segmentation` of one input ``x`` (2, M, N) from :func:`_run`'s outputs
+    ``found`` on it; with ``tta``, its 3 flipped copies segmented too."""
+    masks, errors, cellprob, style, object_errors = found
     flow_err = float(np.mean(errors)) if errors.size else 0.0
     width = net.nbase[-1]
     style = np.asarray(style[:width], dtype=np.float32)
@@ -316,7 +388,7 @@ def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -
     if tta:
         variants = [masks]
         for code in (1, 2, 3):
-            m, *_ = _run(net, dihedral(x, code), config, device)
+            m, *_ = _run(net, dihedral(x, code), config, net.device)
             variants.append(undo_dihedral(m, code))
         measures["tta"], measures["count"] = tta_disagreement(variants)
     return Segmentation(masks, cellprob, style, measures, object_errors)

@@ -94,6 +94,10 @@ class CenterNetFamily:
         found = [centernet.detect(model, p, config=config) for p in images]
         return REGION_MEASURES, [region_detections(d, b) for d, b in zip(found, boxes)]
 
+    def shared(self, model, config, shape=None) -> int:
+        """One image at a time: :meth:`predict` gains nothing from taking more at once."""
+        return 1
+
     def measure(self, model, images, *, config) -> list[Output]:
         return self.predict(model, images, config=config)  # one pass gives every measure
 

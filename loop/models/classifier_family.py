@@ -63,6 +63,10 @@ class ClassifierFamily:
             )
         return out
 
+    def shared(self, model, config, shape=None) -> int:
+        """One image at a time: :meth:`predict` gains nothing from taking more at once."""
+        return 1
+
     def measure(self, model, images, *, config=None) -> list[Output]:
         return self.predict(model, images, config=config)  # features + probabilities: cheap
 

@@ -42,6 +42,10 @@ class UNetFamily:
             )
         return out
 
+    def shared(self, model, config, shape=None) -> int:
+        """One image at a time: :meth:`predict` gains nothing from taking more at once."""
+        return 1
+
     def measure(self, model, images, *, config) -> list[Output]:
         return self.predict(model, images, config=config)  # both passes are the cheap ones
 
