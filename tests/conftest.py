@@ -217,6 +217,22 @@ TINY = ModelConfig(nbase=(2, 8, 16, 32), crop=32, batch_size=4, min_steps=1, max
 """A Cellpose network small enough to train in seconds on the CPU."""
 
 
+@pytest.fixture
+def passes(monkeypatch) -> list[tuple[int, int, int]]:
+    """The (images, M, N) of each call of Cellpose's ``core.run_net`` while the test runs:
+    which images shared a forward pass."""
+    from loop.models import cellpose_seg as cs
+
+    seen, real = [], cs.core.run_net
+
+    def spy(net, stack, **kwargs):
+        seen.append(stack.shape[:3])
+        return real(net, stack, **kwargs)
+
+    monkeypatch.setattr(cs.core, "run_net", spy)
+    return seen
+
+
 @pytest.fixture(scope="module")
 def tiny_data():
     """Four synthetic 64x64 images with nuclei, and their training data (32 px crops)."""

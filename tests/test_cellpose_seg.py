@@ -200,7 +200,7 @@ def test_whole_image_outputs_are_those_of_cellposes_one_pass():
         np.testing.assert_allclose(y, expected[0].transpose(2, 0, 1), atol=1e-4)
 
 
-def test_images_of_one_size_share_passes_and_keep_their_masks(tiny_data, monkeypatch):
+def test_images_of_one_size_share_passes_and_keep_their_masks(tiny_data, passes):
     """``images_per_pass = 3``: four 64 px images and one of 48 x 80 (the third) go through
     ``core.run_net`` as 3 + 1 + 1, in the images' order, and each keeps the masks it has
     alone; the CPU's default is one image a pass."""
@@ -215,19 +215,11 @@ def test_images_of_one_size_share_passes_and_keep_their_masks(tiny_data, monkeyp
     )
     other, _ = synthetic_nuclei((48, 80), 6, radius=(4, 7), rng=9)
     images = [pairs[0][0], pairs[1][0], other, pairs[2][0], pairs[3][0]]
-    stacks = []
-    real = cs.core.run_net
-
-    def spy(net, stack, **kwargs):
-        stacks.append(stack.shape[:3])
-        return real(net, stack, **kwargs)
-
-    monkeypatch.setattr(cs.core, "run_net", spy)
     alone = cs.segment_many(net, images, config=TINY)
-    assert stacks == [(1, 64, 64)] * 2 + [(1, 48, 80)] + [(1, 64, 64)] * 2
-    stacks.clear()
+    assert passes == [(1, 64, 64)] * 2 + [(1, 48, 80)] + [(1, 64, 64)] * 2
+    passes.clear()
     shared = cs.segment_many(net, images, config=replace(TINY, images_per_pass=3))
-    assert stacks == [(3, 64, 64), (1, 48, 80), (1, 64, 64)]
+    assert passes == [(3, 64, 64), (1, 48, 80), (1, 64, 64)]
     assert sum(seg.masks.max() for seg in alone) >= 15  # it finds nuclei: something to compare
     for a, b in zip(alone, shared):
         assert a.masks.shape == b.masks.shape

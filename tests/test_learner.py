@@ -202,12 +202,10 @@ def test_train_without_labels_is_an_error(seg_study, seg_folder):
         learner.train(seg_study)
 
 
-def test_predict_reports_unreadable_files(tiny_study, tmp_path, monkeypatch):
+def test_predict_reports_unreadable_files(tiny_study, tmp_path, passes):
     """...also when the images share forward passes (``model.images_per_pass``, a GPU's
     way), which predicts the same objects."""
     from dataclasses import replace
-
-    from loop.models import cellpose_seg as cs
 
     learner.train(tiny_study)
     folder = tmp_path / "in"
@@ -220,15 +218,9 @@ def test_predict_reports_unreadable_files(tiny_study, tmp_path, monkeypatch):
     assert [bool(r.get("error")) for r in rows] == [True, False, False]
     model = replace(tiny_study.config.model, images_per_pass=2)
     tiny_study.config = replace(tiny_study.config, model=model)
-    stacks, real = [], cs.core.run_net
-
-    def spy(net, stack, **kwargs):
-        stacks.append(len(stack))
-        return real(net, stack, **kwargs)
-
-    monkeypatch.setattr(cs.core, "run_net", spy)
+    passes.clear()
     assert learner.predict_folder(tiny_study, folder, tmp_path / "shared") == rows
-    assert stacks == [2]  # the two readable images in one pass
+    assert passes == [(2, 40, 40)]  # the two readable images in one pass
     with pytest.raises(ModelError, match="is not a folder of images"):
         learner.predict_folder(tiny_study, tmp_path / "nothing", tmp_path / "o")
 

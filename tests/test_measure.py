@@ -222,14 +222,13 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
     assert bad.exit_code == 1 and "--pixel-size 0.0: give micrometres per pixel" in bad.stderr
 
 
-def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folder, monkeypatch):
+def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folder, passes):
     """``model.images_per_pass = 4`` (the GPU's way, here on the CPU): the images of a list
     go through the network together, yet the tables are those of one image a pass (the
     probabilities to float rounding), a corrupt file among them is a skipped row, and the
     profile still holds every stage."""
     import shutil
 
-    from loop.models import cellpose_seg as cs
     from loop.study import open_study
 
     study_path = cli_seg_study(tmp_path / "s", nuclei_folder)
@@ -242,15 +241,9 @@ def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folde
         measure_folder(study, folder, tmp_path / "alone")
         model = replace(study.config.model, images_per_pass=4)
         study.config = replace(study.config, model=model)
-        stacks, real = [], cs.core.run_net
-
-        def spy(net, stack, **kwargs):
-            stacks.append(len(stack))
-            return real(net, stack, **kwargs)
-
-        monkeypatch.setattr(cs.core, "run_net", spy)
+        passes.clear()
         shared = measure_folder(study, folder, tmp_path / "shared")
-    assert stacks == [4, 2]  # the six readable images of 48 x 64, four a pass
+    assert passes == [(4, 48, 64), (2, 48, 64)]  # the six readable images, four a pass
     assert [f for f, _ in shared.errors] == ["img2b.tif"] and shared.n_objects > 0
     assert _csv(tmp_path / "shared" / "images.csv") == _csv(tmp_path / "alone" / "images.csv")
     rows, expected = (
