@@ -225,8 +225,9 @@ def test_cli_measures_a_folder_with_the_trained_model(tmp_path, nuclei_folder):
 def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folder, passes):
     """``model.images_per_pass = 4`` (the GPU's way, here on the CPU): the images of a list
     go through the network together, yet the tables are those of one image a pass (the
-    probabilities to float rounding), a corrupt file among them is a skipped row, and the
-    profile still holds every stage."""
+    probabilities to float rounding); a corrupt file among them is a skipped row, an image
+    too large for one pass (``whole_up_to = 0``: 224 px) is segmented alone, in tiles, and
+    the profile still holds every stage."""
     import shutil
 
     from loop.study import open_study
@@ -237,13 +238,17 @@ def test_images_sharing_passes_are_measured_as_each_alone(tmp_path, nuclei_folde
     folder = tmp_path / "images"
     shutil.copytree(nuclei_folder / "images", folder)
     (folder / "img2b.tif").write_bytes(b"not a TIFF")
+    large, _ = synthetic_nuclei((240, 240), 30, rng=9)
+    tifffile.imwrite(folder / "img9.tif", large)
     with open_study(study_path) as study:
+        tiles = replace(study.config.model, whole_up_to=0)
+        study.config = replace(study.config, model=tiles)
         measure_folder(study, folder, tmp_path / "alone")
-        model = replace(study.config.model, images_per_pass=4)
-        study.config = replace(study.config, model=model)
+        study.config = replace(study.config, model=replace(tiles, images_per_pass=4))
         passes.clear()
         shared = measure_folder(study, folder, tmp_path / "shared")
-    assert passes == [(4, 48, 64), (2, 48, 64)]  # the six readable images, four a pass
+    # the large image as it is read (tiles of 224 px), then the six small ones, four a pass
+    assert passes == [(1, 240, 240), (4, 48, 64), (2, 48, 64)]
     assert [f for f, _ in shared.errors] == ["img2b.tif"] and shared.n_objects > 0
     assert _csv(tmp_path / "shared" / "images.csv") == _csv(tmp_path / "alone" / "images.csv")
     rows, expected = (

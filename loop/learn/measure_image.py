@@ -106,10 +106,10 @@ def measure_jobs(jobs: list[MeasureJob]) -> Iterator[Result]:
                     records[i]["error"] = str(exc)
 
         found = predict_together(first.model.kind, model, first.config, readable())
-        for i, pixels, output in found:
+        for i, pixels, output in found:  # output None: segmented alone (e.g. in tiles)
             try:
                 rows[i] = _measured(jobs[i], records[i], model, pixels, output)
-            except MeasureError as exc:
+            except (ImageError, MeasureError) as exc:
                 records[i]["error"] = str(exc)
     add(seconds, loading)
     device = str(model.device)

@@ -55,15 +55,16 @@ def predict_together(kind: str, model, config, images: Iterable[tuple[Any, np.nd
     """``(key, pixels, output)`` of each ``(key, pixels)`` of ``images``: the images that the
     model gains from taking together (its family's ``shared``: on a GPU, images of one size
     share the forward passes) wait and are predicted in one call after the last; the others
-    are predicted (:func:`predict_one`) as they come, so that only the shared ones wait in
-    memory."""
+    come as they are read, with ``output`` None: the caller predicts each alone
+    (:func:`predict_one`, e.g. in tiles) before the next is read, so that only the shared
+    images wait in memory."""
     adapter = family(kind)
     waiting: dict = {}
     for key, pixels in images:
         if adapter.shared(model, config, pixels.shape[:2]) > 1:
             waiting[key] = pixels
         else:
-            yield key, pixels, predict_one(kind, model, pixels, config)
+            yield key, pixels, None
     outputs = adapter.predict(model, list(waiting.values()), config=config) if waiting else []
     for (key, pixels), output in zip(waiting.items(), outputs, strict=True):
         yield key, pixels, output
@@ -121,8 +122,12 @@ def _predict_jobs(jobs: list[_Job]) -> Iterator[dict]:
             if pixels is not None:
                 yield i, pixels
 
-    for i, _, output in predict_together(kind, model, config, readable()):
-        _row(jobs[i], records[i], output)
+    for i, pixels, output in predict_together(kind, model, config, readable()):
+        _row(
+            jobs[i],
+            records[i],
+            output if output is not None else predict_one(kind, model, pixels, config),
+        )
     yield from records
 
 
