@@ -249,9 +249,12 @@ def malloc_trim_ab(study_path: Path, folder: Path, out: Path) -> dict:
 
 def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> dict:
     """Seconds per image of the network alone on ``n`` images of 256 px of ``folder``, by
-    inputs per forward pass: whole images (``cellpose_seg.forward``, the pool's ranking) and
-    224 px tiles (Cellpose's ``core.run_net``, segmentation); the best of two runs each. The
-    CPU defaults of :func:`loop.models.devices.inference_batch` come from it."""
+    inputs per forward pass: whole images (``cellpose_seg.forward``, the pool's ranking),
+    224 px tiles (Cellpose's ``core.run_net``, segmentation with ``whole_up_to = 0``) and
+    whole images sharing ``core.run_net``'s passes (``shared``: segmentation by default, as
+    ``model.images_per_pass`` shares them); the best of two runs each. The CPU defaults of
+    :func:`loop.models.devices.inference_batch` and of ``images_per_pass`` come from it."""
+    import numpy as np
     import torch
 
     from bench.timing import median_time
@@ -267,8 +270,9 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
     def best(fn) -> float:
         return round(min(median_time(fn, 2)[1]) / len(inputs), 4)
 
-    whole, tiles, saved = {}, {}, cs.BATCH_PIXELS
+    whole, tiles, shared, saved = {}, {}, {}, cs.BATCH_PIXELS
     per_pass = cs.inference_batch(torch.device("cpu"), whole=True)
+    side = cs.tile_side((256, 256), study.config.model.whole_up_to)
     try:
         for b in batches:
             cs.BATCH_PIXELS = 256 * 256 * b // per_pass
@@ -279,6 +283,15 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
                     for x in inputs
                 ]  # fmt: skip
             )
+            stacks = [
+                np.stack([x.transpose(1, 2, 0) for x in inputs[i : i + b]])
+                for i in range(0, len(inputs), b)
+            ]
+            shared[str(b)] = best(
+                lambda stacks=stacks, b=b: [
+                    core.run_net(net, stack, batch_size=b, bsize=side) for stack in stacks
+                ]
+            )
     finally:
         cs.BATCH_PIXELS = saved
     return {
@@ -286,6 +299,7 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
         "threads": torch.get_num_threads(),
         "whole_s_per_image": whole,
         "tiles_s_per_image": tiles,
+        "shared_s_per_image": shared,
     }
 
 

@@ -87,9 +87,11 @@ class ModelConfig:
     images_per_pass: int = 0
     """Inference (``loop measure``, ``predict``, ``score``): images of one size segmented
     together share a forward pass of the network, this many at most; each image's masks come
-    from its own outputs. 0: automatic, one at a time on the CPU (on 2 cores a pass of 8
-    images of 256 px took 2.2x as long as 8 passes of one, 2026-12-07) and 64 on a GPU. A
-    worker's task (or, in one process, 16 images in a row) is what can be shared."""
+    from its own outputs. 0: automatic, 64 on a GPU, one at a time on the CPU, where sharing
+    gains nothing (on 2 cores, passes of 1 or 2 images of 256 px took about as long an image,
+    passes of 8 about twice as long; 2026-12-07) and one image a pass keeps each image's
+    outputs the same whatever else is segmented. A worker's task (or, in one process, 16
+    images in a row) is what can be shared."""
     fill_gpu: bool = True
     """On CUDA, settings left at their defaults take values that fill a GPU: a network trained
     from scratch has the stock Cellpose widths [2, 32, 64, 128, 256] and batches of 32 crops
