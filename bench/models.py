@@ -61,6 +61,7 @@ def _spearman(study, model_id: int) -> dict:
     from loop.core.images import read_image
     from loop.core.metrics import segmentation_scores
     from loop.learn.labels import _mask_of
+    from loop.models import cellpose_rank as rank
     from loop.models import cellpose_seg as cs
 
     row = learn.model_row(study, model_id)
@@ -70,7 +71,7 @@ def _spearman(study, model_id: int) -> dict:
         pixels = read_image(learn.image_path(image))
         truth = _mask_of(study, image, study.store.truth(image["id"]))
         start = time.perf_counter()
-        (fast,) = cs.fast_measures(net, [pixels], config=study.config.model)
+        (fast,) = rank.fast_measures(net, [pixels], config=study.config.model)
         seconds["flip"].append(time.perf_counter() - start)
         start = time.perf_counter()
         cs.segment(net, pixels, config=study.config.model)
@@ -97,6 +98,7 @@ def _speed(study, model_id: int, data: Path, n: int = 32) -> dict:
     reconstructed), on ``n`` 256x256 DSB images, in the same run."""
     from loop import learn
     from loop.core.images import read_image
+    from loop.models import cellpose_rank as rank
     from loop.models import cellpose_seg as cs
 
     net = learn.load_model(study, learn.model_row(study, model_id))
@@ -104,7 +106,7 @@ def _speed(study, model_id: int, data: Path, n: int = 32) -> dict:
     ids = [r["id"] for r in manifest if tuple(r["shape"][:2]) == (256, 256)][:n]
     images = [read_image(data / "images" / f"{i}.png") for i in ids]
     config = study.config.model
-    cs.fast_measures(net, images[:2], config=config)  # warm-up
+    rank.fast_measures(net, images[:2], config=config)  # warm-up
 
     def per_image(fn) -> float:
         start = time.perf_counter()
@@ -112,8 +114,8 @@ def _speed(study, model_id: int, data: Path, n: int = 32) -> dict:
         return (time.perf_counter() - start) / len(images)
 
     inputs = [cs.to_input(im, invert=cs.polarity(net)) for im in images]
-    forward = per_image(lambda: cs.forward(net, inputs))
-    default = per_image(lambda: cs.fast_measures(net, images, config=config))
+    forward = per_image(lambda: rank.forward(net, inputs))
+    default = per_image(lambda: rank.fast_measures(net, images, config=config))
     segment = per_image(lambda: [cs.segment(net, im, config=config) for im in images])
     return {
         "n_images": len(images),

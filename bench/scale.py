@@ -260,6 +260,7 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
     from bench.timing import median_time
     from loop.core.images import read_image
     from loop.learn.registry import current_model
+    from loop.models import cellpose_rank as rank
     from loop.models import cellpose_seg as cs
     from loop.models.cellpose_numba import core
 
@@ -270,13 +271,13 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
     def best(fn) -> float:
         return round(min(median_time(fn, 2)[1]) / len(inputs), 4)
 
-    whole, tiles, shared, saved = {}, {}, {}, cs.BATCH_PIXELS
+    whole, tiles, shared, saved = {}, {}, {}, rank.BATCH_PIXELS
     per_pass = cs.inference_batch(torch.device("cpu"), whole=True)
     side = cs.tile_side((256, 256), study.config.model.whole_up_to)
     try:
         for b in batches:
-            cs.BATCH_PIXELS = 256 * 256 * b // per_pass
-            whole[str(b)] = best(lambda: cs.forward(net, inputs))
+            rank.BATCH_PIXELS = 256 * 256 * b // per_pass
+            whole[str(b)] = best(lambda: rank.forward(net, inputs))
             tiles[str(b)] = best(
                 lambda b=b: [
                     core.run_net(net, x.transpose(1, 2, 0)[None], batch_size=b, bsize=224)
@@ -293,7 +294,7 @@ def batch_sweep(study, folder: Path, batches=(1, 2, 4, 8, 16), n: int = 16) -> d
                 ]
             )
     finally:
-        cs.BATCH_PIXELS = saved
+        rank.BATCH_PIXELS = saved
     return {
         "images": len(inputs),
         "threads": torch.get_num_threads(),

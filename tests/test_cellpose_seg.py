@@ -184,22 +184,6 @@ def test_an_image_up_to_whole_up_to_is_segmented_in_one_pass(tiny_data, monkeypa
     assert segmentation_scores(tiled.masks, whole.masks)["ap50"] > 0.9
 
 
-def test_whole_image_outputs_are_those_of_cellposes_one_pass():
-    """The batched whole-image pass that ranks the pool pads as Cellpose does (to 16, plus an
-    8 px border): its outputs are ``core.run_net``'s on the same image in one tile (without
-    the border, the outputs near the edge differ and masks from them lose AP)."""
-    net = cs.build_net((2, 8, 16, 32), CPU)
-    net.eval()
-    rng = np.random.default_rng(3)
-    for shape in ((64, 64), (90, 100)):
-        x = cs.to_input(rng.random(shape).astype(np.float32))
-        ((y, style),) = cs.forward(net, [x])
-        bsize = cs.tile_side(shape, 768)
-        expected, _ = cs.core.run_net(net, x.transpose(1, 2, 0)[None], bsize=bsize)
-        assert y.shape == (3, *shape)
-        np.testing.assert_allclose(y, expected[0].transpose(2, 0, 1), atol=1e-4)
-
-
 def test_images_of_one_size_share_passes_and_keep_their_masks(tiny_data, passes):
     """``images_per_pass = 3``: four 64 px images and one of 48 x 80 (the third) go through
     ``core.run_net`` as 3 + 1 + 1, in the images' order, and each keeps the masks it has

@@ -56,11 +56,11 @@ class CellposeFamily:
         return cs.images_per_pass(config, model.device)
 
     def measure(self, model, images, *, config) -> list[Output]:
-        from loop.models import cellpose_seg as cs
+        from loop.models import cellpose_rank
 
         return [
             Output(measures=seg.measures, embedding=seg.style, cellprob=seg.cellprob)
-            for seg in cs.fast_measures(model, images, config=config)
+            for seg in cellpose_rank.fast_measures(model, images, config=config)
         ]
 
     def measure_regions(self, model, images, boxes, *, config=None):

@@ -1,6 +1,10 @@
 """Per-image uncertainty measures of a Cellpose network's outputs, on arrays: the cell
 probability's entropy over the foreground, the disagreement of an image's and its flipped
-copy's outputs, and the instance disagreement of flipped predictions."""
+copy's outputs, and the instance disagreement of flipped predictions.
+
+:func:`cell_probability`, :func:`probability_entropy` and :func:`flip_disagreement` take
+NumPy arrays or torch tensors alike and compute where their inputs are: on a GPU, the
+measures that rank the pool need no copy of the network's outputs to the host."""
 
 from __future__ import annotations
 
@@ -11,7 +15,23 @@ import numpy as np
 
 def cell_probability(cellprob: np.ndarray) -> np.ndarray:
     """The network's cell-probability logits (shape (M, N)) as probabilities in [0, 1]."""
-    return 1.0 / (1.0 + np.exp(-np.clip(cellprob, -30, 30)))
+    xp = namespace(cellprob)
+    return 1.0 / (1.0 + xp.exp(-xp.clip(cellprob, -30, 30)))
+
+
+def namespace(array):
+    """The module whose functions compute on ``array``: NumPy for an array, torch for a
+    tensor (on its device).
+
+    >>> import numpy as np, torch
+    >>> namespace(np.zeros(2)).__name__, namespace(torch.zeros(2)).__name__
+    ('numpy', 'torch')
+    """
+    if isinstance(array, np.ndarray):
+        return np
+    import torch
+
+    return torch
 
 
 def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
@@ -26,11 +46,12 @@ def foreground_entropy(cellprob: np.ndarray, floor: float = 0.1) -> float:
 def probability_entropy(p: np.ndarray, floor: float = 0.1) -> float:
     """:func:`foreground_entropy` of probabilities (shape (M, N), in [0, 1]) rather than
     logits."""
+    xp = namespace(p)
     keep = p > floor
     if not keep.any():
         return 0.0
-    q = np.clip(p[keep], 1e-7, 1 - 1e-7)
-    return float(np.mean(-(q * np.log2(q) + (1 - q) * np.log2(1 - q))))
+    q = xp.clip(p[keep], 1e-7, 1 - 1e-7)
+    return float(xp.mean(-(q * xp.log2(q) + (1 - q) * xp.log2(1 - q))))
 
 
 def tta_disagreement(masks: Sequence[np.ndarray]) -> tuple[float, float]:
@@ -85,11 +106,12 @@ def flip_disagreement(output: np.ndarray, flipped: np.ndarray) -> float:
     >>> round(flip_disagreement(y, z), 3)
     0.5
     """
+    xp = namespace(output)
     p, q = cell_probability(output[2]), cell_probability(flipped[2])
-    weight = np.maximum(p, q)
+    weight = xp.maximum(p, q)
     total = float(weight.sum())
     if total < 1e-6:
         return 0.0
-    flow = np.minimum(np.sqrt(((output[:2] - flipped[:2]) ** 2).sum(axis=0)) / 10.0, 1.0)
-    pixel = 0.5 * (np.abs(p - q) + flow)
+    flow = xp.clip(xp.sqrt(((output[:2] - flipped[:2]) ** 2).sum(axis=0)) / 10.0, None, 1.0)
+    pixel = 0.5 * (xp.abs(p - q) + flow)
     return float((weight * pixel).sum() / total)

@@ -1,5 +1,5 @@
 """Per-region measures of a Cellpose network (the ``@region`` strategies): the per-pixel maps
-behind :func:`loop.models.cellpose_seg.fast_measures`, averaged over each region."""
+behind :func:`loop.models.cellpose_rank.fast_measures`, averaged over each region."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from loop.models.cellpose_measures import cell_probability
-from loop.models.cellpose_seg import flipped_outputs
+from loop.models.cellpose_rank import flipped_outputs
 
 REGION_MEASURES = ("flip", "entropy")
 """Per-region measures of :func:`region_measures`, in column order."""

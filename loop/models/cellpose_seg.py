@@ -29,16 +29,10 @@ import torch
 from skimage.segmentation import relabel_sequential
 
 from loop.config import ModelConfig
-from loop.core.augment import dihedral, dihedral_flows, undo_dihedral
+from loop.core.augment import dihedral, undo_dihedral
 from loop.core.images import normalize_percentile
 from loop.core.stages import stage
-from loop.models.cellpose_measures import (
-    cell_probability,
-    flip_disagreement,
-    foreground_entropy,
-    probability_entropy,
-    tta_disagreement,
-)
+from loop.models.cellpose_measures import foreground_entropy, tta_disagreement
 from loop.models.cellpose_net import (  # noqa: F401 (the network and its files, as cs.*)
     CELLPOSE_NAMES,
     STOCK_NBASE,
@@ -203,107 +197,6 @@ def _checked(masks, dp, cellprob, style, config: ModelConfig, device):
     else:
         errors, kept = np.zeros(0), np.zeros(0, bool)
     return masks, errors, cellprob, style, errors[kept]
-
-
-FLIP = 3  # the dihedral code of the flipped copy: rows and columns (180 degrees), its own inverse
-BATCH_PIXELS = 256 * 256  # times inference_batch: the pixels of a forward pass (whole images)
-
-
-def forward(net, inputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The network's raw outputs on whole images, batched (no tiling, no mask reconstruction).
-
-    Parameters
-    ----------
-    inputs : sequence of ndarray of shape (2, M, N)
-        Network inputs (:func:`to_input`); any sizes: images of one size share a batch of at
-        most :data:`BATCH_PIXELS` x :func:`inference_batch` pixels (2 or 64 of 256 x 256).
-
-    Returns
-    -------
-    list of (output, style)
-        ``output`` of shape (3, M, N): dy, dx (5x flows) and cell-probability logits;
-        ``style`` of shape (nbase[-1],), as the network computes it.
-    """
-    device = next(net.parameters()).device
-    width, batch = net.nbase[-1], inference_batch(device, whole=True)
-    out: list = [None] * len(inputs)
-    by_shape: dict[tuple, list[int]] = {}
-    for i, x in enumerate(inputs):
-        by_shape.setdefault(x.shape, []).append(i)
-    net.eval()
-    with torch.inference_mode():
-        for shape, members in by_shape.items():
-            per_batch = max(1, BATCH_PIXELS * batch // (shape[1] * shape[2]))
-            # padded as Cellpose pads for its network (to multiples of 16, plus 8 px on every
-            # side): without the border the outputs near the edge are worse (masks from them:
-            # AP@0.5 0.760 against 0.847 on 40 DSB images); with it, core.run_net's outputs
-            top, bottom, left, right = transforms.get_pad_yx(shape[1], shape[2])
-            pad = ((0, 0), (0, 0), (top, bottom), (left, right))
-            for start in range(0, len(members), per_batch):
-                part = members[start : start + per_batch]
-                x = np.pad(np.stack([inputs[i] for i in part]), pad)
-                with stage("network"):
-                    y, style, _ = net(torch.from_numpy(x).to(device))
-                    y = y[:, :, top : top + shape[1], left : left + shape[2]]
-                    y = y.float().cpu().numpy()
-                    style = style[:, :width].float().cpu().numpy()
-                for j, i in enumerate(part):
-                    out[i] = (y[j], style[j])
-    return out
-
-
-def flipped_outputs(net, images: Sequence[np.ndarray]):
-    """The network's outputs on each image and on its copy flipped by :data:`FLIP` (flipped
-    back, flows included), batched: ``(y, z, style)`` per image, ``y`` and ``z`` of shape
-    (3, M, N)."""
-    invert = polarity(net)
-    inputs = []
-    with stage("normalise"):
-        for image in images:
-            x = to_input(image, invert=invert)
-            inputs += [x, dihedral(x, FLIP)]
-    outputs = forward(net, inputs)
-    for i in range(len(images)):
-        (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
-        with stage("measures"):  # the flipped copy's outputs flipped back
-            z = np.concatenate([dihedral_flows(z[:2], FLIP), dihedral(z[2:], FLIP)])
-        yield y, z, style
-
-
-def fast_measures(net, images: Sequence[np.ndarray], *, config: ModelConfig) -> list[Segmentation]:
-    """Measures from network outputs only: two forward passes per image (the image and its
-    flipped copy, batched), no mask reconstruction, so the whole pool can be ranked.
-
-    Returns
-    -------
-    list of Segmentation
-        ``masks`` None; ``cellprob`` of the image; ``style`` L2-normalised; ``measures``:
-        ``flip`` (:func:`flip_disagreement`), ``entropy`` (:func:`probability_entropy` of the
-        mean of both cell probabilities) and ``n_objects`` (connected foreground
-        components of at least ``min_size`` pixels: touching objects count once, an
-        estimate of the annotation work).
-    """
-    from scipy import ndimage
-
-    result = []
-    for y, z, style in flipped_outputs(net, images):
-        with stage("measures"):  # on the CPU, from the network's outputs
-            mean_prob = 0.5 * (cell_probability(y[2]) + cell_probability(z[2]))
-            labels, n = ndimage.label(mean_prob > 0.5)
-            sizes = np.bincount(labels.ravel())[1:] if n else np.zeros(0)
-            result.append(
-                Segmentation(
-                    masks=None,
-                    cellprob=y[2],
-                    style=style / (np.linalg.norm(style) or 1.0),
-                    measures={
-                        "flip": flip_disagreement(y, z),
-                        "entropy": probability_entropy(mean_prob),
-                        "n_objects": float((sizes >= config.min_size).sum()),
-                    },
-                )
-            )
-    return result
 
 
 def segment(net, image: np.ndarray, *, config: ModelConfig, tta: bool = False) -> Segmentation:
