@@ -87,7 +87,8 @@ class ModelConfig:
     images_per_pass: int = 0
     """Inference (``loop measure``, ``predict``, ``score``): images of one size segmented
     together share a forward pass of the network, this many at most; each image's masks come
-    from its own outputs. 0: automatic, 64 on a GPU, one at a time on the CPU, where sharing
+    from its own outputs. 0: automatic: on a GPU as many as hold the pixels of 64 images of
+    256 x 256 (64 of those, 11 of 520 x 696); one at a time on the CPU, where sharing
     gains nothing (on 2 cores, passes of 1 or 2 images of 256 px took about as long an image,
     passes of 8 about twice as long; 2026-12-07) and one image a pass keeps each image's
     outputs the same whatever else is segmented. A worker's task (or, in one process, 16

@@ -76,7 +76,7 @@ predict_tile = {model.predict_tile}
 predict_tile_above = {model.predict_tile_above}
 predict_tile_overlap = {model.predict_tile_overlap}
 whole_up_to = {model.whole_up_to}        # a side (padded) up to this: one pass; else 224 px tiles
-images_per_pass = {model.images_per_pass}      # images sharing a pass; 0: 1 on the CPU, 64 on a GPU
+images_per_pass = {model.images_per_pass}      # images sharing a pass; 0: CPU 1, GPU up to 64
 fill_gpu = true          # on CUDA, widths and batch left at these defaults become stock / 32
 
 [classifier]             # the image classifier (classification)

@@ -51,9 +51,11 @@ class CellposeFamily:
         whole in one pass; an image in tiles fills its passes alone."""
         from loop.models import cellpose_seg as cs
 
-        if shape is not None and cs.padded_side(shape) > max(cs.TILE, config.whole_up_to):
+        if shape is None:
+            return cs.images_per_pass(config, model.device)
+        if cs.padded_side(shape) > max(cs.TILE, config.whole_up_to):
             return 1
-        return cs.images_per_pass(config, model.device)
+        return cs.images_per_pass(config, model.device, shape)
 
     def measure(self, model, images, *, config) -> list[Output]:
         from loop.models import cellpose_rank

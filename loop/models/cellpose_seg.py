@@ -231,13 +231,13 @@ def segment_many(
     same masks whatever else is segmented.
     """
     device, invert = net.device, polarity(net)
-    per_pass = images_per_pass(config, device)
     by_shape: dict[tuple, list[int]] = {}
     for i, image in enumerate(images):
         by_shape.setdefault(np.shape(image)[:2], []).append(i)
     groups = [
         members[start : start + per_pass]
-        for members in by_shape.values()
+        for shape, members in by_shape.items()
+        for per_pass in [images_per_pass(config, device, shape)]
         for start in range(0, len(members), per_pass)
     ]
     out: list = [None] * len(images)
@@ -249,20 +249,29 @@ def segment_many(
     return out
 
 
-def images_per_pass(config: ModelConfig, device: torch.device) -> int:
-    """Images of one size that share a forward pass: ``config.images_per_pass``, or when 0,
-    one on the CPU and :func:`inference_batch` (64) on a GPU.
+def images_per_pass(
+    config: ModelConfig, device: torch.device, shape: tuple[int, int] = (256, 256)
+) -> int:
+    """Images of ``shape`` (M, N) that share a forward pass: ``config.images_per_pass``, or
+    when 0, one on the CPU and on a GPU as many as hold the pixels of
+    :func:`inference_batch` (64) images of 256 x 256, so that large images do not exhaust a
+    smaller GPU's memory (11 of 520 x 696).
 
     >>> from loop.config import ModelConfig
     >>> cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
     >>> images_per_pass(ModelConfig(), cpu), images_per_pass(ModelConfig(), gpu)
     (1, 64)
+    >>> images_per_pass(ModelConfig(), gpu, (520, 696))
+    11
     >>> images_per_pass(ModelConfig(images_per_pass=4), cpu)
     4
     """
     if config.images_per_pass:
         return config.images_per_pass
-    return inference_batch(device, whole=True) if device.type == "cuda" else 1
+    if device.type != "cuda":
+        return 1
+    batch = inference_batch(device, whole=True)
+    return max(1, min(batch, batch * 256 * 256 // (shape[0] * shape[1])))
 
 
 def _segmentation(net, x: np.ndarray, found, config: ModelConfig, tta: bool) -> Segmentation:
