@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from loop.core.readahead import read_ahead, warm_files, warm_job
+from loop.core.readahead import prefetch_each, read_ahead, warm_files, warm_job
 
 
 def test_the_next_item_is_read_while_one_is_worked_on():
@@ -29,6 +29,18 @@ def test_a_prefetch_that_fails_changes_nothing():
     assert list(read_ahead(["a", "b", "c"], prefetch=broken)) == ["a", "b", "c"]
     assert list(read_ahead(["a"], prefetch=broken)) == ["a"]
     assert list(read_ahead([], prefetch=None)) == []
+
+
+def test_a_list_read_ahead_goes_on_past_an_item_that_fails():
+    seen = []
+
+    def prefetch(item):
+        seen.append(item)
+        if item == 2:
+            raise OSError("unreadable")
+
+    prefetch_each(prefetch, [1, 2, 3])
+    assert seen == [1, 2, 3]
 
 
 def test_files_are_read_whole_unless_too_large_missing_or_a_folder(tmp_path):

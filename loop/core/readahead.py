@@ -71,6 +71,13 @@ def read_ahead(items: Sequence, prefetch: Callable | None) -> Iterator:
                 ahead.result()  # at most one item ahead
 
 
+def prefetch_each(prefetch: Callable, items: Sequence) -> None:
+    """``prefetch`` on each of ``items`` (a list read ahead as one: :func:`read_ahead` of
+    lists); one that raises does not stop the others."""
+    for item in items:
+        _quietly(prefetch, item)
+
+
 def _quietly(prefetch: Callable, item) -> None:
     try:
         prefetch(item)

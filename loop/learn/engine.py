@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from loop.core.readahead import read_ahead
+from loop.core.readahead import prefetch_each, read_ahead
 from loop.errors import EngineError
 
 _MODELS: OrderedDict[tuple[str, str, str, bool | None], object] = OrderedDict()
@@ -260,7 +260,7 @@ def _in_lists(fn: Callable, items: Sequence, progress, prefetch: Callable | None
     """:func:`run_each` with ``many``, in this process: ``fn`` on :data:`MAX_CHUNK` items at
     a time; the next list's items read ahead while ``fn`` works on one."""
     lists = [items[start : start + MAX_CHUNK] for start in range(0, len(items), MAX_CHUNK)]
-    ahead = None if prefetch is None else partial(_each, prefetch)
+    ahead = None if prefetch is None else partial(prefetch_each, prefetch)
     done = 0
     for part in read_ahead(lists, ahead):
         for result in fn(list(part)):  # each result as it comes (``fn`` may be a generator)
@@ -268,16 +268,6 @@ def _in_lists(fn: Callable, items: Sequence, progress, prefetch: Callable | None
             done += 1
             if progress:
                 progress(done, len(items))
-
-
-def _each(prefetch: Callable, items: Sequence) -> None:
-    """``prefetch`` on each of ``items``; one that raises does not stop the others (the
-    item's own work meets the same problem and reports it)."""
-    for item in items:
-        try:
-            prefetch(item)
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def _chunk(
@@ -289,17 +279,13 @@ def _chunk(
     if many:
         try:
             out = list(fn(list(items)))
-            if len(out) == len(items):
-                return out
-        except Exception:  # noqa: BLE001 (run again one at a time: only the culprit fails)
-            pass
-        if len(items) > 1:
-            return [_chunk(fn, [item], None, True)[0] for item in items]
-        try:
-            (result,) = fn(list(items))
-            return [result]
-        except Exception as exc:
-            return [TaskFailed(f"{type(exc).__name__}: {exc}")]
+            if len(out) != len(items):
+                raise ValueError(f"{len(out)} results for {len(items)} items")
+            return out
+        except Exception as exc:  # run again one at a time: only the culprit fails
+            if len(items) == 1:
+                return [TaskFailed(f"{type(exc).__name__}: {exc}")]
+        return [_chunk(fn, [item], None, True)[0] for item in items]
     out = []
     for item in read_ahead(items, prefetch):
         try:

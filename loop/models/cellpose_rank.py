@@ -91,7 +91,8 @@ def flipped_outputs(net, images: Sequence[np.ndarray], *, keep: bool = False):
     for i in range(len(images)):
         (y, style), (z, _) = outputs[2 * i], outputs[2 * i + 1]
         with stage("measures"):  # the flipped copy's outputs flipped back
-            yield y, _unflipped(z), style
+            z = _unflipped(z)
+        yield y, z, style
 
 
 def _unflipped(z):
